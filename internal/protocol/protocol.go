@@ -1,0 +1,132 @@
+// Package protocol holds the facts of the eventstreamd wire protocol (v1)
+// that the server and its Go clients share: reserved event types, name
+// rules, default limits, error codes and the JSON shapes of a sync.
+//
+// docs/protocol.md is the contract; this package is its Go form. It has no
+// state and is safe for concurrent use.
+package protocol
+
+// Server event types. Every type starting with ReservedPrefix belongs to the
+// server; clients may not post one.
+const (
+	// TypeReset starts a stream at tick 0; its body is the stream's epoch.
+	TypeReset = "_a"
+	// TypeConnect marks a client joining; its body is the client's public id.
+	TypeConnect = "_c"
+	// TypeDisconnect marks a client that went silent; its body is the
+	// client's public id.
+	TypeDisconnect = "_d"
+	// ServerOrigin is the origin of every event the server appends.
+	ServerOrigin = "_"
+	// ReservedPrefix starts every server event type.
+	ReservedPrefix = "_"
+)
+
+// Fixed limits of the protocol.
+const (
+	// MaxNameLen is the longest stream name or private id, in bytes.
+	MaxNameLen = 128
+	// MaxTypeLen is the longest event type, in bytes.
+	MaxTypeLen = 64
+	// MaxBatchLen is the longest batch id, in bytes.
+	MaxBatchLen = 64
+	// BatchMemory is how many accepted batch ids the server remembers per
+	// client and stream.
+	BatchMemory = 8
+)
+
+// Default limits; servers may be configured with others.
+const (
+	DefaultTickRate           = 20
+	DefaultMaxBodyBytes       = 64 << 10
+	DefaultMaxEventsPerSync   = 256
+	DefaultMaxEventBodyBytes  = 16 << 10
+	DefaultPageEvents         = 4096
+	DefaultMaxClientsPerStream = 1000
+)
+
+// Error codes, as found in an error reply's "code".
+const (
+	CodeBadStream        = "bad_stream"
+	CodeBadClient        = "bad_client"
+	CodeBadTick          = "bad_tick"
+	CodeBadRequest       = "bad_request"
+	CodeReservedType     = "reserved_type"
+	CodeTooManyEvents    = "too_many_events"
+	CodeTooLarge         = "too_large"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeServerFull       = "server_full"
+	CodeStreamFull       = "stream_full"
+	CodeStoreUnavailable = "store_unavailable"
+	CodeInternal         = "internal"
+)
+
+// ValidName reports whether s may be a stream name or a private id:
+// 1 to MaxNameLen characters of [A-Za-z0-9._~-].
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameChar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var nameChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "._~-" {
+		t[c] = true
+	}
+	return t
+}()
+
+// Event is one event of a stream as the server sends it.
+type Event struct {
+	T      int64  `json:"t"`
+	Type   string `json:"type"`
+	Origin string `json:"origin"`
+	Body   string `json:"body"`
+}
+
+// PostEvent is one event as a client posts it.
+type PostEvent struct {
+	Type string `json:"type"`
+	Body string `json:"body"`
+}
+
+// SyncRequest is the body of a sync.
+type SyncRequest struct {
+	Batch  string      `json:"batch,omitempty"`
+	Events []PostEvent `json:"events,omitempty"`
+}
+
+// SyncReply is the body of a successful sync.
+type SyncReply struct {
+	ID     string  `json:"id"`
+	T      int64   `json:"t"`
+	Epoch  string  `json:"epoch"`
+	TPS    int     `json:"tps"`
+	Events []Event `json:"events"`
+	More   bool    `json:"more,omitempty"`
+}
+
+// ErrorReply is the body of every error.
+type ErrorReply struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody says what went wrong.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}

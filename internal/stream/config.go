@@ -1,0 +1,77 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/goeventstream/eventstream/internal/clock"
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// Config configures a store. Start from DefaultConfig.
+type Config struct {
+	// TickRate is the number of ticks per second of new streams.
+	TickRate int
+	// ClientTimeout is how long a connected client may stay silent before
+	// it is disconnected.
+	ClientTimeout time.Duration
+	// StreamTTL is how long a stream with no connected client is kept.
+	StreamTTL time.Duration
+	// MaxStreams caps the number of streams.
+	MaxStreams int
+	// MaxClientsPerStream caps the number of distinct clients of a stream.
+	MaxClientsPerStream int
+	// MaxEventsPerStream caps the number of events a stream accepts from
+	// clients' requests (server events included in the count).
+	MaxEventsPerStream int
+	// PageEvents caps the number of events in one reply, except that a
+	// single tick is never split.
+	PageEvents int
+	// Clock tells the time. Nil means clock.Real().
+	Clock clock.Clock
+}
+
+// DefaultConfig returns the configuration of the protocol's defaults.
+func DefaultConfig() Config {
+	return Config{
+		TickRate:            protocol.DefaultTickRate,
+		ClientTimeout:       10 * time.Second,
+		StreamTTL:           60 * time.Second,
+		MaxStreams:          100_000,
+		MaxClientsPerStream: protocol.DefaultMaxClientsPerStream,
+		MaxEventsPerStream:  1_000_000,
+		PageEvents:          protocol.DefaultPageEvents,
+	}
+}
+
+// Validate reports the first invalid field, if any.
+func (c Config) Validate() error {
+	switch {
+	case c.TickRate < 1 || c.TickRate > 1000:
+		return fmt.Errorf("tick rate must be between 1 and 1000 ticks per second, not %d", c.TickRate)
+	case c.ClientTimeout <= 0:
+		return errors.New("client timeout must be positive")
+	case c.StreamTTL <= 0:
+		return errors.New("stream TTL must be positive")
+	case c.MaxStreams < 1:
+		return errors.New("max streams must be at least 1")
+	case c.MaxClientsPerStream < 1:
+		return errors.New("max clients per stream must be at least 1")
+	case c.MaxEventsPerStream < 2:
+		return errors.New("max events per stream must be at least 2 (the reset and one connect)")
+	case c.PageEvents < 1:
+		return errors.New("page events must be at least 1")
+	}
+	return nil
+}
+
+// TickDuration returns the length of one tick.
+func (c Config) TickDuration() time.Duration { return time.Second / time.Duration(c.TickRate) }
+
+func (c Config) clock() clock.Clock {
+	if c.Clock == nil {
+		return clock.Real()
+	}
+	return c.Clock
+}

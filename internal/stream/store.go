@@ -1,0 +1,123 @@
+// Package stream is the domain of eventstreamd: streams, their tick clocks,
+// their append-only event logs and their private-id → public-id mappings.
+//
+// A Store holds the streams. One call to Store.Sync applies one client
+// request atomically and returns the reply, so that a backend such as Redis
+// can implement it as one server-side script; presence sweeping and
+// statistics are calls of their own. MemoryStore is the embedded default.
+// The package knows nothing of HTTP: internal/api parses and validates
+// requests into SyncRequest values and maps this package's errors to
+// statuses.
+//
+// Every Store is safe for concurrent use.
+package stream
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Store holds streams. Implementations must be safe for concurrent use and
+// must behave as the conformance suite in package streamtest requires.
+type Store interface {
+	// Sync applies one validated client request to its stream atomically,
+	// creating the stream if it does not exist, and returns the reply. A
+	// request that fails has no effect at all.
+	Sync(ctx context.Context, req *SyncRequest) (*SyncResult, error)
+
+	// Sweep appends a disconnect event for each connected client that has
+	// been silent for longer than the client timeout, and deletes each
+	// stream that has had no connected client for longer than the stream
+	// TTL. It is called periodically by a Sweeper.
+	Sweep(ctx context.Context) (SweepResult, error)
+
+	// Stats reports the number of streams and connected clients, and the
+	// tick and client count of at most limit streams, the most crowded first.
+	Stats(ctx context.Context, limit int) (Stats, error)
+
+	// Ping reports whether the store can serve requests.
+	Ping(ctx context.Context) error
+}
+
+// SyncRequest is one validated client request.
+type SyncRequest struct {
+	// Stream names the stream; it is created if it does not exist.
+	Stream string
+	// PrivateID is the client's secret id.
+	PrivateID string
+	// LastKnownTick is the first tick the client has not seen.
+	LastKnownTick int64
+	// Epoch is the epoch the client last saw, or "" if it did not say.
+	Epoch string
+	// Batch is the request's idempotency key, or "" for none.
+	Batch string
+	// Events are the events to append, in order.
+	Events []Event
+}
+
+// Event is a client event to append.
+type Event struct {
+	// Type is the event type; it does not start with "_".
+	Type string
+	// Body is a JSON string literal, quotes included. It is stored and
+	// returned exactly as given.
+	Body json.RawMessage
+}
+
+// SyncResult is the reply to a sync and what the sync did.
+type SyncResult struct {
+	// PublicID is the client's public id in the stream.
+	PublicID string
+	// T is the tick in progress, or the first tick not sent when More is set.
+	T int64
+	// Epoch identifies this incarnation of the stream.
+	Epoch string
+	// TickRate is the stream's ticks per second.
+	TickRate int
+	// Events holds the events of the reply as JSON objects separated by
+	// commas, without the enclosing brackets; empty for none.
+	Events []byte
+	// More is set when the reply was cut short; the client should sync
+	// again at once from T.
+	More bool
+
+	// Created is set when this sync created the stream (and appended "_a").
+	Created bool
+	// Connected is set when this sync appended a connect event.
+	Connected bool
+	// Appended is the number of client events appended; 0 for a repeated batch.
+	Appended int
+}
+
+// SweepResult says what a Sweep did.
+type SweepResult struct {
+	// Disconnected lists the disconnect events appended.
+	Disconnected []Disconnect
+	// Expired lists the names of the streams deleted.
+	Expired []string
+}
+
+// Disconnect is a disconnect event appended by a Sweep.
+type Disconnect struct {
+	Stream   string
+	PublicID string
+	T        int64
+}
+
+// Stats describes the streams of a store at one moment.
+type Stats struct {
+	// Streams is the number of streams.
+	Streams int
+	// Clients is the number of connected clients in all streams.
+	Clients int
+	// PerStream describes at most the requested number of streams, those
+	// with the most connected clients first, then by name.
+	PerStream []StreamStats
+}
+
+// StreamStats describes one stream.
+type StreamStats struct {
+	Stream  string
+	T       int64
+	Clients int
+}

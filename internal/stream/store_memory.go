@@ -1,0 +1,365 @@
+package stream
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/goeventstream/eventstream/internal/clock"
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+const serverOrigin = protocol.ServerOrigin
+
+// MemoryStore keeps streams in the memory of one process. It is the
+// embedded default and the reference for the protocol's behaviour.
+//
+// Limits: it serves one process only (two replicas behind a load balancer
+// would each invent their own version of a stream), and every stream is
+// lost when the process exits.
+//
+// Each stream has its own mutex; the map of streams is locked only to find,
+// create or delete a stream. The lock order is: the map, then a stream,
+// then the deadline queue.
+type MemoryStore struct {
+	cfg   Config
+	clock clock.Clock
+	tick  time.Duration
+
+	mu      sync.RWMutex
+	streams map[string]*memStream
+
+	deadlines deadlineQueue
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore(cfg Config) (*MemoryStore, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &MemoryStore{
+		cfg:     cfg,
+		clock:   cfg.clock(),
+		tick:    cfg.TickDuration(),
+		streams: make(map[string]*memStream),
+	}, nil
+}
+
+// Sync implements Store.
+func (m *MemoryStore) Sync(_ context.Context, req *SyncRequest) (*SyncResult, error) {
+	for {
+		m.mu.RLock()
+		s := m.streams[req.Stream]
+		m.mu.RUnlock()
+		if s == nil {
+			res, err := m.create(req)
+			if res == nil && err == nil {
+				continue // another request created the stream first
+			}
+			return res, err
+		}
+		s.mu.Lock()
+		if s.deleted {
+			s.mu.Unlock()
+			continue // expired since we found it; the next lookup creates a new one
+		}
+		res, err := s.sync(m, m.clock.Now(), req)
+		s.mu.Unlock()
+		return res, err
+	}
+}
+
+// create makes the stream of req and applies req to it. It returns nil and
+// no error when the stream already exists.
+func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.streams[req.Stream] != nil {
+		return nil, nil
+	}
+	if len(m.streams) >= m.cfg.MaxStreams {
+		return nil, ErrServerFull
+	}
+	now := m.clock.Now()
+	s := &memStream{
+		name:     req.Stream,
+		epoch:    uuid.NewString(),
+		created:  now,
+		tickRate: m.cfg.TickRate,
+		tick:     m.tick,
+		clients:  make(map[string]*memClient),
+	}
+	s.append(0, protocol.TypeReset, appendString(nil, s.epoch), serverOrigin)
+
+	// The stream is not shared yet, but its clients are about to be put in
+	// the deadline queue, from where a Sweep may reach it.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.sync(m, now, req)
+	if err != nil {
+		return nil, err
+	}
+	res.Created = true
+	m.streams[req.Stream] = s
+	return res, nil
+}
+
+// Sweep implements Store.
+func (m *MemoryStore) Sweep(_ context.Context) (SweepResult, error) {
+	var res SweepResult
+	now := m.clock.Now()
+	for _, d := range m.deadlines.popDue(now) {
+		if d.client != nil {
+			m.sweepClient(d.stream, d.client, now, &res)
+		} else {
+			m.sweepStream(d.stream, now, &res)
+		}
+	}
+	return res, nil
+}
+
+func (m *MemoryStore) sweepClient(s *memStream, c *memClient, now time.Time, res *SweepResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.queued = false
+	if s.deleted || !c.connected {
+		return
+	}
+	if deadline := c.lastSeen.Add(m.cfg.ClientTimeout); deadline.After(now) {
+		m.deadlines.push(deadline, s, c)
+		c.queued = true
+		return
+	}
+	t := s.tickAt(now)
+	s.lastT = t
+	s.append(t, protocol.TypeDisconnect, appendString(nil, c.publicID), serverOrigin)
+	c.connected = false
+	s.connected--
+	res.Disconnected = append(res.Disconnected, Disconnect{Stream: s.name, PublicID: c.publicID, T: t})
+	if s.connected == 0 {
+		s.emptySince = now
+		if !s.expiryQueued {
+			m.deadlines.push(now.Add(m.cfg.StreamTTL), s, nil)
+			s.expiryQueued = true
+		}
+	}
+}
+
+func (m *MemoryStore) sweepStream(s *memStream, now time.Time, res *SweepResult) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expiryQueued = false
+	if s.deleted || s.connected > 0 {
+		return
+	}
+	if deadline := s.emptySince.Add(m.cfg.StreamTTL); deadline.After(now) {
+		m.deadlines.push(deadline, s, nil)
+		s.expiryQueued = true
+		return
+	}
+	s.deleted = true
+	delete(m.streams, s.name)
+	res.Expired = append(res.Expired, s.name)
+}
+
+// Stats implements Store.
+func (m *MemoryStore) Stats(_ context.Context, limit int) (Stats, error) {
+	m.mu.RLock()
+	all := make([]*memStream, 0, len(m.streams))
+	for _, s := range m.streams {
+		all = append(all, s)
+	}
+	m.mu.RUnlock()
+
+	now := m.clock.Now()
+	st := Stats{Streams: len(all), PerStream: make([]StreamStats, 0, len(all))}
+	for _, s := range all {
+		s.mu.Lock()
+		ss := StreamStats{Stream: s.name, T: s.tickAt(now), Clients: s.connected}
+		s.mu.Unlock()
+		st.Clients += ss.Clients
+		st.PerStream = append(st.PerStream, ss)
+	}
+	slices.SortFunc(st.PerStream, func(a, b StreamStats) int {
+		if c := cmp.Compare(b.Clients, a.Clients); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Stream, b.Stream)
+	})
+	if len(st.PerStream) > limit {
+		st.PerStream = st.PerStream[:max(limit, 0)]
+	}
+	return st, nil
+}
+
+// Ping implements Store; memory is always available.
+func (m *MemoryStore) Ping(context.Context) error { return nil }
+
+// memStream is one stream. All fields but name, epoch, created, tickRate
+// and tick are guarded by mu.
+type memStream struct {
+	name     string
+	epoch    string
+	created  time.Time
+	tickRate int
+	tick     time.Duration
+
+	mu    sync.Mutex
+	lastT int64
+	// log holds every event encoded as JSON, each preceded by a comma;
+	// index[i] says where event i ends in log and its tick. Both only grow,
+	// and index is in tick order, so a reply is one binary search and one
+	// copy of bytes encoded once, at append time.
+	log   []byte
+	index []eventRef
+
+	clients      map[string]*memClient // by private id
+	nextID       int
+	connected    int
+	emptySince   time.Time
+	expiryQueued bool
+	deleted      bool
+}
+
+type eventRef struct {
+	t   int64
+	end int64
+}
+
+type memClient struct {
+	publicID  string
+	lastSeen  time.Time
+	connected bool
+	queued    bool
+	batches   *batchRing
+}
+
+// batchRing remembers the last protocol.BatchMemory batch ids of a client.
+type batchRing struct {
+	ids  [protocol.BatchMemory]string
+	next int
+}
+
+func (r *batchRing) contains(id string) bool {
+	return r != nil && slices.Contains(r.ids[:], id)
+}
+
+func (r *batchRing) add(id string) {
+	r.ids[r.next] = id
+	r.next = (r.next + 1) % len(r.ids)
+}
+
+// tickAt returns the stream's tick in progress at now: 1 + the whole ticks
+// elapsed since creation, never less than a tick already issued.
+func (s *memStream) tickAt(now time.Time) int64 {
+	t := 1 + int64(max(now.Sub(s.created), 0)/s.tick)
+	return max(t, s.lastT)
+}
+
+func (s *memStream) append(t int64, typ string, body []byte, origin string) {
+	s.log = appendEvent(s.log, t, typ, origin, body)
+	s.index = append(s.index, eventRef{t: t, end: int64(len(s.log))})
+}
+
+// sync applies req at now. s.mu must be held. Every check comes before the
+// first change, so a request that fails changes nothing.
+func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*SyncResult, error) {
+	t := s.tickAt(now)
+	c := s.clients[req.PrivateID]
+	if c == nil && len(s.clients) >= m.cfg.MaxClientsPerStream {
+		return nil, ErrTooManyClients
+	}
+	connect := c == nil || !c.connected
+	repeat := req.Batch != "" && c != nil && c.batches.contains(req.Batch)
+	n := len(req.Events)
+	if repeat {
+		n = 0
+	}
+	if connect {
+		n++
+	}
+	if len(s.index)+n > m.cfg.MaxEventsPerStream {
+		return nil, ErrTooManyEvents
+	}
+
+	s.lastT = t
+	if c == nil {
+		s.nextID++
+		c = &memClient{publicID: strconv.Itoa(s.nextID)}
+		s.clients[req.PrivateID] = c
+	}
+	c.lastSeen = now
+	if connect {
+		c.connected = true
+		s.connected++
+		s.append(t, protocol.TypeConnect, appendString(nil, c.publicID), serverOrigin)
+		if !c.queued {
+			m.deadlines.push(now.Add(m.cfg.ClientTimeout), s, c)
+			c.queued = true
+		}
+	}
+	res := &SyncResult{PublicID: c.publicID, Epoch: s.epoch, TickRate: s.tickRate, Connected: connect}
+	if !repeat {
+		for _, e := range req.Events {
+			s.append(t, e.Type, e.Body, c.publicID)
+		}
+		res.Appended = len(req.Events)
+		if req.Batch != "" {
+			if c.batches == nil {
+				c.batches = new(batchRing)
+			}
+			c.batches.add(req.Batch)
+		}
+	}
+
+	from := req.LastKnownTick
+	if from > t || (req.Epoch != "" && req.Epoch != s.epoch) {
+		from = 0 // the client is behind a reset: send the whole stream
+	}
+	lo, hi := s.search(from, 0), s.search(t, 0)
+	end, more := s.page(lo, hi, m.cfg.PageEvents)
+	res.T, res.More = t, more
+	if more {
+		res.T = s.index[end].t
+	}
+	if end > lo {
+		start := int64(0)
+		if lo > 0 {
+			start = s.index[lo-1].end
+		}
+		res.Events = append([]byte(nil), s.log[start+1:s.index[end-1].end]...)
+	}
+	return res, nil
+}
+
+// search returns the index of the first event at or after tick t, looking
+// from index i on.
+func (s *memStream) search(t int64, i int) int {
+	return i + sort.Search(len(s.index)-i, func(j int) bool { return s.index[i+j].t >= t })
+}
+
+// page cuts the events [lo, hi) to at most limit at a tick boundary and
+// returns the end of the page and whether events were left out. A single
+// tick larger than limit is sent whole.
+func (s *memStream) page(lo, hi, limit int) (end int, more bool) {
+	if hi-lo <= limit {
+		return hi, false
+	}
+	cut := s.index[lo+limit].t // the tick of the first event that does not fit
+	if cut == s.index[lo].t {
+		end = min(s.search(cut+1, lo), hi)
+	} else {
+		end = s.search(cut, lo)
+	}
+	return end, end < hi
+}
