@@ -37,11 +37,11 @@ const (
 
 // Default limits; servers may be configured with others.
 const (
-	DefaultTickRate           = 20
-	DefaultMaxBodyBytes       = 64 << 10
-	DefaultMaxEventsPerSync   = 256
-	DefaultMaxEventBodyBytes  = 16 << 10
-	DefaultPageEvents         = 4096
+	DefaultTickRate            = 20
+	DefaultMaxBodyBytes        = 64 << 10
+	DefaultMaxEventsPerSync    = 256
+	DefaultMaxEventBodyBytes   = 16 << 10
+	DefaultPageEvents          = 4096
 	DefaultMaxClientsPerStream = 1000
 )
 

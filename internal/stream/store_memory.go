@@ -97,7 +97,7 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 		tick:     m.tick,
 		clients:  make(map[string]*memClient),
 	}
-	s.append(0, protocol.TypeReset, appendString(nil, s.epoch), serverOrigin)
+	s.append(0, protocol.TypeReset, protocol.AppendString(nil, s.epoch), serverOrigin)
 
 	// The stream is not shared yet, but its clients are about to be put in
 	// the deadline queue, from where a Sweep may reach it.
@@ -140,7 +140,7 @@ func (m *MemoryStore) sweepClient(s *memStream, c *memClient, now time.Time, res
 	}
 	t := s.tickAt(now)
 	s.lastT = t
-	s.append(t, protocol.TypeDisconnect, appendString(nil, c.publicID), serverOrigin)
+	s.append(t, protocol.TypeDisconnect, protocol.AppendString(nil, c.publicID), serverOrigin)
 	c.connected = false
 	s.connected--
 	res.Disconnected = append(res.Disconnected, Disconnect{Stream: s.name, PublicID: c.publicID, T: t})
@@ -302,7 +302,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	if connect {
 		c.connected = true
 		s.connected++
-		s.append(t, protocol.TypeConnect, appendString(nil, c.publicID), serverOrigin)
+		s.append(t, protocol.TypeConnect, protocol.AppendString(nil, c.publicID), serverOrigin)
 		if !c.queued {
 			m.deadlines.push(now.Add(m.cfg.ClientTimeout), s, c)
 			c.queued = true

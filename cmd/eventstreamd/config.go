@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// envPrefix starts the environment variable of every flag: -client-timeout
+// is also EVENTSTREAMD_CLIENT_TIMEOUT.
+const envPrefix = "EVENTSTREAMD_"
+
+// config is everything eventstreamd can be told at start.
+type config struct {
+	Addr              string
+	Store             string
+	Stream            stream.Config
+	Limits            api.Limits
+	CORSOrigins       []string
+	MetricsMaxStreams int
+	LogFormat         string
+	LogLevel          zapcore.Level
+	ShutdownTimeout   time.Duration
+	SweepInterval     time.Duration
+	Version           bool
+}
+
+func defaultConfig() config {
+	return config{
+		Addr:              ":9922",
+		Store:             "memory",
+		Stream:            stream.DefaultConfig(),
+		Limits:            api.DefaultLimits(),
+		CORSOrigins:       []string{"*"},
+		MetricsMaxStreams: 1000,
+		LogFormat:         "json",
+		LogLevel:          zapcore.InfoLevel,
+		ShutdownTimeout:   15 * time.Second,
+		SweepInterval:     stream.DefaultSweepInterval,
+	}
+}
+
+// Validate reports the first invalid setting, if any.
+func (c config) Validate() error {
+	if err := c.Stream.Validate(); err != nil {
+		return err
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Store != "memory":
+		return fmt.Errorf("store %q is not supported; use memory", c.Store)
+	case c.MetricsMaxStreams < 0:
+		return errors.New("metrics max streams must not be negative")
+	case c.LogFormat != "json" && c.LogFormat != "console":
+		return fmt.Errorf("log format must be json or console, not %q", c.LogFormat)
+	case c.ShutdownTimeout <= 0:
+		return errors.New("shutdown timeout must be positive")
+	case c.SweepInterval <= 0 || c.SweepInterval > time.Second:
+		return errors.New("sweep interval must be positive and at most 1s, so a silent client is disconnected within a second of its deadline")
+	case len(c.CORSOrigins) == 0:
+		return errors.New("cors origins must name at least one origin, or *")
+	}
+	return nil
+}
+
+// newFlagSet binds the flags of cfg.
+func newFlagSet(cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("eventstreamd", flag.ContinueOnError)
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`address` to listen on")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "where streams are kept: memory")
+	fs.IntVar(&cfg.Stream.TickRate, "tick-rate", cfg.Stream.TickRate, "ticks per second of new streams")
+	fs.DurationVar(&cfg.Stream.ClientTimeout, "client-timeout", cfg.Stream.ClientTimeout, "silence after which a client is disconnected")
+	fs.DurationVar(&cfg.Stream.StreamTTL, "stream-ttl", cfg.Stream.StreamTTL, "time a stream with no connected client is kept")
+	fs.IntVar(&cfg.Stream.MaxStreams, "max-streams", cfg.Stream.MaxStreams, "most streams held at once")
+	fs.IntVar(&cfg.Stream.MaxClientsPerStream, "max-clients-per-stream", cfg.Stream.MaxClientsPerStream, "most distinct clients of one stream")
+	fs.IntVar(&cfg.Stream.MaxEventsPerStream, "max-events-per-stream", cfg.Stream.MaxEventsPerStream, "most events one stream accepts")
+	fs.IntVar(&cfg.Stream.PageEvents, "page-events", cfg.Stream.PageEvents, "most events in one reply (a tick is never split)")
+	fs.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body-bytes", cfg.Limits.MaxBodyBytes, "largest request body")
+	fs.IntVar(&cfg.Limits.MaxEventsPerSync, "max-events-per-sync", cfg.Limits.MaxEventsPerSync, "most events in one request")
+	fs.IntVar(&cfg.Limits.MaxEventBodyBytes, "max-event-body-bytes", cfg.Limits.MaxEventBodyBytes, "largest event body, as sent")
+	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
+		cfg.CORSOrigins = nil
+		for _, o := range strings.Split(s, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+			}
+		}
+		return nil
+	})
+	fs.IntVar(&cfg.MetricsMaxStreams, "metrics-max-streams", cfg.MetricsMaxStreams, "most streams given per-stream metric series")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: json or console")
+	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
+	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", cfg.SweepInterval, "how often silent clients and idle streams are looked for (at most 1s)")
+	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
+	return fs
+}
+
+// envName returns the environment variable of a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads the configuration from the environment, then from
+// args, which win. It returns flag.ErrHelp after writing the usage to
+// usage when asked for help.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
+	cfg := defaultConfig()
+	fs := newFlagSet(&cfg)
+	fs.SetOutput(io.Discard)
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fmt.Fprintf(usage, "Usage: eventstreamd [flags]\n\nEvery flag can also be set with an environment variable, -client-timeout with %s.\n\n", envName("client-timeout"))
+			fs.PrintDefaults()
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.Version {
+		return cfg, nil
+	}
+	return cfg, cfg.Validate()
+}

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"go.uber.org/zap"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// commonHeaders sets the headers every reply carries.
+func (s *Server) commonHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		if s.anyOrig {
+			h.Set("Access-Control-Allow-Origin", "*")
+		} else {
+			h.Add("Vary", "Origin")
+			if o := r.Header.Get("Origin"); o != "" && slices.Contains(s.origins, o) {
+				h.Set("Access-Control-Allow-Origin", o)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// instrument counts, times and logs every request by its route pattern. It
+// logs the stream but never the raw path, which holds a private id.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		d := time.Since(start)
+
+		route := routePattern(r)
+		status := ww.Status()
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.metrics.Requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+		s.metrics.Duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
+			ce.Write(
+				zap.String("route", route),
+				zap.String("method", r.Method),
+				zap.String("stream", chi.URLParam(r, "stream")),
+				zap.Int("status", status),
+				zap.Duration("duration", d),
+			)
+		}
+	})
+}
+
+// routePattern returns the route pattern that served r, or "unmatched".
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	return "unmatched"
+}
+
+// recoverer turns a panic in a handler into a logged 500.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handler panicked", zap.String("route", routePattern(r)), zap.Any("panic", v), zap.Stack("stack"))
+			s.writeError(w, r, errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error"))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

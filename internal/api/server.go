@@ -1,0 +1,153 @@
+// Package api serves the eventstreamd protocol over HTTP: it parses and
+// validates requests, hands them to a stream.Store, and writes the replies
+// and errors that docs/protocol.md describes. It also serves /healthz,
+// /readyz and /metrics.
+//
+// A Server is an http.Handler, safe for concurrent use.
+package api
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"sync/atomic"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/goeventstream/eventstream/internal/metrics"
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// Limits bound what one request may carry.
+type Limits struct {
+	// MaxBodyBytes caps a request body.
+	MaxBodyBytes int64
+	// MaxEventsPerSync caps the events of one request.
+	MaxEventsPerSync int
+	// MaxEventBodyBytes caps one event's body, measured as sent: the bytes
+	// of the JSON string between its quotes.
+	MaxEventBodyBytes int
+}
+
+// DefaultLimits returns the protocol's default limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxBodyBytes:      protocol.DefaultMaxBodyBytes,
+		MaxEventsPerSync:  protocol.DefaultMaxEventsPerSync,
+		MaxEventBodyBytes: protocol.DefaultMaxEventBodyBytes,
+	}
+}
+
+// Validate reports the first invalid limit, if any.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxBodyBytes < 2:
+		return errors.New("max body bytes must be at least 2")
+	case l.MaxEventsPerSync < 1:
+		return errors.New("max events per sync must be at least 1")
+	case l.MaxEventBodyBytes < 0:
+		return errors.New("max event body bytes must not be negative")
+	}
+	return nil
+}
+
+// Config configures a Server.
+type Config struct {
+	// Store holds the streams. Required.
+	Store stream.Store
+	// Metrics records requests. Required.
+	Metrics *metrics.Metrics
+	// MetricsHandler serves /metrics. Required.
+	MetricsHandler http.Handler
+	// Logger logs lifecycle events at info and each request at debug.
+	// Nil means no logging.
+	Logger *zap.Logger
+	// Limits bound requests.
+	Limits Limits
+	// CORSOrigins are the origins that browsers may call from; "*" allows
+	// any. Empty means "*".
+	CORSOrigins []string
+}
+
+// Server is the HTTP face of eventstreamd.
+type Server struct {
+	store    stream.Store
+	metrics  *metrics.Metrics
+	log      *zap.Logger
+	limits   Limits
+	origins  []string
+	anyOrig  bool
+	router   chi.Router
+	draining atomic.Bool
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("api: Config.Store is required")
+	case cfg.Metrics == nil:
+		return nil, errors.New("api: Config.Metrics is required")
+	case cfg.MetricsHandler == nil:
+		return nil, errors.New("api: Config.MetricsHandler is required")
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		store:   cfg.Store,
+		metrics: cfg.Metrics,
+		log:     cfg.Logger,
+		limits:  cfg.Limits,
+		origins: cfg.CORSOrigins,
+		anyOrig: len(cfg.CORSOrigins) == 0 || slices.Contains(cfg.CORSOrigins, "*"),
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.commonHeaders, s.instrument)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusNotFound, protocol.CodeNotFound,
+			"no such endpoint; a sync is GET or POST /{stream}/{privateId}/{lastKnownTick}"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
+			"method %s is not allowed here", r.Method))
+	})
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		r.Method(m, "/healthz", http.HandlerFunc(s.healthz))
+		r.Method(m, "/readyz", http.HandlerFunc(s.readyz))
+		r.Method(m, "/metrics", cfg.MetricsHandler)
+	}
+	r.HandleFunc("/{stream}/{client}/{tick}", s.syncRoute)
+	s.router = r
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Drain makes /readyz answer 503 from now on, so that load balancers stop
+// sending requests before the server shuts down.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, []byte(`{"status":"draining"}`+"\n"))
+		return
+	}
+	if err := s.store.Ping(r.Context()); err != nil {
+		s.log.Warn("store not ready", zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, []byte(`{"status":"store_unavailable"}`+"\n"))
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+}

@@ -1,0 +1,222 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+const syncMethods = "GET, POST, OPTIONS"
+
+// syncRoute serves /{stream}/{client}/{tick} for every method.
+func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodPost:
+		s.sync(w, r)
+	case http.MethodOptions:
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", syncMethods)
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+		h.Set("Allow", syncMethods)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("Allow", syncMethods)
+		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
+			"method %s is not allowed; a sync is GET or POST", r.Method))
+	}
+}
+
+func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
+	req, err := s.parseSync(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.store.Sync(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.metrics.ObserveSync(res)
+	if res.Created {
+		s.log.Info("stream created", zap.String("stream", req.Stream), zap.String("epoch", res.Epoch))
+	}
+	if res.Connected {
+		s.log.Info("client connected", zap.String("stream", req.Stream),
+			zap.String("public_id", res.PublicID), zap.Int64("tick", res.T))
+	}
+	writeJSON(w, http.StatusOK, appendReply(make([]byte, 0, 128+len(res.Events)), res))
+}
+
+// appendReply encodes a successful sync's reply.
+func appendReply(b []byte, res *stream.SyncResult) []byte {
+	b = append(b, `{"id":`...)
+	b = protocol.AppendString(b, res.PublicID)
+	b = append(b, `,"t":`...)
+	b = strconv.AppendInt(b, res.T, 10)
+	b = append(b, `,"epoch":`...)
+	b = protocol.AppendString(b, res.Epoch)
+	b = append(b, `,"tps":`...)
+	b = strconv.AppendInt(b, int64(res.TickRate), 10)
+	b = append(b, `,"events":[`...)
+	b = append(b, res.Events...)
+	b = append(b, ']')
+	if res.More {
+		b = append(b, `,"more":true`...)
+	}
+	return append(b, "}\n"...)
+}
+
+// wireRequest is the JSON body of a sync. Unknown fields are ignored.
+type wireRequest struct {
+	Batch  *string     `json:"batch"`
+	Events []wireEvent `json:"events"`
+}
+
+// wireEvent is one posted event; fields other than type and body (such as
+// t and origin) are the server's to set and are ignored.
+type wireEvent struct {
+	Type *string         `json:"type"`
+	Body json.RawMessage `json:"body"`
+}
+
+var emptyBody = json.RawMessage(`""`)
+
+// parseSync validates everything about a sync request that can be checked
+// without the store.
+func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
+	req := &stream.SyncRequest{
+		Stream:    chi.URLParam(r, "stream"),
+		PrivateID: chi.URLParam(r, "client"),
+	}
+	if !protocol.ValidName(req.Stream) {
+		return nil, errorf(http.StatusBadRequest, protocol.CodeBadStream,
+			"the stream name must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
+	}
+	if !protocol.ValidName(req.PrivateID) {
+		return nil, errorf(http.StatusBadRequest, protocol.CodeBadClient,
+			"the private id must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
+	}
+	tick, ok := parseTick(chi.URLParam(r, "tick"))
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, protocol.CodeBadTick,
+			"the last known tick must be a non-negative decimal integer below 2^63, digits only")
+	}
+	req.LastKnownTick = tick
+	if epoch := r.URL.Query().Get("epoch"); epoch != "" {
+		if _, err := uuid.Parse(epoch); err != nil {
+			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "epoch must be a UUID as the server sent it")
+		}
+		req.Epoch = epoch
+	}
+	if r.Method != http.MethodPost {
+		return req, nil
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.limits.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, protocol.CodeTooLarge,
+				"the request body is larger than %d bytes", s.limits.MaxBodyBytes)
+		}
+		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "the request body could not be read")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, nil
+	}
+	var wire wireRequest
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return nil, bodyError(err)
+	}
+	if wire.Batch != nil {
+		if n := len(*wire.Batch); n < 1 || n > protocol.MaxBatchLen {
+			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+				"batch must be 1 to %d bytes", protocol.MaxBatchLen)
+		}
+		req.Batch = *wire.Batch
+	}
+	if len(wire.Events) > s.limits.MaxEventsPerSync {
+		return nil, errorf(http.StatusBadRequest, protocol.CodeTooManyEvents,
+			"a request may carry at most %d events, not %d", s.limits.MaxEventsPerSync, len(wire.Events))
+	}
+	req.Events = make([]stream.Event, len(wire.Events))
+	for i, e := range wire.Events {
+		ev, err := s.parseEvent(i, e)
+		if err != nil {
+			return nil, err
+		}
+		req.Events[i] = ev
+	}
+	return req, nil
+}
+
+func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
+	switch {
+	case e.Type == nil || len(*e.Type) == 0 || len(*e.Type) > protocol.MaxTypeLen:
+		return stream.Event{}, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			"events[%d].type must be a string of 1 to %d bytes", i, protocol.MaxTypeLen)
+	case (*e.Type)[:1] == protocol.ReservedPrefix:
+		return stream.Event{}, errorf(http.StatusBadRequest, protocol.CodeReservedType,
+			"events[%d].type must not start with %q, which is reserved for the server", i, protocol.ReservedPrefix)
+	}
+	body := e.Body
+	switch {
+	case body == nil:
+		body = emptyBody
+	case body[0] != '"':
+		return stream.Event{}, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			"events[%d].body must be a JSON string", i)
+	case len(body)-2 > s.limits.MaxEventBodyBytes:
+		return stream.Event{}, errorf(http.StatusRequestEntityTooLarge, protocol.CodeTooLarge,
+			"events[%d].body is larger than %d bytes", i, s.limits.MaxEventBodyBytes)
+	case !utf8.Valid(body):
+		return stream.Event{}, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			"events[%d].body must be valid UTF-8", i)
+	}
+	return stream.Event{Type: *e.Type, Body: body}, nil
+}
+
+// parseTick parses a last known tick: decimal digits only, within int64.
+func parseTick(s string) (int64, bool) {
+	if s == "" || len(s) > 19 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// bodyError explains why a body is not a valid sync request, without
+// repeating the body.
+func bodyError(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			"the body is not valid JSON (at byte %d); send {\"batch\":\"...\",\"events\":[{\"type\":\"...\",\"body\":\"...\"}]}", syntax.Offset)
+	case errors.As(err, &typ) && typ.Field != "":
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			"%s must not be a JSON %s", typ.Field, typ.Value)
+	default:
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			"the body must be a JSON object: {\"batch\":\"...\",\"events\":[{\"type\":\"...\",\"body\":\"...\"}]}")
+	}
+}

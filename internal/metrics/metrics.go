@@ -1,0 +1,197 @@
+// Package metrics defines eventstreamd's Prometheus metrics on a registry
+// the caller owns.
+//
+// Counters and histograms are updated as things happen; per-stream gauges
+// and totals are read from the store at scrape time by a Collector, so a
+// deleted stream leaves no stale series. All methods are safe for
+// concurrent use.
+package metrics
+
+import (
+	"context"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+const namespace = "eventstreamd"
+
+// Event kinds, the values of the "kind" label of events appended.
+const (
+	KindReset      = "reset"
+	KindConnect    = "connect"
+	KindDisconnect = "disconnect"
+	KindClient     = "client"
+)
+
+// Metrics holds the metrics that are updated as things happen.
+type Metrics struct {
+	// Requests counts HTTP requests by route pattern, method and status.
+	Requests *prometheus.CounterVec
+	// Duration observes HTTP request durations by route pattern and method.
+	Duration *prometheus.HistogramVec
+	// Rejections counts requests answered with an error, by error code.
+	Rejections *prometheus.CounterVec
+
+	events         *prometheus.CounterVec
+	streamsCreated prometheus.Counter
+	streamsExpired prometheus.Counter
+	sweepErrors    prometheus.Counter
+}
+
+// Config configures New.
+type Config struct {
+	// Registerer receives every metric. Required.
+	Registerer prometheus.Registerer
+	// Streams is read at scrape time for the per-stream gauges and totals.
+	// Required.
+	Streams StatsReader
+	// MaxStreams caps the number of streams given per-stream series.
+	MaxStreams int
+	// Version is exported as the version label of eventstreamd_build_info.
+	Version string
+	// ScrapeTimeout bounds the time spent reading Streams; zero means 5 s.
+	ScrapeTimeout time.Duration
+}
+
+// StatsReader reads statistics of the streams.
+type StatsReader interface {
+	// Stats reports the totals and at most limit streams.
+	Stats(ctx context.Context, limit int) (stream.Stats, error)
+}
+
+// New creates the metrics and registers them, with the Go runtime and
+// process collectors, on cfg.Registerer.
+func New(cfg Config) (*Metrics, error) {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "status"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route", "method"}),
+		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "http", Name: "rejections_total",
+			Help: "Requests answered with an error, by error code.",
+		}, []string{"code"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "store", Name: "events_appended_total",
+			Help: "Events appended to streams, by kind: reset, connect, disconnect, client.",
+		}, []string{"kind"}),
+		streamsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "store", Name: "streams_created_total",
+			Help: "Streams created.",
+		}),
+		streamsExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "store", Name: "streams_expired_total",
+			Help: "Streams deleted after their TTL with no connected client.",
+		}),
+		sweepErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "store", Name: "sweep_errors_total",
+			Help: "Presence sweeps that failed.",
+		}),
+	}
+	for _, kind := range []string{KindReset, KindConnect, KindDisconnect, KindClient} {
+		m.events.WithLabelValues(kind)
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help:        "Always 1; its labels tell the version and the Go version.",
+		ConstLabels: prometheus.Labels{"version": cfg.Version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	timeout := cfg.ScrapeTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	for _, c := range []prometheus.Collector{
+		m.Requests, m.Duration, m.Rejections, m.events,
+		m.streamsCreated, m.streamsExpired, m.sweepErrors, buildInfo,
+		newStreamCollector(cfg.Streams, cfg.MaxStreams, timeout),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := cfg.Registerer.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ObserveSync counts what a sync appended.
+func (m *Metrics) ObserveSync(res *stream.SyncResult) {
+	if res.Created {
+		m.streamsCreated.Inc()
+		m.events.WithLabelValues(KindReset).Inc()
+	}
+	if res.Connected {
+		m.events.WithLabelValues(KindConnect).Inc()
+	}
+	if res.Appended > 0 {
+		m.events.WithLabelValues(KindClient).Add(float64(res.Appended))
+	}
+}
+
+// ObserveSweep counts what a sweep did.
+func (m *Metrics) ObserveSweep(res stream.SweepResult) {
+	m.events.WithLabelValues(KindDisconnect).Add(float64(len(res.Disconnected)))
+	m.streamsExpired.Add(float64(len(res.Expired)))
+}
+
+// SweepFailed counts a failed sweep.
+func (m *Metrics) SweepFailed() { m.sweepErrors.Inc() }
+
+// streamCollector reads the streams at scrape time.
+type streamCollector struct {
+	source  StatsReader
+	limit   int
+	timeout time.Duration
+
+	tick, clients, streams, connected, omitted *prometheus.Desc
+}
+
+func newStreamCollector(source StatsReader, limit int, timeout time.Duration) *streamCollector {
+	return &streamCollector{
+		source: source, limit: limit, timeout: timeout,
+		tick: prometheus.NewDesc(namespace+"_stream_tick",
+			"The tick in progress of a stream.", []string{"stream"}, nil),
+		clients: prometheus.NewDesc(namespace+"_stream_clients",
+			"Connected clients of a stream.", []string{"stream"}, nil),
+		streams: prometheus.NewDesc(namespace+"_store_streams",
+			"Streams held.", nil, nil),
+		connected: prometheus.NewDesc(namespace+"_store_clients_connected",
+			"Connected clients in all streams.", nil, nil),
+		omitted: prometheus.NewDesc(namespace+"_metrics_streams_omitted",
+			"Streams left out of the per-stream series by -metrics-max-streams.", nil, nil),
+	}
+}
+
+func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.tick, c.clients, c.streams, c.connected, c.omitted} {
+		ch <- d
+	}
+}
+
+func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	st, err := c.source.Stats(ctx, c.limit)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.streams, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(st.Streams))
+	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, float64(st.Clients))
+	ch <- prometheus.MustNewConstMetric(c.omitted, prometheus.GaugeValue, float64(st.Streams-len(st.PerStream)))
+	for _, s := range st.PerStream {
+		ch <- prometheus.MustNewConstMetric(c.tick, prometheus.GaugeValue, float64(s.T), s.Stream)
+		ch <- prometheus.MustNewConstMetric(c.clients, prometheus.GaugeValue, float64(s.Clients), s.Stream)
+	}
+}
