@@ -44,18 +44,30 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.metrics.Requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-		s.metrics.Duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+		method := methodLabel(r.Method)
+		s.metrics.Requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		s.metrics.Duration.WithLabelValues(route, method).Observe(d.Seconds())
 		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
 			ce.Write(
 				zap.String("route", route),
-				zap.String("method", r.Method),
+				zap.String("method", method),
 				zap.String("stream", chi.URLParam(r, "stream")),
 				zap.Int("status", status),
 				zap.Duration("duration", d),
 			)
 		}
 	})
+}
+
+// methodLabel bounds the "method" label to the standard methods: a client
+// may send any token as a method, and labels must stay few and valid UTF-8.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // routePattern returns the route pattern that served r, or "unmatched".

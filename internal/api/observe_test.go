@@ -1,0 +1,139 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/metrics"
+)
+
+const secret = "s3cr3t-private-id"
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t)
+	h.sync("/crowded/"+secret+"/0", `{"events":[{"type":"m"},{"type":"m"}]}`)
+	h.sync("/crowded/b/0", "")
+	h.sync("/quiet/a/0", "")
+	h.do(http.MethodPost, "/crowded/a/x", "")
+	h.do(http.MethodGet, "/nope", "")
+	h.clock.Advance(time.Second)
+
+	assert.NoError(t, testutil.GatherAndCompare(h.reg, strings.NewReader(`
+# HELP eventstreamd_store_events_appended_total Events appended to streams, by kind: reset, connect, disconnect, client.
+# TYPE eventstreamd_store_events_appended_total counter
+eventstreamd_store_events_appended_total{kind="client"} 2
+eventstreamd_store_events_appended_total{kind="connect"} 3
+eventstreamd_store_events_appended_total{kind="disconnect"} 0
+eventstreamd_store_events_appended_total{kind="reset"} 2
+# HELP eventstreamd_store_streams_created_total Streams created.
+# TYPE eventstreamd_store_streams_created_total counter
+eventstreamd_store_streams_created_total 2
+# HELP eventstreamd_stream_clients Connected clients of a stream.
+# TYPE eventstreamd_stream_clients gauge
+eventstreamd_stream_clients{stream="crowded"} 2
+eventstreamd_stream_clients{stream="quiet"} 1
+# HELP eventstreamd_stream_tick The tick in progress of a stream.
+# TYPE eventstreamd_stream_tick gauge
+eventstreamd_stream_tick{stream="crowded"} 21
+eventstreamd_stream_tick{stream="quiet"} 21
+# HELP eventstreamd_store_streams Streams held.
+# TYPE eventstreamd_store_streams gauge
+eventstreamd_store_streams 2
+# HELP eventstreamd_store_clients_connected Connected clients in all streams.
+# TYPE eventstreamd_store_clients_connected gauge
+eventstreamd_store_clients_connected 3
+# HELP eventstreamd_http_rejections_total Requests answered with an error, by error code.
+# TYPE eventstreamd_http_rejections_total counter
+eventstreamd_http_rejections_total{code="bad_tick"} 1
+eventstreamd_http_rejections_total{code="not_found"} 1
+`),
+		"eventstreamd_store_events_appended_total", "eventstreamd_store_streams_created_total",
+		"eventstreamd_stream_clients", "eventstreamd_stream_tick", "eventstreamd_store_streams",
+		"eventstreamd_store_clients_connected", "eventstreamd_http_rejections_total"))
+
+	assert.Equal(t, 3.0, testutil.ToFloat64(h.metrics.Requests.WithLabelValues("/{stream}/{client}/{tick}", "POST", "200")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.Requests.WithLabelValues("/{stream}/{client}/{tick}", "POST", "400")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.Requests.WithLabelValues("unmatched", "GET", "404")))
+
+	// Expiry: the stream's series go with it.
+	h.clock.Advance(10 * time.Second)
+	h.sync("/quiet/a/0", "")
+	res, err := h.store.Sweep(context.Background())
+	require.NoError(t, err)
+	h.metrics.ObserveSweep(res)
+	h.clock.Advance(time.Minute)
+	h.sync("/quiet/a/0", "")
+	res, err = h.store.Sweep(context.Background())
+	require.NoError(t, err)
+	h.metrics.ObserveSweep(res)
+	require.Equal(t, []string{"crowded"}, res.Expired)
+
+	assert.NoError(t, testutil.GatherAndCompare(h.reg, strings.NewReader(`
+# HELP eventstreamd_stream_clients Connected clients of a stream.
+# TYPE eventstreamd_stream_clients gauge
+eventstreamd_stream_clients{stream="quiet"} 1
+# HELP eventstreamd_store_streams_expired_total Streams deleted after their TTL with no connected client.
+# TYPE eventstreamd_store_streams_expired_total counter
+eventstreamd_store_streams_expired_total 1
+`), "eventstreamd_stream_clients", "eventstreamd_store_streams_expired_total"))
+
+	body := h.do(http.MethodGet, "/metrics", "").Body.String()
+	assert.NotContains(t, body, secret, "a private id in /metrics")
+	assert.Contains(t, body, "go_goroutines")
+	assert.Contains(t, body, `eventstreamd_build_info{goversion=`)
+}
+
+func TestMetricsMaxStreams(t *testing.T) {
+	h := newHarness(t)
+	for i := range 5 {
+		h.sync(fmt.Sprintf("/s%d/a/0", i), "")
+	}
+	h.sync("/s3/b/0", "")
+
+	reg := prometheus.NewRegistry()
+	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: h.store, MaxStreams: 2})
+	require.NoError(t, err)
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eventstreamd_stream_clients Connected clients of a stream.
+# TYPE eventstreamd_stream_clients gauge
+eventstreamd_stream_clients{stream="s0"} 1
+eventstreamd_stream_clients{stream="s3"} 2
+# HELP eventstreamd_metrics_streams_omitted Streams left out of the per-stream series by -metrics-max-streams.
+# TYPE eventstreamd_metrics_streams_omitted gauge
+eventstreamd_metrics_streams_omitted 3
+`), "eventstreamd_stream_clients", "eventstreamd_metrics_streams_omitted"), "the most crowded streams are kept")
+}
+
+func TestLogs(t *testing.T) {
+	h := newHarness(t)
+	h.sync("/s/"+secret+"/0", `{"events":[{"type":"m"}]}`)
+	h.do(http.MethodPost, "/s/"+secret+"/bad", "")
+	h.do(http.MethodPost, "/s/"+secret+"/0", `{"events":[{"type":"_x"}]}`)
+	h.do(http.MethodGet, "/"+secret, "")
+
+	created := h.logs.FilterMessage("stream created").All()
+	require.Len(t, created, 1)
+	assert.Equal(t, "s", created[0].ContextMap()["stream"])
+	connected := h.logs.FilterMessage("client connected").All()
+	require.Len(t, connected, 1)
+	assert.Equal(t, map[string]any{"stream": "s", "public_id": "1", "tick": int64(1)}, connected[0].ContextMap())
+
+	requests := h.logs.FilterMessage("request").All()
+	require.Len(t, requests, 4, "each request is logged at debug")
+	assert.Equal(t, "/{stream}/{client}/{tick}", requests[0].ContextMap()["route"])
+	assert.Equal(t, int64(400), requests[1].ContextMap()["status"])
+
+	for _, e := range h.logs.All() {
+		assert.NotContains(t, e.Message, secret)
+		assert.NotContains(t, fmt.Sprint(e.ContextMap()), secret, "a private id was logged in %q", e.Message)
+	}
+}

@@ -1,0 +1,146 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+func events(n int, body string) string {
+	evs := make([]string, n)
+	for i := range evs {
+		evs[i] = fmt.Sprintf(`{"type":"m","body":%q}`, body)
+	}
+	return `{"events":[` + strings.Join(evs, ",") + `]}`
+}
+
+// TestRejections sends every class of bad input to an existing stream as a
+// new client and checks the answer and that the stream did not change.
+func TestRejections(t *testing.T) {
+	long := strings.Repeat("x", protocol.MaxNameLen+1)
+	tests := []struct {
+		name       string
+		method     string
+		give       string // the target; "{c}" stands for the rejected client's private id
+		body       string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "stream with a bad character", give: "/bad$name/{c}/0", wantStatus: 400, wantCode: "bad_stream"},
+		{name: "stream too long", give: "/" + long + "/{c}/0", wantStatus: 400, wantCode: "bad_stream"},
+		{name: "stream percent-encoded", give: "/%41b/{c}/0", wantStatus: 400, wantCode: "bad_stream"},
+		{name: "client with a bad character", give: "/s/bad%20id/0", wantStatus: 400, wantCode: "bad_client"},
+		{name: "client too long", give: "/s/" + long + "/0", wantStatus: 400, wantCode: "bad_client"},
+		{name: "negative tick", give: "/s/{c}/-1", wantStatus: 400, wantCode: "bad_tick"},
+		{name: "signed tick", give: "/s/{c}/+1", wantStatus: 400, wantCode: "bad_tick"},
+		{name: "hex tick", give: "/s/{c}/0x10", wantStatus: 400, wantCode: "bad_tick"},
+		{name: "fractional tick", give: "/s/{c}/1.5", wantStatus: 400, wantCode: "bad_tick"},
+		{name: "tick past int64", give: "/s/{c}/9223372036854775808", wantStatus: 400, wantCode: "bad_tick"},
+		{name: "word tick", give: "/s/{c}/now", wantStatus: 400, wantCode: "bad_tick"},
+		{name: "epoch not a uuid", give: "/s/{c}/0?epoch=yesterday", wantStatus: 400, wantCode: "bad_request"},
+		{name: "body not JSON", give: "/s/{c}/0", body: `{"events":[`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "body an array", give: "/s/{c}/0", body: `[]`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "trailing data", give: "/s/{c}/0", body: `{} x`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "two values", give: "/s/{c}/0", body: `{}{}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "events not an array", give: "/s/{c}/0", body: `{"events":{}}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "type missing", give: "/s/{c}/0", body: `{"events":[{"body":"x"}]}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "type empty", give: "/s/{c}/0", body: `{"events":[{"type":"","body":"x"}]}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "type too long", give: "/s/{c}/0", body: `{"events":[{"type":"` + strings.Repeat("t", 65) + `"}]}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "type a number", give: "/s/{c}/0", body: `{"events":[{"type":1}]}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "reserved type", give: "/s/{c}/0", body: `{"events":[{"type":"m"},{"type":"_c","body":"1"}]}`, wantStatus: 400, wantCode: "reserved_type"},
+		{name: "body a number", give: "/s/{c}/0", body: `{"events":[{"type":"m","body":1}]}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "body an object", give: "/s/{c}/0", body: `{"events":[{"type":"m","body":{}}]}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "body null", give: "/s/{c}/0", body: `{"events":[{"type":"m","body":null}]}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "body not UTF-8", give: "/s/{c}/0", body: "{\"events\":[{\"type\":\"m\",\"body\":\"\xff\"}]}", wantStatus: 400, wantCode: "bad_request"},
+		{name: "batch empty", give: "/s/{c}/0", body: `{"batch":""}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "batch too long", give: "/s/{c}/0", body: `{"batch":"` + strings.Repeat("b", 65) + `"}`, wantStatus: 400, wantCode: "bad_request"},
+		{name: "too many events", give: "/s/{c}/0", body: events(protocol.DefaultMaxEventsPerSync+1, "x"), wantStatus: 400, wantCode: "too_many_events"},
+		{name: "event body too large", give: "/s/{c}/0", body: events(1, strings.Repeat("b", protocol.DefaultMaxEventBodyBytes+1)), wantStatus: 413, wantCode: "too_large"},
+		{name: "request too large", give: "/s/{c}/0", body: events(5, strings.Repeat("b", 14<<10)), wantStatus: 413, wantCode: "too_large"},
+		{name: "PUT", method: http.MethodPut, give: "/s/{c}/0", wantStatus: 405, wantCode: "method_not_allowed"},
+		{name: "DELETE", method: http.MethodDelete, give: "/s/{c}/0", wantStatus: 405, wantCode: "method_not_allowed"},
+		{name: "PATCH", method: http.MethodPatch, give: "/s/{c}/0", wantStatus: 405, wantCode: "method_not_allowed"},
+		{name: "POST to healthz", method: http.MethodPost, give: "/healthz", wantStatus: 405, wantCode: "method_not_allowed"},
+		{name: "two segments", give: "/s/{c}", wantStatus: 404, wantCode: "not_found"},
+		{name: "four segments", give: "/s/{c}/0/extra", wantStatus: 404, wantCode: "not_found"},
+		{name: "root", method: http.MethodGet, give: "/", wantStatus: 404, wantCode: "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			before := h.all("s", "owner")
+			const secret = "s3cr3t-private-id"
+			method := tt.method
+			if method == "" {
+				method = http.MethodPost
+			}
+
+			rec := h.do(method, strings.ReplaceAll(tt.give, "{c}", secret), tt.body)
+			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
+			assert.Equal(t, tt.wantCode, errorCode(t, rec).Code)
+			assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+			assert.Equal(t, "*", rec.Header().Get("Access-Control-Allow-Origin"))
+			assert.NotContains(t, rec.Body.String(), secret, "an error repeats the private id")
+			if rec.Code == http.StatusMethodNotAllowed {
+				assert.NotEmpty(t, rec.Header().Get("Allow"))
+			}
+
+			assert.Equal(t, before, h.all("s", "owner"), "a rejected request changed the stream")
+			assert.Equal(t, "2", h.sync("/s/newcomer/0", "").ID, "a rejected request used a public id")
+		})
+	}
+}
+
+func TestStoreRefusals(t *testing.T) {
+	tests := []struct {
+		name       string
+		edit       func(*stream.Config)
+		give       string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "server full", edit: func(c *stream.Config) { c.MaxStreams = 1 }, give: "/other/a/0", wantStatus: 503, wantCode: "server_full"},
+		{name: "too many clients", edit: func(c *stream.Config) { c.MaxClientsPerStream = 1 }, give: "/s/b/0", wantStatus: 409, wantCode: "stream_full"},
+		{name: "too many events", edit: func(c *stream.Config) { c.MaxEventsPerStream = 3 }, give: "/s/b/0", wantStatus: 409, wantCode: "stream_full"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(_ *api.Config, s *stream.Config) { tt.edit(s) })
+			h.sync("/s/a/0", "")
+			rec := h.do(http.MethodPost, tt.give, `{"events":[{"type":"m"}]}`)
+			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
+			assert.Equal(t, tt.wantCode, errorCode(t, rec).Code)
+		})
+	}
+}
+
+func TestConfiguredLimits(t *testing.T) {
+	h := newHarness(t, func(a *api.Config, _ *stream.Config) {
+		a.Limits = api.Limits{MaxBodyBytes: 200, MaxEventsPerSync: 2, MaxEventBodyBytes: 4}
+	})
+	tests := []struct {
+		give       string
+		wantStatus int
+		wantCode   string
+	}{
+		{give: events(2, "1234"), wantStatus: 200},
+		{give: events(3, "1"), wantStatus: 400, wantCode: "too_many_events"},
+		{give: events(1, "12345"), wantStatus: 413, wantCode: "too_large"},
+		{give: `{"pad":"` + strings.Repeat("p", 200) + `"}`, wantStatus: 413, wantCode: "too_large"},
+	}
+	for _, tt := range tests {
+		rec := h.do(http.MethodPost, "/s/a/0", tt.give)
+		require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
+		if tt.wantCode != "" {
+			assert.Equal(t, tt.wantCode, errorCode(t, rec).Code)
+		}
+	}
+}
