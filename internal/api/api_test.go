@@ -211,7 +211,9 @@ func TestPreflight(t *testing.T) {
 }
 
 func TestCORSOrigins(t *testing.T) {
-	h := newHarness(t, func(a *api.Config, _ *stream.Config) { a.CORSOrigins = []string{"https://a.example", "https://b.example"} })
+	h := newHarness(t, func(a *api.Config, _ *stream.Config) {
+		a.CORSOrigins = []string{"https://a.example", "https://b.example"}
+	})
 	tests := []struct {
 		give string
 		want string

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zapcore"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig(nil, env(), nil)
+	require.NoError(t, err)
+	assert.Equal(t, ":9922", cfg.Addr)
+	assert.Equal(t, 20, cfg.Stream.TickRate)
+	assert.Equal(t, 10*time.Second, cfg.Stream.ClientTimeout)
+	assert.Equal(t, time.Minute, cfg.Stream.StreamTTL)
+	assert.Equal(t, 100_000, cfg.Stream.MaxStreams)
+	assert.Equal(t, 1000, cfg.Stream.MaxClientsPerStream)
+	assert.Equal(t, 1_000_000, cfg.Stream.MaxEventsPerStream)
+	assert.Equal(t, 4096, cfg.Stream.PageEvents)
+	assert.Equal(t, int64(64<<10), cfg.Limits.MaxBodyBytes)
+	assert.Equal(t, 256, cfg.Limits.MaxEventsPerSync)
+	assert.Equal(t, 16<<10, cfg.Limits.MaxEventBodyBytes)
+	assert.Equal(t, []string{"*"}, cfg.CORSOrigins)
+	assert.Equal(t, 1000, cfg.MetricsMaxStreams)
+	assert.Equal(t, 15*time.Second, cfg.ShutdownTimeout)
+	assert.Equal(t, "json", cfg.LogFormat)
+	assert.Equal(t, zapcore.InfoLevel, cfg.LogLevel)
+}
+
+func TestConfigEnvAndFlags(t *testing.T) {
+	cfg, err := parseConfig(
+		[]string{"-tick-rate", "30", "-cors-origins", "https://a.example, https://b.example"},
+		env("EVENTSTREAMD_ADDR", "127.0.0.1:1234", "EVENTSTREAMD_CLIENT_TIMEOUT", "3s",
+			"EVENTSTREAMD_TICK_RATE", "10", "EVENTSTREAMD_LOG_LEVEL", "debug"),
+		nil)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:1234", cfg.Addr)
+	assert.Equal(t, 3*time.Second, cfg.Stream.ClientTimeout)
+	assert.Equal(t, 30, cfg.Stream.TickRate, "a flag wins over the environment")
+	assert.Equal(t, []string{"https://a.example", "https://b.example"}, cfg.CORSOrigins)
+	assert.Equal(t, zapcore.DebugLevel, cfg.LogLevel)
+}
+
+func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
+	cfg := defaultConfig()
+	newFlagSet(&cfg).VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" {
+			return
+		}
+		_, err := parseConfig(nil, env(envName(f.Name), "not a valid value"), nil)
+		if f.Name == "addr" || f.Name == "cors-origins" {
+			return // any string is taken; a bad address fails at listen
+		}
+		require.Error(t, err, "%s is not read from the environment", f.Name)
+		assert.Regexp(t, envName(f.Name)+"|not a valid value", err.Error(), "the error names the variable or the value")
+	})
+}
+
+func TestBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  func(string) string
+		want string
+	}{
+		{name: "bad duration", args: []string{"-client-timeout", "soon"}, env: env(), want: "client-timeout"},
+		{name: "bad env", env: env("EVENTSTREAMD_MAX_STREAMS", "many"), want: "EVENTSTREAMD_MAX_STREAMS"},
+		{name: "zero tick rate", args: []string{"-tick-rate", "0"}, env: env(), want: "tick rate"},
+		{name: "unknown store", args: []string{"-store", "etcd"}, env: env(), want: "store"},
+		{name: "log format", args: []string{"-log-format", "xml"}, env: env(), want: "log format"},
+		{name: "slow sweeps", args: []string{"-sweep-interval", "5s"}, env: env(), want: "sweep interval"},
+		{name: "unknown flag", args: []string{"-colour"}, env: env(), want: "colour"},
+		{name: "argument", args: []string{"serve"}, env: env(), want: "serve"},
+		{name: "no cors origins", args: []string{"-cors-origins", ","}, env: env(), want: "cors"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig(tt.args, tt.env, nil)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "\n", "a config error is one line")
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseConfig([]string{"-h"}, env(), &out)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Contains(t, out.String(), "-client-timeout")
+	assert.Contains(t, out.String(), "EVENTSTREAMD_CLIENT_TIMEOUT")
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const secret = "s3cr3t-private-id"
+
+// logLines collects a server's log lines and finds its listening address.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+	addr  chan string
+}
+
+func newLogLines() *logLines { return &logLines{addr: make(chan string, 1)} }
+
+func (l *logLines) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+	var entry struct {
+		Msg  string `json:"msg"`
+		Addr string `json:"addr"`
+	}
+	if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
+		l.addr <- entry.Addr
+	}
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		l.add(line)
+	}
+	return len(p), nil
+}
+
+func (l *logLines) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func (l *logLines) waitAddr(t *testing.T) string {
+	t.Helper()
+	select {
+	case a := <-l.addr:
+		return a
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the server did not start; its log:\n%s", l.all())
+		return ""
+	}
+}
+
+// seedRequest does the seed's test, POST {} to /foo/{secret}/0, and checks
+// the reply.
+func seedRequest(t *testing.T, client *http.Client, addr string) {
+	t.Helper()
+	resp, err := client.Post("http://"+addr+"/foo/"+secret+"/0", "application/json", strings.NewReader("{}"))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var reply protocol.SyncReply
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&reply))
+	assert.Equal(t, "1", reply.ID)
+	assert.GreaterOrEqual(t, reply.T, int64(1))
+	require.NotEmpty(t, reply.Events)
+	assert.Equal(t, protocol.Event{T: 0, Type: "_a", Origin: "_", Body: reply.Epoch}, reply.Events[0])
+}
+
+func TestRunInProcess(t *testing.T) {
+	logs := newLogLines()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-level", "debug"}, env(), io.Discard, logs)
+	}()
+	addr := logs.waitAddr(t)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	seedRequest(t, client, addr)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+	assert.NotContains(t, logs.all(), secret, "a private id was logged")
+	assert.Contains(t, logs.all(), `"msg":"client connected"`)
+}
+
+func TestVersion(t *testing.T) {
+	var out strings.Builder
+	require.NoError(t, run(context.Background(), []string{"-version"}, env(), &out, io.Discard))
+	assert.Equal(t, "eventstreamd dev\n", out.String())
+}
+
+// TestBinary builds the real binary, starts it on a free port, does the
+// seed's test, and stops it with SIGTERM.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "eventstreamd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "EVENTSTREAMD_LOG_LEVEL=debug")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	logs := newLogLines()
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.add(sc.Text())
+		}
+	}()
+
+	addr := logs.waitAddr(t)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	seedRequest(t, client, addr)
+	resp, err := client.Get("http://" + addr + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	exited := make(chan error, 1)
+	go func() { <-scanned; exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "exit status after SIGTERM; log:\n%s", logs.all())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit within 20 s of SIGTERM; log:\n%s", logs.all())
+	}
+	assert.Equal(t, 0, cmd.ProcessState.ExitCode())
+	assert.Contains(t, logs.all(), `"msg":"stopped"`)
+	assert.NotContains(t, logs.all(), secret, "a private id was logged")
+}
+
+func TestBadConfigFailsAtStart(t *testing.T) {
+	err := run(context.Background(), []string{"-tick-rate", "-5"}, env(), io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tick rate")
+}

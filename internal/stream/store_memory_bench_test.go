@@ -1,0 +1,107 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/goeventstream/eventstream/internal/clock"
+	"github.com/goeventstream/eventstream/internal/stream"
+	"github.com/goeventstream/eventstream/internal/stream/streamtest"
+)
+
+// benchStream returns a memory store holding one stream of about history
+// events, four per tick, and the stream's tick in progress.
+func benchStream(b *testing.B, history int) (*stream.MemoryStore, int64) {
+	b.Helper()
+	fake := clock.NewFake(streamtest.Start)
+	cfg := stream.DefaultConfig()
+	cfg.Clock = fake
+	cfg.MaxEventsPerStream = math.MaxInt
+	cfg.MaxClientsPerStream = math.MaxInt
+	cfg.ClientTimeout = time.Hour * 24 * 365
+	store, err := stream.NewMemoryStore(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	events := streamtest.Moves("left", "right", "jump", `{"x":12,"y":-3}`)
+	var t int64
+	for n := 2; n < history; n += len(events) {
+		res, err := store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "writer", LastKnownTick: t, Events: events})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t = res.T
+		fake.Advance(cfg.TickDuration())
+	}
+	return store, t + 1
+}
+
+// BenchmarkSync measures the typical sync, a client fetching the last four
+// ticks of events (16 events), as the stream's history grows: its cost must
+// not grow with history.
+func BenchmarkSync(b *testing.B) {
+	for _, history := range []int{1_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("history=%s", count(history)), func(b *testing.B) {
+			store, t := benchStream(b, history)
+			req := &stream.SyncRequest{Stream: "s", PrivateID: "reader", LastKnownTick: t - 4}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				res, err := store.Sync(ctx, req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(res.Events) == 0 {
+					b.Fatal("no events")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSyncParallel measures syncs of many clients of one stream at
+// once, each posting one event in four syncs.
+func BenchmarkSyncParallel(b *testing.B) {
+	for _, clients := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			store, t := benchStream(b, 1000)
+			ctx := context.Background()
+			ids := make([]string, clients)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("client-%d", i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var goroutines atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(goroutines.Add(1)) * 7919
+				for pb.Next() {
+					i++
+					req := &stream.SyncRequest{Stream: "s", PrivateID: ids[i%clients], LastKnownTick: t - 4}
+					if i%4 == 0 {
+						req.Events = streamtest.Moves("move")
+					}
+					if _, err := store.Sync(ctx, req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func count(n int) string {
+	switch {
+	case n >= 1_000_000:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1_000:
+		return fmt.Sprintf("%dk", n/1_000)
+	}
+	return fmt.Sprint(n)
+}
