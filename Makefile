@@ -13,8 +13,8 @@ BENCHCOUNT  ?= 6
 all: lint test build
 
 ## run: serve on :9922 with the in-memory store (console logs)
-run:
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/eventstreamd -log-format console
+run: build
+	./bin/eventstreamd -log-format console
 
 ## build: build bin/eventstreamd
 build:
