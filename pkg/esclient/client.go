@@ -1,0 +1,386 @@
+// Package esclient is the Go client of one eventstreamd stream.
+//
+// A Client queues events with Send and exchanges them with the server in
+// syncs: Sync does one round trip, Run syncs periodically in the
+// background. Every sync sends the queued events as one batch with an
+// idempotency key, so a retry after a lost reply cannot append them twice,
+// and a failed sync never loses them.
+//
+//	c, err := esclient.New(esclient.Config{BaseURL: "http://localhost:9922", Stream: "demo"})
+//	if err != nil { ... }
+//	_ = c.Send("move", "left")
+//	err = c.Run(ctx, func(u esclient.Update) {
+//		for _, e := range u.Events { ... }
+//	})
+//
+// Send, PublicID and Epoch are safe to call from any goroutine; Sync and
+// Run may not run at the same time as each other.
+package esclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// Config configures a Client.
+type Config struct {
+	// BaseURL is the server's address, such as "http://localhost:9922".
+	// Required.
+	BaseURL string
+	// Stream names the stream. Required.
+	Stream string
+	// PrivateID is this client's secret id. Empty means the one saved at
+	// DefaultIDPath, created on first use (see LoadOrCreatePrivateID).
+	PrivateID string
+	// HTTPClient sends the requests. Nil means a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// SyncInterval is the time between syncs of Run. Zero means 200 ms:
+	// five syncs a second, about four ticks each.
+	SyncInterval time.Duration
+	// MaxBackoff caps the wait between retries of a failed sync. Zero
+	// means 5 s.
+	MaxBackoff time.Duration
+	// MaxQueue caps the events waiting to be sent; Send refuses more with
+	// ErrQueueFull. Zero means 100000.
+	MaxQueue int
+	// Logger logs retries. Nil means no logging.
+	Logger *zap.Logger
+}
+
+// Default values of Config.
+const (
+	DefaultSyncInterval = 200 * time.Millisecond
+	DefaultMaxBackoff   = 5 * time.Second
+	DefaultMaxQueue     = 100_000
+	DefaultHTTPTimeout  = 10 * time.Second
+)
+
+// maxBatchBytes keeps a batch safely below the server's default 64 KiB
+// request limit.
+const maxBatchBytes = protocol.DefaultMaxBodyBytes - 1024
+
+// Client is a client of one stream.
+type Client struct {
+	cfg    Config
+	prefix string // BaseURL/stream/privateID/
+	http   *http.Client
+	log    *zap.Logger
+
+	syncMu sync.Mutex // one sync at a time
+
+	mu       sync.Mutex
+	queue    []pending // events not yet in a batch
+	inflight *batch    // the batch being sent until a reply confirms it
+	lastT    int64
+	epoch    string
+	publicID string
+}
+
+type pending struct {
+	typ  string
+	body []byte // a JSON string literal
+}
+
+type batch struct {
+	id     string
+	events []pending
+}
+
+// New returns a Client for cfg, or an error saying what in cfg is wrong.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("esclient: BaseURL %q must be an http or https URL such as http://localhost:9922", cfg.BaseURL)
+	}
+	if !protocol.ValidName(cfg.Stream) {
+		return nil, fmt.Errorf("esclient: Stream %q must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", cfg.Stream, protocol.MaxNameLen)
+	}
+	if cfg.PrivateID == "" {
+		path, err := DefaultIDPath()
+		if err != nil {
+			return nil, err
+		}
+		if cfg.PrivateID, err = LoadOrCreatePrivateID(path); err != nil {
+			return nil, err
+		}
+	}
+	if !protocol.ValidName(cfg.PrivateID) {
+		return nil, fmt.Errorf("esclient: PrivateID must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
+	}
+	if cfg.SyncInterval < 0 || cfg.MaxBackoff < 0 || cfg.MaxQueue < 0 {
+		return nil, errors.New("esclient: SyncInterval, MaxBackoff and MaxQueue must not be negative")
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxQueue == 0 {
+		cfg.MaxQueue = DefaultMaxQueue
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Client{
+		cfg:    cfg,
+		prefix: strings.TrimSuffix(u.String(), "/") + "/" + cfg.Stream + "/" + cfg.PrivateID + "/",
+		http:   cfg.HTTPClient,
+		log:    cfg.Logger,
+	}, nil
+}
+
+// Stream returns the name of the client's stream.
+func (c *Client) Stream() string { return c.cfg.Stream }
+
+// PublicID returns the client's public id, or "" before the first sync.
+func (c *Client) PublicID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.publicID
+}
+
+// Send queues an event for the next sync. It refuses, locally and with the
+// server's default limits, what the server would refuse.
+func (c *Client) Send(typ, body string) error {
+	switch {
+	case len(typ) == 0 || len(typ) > MaxTypeLen:
+		return ErrBadType
+	case strings.HasPrefix(typ, protocol.ReservedPrefix):
+		return ErrReservedType
+	case !utf8.ValidString(body):
+		return ErrBadBody
+	}
+	enc := protocol.AppendString(nil, body)
+	if len(enc)-2 > MaxBodyLen {
+		return ErrBodyTooLarge
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) >= c.cfg.MaxQueue {
+		return ErrQueueFull
+	}
+	c.queue = append(c.queue, pending{typ: typ, body: enc})
+	return nil
+}
+
+// Pending returns the number of events queued or in flight.
+func (c *Client) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.queue)
+	if c.inflight != nil {
+		n += len(c.inflight.events)
+	}
+	return n
+}
+
+// Sync does one round trip: it sends the queued events as one batch and
+// returns what the server sent back. If the round trip fails, the batch
+// is kept, with its id, and the next Sync sends it again.
+func (c *Client) Sync(ctx context.Context) (Update, error) {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+
+	c.mu.Lock()
+	if c.inflight == nil && len(c.queue) > 0 {
+		c.inflight = c.takeBatch()
+	}
+	target := c.prefix + strconv.FormatInt(c.lastT, 10)
+	if c.epoch != "" {
+		target += "?epoch=" + c.epoch
+	}
+	body := encodeBatch(c.inflight)
+	c.mu.Unlock()
+
+	reply, err := c.roundTrip(ctx, target, body)
+	if err != nil {
+		return Update{}, err
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inflight = nil
+	c.lastT, c.epoch, c.publicID = reply.T, reply.Epoch, reply.ID
+	return Update{
+		PublicID: reply.ID,
+		T:        reply.T,
+		Epoch:    reply.Epoch,
+		TickRate: reply.TPS,
+		Events:   reply.Events,
+		Reset:    len(reply.Events) > 0 && reply.Events[0].Type == TypeReset,
+		More:     reply.More,
+	}, nil
+}
+
+// takeBatch moves the events that fit in one request from the queue into
+// a new batch. c.mu must be held.
+func (c *Client) takeBatch() *batch {
+	n, size := 0, 0
+	for n < len(c.queue) && n < MaxEventsPerSync {
+		e := c.queue[n]
+		size += len(e.typ) + len(e.body) + 32
+		if n > 0 && size > maxBatchBytes {
+			break
+		}
+		n++
+	}
+	b := &batch{id: uuid.NewString(), events: append([]pending(nil), c.queue[:n]...)}
+	c.queue = append(c.queue[:0], c.queue[n:]...)
+	return b
+}
+
+func encodeBatch(b *batch) []byte {
+	if b == nil {
+		return nil
+	}
+	out := append(make([]byte, 0, 64+len(b.events)*48), `{"batch":`...)
+	out = protocol.AppendString(out, b.id)
+	out = append(out, `,"events":[`...)
+	for i, e := range b.events {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"type":`...)
+		out = protocol.AppendString(out, e.typ)
+		out = append(out, `,"body":`...)
+		out = append(out, e.body...)
+		out = append(out, '}')
+	}
+	return append(out, "]}"...)
+}
+
+type wireReply struct {
+	ID     string  `json:"id"`
+	T      int64   `json:"t"`
+	Epoch  string  `json:"epoch"`
+	TPS    int     `json:"tps"`
+	Events []Event `json:"events"`
+	More   bool    `json:"more"`
+}
+
+func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wireReply, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("esclient: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("esclient: sync: %w", redact(err, c.cfg.PrivateID))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("esclient: reading the reply: %w", redact(err, c.cfg.PrivateID))
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		var wire protocol.ErrorReply
+		if json.Unmarshal(data, &wire) == nil && wire.Error.Code != "" {
+			e.Code, e.Message = wire.Error.Code, wire.Error.Message
+		}
+		return nil, e
+	}
+	var reply wireReply
+	if err := json.Unmarshal(data, &reply); err != nil {
+		return nil, fmt.Errorf("esclient: the reply is not a sync reply: %w", err)
+	}
+	if reply.Events == nil || reply.ID == "" || reply.Epoch == "" {
+		return nil, errors.New("esclient: the reply is not a sync reply")
+	}
+	return &reply, nil
+}
+
+// redactedError hides the private id, which is part of every request URL,
+// from errors that quote the URL.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redact(err error, secret string) error {
+	msg := err.Error()
+	if !strings.Contains(msg, secret) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(msg, secret, "<private-id>"), err: err}
+}
+
+// Run syncs every SyncInterval, and at once while the server has more,
+// calling fn with every Update on Run's goroutine. Network errors and
+// retryable server errors are retried with capped exponential backoff and
+// jitter; queued events are never dropped. Run returns ctx's error when ctx
+// ends, or an *Error when the server refuses the requests in a way that
+// retrying cannot change (such as a bad stream name or a full stream).
+func (c *Client) Run(ctx context.Context, fn func(Update)) error {
+	failures := 0
+	for {
+		u, err := c.Sync(ctx)
+		var wait time.Duration
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err == nil:
+			failures = 0
+			fn(u)
+			if u.More {
+				continue
+			}
+			wait = c.cfg.SyncInterval
+		default:
+			var se *Error
+			if errors.As(err, &se) && !se.Retryable() {
+				return err
+			}
+			failures++
+			wait = c.backoff(failures)
+			c.log.Warn("sync failed; retrying", zap.String("stream", c.cfg.Stream),
+				zap.Int("failures", failures), zap.Duration("wait", wait), zap.Error(err))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// backoff returns the wait after the given number of consecutive failures:
+// a random duration up to SyncInterval·2^failures, capped at MaxBackoff
+// ("full jitter"), so that clients of a server that comes back do not all
+// retry at once.
+func (c *Client) backoff(failures int) time.Duration {
+	ceiling := c.cfg.MaxBackoff
+	if failures < 30 {
+		ceiling = min(ceiling, c.cfg.SyncInterval<<failures)
+	}
+	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
+}

@@ -1,0 +1,45 @@
+package esclient
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error is an error reply from the server.
+type Error struct {
+	// Status is the HTTP status code.
+	Status int
+	// Code is the protocol's error code, such as "bad_stream"; empty if the
+	// reply was not an eventstreamd error.
+	Code string
+	// Message says what was wrong.
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("eventstreamd: %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+	}
+	return fmt.Sprintf("eventstreamd: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Retryable reports whether sending the same request again may succeed:
+// true for server errors (5xx), 408 and 429. Any other 4xx will fail again.
+func (e *Error) Retryable() bool {
+	return e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests
+}
+
+// Errors Send returns.
+var (
+	// ErrReservedType means the event type starts with "_".
+	ErrReservedType = errors.New("esclient: event types starting with _ are reserved for the server")
+	// ErrBadType means the event type is empty or longer than MaxTypeLen.
+	ErrBadType = fmt.Errorf("esclient: an event type must be 1 to %d bytes", MaxTypeLen)
+	// ErrBodyTooLarge means the body is longer than MaxBodyLen once encoded.
+	ErrBodyTooLarge = fmt.Errorf("esclient: an event body must be at most %d bytes encoded", MaxBodyLen)
+	// ErrBadBody means the body is not valid UTF-8, which JSON cannot carry.
+	ErrBadBody = errors.New("esclient: an event body must be valid UTF-8")
+	// ErrQueueFull means Config.MaxQueue events wait to be sent already.
+	ErrQueueFull = errors.New("esclient: the send queue is full")
+)
