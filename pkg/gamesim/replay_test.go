@@ -240,8 +240,10 @@ type hashSim struct {
 	n uint64
 }
 
-func (h *hashSim) OnClientEvent(d *gamesim.Driver, e esclient.Event) { h.n = h.n*31 + uint64(len(e.Body)) }
-func (h *hashSim) StateHash() uint64                                 { return h.n }
+func (h *hashSim) OnClientEvent(d *gamesim.Driver, e esclient.Event) {
+	h.n = h.n*31 + uint64(len(e.Body))
+}
+func (h *hashSim) StateHash() uint64 { return h.n }
 
 func TestRecordHashes(t *testing.T) {
 	d := gamesim.Replay([]esclient.Event{
