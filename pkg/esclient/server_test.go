@@ -46,3 +46,25 @@ func newServer(t *testing.T, edit func(*stream.Config)) *server {
 
 // tick moves the server's clock one tick on.
 func (s *server) tick() { s.clock.Advance(50 * time.Millisecond) }
+
+// exampleServer starts a real eventstreamd on the real clock for the
+// examples, and returns its URL and a function that stops it.
+func exampleServer() (string, func()) {
+	store, err := stream.NewMemoryStore(stream.DefaultConfig())
+	if err != nil {
+		panic(err)
+	}
+	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store})
+	if err != nil {
+		panic(err)
+	}
+	h, err := api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(h)
+	return srv.URL, func() {
+		http.DefaultClient.CloseIdleConnections()
+		srv.Close()
+	}
+}

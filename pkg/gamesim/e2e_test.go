@@ -130,15 +130,15 @@ func realServer(t *testing.T, timeout time.Duration) string {
 	return srv.URL
 }
 
-// player runs one Driver of the arena and sends random input, until stopped.
-type player struct {
+// livePlayer runs one Driver of the arena and sends random input, until stopped.
+type livePlayer struct {
 	name   string
 	driver *gamesim.Driver
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func startPlayer(t *testing.T, url, name, privateID string, seed uint64) *player {
+func startLivePlayer(t *testing.T, url, name, privateID string, seed uint64) *livePlayer {
 	t.Helper()
 	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
 	t.Cleanup(httpc.CloseIdleConnections)
@@ -146,7 +146,7 @@ func startPlayer(t *testing.T, url, name, privateID string, seed uint64) *player
 	require.NoError(t, err)
 	d := gamesim.New(c, &arena{}, gamesim.RecordHashes(1<<20))
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &player{name: name, driver: d, cancel: cancel, done: make(chan struct{})}
+	p := &livePlayer{name: name, driver: d, cancel: cancel, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = d.Run(ctx) }()
@@ -170,7 +170,7 @@ func startPlayer(t *testing.T, url, name, privateID string, seed uint64) *player
 	return p
 }
 
-func (p *player) stop() {
+func (p *livePlayer) stop() {
 	p.cancel()
 	<-p.done
 }
@@ -185,18 +185,18 @@ func TestDeterminismEndToEnd(t *testing.T) {
 	}
 	url := realServer(t, time.Second)
 
-	players := []*player{
-		startPlayer(t, url, "alice", "alice-secret", 1),
-		startPlayer(t, url, "bob", "bob-secret", 2),
+	players := []*livePlayer{
+		startLivePlayer(t, url, "alice", "alice-secret", 1),
+		startLivePlayer(t, url, "bob", "bob-secret", 2),
 	}
 	time.Sleep(700 * time.Millisecond) // lets the game run; nothing is timed by it
-	players = append(players, startPlayer(t, url, "carol", "carol-secret", 3))
+	players = append(players, startLivePlayer(t, url, "carol", "carol-secret", 3))
 	time.Sleep(700 * time.Millisecond)
 	players[1].stop() // bob leaves, long enough to be disconnected
 	time.Sleep(2 * time.Second)
 	players = append(players,
-		startPlayer(t, url, "bob-again", "bob-secret", 4),
-		startPlayer(t, url, "dave", "dave-secret", 5), // a late joiner replays from tick 0
+		startLivePlayer(t, url, "bob-again", "bob-secret", 4),
+		startLivePlayer(t, url, "dave", "dave-secret", 5), // a late joiner replays from tick 0
 	)
 	time.Sleep(1500 * time.Millisecond)
 	for _, p := range players {
