@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -355,4 +356,42 @@ func TestErrorsHideThePrivateID(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), secret)
 	assert.False(t, errors.Is(err, context.Canceled))
+}
+
+func TestLargeQueuesAreSplitIntoBatches(t *testing.T) {
+	srv := newServer(t, nil)
+	c := newClient(t, srv.URL, secret, withHTTP(httpClient(t)))
+	const n = 2*esclient.MaxEventsPerSync + 88
+	for i := range n {
+		require.NoError(t, c.Send("n", strconv.Itoa(i)))
+	}
+	// 100 events of 1 KiB fill one request's 64 KiB before its 256 events.
+	for range 100 {
+		require.NoError(t, c.Send("big", strings.Repeat("b", 1000)))
+	}
+	ctx := context.Background()
+	syncs := 0
+	for c.Pending() > 0 {
+		_, err := c.Sync(ctx)
+		require.NoError(t, err, "a batch the server refused")
+		syncs++
+		require.Less(t, syncs, 10)
+	}
+	assert.Equal(t, 4, syncs, "256 + 256 + 88 and 100 KiB take four requests")
+
+	srv.tick()
+	reader := newClient(t, srv.URL, "reader", withHTTP(httpClient(t)))
+	var got []string
+	require.NoError(t, runUntil(t, reader, func(u esclient.Update) bool {
+		for _, e := range u.Events {
+			if e.Type == "n" {
+				got = append(got, e.Body)
+			}
+		}
+		return !u.More && u.T > 1
+	}))
+	require.Len(t, got, n)
+	for i, b := range got {
+		require.Equal(t, strconv.Itoa(i), b, "events arrive once, in the order they were sent")
+	}
 }
