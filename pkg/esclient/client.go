@@ -60,6 +60,11 @@ type Config struct {
 	// MaxQueue caps the events waiting to be sent; Send refuses more with
 	// ErrQueueFull. Zero means 100000.
 	MaxQueue int
+	// FromTick is the first tick the first sync asks for. Zero replays the
+	// stream from its start, as a simulation needs; a tool that only
+	// watches may start at the tick in progress. A tick beyond the
+	// stream's replays it from the start.
+	FromTick int64
 	// Logger logs retries. Nil means no logging.
 	Logger *zap.Logger
 }
@@ -124,8 +129,8 @@ func New(cfg Config) (*Client, error) {
 	if !protocol.ValidName(cfg.PrivateID) {
 		return nil, fmt.Errorf("esclient: PrivateID must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
 	}
-	if cfg.SyncInterval < 0 || cfg.MaxBackoff < 0 || cfg.MaxQueue < 0 {
-		return nil, errors.New("esclient: SyncInterval, MaxBackoff and MaxQueue must not be negative")
+	if cfg.SyncInterval < 0 || cfg.MaxBackoff < 0 || cfg.MaxQueue < 0 || cfg.FromTick < 0 {
+		return nil, errors.New("esclient: SyncInterval, MaxBackoff, MaxQueue and FromTick must not be negative")
 	}
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval = DefaultSyncInterval
@@ -147,6 +152,7 @@ func New(cfg Config) (*Client, error) {
 		prefix: strings.TrimSuffix(u.String(), "/") + "/" + cfg.Stream + "/" + cfg.PrivateID + "/",
 		http:   cfg.HTTPClient,
 		log:    cfg.Logger,
+		lastT:  cfg.FromTick,
 	}, nil
 }
 

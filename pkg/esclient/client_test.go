@@ -395,3 +395,23 @@ func TestLargeQueuesAreSplitIntoBatches(t *testing.T) {
 		require.Equal(t, strconv.Itoa(i), b, "events arrive once, in the order they were sent")
 	}
 }
+
+func TestFromTick(t *testing.T) {
+	srv := newServer(t, nil)
+	w := newClient(t, srv.URL, "writer", withHTTP(httpClient(t)))
+	require.NoError(t, w.Send("old", ""))
+	_, err := w.Sync(context.Background())
+	require.NoError(t, err)
+	srv.clock.Advance(time.Second) // t = 21
+	require.NoError(t, w.Send("new", ""))
+	_, err = w.Sync(context.Background())
+	require.NoError(t, err)
+	srv.tick()
+
+	c := newClient(t, srv.URL, "watcher", withHTTP(httpClient(t)), func(c *esclient.Config) { c.FromTick = 21 })
+	u, err := c.Sync(context.Background())
+	require.NoError(t, err)
+	assert.False(t, u.Reset)
+	require.Len(t, u.Events, 1)
+	assert.Equal(t, "new", u.Events[0].Type)
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goeventstream/eventstream/pkg/esclient"
+)
+
+// report is what a run measured.
+type report struct {
+	Mode          string           `json:"mode"`
+	URL           string           `json:"url"`
+	Streams       int              `json:"streams"`
+	Clients       int              `json:"clients_per_stream"`
+	Rate          float64          `json:"rate_per_client"`
+	Duration      float64          `json:"duration_seconds"`
+	Syncs         int64            `json:"syncs"`
+	SyncsPerSec   float64          `json:"syncs_per_second"`
+	Errors        map[string]int64 `json:"errors"`
+	Latency       latency          `json:"sync_latency_ms"`
+	Delivery      latency          `json:"delivery_latency_ms"`
+	BytesPerReply float64          `json:"bytes_per_reply"`
+	EventsSent    int              `json:"events_sent"`
+	Verify        verification     `json:"verify"`
+}
+
+type latency struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+	N   int64   `json:"count"`
+}
+
+type verification struct {
+	Checked  bool     `json:"checked"`
+	Clients  int      `json:"clients"`
+	Events   int      `json:"events"`
+	Problems []string `json:"problems"`
+}
+
+func latencies(h *hdr) latency {
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return latency{
+		P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)),
+		P99: ms(h.ValueAtQuantile(99)), Max: ms(h.Max()), N: h.TotalCount(),
+	}
+}
+
+func (b *bench) report(elapsed time.Duration, bytes int64) *report {
+	rep := &report{Mode: b.cfg.Mode, URL: b.cfg.URL, Streams: b.cfg.Streams, Clients: b.cfg.Clients,
+		Rate: b.cfg.Rate, Duration: elapsed.Seconds(), Errors: map[string]int64{}}
+	lat, deliv := newHistogram(), newHistogram()
+	var errs int64
+	for _, w := range b.workers {
+		lat.Merge(w.lat)
+		deliv.Merge(w.deliv)
+		rep.Syncs += w.syncs
+		rep.EventsSent += w.sent
+		for k, v := range w.errs {
+			rep.Errors[k] += v
+			errs += v
+		}
+	}
+	rep.SyncsPerSec = float64(rep.Syncs) / elapsed.Seconds()
+	rep.Latency, rep.Delivery = latencies(lat), latencies(deliv)
+	if n := rep.Syncs + errs; n > 0 {
+		rep.BytesPerReply = float64(bytes) / float64(n)
+	}
+	return rep
+}
+
+// verify drains every client's queue, reads each stream whole, and checks
+// that every client saw the same order and every event exactly once.
+func (b *bench) verify(ctx context.Context) verification {
+	v := verification{Checked: true}
+	problem := func(format string, args ...any) {
+		if len(v.Problems) < 20 {
+			v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	// Every queued event goes out; a batch whose reply was lost is sent
+	// again under its id, so it cannot be appended twice.
+	_ = b.eachWorker(func(w *worker) error {
+		for w.c.Pending() > 0 && ctx.Err() == nil {
+			w.sync(ctx, time.Now())
+		}
+		return nil
+	})
+
+	refs := make([][]esclient.Event, b.cfg.Streams)
+	refT := make([]int64, b.cfg.Streams)
+	if err := b.eachStream(func(s int) error {
+		r, err := b.client(s, b.cfg.Prefix+"-reader", 0)
+		if err != nil {
+			return err
+		}
+		for {
+			u, err := r.Sync(ctx)
+			if err != nil {
+				return err
+			}
+			refs[s] = append(refs[s], u.Events...)
+			if !u.More {
+				refT[s] = u.T
+				return nil
+			}
+		}
+	}); err != nil {
+		problem("reading the streams: %v", err)
+		return v
+	}
+
+	_ = b.eachWorker(func(w *worker) error {
+		for (w.lastT < refT[w.stream] || w.c.Pending() > 0) && ctx.Err() == nil {
+			w.sync(ctx, time.Now())
+		}
+		return nil
+	})
+
+	sent := map[string]int{} // client tag → events sent
+	for _, w := range b.workers {
+		sent["c"+strconv.Itoa(w.idx)] = w.sent
+	}
+	for s, ref := range refs {
+		count := map[string]int{}
+		for _, e := range ref {
+			if e.Type == "b" {
+				parts := strings.SplitN(e.Body, ".", 3)
+				count[parts[0]+"."+parts[1]]++
+			}
+		}
+		for id, n := range count {
+			if n != 1 {
+				problem("stream %d: event %s appears %d times", s, id, n)
+			}
+			tag, seq, _ := strings.Cut(id, ".")
+			if k, _ := strconv.Atoi(seq); k >= sent[tag] {
+				problem("stream %d: event %s was never sent", s, id)
+			}
+		}
+		v.Events += len(count)
+		for _, w := range b.workers {
+			if w.stream != s {
+				continue
+			}
+			for k := range w.sent {
+				if count[fmt.Sprintf("c%d.%d", w.idx, k)] == 0 {
+					problem("stream %d: event c%d.%d was accepted and lost", s, w.idx, k)
+				}
+			}
+		}
+	}
+	for _, w := range b.workers {
+		v.Clients++
+		ref := refs[w.stream]
+		var want []seenEvent
+		for _, e := range ref {
+			if e.T >= w.firstT && e.T < refT[w.stream] {
+				want = append(want, seenEvent{t: e.T, h: eventHash(e)})
+			}
+		}
+		var got []seenEvent
+		for _, e := range w.seen {
+			if e.t < refT[w.stream] {
+				got = append(got, e)
+			}
+		}
+		if !slices.Equal(got, want) {
+			problem("client %d of stream %d saw %d events where the stream has %d, or in another order", w.idx, w.stream, len(got), len(want))
+		}
+	}
+	return v
+}
+
+func (b *bench) eachWorker(fn func(w *worker) error) error {
+	errs := make(chan error, len(b.workers))
+	for _, w := range b.workers {
+		go func() { errs <- fn(w) }()
+	}
+	var first error
+	for range b.workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "esbench: %s mode, %d streams × %d clients", r.Mode, r.Streams, r.Clients)
+	if r.Mode == "sync" {
+		if r.Rate > 0 {
+			fmt.Fprintf(w, " at %g syncs/s each", r.Rate)
+		} else {
+			fmt.Fprint(w, ", closed loop")
+		}
+	}
+	fmt.Fprintf(w, ", %.1fs measured\n", r.Duration)
+	fmt.Fprintf(w, "  throughput   %10.0f requests/s (%d)\n", r.SyncsPerSec, r.Syncs)
+	fmt.Fprintf(w, "  latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	if r.Mode == "sync" {
+		fmt.Fprintf(w, "  delivery ms  p50 %.2f  p99 %.2f  (%d deliveries)\n", r.Delivery.P50, r.Delivery.P99, r.Delivery.N)
+		fmt.Fprintf(w, "  reply        %.0f bytes on average; %d events sent\n", r.BytesPerReply, r.EventsSent)
+	}
+	if len(r.Errors) == 0 {
+		fmt.Fprintln(w, "  errors       none")
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
+			fmt.Fprintf(w, "  errors       %s: %d\n", k, r.Errors[k])
+		}
+	}
+	if r.Verify.Checked {
+		if len(r.Verify.Problems) == 0 {
+			fmt.Fprintf(w, "  verified     %d clients saw one order; %d events each exactly once\n", r.Verify.Clients, r.Verify.Events)
+		} else {
+			for _, p := range r.Verify.Problems {
+				fmt.Fprintf(w, "  PROBLEM      %s\n", p)
+			}
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/term"
+)
+
+// config is what esbench is told.
+type config struct {
+	URL        string
+	Mode       string // sync or healthz
+	Streams    int
+	Clients    int
+	Rate       float64 // syncs per second per client; 0 is closed loop
+	Duration   time.Duration
+	Warmup     time.Duration
+	EventShare float64
+	BodySize   int
+	Preload    int
+	From       string // zero or head
+	Prefix     string
+	JSON       bool
+	Timeout    time.Duration
+}
+
+func parseConfig(args []string, stderr io.Writer) (config, error) {
+	c := config{}
+	fs := flag.NewFlagSet("esbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.URL, "url", "http://127.0.0.1:9922", "eventstreamd's address")
+	fs.StringVar(&c.Mode, "mode", "sync", "what to load: sync, or healthz for the HTTP baseline")
+	fs.IntVar(&c.Streams, "streams", 10, "streams")
+	fs.IntVar(&c.Clients, "clients", 4, "clients per stream")
+	fs.Float64Var(&c.Rate, "rate", 5, "syncs per second per client; 0 syncs as fast as the server answers (closed loop)")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to measure")
+	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "load before measuring, not counted")
+	fs.Float64Var(&c.EventShare, "event-share", 0.05, "share of syncs that carry an event, 0 to 1")
+	fs.IntVar(&c.BodySize, "body", 64, "event body size in bytes (at least 48)")
+	fs.IntVar(&c.Preload, "preload", 0, "events appended to each stream before measuring")
+	fs.StringVar(&c.From, "from", "zero", "where clients start: zero (replay the stream) or head")
+	fs.StringVar(&c.Prefix, "prefix", "", "stream name prefix; default esbench-<random>")
+	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
+	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "HTTP timeout of one sync")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case c.Mode != "sync" && c.Mode != "healthz":
+		return c, errors.New("-mode must be sync or healthz")
+	case c.Streams < 1 || c.Clients < 1:
+		return c, errors.New("-streams and -clients must be at least 1")
+	case c.Rate < 0:
+		return c, errors.New("-rate must not be negative")
+	case c.Duration <= 0:
+		return c, errors.New("-duration must be positive")
+	case c.EventShare < 0 || c.EventShare > 1:
+		return c, errors.New("-event-share must be between 0 and 1")
+	case c.BodySize < minBody || c.BodySize > 16<<10:
+		return c, fmt.Errorf("-body must be between %d and 16384", minBody)
+	case c.From != "zero" && c.From != "head":
+		return c, errors.New("-from must be zero or head")
+	case c.Preload < 0:
+		return c, errors.New("-preload must not be negative")
+	}
+	if c.Prefix == "" {
+		c.Prefix = "esbench-" + uuid.NewString()[:8]
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n := cfg.Streams * cfg.Clients
+	counter := &countingTransport{next: &http.Transport{
+		MaxIdleConns:        n + 16,
+		MaxIdleConnsPerHost: n + 16,
+		IdleConnTimeout:     time.Minute,
+	}}
+	httpc := &http.Client{Timeout: cfg.Timeout, Transport: counter}
+	defer counter.next.CloseIdleConnections()
+
+	b := &bench{cfg: cfg, http: httpc, bytes: counter}
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	progress := newProgress(stderr, b)
+	rep, err := b.load(ctx, progress)
+	progress.stop()
+	if err != nil {
+		return err
+	}
+	if cfg.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.print(stdout)
+	}
+	if len(rep.Verify.Problems) > 0 {
+		return fmt.Errorf("verification failed: %s", strings.Join(rep.Verify.Problems, "; "))
+	}
+	return nil
+}
+
+// progress prints a live line on a terminal.
+type progress struct {
+	w    io.Writer
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newProgress(w io.Writer, b *bench) *progress {
+	p := &progress{w: w, done: make(chan struct{})}
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return p
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-p.done:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-t.C:
+				n := b.syncs.Load()
+				fmt.Fprintf(w, "\r\033[K%s  %6d syncs/s  %d errors", b.phase.Load(), n-last, b.errCount.Load())
+				last = n
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progress) stop() {
+	close(p.done)
+	p.wg.Wait()
+}
+
+// countingTransport counts the bytes of reply bodies.
+type countingTransport struct {
+	next  *http.Transport
+	bytes atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &countingBody{ReadCloser: resp.Body, n: &c.bytes}
+	return resp, nil
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
