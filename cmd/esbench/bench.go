@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -27,11 +27,15 @@ const minBody = 48
 // bench is one run.
 type bench struct {
 	cfg   config
-	http  *http.Client
-	bytes *countingTransport
+	addr  string       // host:port of the server
+	bytes atomic.Int64 // reply bytes read
+
+	tmu        sync.Mutex
+	transports []*directTransport
 
 	workers []*worker
 	heads   []int64 // per stream: where clients start
+	hists   []*histograms
 
 	recording atomic.Bool
 	syncs     atomic.Int64 // for the progress line
@@ -47,16 +51,26 @@ type worker struct {
 	c      *esclient.Client
 	rng    *rand.Rand
 
-	sent   int   // events sent, all accepted once drained
+	sent   int   // events queued
+	failed error // the error that stopped this client for good
 	firstT int64 // the first tick this client asked for
 	lastT  int64
 	self   string           // public id
-	seen   []seenEvent      // every event received, in order
-	lat    *hdr   // sync latency, µs
-	deliv  *hdr   // delivery latency, µs
+	seen   chunks           // every event received, in order
+	hist   *histograms      // shared by a few workers
 	errs   map[string]int64 // by kind
 	syncs  int64
 }
+
+// histograms record latencies for a shard of the workers: one set per
+// worker would cost more to allocate and merge than the load itself.
+type histograms struct {
+	mu    sync.Mutex
+	lat   *hdr // sync latency, µs
+	deliv *hdr // delivery latency, µs
+}
+
+const shards = 16
 
 type hdr = hdrhistogram.Histogram
 
@@ -65,26 +79,72 @@ type seenEvent struct {
 	h uint64
 }
 
+// chunks is an append-only list that never copies what it holds, so that
+// thousands of clients each recording every event stay cheap.
+type chunks struct{ c [][]seenEvent }
+
+const chunkLen = 4096
+
+func (l *chunks) add(e seenEvent) {
+	if n := len(l.c); n == 0 || len(l.c[n-1]) == chunkLen {
+		l.c = append(l.c, make([]seenEvent, 0, chunkLen))
+	}
+	last := &l.c[len(l.c)-1]
+	*last = append(*last, e)
+}
+
+func (l *chunks) all() []seenEvent {
+	var out []seenEvent
+	for _, c := range l.c {
+		out = append(out, c...)
+	}
+	return out
+}
+
 func newHistogram() *hdr { return hdrhistogram.New(1, 60_000_000, 3) }
+
+// seed keys the event hashes of one run.
+var seed = maphash.MakeSeed()
 
 func (b *bench) streamName(s int) string { return fmt.Sprintf("%s-%d", b.cfg.Prefix, s) }
 
+// privateID returns the private id of client idx. The preloading writer
+// and the verifying reader of a stream speak as its first client, so that
+// esbench adds no client beyond -clients to a stream.
+func (b *bench) privateID(idx int) string { return fmt.Sprintf("%s-c%d", b.cfg.Prefix, idx) }
+
+// client returns a client of stream s with a connection of its own.
 func (b *bench) client(s int, id string, from int64) (*esclient.Client, error) {
+	t := &directTransport{addr: b.addr, timeout: b.cfg.Timeout, bytes: &b.bytes}
+	b.tmu.Lock()
+	b.transports = append(b.transports, t)
+	b.tmu.Unlock()
 	return esclient.New(esclient.Config{
 		BaseURL: b.cfg.URL, Stream: b.streamName(s), PrivateID: id,
-		HTTPClient: b.http, FromTick: from, MaxBackoff: time.Second,
+		HTTPClient: &http.Client{Transport: t, Timeout: b.cfg.Timeout}, FromTick: from, MaxBackoff: time.Second,
 	})
+}
+
+func (b *bench) closeTransports() {
+	b.tmu.Lock()
+	defer b.tmu.Unlock()
+	for _, t := range b.transports {
+		t.close()
+	}
 }
 
 // setup preloads history and decides where clients start.
 func (b *bench) setup(ctx context.Context) error {
 	b.phase.Store("setup")
 	b.heads = make([]int64, b.cfg.Streams)
+	for range shards {
+		b.hists = append(b.hists, &histograms{lat: newHistogram(), deliv: newHistogram()})
+	}
 	if b.cfg.Mode != "sync" {
 		return nil
 	}
 	err := b.eachStream(func(s int) error {
-		w, err := b.client(s, b.cfg.Prefix+"-writer", 0)
+		w, err := b.client(s, b.privateID(s*b.cfg.Clients), 0)
 		if err != nil {
 			return err
 		}
@@ -115,14 +175,14 @@ func (b *bench) setup(ctx context.Context) error {
 	for s := range b.cfg.Streams {
 		for c := range b.cfg.Clients {
 			idx := s*b.cfg.Clients + c
-			cl, err := b.client(s, fmt.Sprintf("%s-c%d", b.cfg.Prefix, idx), b.heads[s])
+			cl, err := b.client(s, b.privateID(idx), b.heads[s])
 			if err != nil {
 				return err
 			}
 			b.workers = append(b.workers, &worker{
 				b: b, stream: s, idx: idx, c: cl, firstT: b.heads[s], lastT: b.heads[s],
-				rng: rand.New(rand.NewPCG(uint64(idx), uint64(time.Now().UnixNano()))),
-				lat: newHistogram(), deliv: newHistogram(), errs: map[string]int64{},
+				rng:  rand.New(rand.NewPCG(uint64(idx), uint64(time.Now().UnixNano()))),
+				hist: b.hists[idx%shards], errs: map[string]int64{},
 			})
 		}
 	}
@@ -171,13 +231,13 @@ func (b *bench) load(ctx context.Context, _ *progress) (*report, error) {
 		return nil, ctx.Err()
 	}
 	b.phase.Store("measure")
-	bytes0 := b.bytes.bytes.Load()
+	bytes0 := b.bytes.Load()
 	b.recording.Store(true)
 	measureStart := time.Now()
 	sleep(ctx, b.cfg.Duration)
 	b.recording.Store(false)
 	elapsed := time.Since(measureStart)
-	bytes := b.bytes.bytes.Load() - bytes0
+	bytes := b.bytes.Load() - bytes0
 	stopLoad()
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -201,21 +261,35 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// loop syncs on schedule until ctx ends.
+// loop syncs on schedule until ctx ends. A sync is timed from when it was
+// due if the previous one made it late (so a slow server cannot hide the
+// queueing it causes), else from when it starts (so esbench's own timer
+// slack is not counted).
 func (w *worker) loop(ctx context.Context, start time.Time) {
+	// Clients join over the first half of the warmup: a thousand joining
+	// at once would each be sent a thousand connect events.
 	var interval time.Duration
-	next := start
+	due := start
+	if ramp := w.b.cfg.Warmup / 2; ramp > 0 {
+		due = start.Add(time.Duration(w.rng.Int64N(int64(ramp))))
+	}
 	if w.b.cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / w.b.cfg.Rate)
-		next = start.Add(time.Duration(w.rng.Int64N(int64(interval)))) // spread the clients
 	}
-	for {
+	if !sleep(ctx, time.Until(due)) {
+		return
+	}
+	for w.failed == nil {
+		from := time.Now()
 		if interval > 0 {
-			if d := time.Until(next); d > 0 && !sleep(ctx, d) {
-				return
+			if d := due.Sub(from); d > 0 {
+				if !sleep(ctx, d) {
+					return
+				}
+				from = time.Now()
+			} else {
+				from = due
 			}
-		} else {
-			next = time.Now()
 		}
 		if ctx.Err() != nil {
 			return
@@ -223,13 +297,10 @@ func (w *worker) loop(ctx context.Context, start time.Time) {
 		if w.rng.Float64() < w.b.cfg.EventShare {
 			w.send()
 		}
-		for more := true; more && ctx.Err() == nil; {
-			more = w.sync(ctx, next)
-			next = time.Now() // a follow-up page is due at once
+		for more := true; more && ctx.Err() == nil; from = time.Now() { // a next page is due at once
+			more = w.sync(ctx, from)
 		}
-		if interval > 0 {
-			next = next.Add(interval)
-		}
+		due = due.Add(interval)
 	}
 }
 
@@ -246,8 +317,8 @@ func (w *worker) send() {
 // server has more.
 func (w *worker) sync(ctx context.Context, due time.Time) bool {
 	u, err := w.c.Sync(ctx)
-	if ctx.Err() != nil {
-		return false
+	if err != nil && ctx.Err() != nil {
+		return false // stopped, not failed; the client keeps its batch
 	}
 	recording := w.b.recording.Load()
 	w.b.syncs.Add(1)
@@ -256,11 +327,17 @@ func (w *worker) sync(ctx context.Context, due time.Time) bool {
 		if recording {
 			w.errs[errorKind(err)]++
 		}
+		var se *esclient.Error
+		if errors.As(err, &se) && !se.Retryable() {
+			w.failed = err
+		}
 		return false
 	}
 	if recording {
 		w.syncs++
-		_ = w.lat.RecordValue(max(time.Since(due).Microseconds(), 1))
+		w.hist.mu.Lock()
+		_ = w.hist.lat.RecordValue(max(time.Since(due).Microseconds(), 1))
+		w.hist.mu.Unlock()
 	}
 	w.receive(u, recording)
 	return u.More
@@ -268,34 +345,52 @@ func (w *worker) sync(ctx context.Context, due time.Time) bool {
 
 func (w *worker) receive(u esclient.Update, recording bool) {
 	if u.Reset && w.firstT != 0 {
-		w.seen = w.seen[:0] // the stream was created anew
+		w.seen = chunks{} // the stream was created anew
 		w.firstT = 0
 	}
-	now := time.Now()
+	now := time.Now().UnixNano()
+	var delays []int64
 	for _, e := range u.Events {
-		w.seen = append(w.seen, seenEvent{t: e.T, h: eventHash(e)})
+		w.seen.add(seenEvent{t: e.T, h: eventHash(e)})
 		if recording && e.Type == "b" && e.Origin != u.PublicID {
 			if sent, ok := sentAt(e.Body); ok {
-				_ = w.deliv.RecordValue(max(now.Sub(sent).Microseconds(), 1))
+				delays = append(delays, max((now-sent)/1000, 1))
 			}
 		}
+	}
+	if len(delays) > 0 {
+		w.hist.mu.Lock()
+		for _, d := range delays {
+			_ = w.hist.deliv.RecordValue(d)
+		}
+		w.hist.mu.Unlock()
 	}
 	w.lastT, w.self = u.T, u.PublicID
 }
 
-func sentAt(body string) (time.Time, bool) {
-	parts := strings.SplitN(body, ".", 4)
-	if len(parts) < 3 {
-		return time.Time{}, false
+// sentAt reads the send time, in Unix nanoseconds, from a body
+// "c<client>.<seq>.<nanoseconds>.…".
+func sentAt(body string) (int64, bool) {
+	_, rest, ok := strings.Cut(body, ".")
+	if !ok {
+		return 0, false
 	}
-	ns, err := strconv.ParseInt(parts[2], 10, 64)
-	return time.Unix(0, ns), err == nil
+	_, rest, ok = strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	digits, _, _ := strings.Cut(rest, ".")
+	ns, err := strconv.ParseInt(digits, 10, 64)
+	return ns, err == nil
 }
 
 func eventHash(e esclient.Event) uint64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%d\x00%s\x00%s\x00", e.T, e.Type, e.Origin)
-	_, _ = io.WriteString(h, e.Body)
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var buf [20]byte
+	_, _ = h.Write(strconv.AppendInt(buf[:0], e.T, 10))
+	_, _ = h.WriteString("\x00" + e.Type + "\x00" + e.Origin + "\x00")
+	_, _ = h.WriteString(e.Body)
 	return h.Sum64()
 }
 
@@ -327,13 +422,16 @@ func (b *bench) loadHealthz(ctx context.Context) (*report, error) {
 	url := strings.TrimSuffix(b.cfg.URL, "/") + "/healthz"
 	for i := range n {
 		hists[i] = newHistogram()
+		t := &directTransport{addr: b.addr, timeout: b.cfg.Timeout, bytes: &b.bytes}
+		b.transports = append(b.transports, t)
+		httpc := &http.Client{Transport: t, Timeout: b.cfg.Timeout}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for loadCtx.Err() == nil {
 				t0 := time.Now()
 				req, _ := http.NewRequestWithContext(loadCtx, http.MethodGet, url, nil)
-				resp, err := b.http.Do(req)
+				resp, err := httpc.Do(req)
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()

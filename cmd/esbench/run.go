@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
+	"net/url"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +36,7 @@ type config struct {
 	Prefix     string
 	JSON       bool
 	Timeout    time.Duration
+	CPUProfile string
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -54,6 +57,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Prefix, "prefix", "", "stream name prefix; default esbench-<random>")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "HTTP timeout of one sync")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write esbench's own CPU profile of the measurement to `file`")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -89,18 +93,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n := cfg.Streams * cfg.Clients
-	counter := &countingTransport{next: &http.Transport{
-		MaxIdleConns:        n + 16,
-		MaxIdleConnsPerHost: n + 16,
-		IdleConnTimeout:     time.Minute,
-	}}
-	httpc := &http.Client{Timeout: cfg.Timeout, Transport: counter}
-	defer counter.next.CloseIdleConnections()
-
-	b := &bench{cfg: cfg, http: httpc, bytes: counter}
+	// esbench shares the machine with the server it measures: trade
+	// memory for fewer garbage collections.
+	debug.SetGCPercent(400)
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("-url %q must be an http URL such as http://127.0.0.1:9922", cfg.URL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	b := &bench{cfg: cfg, addr: addr}
+	defer b.closeTransports()
 	if err := b.setup(ctx); err != nil {
 		return err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	progress := newProgress(stderr, b)
 	rep, err := b.load(ctx, progress)
@@ -160,30 +178,4 @@ func newProgress(w io.Writer, b *bench) *progress {
 func (p *progress) stop() {
 	close(p.done)
 	p.wg.Wait()
-}
-
-// countingTransport counts the bytes of reply bodies.
-type countingTransport struct {
-	next  *http.Transport
-	bytes atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := c.next.RoundTrip(r)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = &countingBody{ReadCloser: resp.Body, n: &c.bytes}
-	return resp, nil
-}
-
-type countingBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
-	return n, err
 }

@@ -21,6 +21,7 @@ const envPrefix = "EVENTSTREAMD_"
 // config is everything eventstreamd can be told at start.
 type config struct {
 	Addr              string
+	DebugAddr         string
 	Store             string
 	Stream            stream.Config
 	Limits            api.Limits
@@ -77,6 +78,7 @@ func (c config) Validate() error {
 func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("eventstreamd", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`address` to listen on")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "`address` for /debug/pprof/; empty means off. Keep it private")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "where streams are kept: memory")
 	fs.IntVar(&cfg.Stream.TickRate, "tick-rate", cfg.Stream.TickRate, "ticks per second of new streams")
 	fs.DurationVar(&cfg.Stream.ClientTimeout, "client-timeout", cfg.Stream.ClientTimeout, "silence after which a client is disconnected")

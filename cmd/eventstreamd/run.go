@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -83,6 +84,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if cfg.DebugAddr != "" {
+		debugSrv, err := startDebugServer(cfg.DebugAddr, log.Named("debug"), &wg)
+		if err != nil {
+			return err
+		}
+		defer debugSrv.Close()
+	}
 	sweepCtx, stopSweeping := context.WithCancel(context.Background())
 	defer stopSweeping()
 	sweepLog := log.Named("stream")
@@ -136,4 +144,29 @@ func newLogger(cfg config, w io.Writer) *zap.Logger {
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), cfg.LogLevel)
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w))))
+}
+
+// startDebugServer serves the profiler on its own address, apart from the
+// public API, so that it can stay private.
+func startDebugServer(addr string, log *zap.Logger, wg *sync.WaitGroup) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("debug listening", zap.String("addr", ln.Addr().String()))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug server failed", zap.Error(err))
+		}
+	}()
+	return srv, nil
 }

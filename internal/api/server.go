@@ -81,6 +81,7 @@ type Server struct {
 	anyOrig  bool
 	router   chi.Router
 	draining atomic.Bool
+	date     dateHeader
 }
 
 // New returns a Server for cfg.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -44,10 +45,16 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	buf := replyBufs.Get().(*[]byte)
+	defer putReplyBuf(buf)
+	req.Buf = *buf
 	res, err := s.store.Sync(r.Context(), req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if cap(res.Events) > cap(*buf) {
+		*buf = res.Events // keep the larger buffer
 	}
 	s.metrics.ObserveSync(res)
 	if res.Created {
@@ -57,11 +64,40 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("client connected", zap.String("stream", req.Stream),
 			zap.String("public_id", res.PublicID), zap.Int64("tick", res.T))
 	}
-	writeJSON(w, http.StatusOK, appendReply(make([]byte, 0, 128+len(res.Events)), res))
+
+	// The events are written as the store returned them, between a head
+	// and a tail, without another copy.
+	var headBuf [160]byte
+	head := appendReplyHead(headBuf[:0], res)
+	tail := `]}` + "\n"
+	if res.More {
+		tail = `],"more":true}` + "\n"
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(head)+len(res.Events)+len(tail)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(head)
+	_, _ = w.Write(res.Events)
+	_, _ = io.WriteString(w, tail)
 }
 
-// appendReply encodes a successful sync's reply.
-func appendReply(b []byte, res *stream.SyncResult) []byte {
+// replyBufs holds buffers for the events of replies, so that a busy server
+// does not allocate one per sync.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledBuf keeps a rare huge reply from pinning its buffer in the pool.
+const maxPooledBuf = 256 << 10
+
+func putReplyBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuf {
+		*b = (*b)[:0]
+		replyBufs.Put(b)
+	}
+}
+
+// appendReplyHead encodes a reply up to the opening bracket of its events.
+func appendReplyHead(b []byte, res *stream.SyncResult) []byte {
 	b = append(b, `{"id":`...)
 	b = protocol.AppendString(b, res.PublicID)
 	b = append(b, `,"t":`...)
@@ -70,13 +106,7 @@ func appendReply(b []byte, res *stream.SyncResult) []byte {
 	b = protocol.AppendString(b, res.Epoch)
 	b = append(b, `,"tps":`...)
 	b = strconv.AppendInt(b, int64(res.TickRate), 10)
-	b = append(b, `,"events":[`...)
-	b = append(b, res.Events...)
-	b = append(b, ']')
-	if res.More {
-		b = append(b, `,"more":true`...)
-	}
-	return append(b, "}\n"...)
+	return append(b, `,"events":[`...)
 }
 
 // wireRequest is the JSON body of a sync. Unknown fields are ignored.

@@ -53,6 +53,10 @@ type SyncRequest struct {
 	Batch string
 	// Events are the events to append, in order.
 	Events []Event
+	// Buf, if not nil, is scratch space the caller owns: the store may
+	// append the reply's events to Buf[:0] instead of allocating, so
+	// SyncResult.Events may share Buf's memory.
+	Buf []byte
 }
 
 // Event is a client event to append.

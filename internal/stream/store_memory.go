@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,7 +91,7 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 	}
 	now := m.clock.Now()
 	s := &memStream{
-		name:     req.Stream,
+		name:     strings.Clone(req.Stream), // not the request's memory
 		epoch:    uuid.NewString(),
 		created:  now,
 		tickRate: m.cfg.TickRate,
@@ -108,7 +109,7 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 		return nil, err
 	}
 	res.Created = true
-	m.streams[req.Stream] = s
+	m.streams[s.name] = s
 	return res, nil
 }
 
@@ -296,7 +297,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	if c == nil {
 		s.nextID++
 		c = &memClient{publicID: strconv.Itoa(s.nextID)}
-		s.clients[req.PrivateID] = c
+		s.clients[strings.Clone(req.PrivateID)] = c
 	}
 	c.lastSeen = now
 	if connect {
@@ -337,7 +338,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		if lo > 0 {
 			start = s.index[lo-1].end
 		}
-		res.Events = append([]byte(nil), s.log[start+1:s.index[end-1].end]...)
+		res.Events = append(req.Buf[:0], s.log[start+1:s.index[end-1].end]...)
 	}
 	return res, nil
 }

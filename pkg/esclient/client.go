@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -298,7 +297,9 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 		return nil, fmt.Errorf("esclient: sync: %w", redact(err, c.cfg.PrivateID))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	buf := bytes.NewBuffer(make([]byte, 0, max(resp.ContentLength, 0)+bytes.MinRead))
+	_, err = buf.ReadFrom(resp.Body)
+	data := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("esclient: reading the reply: %w", redact(err, c.cfg.PrivateID))
 	}
@@ -311,7 +312,7 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 		return nil, e
 	}
 	var reply wireReply
-	if err := json.Unmarshal(data, &reply); err != nil {
+	if err := decodeReply(data, &reply); err != nil {
 		return nil, fmt.Errorf("esclient: the reply is not a sync reply: %w", err)
 	}
 	if reply.Events == nil || reply.ID == "" || reply.Epoch == "" {
