@@ -31,7 +31,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // harness is an api.Server over a memory store on a fake clock, with its
 // metrics registry and an observed logger.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	server  *api.Server
 	store   *stream.MemoryStore
 	clock   *clock.Fake
@@ -42,7 +42,7 @@ type harness struct {
 
 type option func(*api.Config, *stream.Config)
 
-func newHarness(t *testing.T, opts ...option) *harness {
+func newHarness(t testing.TB, opts ...option) *harness {
 	t.Helper()
 	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	scfg := stream.DefaultConfig()

@@ -65,9 +65,9 @@ func BenchmarkSync(b *testing.B) {
 	}
 }
 
-// BenchmarkSyncParallel measures syncs of many clients of one stream at
+// BenchmarkSyncClients measures syncs of many clients of one stream at
 // once, each posting one event in four syncs.
-func BenchmarkSyncParallel(b *testing.B) {
+func BenchmarkSyncClients(b *testing.B) {
 	for _, clients := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			store, t := benchStream(b, 1000)
@@ -104,4 +104,36 @@ func count(n int) string {
 		return fmt.Sprintf("%dk", n/1_000)
 	}
 	return fmt.Sprint(n)
+}
+
+// BenchmarkSyncStreams measures syncs spread over many small streams (one
+// client each), as on a server of many small games.
+func BenchmarkSyncStreams(b *testing.B) {
+	for _, streams := range []int{10, 100_000} {
+		b.Run(fmt.Sprintf("streams=%s", count(streams)), func(b *testing.B) {
+			cfg := stream.DefaultConfig()
+			cfg.Clock = clock.NewFake(streamtest.Start)
+			store, err := stream.NewMemoryStore(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			reqs := make([]*stream.SyncRequest, streams)
+			for i := range reqs {
+				reqs[i] = &stream.SyncRequest{Stream: fmt.Sprintf("game-%d", i), PrivateID: "player", LastKnownTick: 1}
+				if _, err := store.Sync(ctx, reqs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				i = (i + 7919) % streams // a stride, so that neighbours are not hot in cache
+				if _, err := store.Sync(ctx, reqs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/metrics"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func server(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	store, err := stream.NewMemoryStore(stream.DefaultConfig())
+	require.NoError(t, err)
+	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store})
+	require.NoError(t, err)
+	h, err := api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
+	require.NoError(t, err)
+	var handler http.Handler = h
+	if wrap != nil {
+		handler = wrap(h)
+	}
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func runJSON(t *testing.T, args ...string) (report, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append(args, "-json"), &out, &errOut)
+	var rep report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), "stdout: %s\nstderr: %s", out.String(), errOut.String())
+	return rep, err
+}
+
+func TestSyncLoadIsVerified(t *testing.T) {
+	url := server(t, nil)
+	rep, err := runJSON(t, "-url", url, "-streams", "2", "-clients", "3", "-rate", "20",
+		"-duration", "1s", "-warmup", "300ms", "-event-share", "0.5", "-preload", "300", "-from", "zero")
+	require.NoError(t, err)
+	assert.Equal(t, "sync", rep.Mode)
+	assert.Greater(t, rep.Syncs, int64(50))
+	assert.Greater(t, rep.EventsSent, 10)
+	assert.Empty(t, rep.Errors)
+	assert.True(t, rep.Verify.Checked)
+	assert.Empty(t, rep.Verify.Problems)
+	assert.Equal(t, 6, rep.Verify.Clients)
+	assert.Positive(t, rep.Latency.P99)
+	assert.Positive(t, rep.Delivery.N)
+	assert.Positive(t, rep.BytesPerReply)
+}
+
+func TestClosedLoopFromHead(t *testing.T) {
+	url := server(t, nil)
+	rep, err := runJSON(t, "-url", url, "-streams", "1", "-clients", "2", "-rate", "0",
+		"-duration", "500ms", "-warmup", "100ms", "-preload", "1000", "-from", "head")
+	require.NoError(t, err)
+	assert.Empty(t, rep.Verify.Problems)
+	assert.Greater(t, rep.Syncs, int64(100))
+}
+
+func TestHealthzBaseline(t *testing.T) {
+	url := server(t, nil)
+	rep, err := runJSON(t, "-url", url, "-mode", "healthz", "-streams", "1", "-clients", "2",
+		"-duration", "300ms", "-warmup", "100ms")
+	require.NoError(t, err)
+	assert.Equal(t, "healthz", rep.Mode)
+	assert.Greater(t, rep.Syncs, int64(10))
+	assert.False(t, rep.Verify.Checked)
+}
+
+// TestVerificationCatchesALostEvent runs esbench through a proxy that
+// hides one event from one client: esbench must notice and fail.
+func TestVerificationCatchesALostEvent(t *testing.T) {
+	var dropped atomic.Bool
+	url := server(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			if strings.Contains(r.URL.Path, "-c1/") && !dropped.Load() {
+				var reply map[string]any
+				if json.Unmarshal(body, &reply) == nil {
+					if events, _ := reply["events"].([]any); len(events) > 0 {
+						for i, e := range events {
+							if e.(map[string]any)["type"] == "b" {
+								reply["events"] = append(events[:i:i], events[i+1:]...)
+								body, _ = json.Marshal(reply)
+								dropped.Store(true)
+								break
+							}
+						}
+					}
+				}
+			}
+			for k, v := range rec.Header() {
+				if k != "Content-Length" {
+					w.Header()[k] = v
+				}
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = io.Copy(w, bytes.NewReader(body))
+		})
+	})
+	rep, err := runJSON(t, "-url", url, "-streams", "1", "-clients", "3", "-rate", "20",
+		"-duration", "1s", "-warmup", "200ms", "-event-share", "1")
+	require.True(t, dropped.Load(), "the proxy found no event to drop")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "verification failed")
+	require.NotEmpty(t, rep.Verify.Problems)
+	assert.Contains(t, rep.Verify.Problems[0], "client 1 of stream 0")
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-mode", "other"}, {"-streams", "0"}, {"-rate", "-1"}, {"-event-share", "2"},
+		{"-body", "10"}, {"-from", "middle"}, {"-url", "ftp://x"},
+	} {
+		err := run(context.Background(), append(args, "-duration", "1s"), io.Discard, io.Discard)
+		assert.Error(t, err, "%v", args)
+	}
+}
