@@ -8,7 +8,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run build build-static test test-short lint fmt tidy bench fuzz clean
+.PHONY: all run build build-static test test-short lint fmt tidy bench fuzz load clean
 
 all: lint test build
 
@@ -53,3 +53,17 @@ fuzz:
 
 clean:
 	rm -rf bin bench.out
+
+## load: the esbench runs of docs/performance.md against a fresh local server
+load: build
+	$(GO) build -o bin/esbench ./cmd/esbench
+	@set -e; \
+	run() { ./bin/eventstreamd -addr 127.0.0.1:9933 -log-level warn & pid=$$!; sleep 1; \
+	        ./bin/esbench -url http://127.0.0.1:9933 "$$@" || true; kill $$pid; wait $$pid || true; }; \
+	echo "== budget 2: closed loop vs /healthz, 64 clients"; \
+	run -mode healthz -streams 8 -clients 8 -duration 10s; \
+	run -rate 0 -streams 8 -clients 8 -duration 10s; \
+	echo "== budget 4: one stream, 1000 clients at 5 syncs/s, 5% with an event"; \
+	run -streams 1 -clients 1000 -rate 5 -event-share 0.05 -duration 20s -warmup 5s; \
+	echo "== budget 5: 500 streams x 4 clients at 5 syncs/s"; \
+	run -streams 500 -clients 4 -rate 5 -duration 20s -warmup 5s

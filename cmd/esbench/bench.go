@@ -121,7 +121,9 @@ func (b *bench) client(s int, id string, from int64) (*esclient.Client, error) {
 	b.tmu.Unlock()
 	return esclient.New(esclient.Config{
 		BaseURL: b.cfg.URL, Stream: b.streamName(s), PrivateID: id,
-		HTTPClient: &http.Client{Transport: t, Timeout: b.cfg.Timeout}, FromTick: from, MaxBackoff: time.Second,
+		// No http.Client.Timeout: it costs a timer per request; the
+		// transport sets the connection's deadline instead.
+		HTTPClient: &http.Client{Transport: t}, FromTick: from, MaxBackoff: time.Second,
 	})
 }
 
@@ -424,7 +426,7 @@ func (b *bench) loadHealthz(ctx context.Context) (*report, error) {
 		hists[i] = newHistogram()
 		t := &directTransport{addr: b.addr, timeout: b.cfg.Timeout, bytes: &b.bytes}
 		b.transports = append(b.transports, t)
-		httpc := &http.Client{Transport: t, Timeout: b.cfg.Timeout}
+		httpc := &http.Client{Transport: t}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
