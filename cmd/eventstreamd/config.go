@@ -23,6 +23,8 @@ type config struct {
 	Addr              string
 	DebugAddr         string
 	Store             string
+	StoreSecret       string
+	StorePrefix       string
 	Stream            stream.Config
 	Limits            api.Limits
 	CORSOrigins       []string
@@ -38,6 +40,7 @@ func defaultConfig() config {
 	return config{
 		Addr:              ":9922",
 		Store:             "memory",
+		StorePrefix:       "es:",
 		Stream:            stream.DefaultConfig(),
 		Limits:            api.DefaultLimits(),
 		CORSOrigins:       []string{"*"},
@@ -58,8 +61,10 @@ func (c config) Validate() error {
 		return err
 	}
 	switch {
-	case c.Store != "memory":
-		return fmt.Errorf("store %q is not supported; use memory", c.Store)
+	case c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://"):
+		return fmt.Errorf("store must be memory or a redis:// URL, not %q", c.Store)
+	case c.Store != "memory" && len(c.StoreSecret) < 16:
+		return errors.New("a Redis store needs -store-secret (EVENTSTREAMD_STORE_SECRET) of at least 16 characters, the same on every replica")
 	case c.MetricsMaxStreams < 0:
 		return errors.New("metrics max streams must not be negative")
 	case c.LogFormat != "json" && c.LogFormat != "console":
@@ -79,7 +84,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("eventstreamd", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`address` to listen on")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "`address` for /debug/pprof/; empty means off. Keep it private")
-	fs.StringVar(&cfg.Store, "store", cfg.Store, "where streams are kept: memory")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "where streams are kept: memory, or redis://host:6379/0 to share them among replicas")
+	fs.StringVar(&cfg.StoreSecret, "store-secret", cfg.StoreSecret, "secret that keys the hash of private ids in Redis; the same on every replica (required with redis)")
+	fs.StringVar(&cfg.StorePrefix, "store-prefix", cfg.StorePrefix, "prefix of every Redis key")
 	fs.IntVar(&cfg.Stream.TickRate, "tick-rate", cfg.Stream.TickRate, "ticks per second of new streams")
 	fs.DurationVar(&cfg.Stream.ClientTimeout, "client-timeout", cfg.Stream.ClientTimeout, "silence after which a client is disconnected")
 	fs.DurationVar(&cfg.Stream.StreamTTL, "stream-ttl", cfg.Stream.StreamTTL, "time a stream with no connected client is kept")

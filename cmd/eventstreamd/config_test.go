@@ -61,7 +61,7 @@ func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
 			return
 		}
 		_, err := parseConfig(nil, env(envName(f.Name), "not a valid value"), nil)
-		if f.Name == "addr" || f.Name == "debug-addr" || f.Name == "cors-origins" {
+		if f.Name == "addr" || f.Name == "debug-addr" || f.Name == "cors-origins" || f.Name == "store-secret" || f.Name == "store-prefix" {
 			return // any string is taken; a bad address fails at listen
 		}
 		require.Error(t, err, "%s is not read from the environment", f.Name)
@@ -80,6 +80,8 @@ func TestBadConfig(t *testing.T) {
 		{name: "bad env", env: env("EVENTSTREAMD_MAX_STREAMS", "many"), want: "EVENTSTREAMD_MAX_STREAMS"},
 		{name: "zero tick rate", args: []string{"-tick-rate", "0"}, env: env(), want: "tick rate"},
 		{name: "unknown store", args: []string{"-store", "etcd"}, env: env(), want: "store"},
+		{name: "redis without a secret", args: []string{"-store", "redis://localhost:6379"}, env: env(), want: "store-secret"},
+		{name: "redis with a short secret", args: []string{"-store", "redis://localhost:6379", "-store-secret", "short"}, env: env(), want: "16 characters"},
 		{name: "log format", args: []string{"-log-format", "xml"}, env: env(), want: "log format"},
 		{name: "slow sweeps", args: []string{"-sweep-interval", "5s"}, env: env(), want: "sweep interval"},
 		{name: "unknown flag", args: []string{"-colour"}, env: env(), want: "colour"},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"sync"
 	"time"
 
@@ -40,20 +41,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 
-	store, err := stream.NewMemoryStore(cfg.Stream)
+	backend, closeStore, err := newStore(cfg)
 	if err != nil {
 		return err
 	}
+	defer closeStore()
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{
 		Registerer: reg,
-		Streams:    store,
+		Streams:    backend,
 		MaxStreams: cfg.MetricsMaxStreams,
 		Version:    version,
 	})
 	if err != nil {
 		return err
 	}
+	store := m.InstrumentStore(backend)
 	srv, err := api.New(api.Config{
 		Store:          store,
 		Metrics:        m,
@@ -80,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
-		zap.String("store", cfg.Store), zap.Int("tick_rate", cfg.Stream.TickRate))
+		zap.String("store", storeName(cfg.Store)), zap.Int("tick_rate", cfg.Stream.TickRate))
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -169,4 +172,29 @@ func startDebugServer(addr string, log *zap.Logger, wg *sync.WaitGroup) (*http.S
 		}
 	}()
 	return srv, nil
+}
+
+// newStore makes the store cfg names and a function that releases it.
+func newStore(cfg config) (stream.Store, func(), error) {
+	if cfg.Store == "memory" {
+		s, err := stream.NewMemoryStore(cfg.Stream)
+		return s, func() {}, err
+	}
+	s, err := stream.NewRedisStore(stream.RedisConfig{
+		Config: cfg.Stream, URL: cfg.Store, Prefix: cfg.StorePrefix, Secret: cfg.StoreSecret,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.Close, nil
+}
+
+// storeName names the store for logs without the password a URL may hold.
+func storeName(store string) string {
+	u, err := url.Parse(store)
+	if err != nil || u.Scheme == "" {
+		return store
+	}
+	u.User = nil
+	return u.String()
 }

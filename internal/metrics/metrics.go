@@ -38,6 +38,7 @@ type Metrics struct {
 	Rejections *prometheus.CounterVec
 
 	events         *prometheus.CounterVec
+	store          *storeMetrics
 	streamsCreated prometheus.Counter
 	streamsExpired prometheus.Counter
 	sweepErrors    prometheus.Counter
@@ -93,6 +94,7 @@ func New(cfg Config) (*Metrics, error) {
 			Namespace: namespace, Subsystem: "store", Name: "streams_expired_total",
 			Help: "Streams deleted after their TTL with no connected client.",
 		}),
+		store: newStoreMetrics(),
 		sweepErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "store", Name: "sweep_errors_total",
 			Help: "Presence sweeps that failed.",
@@ -114,6 +116,7 @@ func New(cfg Config) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.Requests, m.Duration, m.Rejections, m.events,
 		m.streamsCreated, m.streamsExpired, m.sweepErrors, buildInfo,
+		m.store.duration, m.store.errors,
 		newStreamCollector(cfg.Streams, cfg.MaxStreams, timeout),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

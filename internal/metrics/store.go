@@ -1,0 +1,81 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// storeMetrics time every call to the store and count its failures.
+type storeMetrics struct {
+	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
+}
+
+func newStoreMetrics() *storeMetrics {
+	return &storeMetrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "store", Name: "operation_duration_seconds",
+			Help:    "Time the store took per operation: sync, sweep, stats, ping.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"op"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "store", Name: "errors_total",
+			Help: "Store operations that failed because the store could not serve (not refusals such as a full stream).",
+		}, []string{"op"}),
+	}
+}
+
+// InstrumentStore returns s with every call timed and every failure of the
+// backend counted.
+func (m *Metrics) InstrumentStore(s stream.Store) stream.Store {
+	for _, op := range []string{"sync", "sweep", "stats", "ping"} {
+		m.store.duration.WithLabelValues(op)
+		m.store.errors.WithLabelValues(op)
+	}
+	return &instrumentedStore{Store: s, m: m.store}
+}
+
+type instrumentedStore struct {
+	stream.Store
+	m *storeMetrics
+}
+
+func (s *instrumentedStore) observe(op string, start time.Time, err error) {
+	s.m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if errors.Is(err, stream.ErrUnavailable) {
+		s.m.errors.WithLabelValues(op).Inc()
+	}
+}
+
+func (s *instrumentedStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	start := time.Now()
+	res, err := s.Store.Sync(ctx, req)
+	s.observe("sync", start, err)
+	return res, err
+}
+
+func (s *instrumentedStore) Sweep(ctx context.Context) (stream.SweepResult, error) {
+	start := time.Now()
+	res, err := s.Store.Sweep(ctx)
+	s.observe("sweep", start, err)
+	return res, err
+}
+
+func (s *instrumentedStore) Stats(ctx context.Context, limit int) (stream.Stats, error) {
+	start := time.Now()
+	res, err := s.Store.Stats(ctx, limit)
+	s.observe("stats", start, err)
+	return res, err
+}
+
+func (s *instrumentedStore) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := s.Store.Ping(ctx)
+	s.observe("ping", start, err)
+	return err
+}

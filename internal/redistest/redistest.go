@@ -1,0 +1,129 @@
+// Package redistest starts real redis-server processes for tests. Tests
+// that need Redis skip, saying how to install it, when redis-server is not
+// on PATH, unless EVENTSTREAMD_REQUIRE_REDIS=1 (as in CI), where they fail.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Server is a redis-server started by a test.
+type Server struct {
+	Addr string
+	Dir  string
+	cmd  *exec.Cmd
+	args []string
+}
+
+// Binary returns the path of redis-server, or skips t.
+func Binary(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("EVENTSTREAMD_REQUIRE_REDIS") == "1" {
+			t.Fatal("redis-server is not on PATH and EVENTSTREAMD_REQUIRE_REDIS=1")
+		}
+		t.Skip("redis-server is not on PATH; install it (apt-get install redis-server) to run this test")
+	}
+	return path
+}
+
+// FreePort returns a TCP port on loopback that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Start starts a redis-server on a free port with the extra config lines
+// given (such as "appendonly yes"), and stops it when the test ends.
+func Start(t testing.TB, config ...string) *Server {
+	t.Helper()
+	bin := Binary(t)
+	dir := t.TempDir()
+	port := FreePort(t)
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no"}
+	for _, line := range config {
+		f := strings.Fields(line)
+		args = append(args, "--"+f[0])
+		args = append(args, f[1:]...)
+	}
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, args: append([]string{bin}, args...)}
+	s.start(t)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL returns the server's redis:// URL.
+func (s *Server) URL() string { return "redis://" + s.Addr }
+
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	s.cmd.Stdout = &logWriter{t: t}
+	s.cmd.Stderr = &logWriter{t: t}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ping(s.Addr) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("redis-server on %s did not start", s.Addr)
+}
+
+// Stop stops the server (SIGKILL) and waits for it.
+func (s *Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// Restart stops the server and starts it again with the same arguments
+// and data directory.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	s.start(t)
+}
+
+// ping reports whether a Redis answers PING at addr.
+func ping(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := fmt.Fprint(conn, "PING\r\n"); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+// Path returns a file in the server's data directory.
+func (s *Server) Path(name string) string { return filepath.Join(s.Dir, name) }
+
+type logWriter struct{ t testing.TB }
+
+func (w *logWriter) Write(p []byte) (int, error) { return len(p), nil }
