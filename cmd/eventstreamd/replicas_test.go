@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/redistest"
+	"github.com/goeventstream/eventstream/pkg/esclient"
+)
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "eventstreamd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+	return bin
+}
+
+// replica is one eventstreamd process.
+type replica struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *logLines
+	done chan struct{}
+}
+
+func startReplica(t *testing.T, bin string, args ...string) *replica {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	r := &replica{cmd: cmd, logs: newLogLines(), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			r.logs.add(sc.Text())
+		}
+	}()
+	t.Cleanup(func() { r.kill() })
+	r.addr = r.logs.waitAddr(t)
+	return r
+}
+
+func (r *replica) kill() {
+	_ = r.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.done
+	_ = r.cmd.Wait()
+}
+
+// balancer sends each request to a random live replica, as a load balancer
+// without affinity would.
+type balancer struct {
+	mu    sync.Mutex
+	addrs []string
+	rt    http.RoundTripper
+}
+
+func (b *balancer) set(i int, addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.addrs[i] = addr
+}
+
+func (b *balancer) RoundTrip(r *http.Request) (*http.Response, error) {
+	b.mu.Lock()
+	addr := b.addrs[rand.IntN(len(b.addrs))]
+	b.mu.Unlock()
+	r = r.Clone(r.Context())
+	r.URL.Host = addr
+	r.Host = addr
+	return b.rt.RoundTrip(r)
+}
+
+// TestReplicasShareStreams runs three replicas on one Redis, sends every
+// request to a random one, kills one with SIGKILL and starts it again, and
+// checks that the protocol held as with one process.
+func TestReplicasShareStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes for seconds; skipped with -short")
+	}
+	redis := redistest.Start(t)
+	bin := buildBinary(t)
+	args := []string{"-store", redis.URL(), "-store-secret", "0123456789abcdef-test", "-client-timeout", "2s",
+		"-sweep-interval", "100ms"}
+	replicas := make([]*replica, 3)
+	bal := &balancer{addrs: make([]string, 3), rt: &http.Transport{}}
+	t.Cleanup(func() { bal.rt.(*http.Transport).CloseIdleConnections() })
+	for i := range replicas {
+		replicas[i] = startReplica(t, bin, args...)
+		bal.set(i, replicas[i].addr)
+	}
+
+	type client struct {
+		stream, id string
+		c          *esclient.Client
+		quitAt     time.Duration // 0: keeps syncing
+		sent       int
+		seen       []esclient.Event
+		lastT      int64
+		publicID   string
+	}
+	var clients []*client
+	for s := range 2 {
+		for c := range 4 {
+			cl := &client{stream: fmt.Sprintf("game-%d", s), id: fmt.Sprintf("player-%d-%d", s, c)}
+			if c == 3 {
+				cl.quitAt = 1500 * time.Millisecond
+			}
+			var err error
+			cl.c, err = esclient.New(esclient.Config{BaseURL: "http://replicas", Stream: cl.stream, PrivateID: cl.id,
+				HTTPClient: &http.Client{Transport: bal, Timeout: 5 * time.Second}})
+			require.NoError(t, err)
+			clients = append(clients, cl)
+		}
+	}
+	syncOnce := func(cl *client) {
+		u, err := cl.c.Sync(context.Background())
+		if err != nil {
+			return // a replica is down: the batch is kept and retried
+		}
+		if u.T < cl.lastT {
+			t.Errorf("%s: t went back from %d to %d", cl.id, cl.lastT, u.T)
+		}
+		for _, e := range u.Events {
+			if e.T < cl.lastT {
+				t.Errorf("%s: event at tick %d after t=%d", cl.id, e.T, cl.lastT)
+			}
+		}
+		if u.Reset && cl.lastT > 0 {
+			t.Errorf("%s: the stream was reset", cl.id)
+		}
+		cl.seen = append(cl.seen, u.Events...)
+		cl.lastT, cl.publicID = u.T, u.PublicID
+	}
+
+	start := time.Now()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 1))
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Duration(50+rng.IntN(100)) * time.Millisecond):
+				}
+				if cl.quitAt > 0 && time.Since(start) > cl.quitAt {
+					return
+				}
+				if rng.IntN(2) == 0 && cl.c.Send("move", fmt.Sprintf("%s/%d", cl.id, cl.sent)) == nil {
+					cl.sent++
+				}
+				syncOnce(cl)
+			}
+		}()
+	}
+
+	time.Sleep(2 * time.Second) // the game runs; nothing is timed by this
+	replicas[1].kill()          // mid-run, with no warning
+	time.Sleep(time.Second)
+	replicas[1] = startReplica(t, bin, args...)
+	bal.set(1, replicas[1].addr)
+	time.Sleep(3 * time.Second) // the quitters are disconnected meanwhile
+	close(stop)
+	wg.Wait()
+
+	// Every queued event goes out; then each stream is read whole.
+	for _, cl := range clients {
+		for tries := 0; cl.c.Pending() > 0 && tries < 50; tries++ {
+			syncOnce(cl)
+		}
+		require.Zero(t, cl.c.Pending(), "%s could not send its events", cl.id)
+	}
+	time.Sleep(200 * time.Millisecond) // seal the tick of the last events
+	refs := map[string][]esclient.Event{}
+	refT := map[string]int64{}
+	for s := range 2 {
+		name := fmt.Sprintf("game-%d", s)
+		r, err := esclient.New(esclient.Config{BaseURL: "http://replicas", Stream: name, PrivateID: "reader",
+			HTTPClient: &http.Client{Transport: bal, Timeout: 5 * time.Second}})
+		require.NoError(t, err)
+		for {
+			u, err := r.Sync(context.Background())
+			require.NoError(t, err)
+			refs[name] = append(refs[name], u.Events...)
+			if !u.More {
+				refT[name] = u.T
+				break
+			}
+		}
+	}
+
+	for _, cl := range clients {
+		for tries := 0; cl.lastT < refT[cl.stream] && tries < 50; tries++ {
+			syncOnce(cl)
+		}
+		var got []esclient.Event
+		for _, e := range cl.seen {
+			if e.T < refT[cl.stream] {
+				got = append(got, e)
+			}
+		}
+		if cl.quitAt > 0 {
+			want := []esclient.Event{}
+			for _, e := range refs[cl.stream] {
+				if len(want) < len(cl.seen) {
+					want = append(want, e)
+				}
+			}
+			assert.Equal(t, want, cl.seen, "%s saw another order", cl.id)
+		} else {
+			assert.Equal(t, refs[cl.stream], got, "%s saw another order", cl.id)
+		}
+	}
+	for name, ref := range refs {
+		bodies := map[string]int{}
+		disconnects := map[string]int{}
+		for _, e := range ref {
+			switch e.Type {
+			case "move":
+				bodies[e.Body]++
+			case esclient.TypeDisconnect:
+				disconnects[e.Body]++
+			}
+		}
+		for _, cl := range clients {
+			if cl.stream != name {
+				continue
+			}
+			for k := range cl.sent {
+				assert.Equal(t, 1, bodies[fmt.Sprintf("%s/%d", cl.id, k)], "%s: event %d of %s", name, k, cl.id)
+			}
+			wantD := 0
+			if cl.quitAt > 0 {
+				wantD = 1
+			}
+			assert.Equal(t, wantD, disconnects[cl.publicID], "%s: disconnects of %s (public id %s)", name, cl.id, cl.publicID)
+		}
+	}
+}
