@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/assert"
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type harness struct {
 	t       testing.TB
 	server  *api.Server
-	store   *stream.MemoryStore
+	store   stream.Store
 	clock   *clock.Fake
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
@@ -42,7 +43,30 @@ type harness struct {
 
 type option func(*api.Config, *stream.Config)
 
+// redisURL, when set by a test, makes newHarness use a Redis store there.
+type redisURL string
+
+// newStore returns the store of a harness: memory, or Redis at url.
+func newStore(t testing.TB, cfg stream.Config, url redisURL) stream.Store {
+	t.Helper()
+	if url == "" {
+		s, err := stream.NewMemoryStore(cfg)
+		require.NoError(t, err)
+		return s
+	}
+	s, err := stream.NewRedisStore(stream.RedisConfig{Config: cfg, URL: string(url),
+		Prefix: "t" + uuid.NewString()[:8] + ":", Secret: "test-secret", Clock: cfg.Clock})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
 func newHarness(t testing.TB, opts ...option) *harness {
+	t.Helper()
+	return newHarnessOn(t, "", opts...)
+}
+
+func newHarnessOn(t testing.TB, url redisURL, opts ...option) *harness {
 	t.Helper()
 	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	scfg := stream.DefaultConfig()
@@ -51,8 +75,7 @@ func newHarness(t testing.TB, opts ...option) *harness {
 	for _, o := range opts {
 		o(&acfg, &scfg)
 	}
-	store, err := stream.NewMemoryStore(scfg)
-	require.NoError(t, err)
+	store := newStore(t, scfg, url)
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store, MaxStreams: 1000, Version: "test"})
 	require.NoError(t, err)

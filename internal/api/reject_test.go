@@ -11,6 +11,7 @@ import (
 
 	"github.com/goeventstream/eventstream/internal/api"
 	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/redistest"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
@@ -24,7 +25,14 @@ func events(n int, body string) string {
 
 // TestRejections sends every class of bad input to an existing stream as a
 // new client and checks the answer and that the stream did not change.
-func TestRejections(t *testing.T) {
+func TestRejections(t *testing.T) { testRejections(t, "") }
+
+// TestRejectionsRedis: the Redis store gives the same answers.
+func TestRejectionsRedis(t *testing.T) {
+	testRejections(t, redisURL(redistest.Start(t).URL()))
+}
+
+func testRejections(t *testing.T, url redisURL) {
 	long := strings.Repeat("x", protocol.MaxNameLen+1)
 	tests := []struct {
 		name       string
@@ -75,7 +83,7 @@ func TestRejections(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarnessOn(t, url)
 			before := h.all("s", "owner")
 			const secret = "s3cr3t-private-id"
 			method := tt.method
@@ -143,4 +151,18 @@ func TestConfiguredLimits(t *testing.T) {
 			assert.Equal(t, tt.wantCode, errorCode(t, rec).Code)
 		}
 	}
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	srv := redistest.Start(t)
+	h := newHarnessOn(t, redisURL(srv.URL()))
+	h.sync("/s/a/0", "")
+	require.Equal(t, http.StatusOK, h.do(http.MethodGet, "/readyz", "").Code)
+
+	srv.Stop()
+	rec := h.do(http.MethodPost, "/s/a/0", `{"events":[{"type":"m"}]}`)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	assert.Equal(t, "store_unavailable", errorCode(t, rec).Code)
+	assert.Equal(t, http.StatusServiceUnavailable, h.do(http.MethodGet, "/readyz", "").Code)
+	assert.Equal(t, http.StatusOK, h.do(http.MethodGet, "/healthz", "").Code, "alive, only not ready")
 }

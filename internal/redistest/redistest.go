@@ -127,3 +127,50 @@ func (s *Server) Path(name string) string { return filepath.Join(s.Dir, name) }
 type logWriter struct{ t testing.TB }
 
 func (w *logWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// Cluster is a local Redis Cluster of masters with no replicas.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// URL returns the address of one node; clients find the others from it.
+func (c *Cluster) URL() string { return c.Nodes[0].URL() }
+
+// StartCluster starts n redis-servers in cluster mode and joins them with
+// redis-cli --cluster create.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		Binary(t) // skips or fails as for redis-server
+		t.Fatal("redis-cli is not on PATH")
+	}
+	c := &Cluster{}
+	args := []string{"--cluster", "create"}
+	for range n {
+		s := Start(t, "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 5000")
+		c.Nodes = append(c.Nodes, s)
+		args = append(args, s.Addr)
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.Command(cli, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, s := range c.Nodes {
+			out, err := exec.Command(cli, "-h", "127.0.0.1", "-p", strings.TrimPrefix(s.Addr, "127.0.0.1:"), "cluster", "info").Output()
+			if err != nil || !strings.Contains(string(out), "cluster_state:ok") {
+				ok = false
+			}
+		}
+		if ok {
+			return c
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("the cluster did not reach cluster_state:ok")
+	return nil
+}

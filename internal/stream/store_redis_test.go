@@ -1,9 +1,12 @@
 package stream_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/goeventstream/eventstream/internal/redistest"
@@ -27,4 +30,70 @@ func redisFactory(url string) streamtest.Factory {
 func TestRedisStoreConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	streamtest.Run(t, redisFactory(srv.URL()))
+}
+
+func TestRedisClusterConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster; skipped with -short")
+	}
+	cluster := redistest.StartCluster(t, 3)
+	streamtest.Run(t, redisFactory(cluster.URL()))
+}
+
+// syncUntil retries a sync while Redis is coming back, as a client would.
+func syncUntil(t *testing.T, s stream.Store, req *stream.SyncRequest) *stream.SyncResult {
+	t.Helper()
+	var err error
+	for range 100 {
+		var res *stream.SyncResult
+		if res, err = s.Sync(context.Background(), req); err == nil {
+			return res
+		}
+		require.ErrorIs(t, err, stream.ErrUnavailable)
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("Redis did not come back: %v", err)
+	return nil
+}
+
+func TestRedisRestartWithoutPersistenceStartsANewEpoch(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := stream.NewRedisStore(stream.RedisConfig{Config: stream.DefaultConfig(), URL: srv.URL(), Secret: "test-secret"})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	first := syncUntil(t, s, &stream.SyncRequest{Stream: "g", PrivateID: "p", Events: streamtest.Moves("x")})
+	time.Sleep(100 * time.Millisecond)
+	before := syncUntil(t, s, &stream.SyncRequest{Stream: "g", PrivateID: "p", LastKnownTick: first.T, Epoch: first.Epoch})
+
+	srv.Restart(t) // everything Redis held is gone
+
+	res := syncUntil(t, s, &stream.SyncRequest{Stream: "g", PrivateID: "p", LastKnownTick: before.T, Epoch: before.Epoch})
+	assert.NotEqual(t, first.Epoch, res.Epoch, "a new stream has a new epoch")
+	events := streamtest.Decode(t, res.Events)
+	require.NotEmpty(t, events, "the client is sent the new stream from its start, never a silent gap")
+	assert.Equal(t, "_a", events[0].Type)
+	assert.Equal(t, res.Epoch, events[0].Body)
+}
+
+func TestRedisRestartWithAOFLosesNothing(t *testing.T) {
+	srv := redistest.Start(t, "appendonly yes", "appendfsync always")
+	s, err := stream.NewRedisStore(stream.RedisConfig{Config: stream.DefaultConfig(), URL: srv.URL(), Secret: "test-secret"})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	first := syncUntil(t, s, &stream.SyncRequest{Stream: "g", PrivateID: "p", Events: streamtest.Moves("a", "b")})
+	syncUntil(t, s, &stream.SyncRequest{Stream: "g", PrivateID: "q", Events: streamtest.Moves("c")})
+
+	srv.Restart(t) // SIGKILL: only what was fsynced survives
+
+	time.Sleep(100 * time.Millisecond) // seal the tick of the events
+	res := syncUntil(t, s, &stream.SyncRequest{Stream: "g", PrivateID: "p", Epoch: first.Epoch})
+	assert.Equal(t, first.Epoch, res.Epoch, "the stream survived")
+	assert.Equal(t, "1", res.PublicID, "and so did the mapping")
+	var bodies []string
+	for _, e := range streamtest.Decode(t, res.Events) {
+		if e.Type == "move" {
+			bodies = append(bodies, e.Body)
+		}
+	}
+	assert.Equal(t, []string{"a", "b", "c"}, bodies)
 }
