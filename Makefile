@@ -8,13 +8,19 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run build build-static test test-short lint fmt tidy bench fuzz load clean
+.PHONY: all run run-redis build build-static test test-short lint fmt tidy bench fuzz load clean
 
 all: lint test build
 
 ## run: serve on :9922 with the in-memory store (console logs)
 run: build
 	./bin/eventstreamd -log-format console
+
+## run-redis: serve on :9922 from a local redis-server on :6379 (started if none answers)
+run-redis: build
+	@redis-cli -p 6379 ping >/dev/null 2>&1 || redis-server --port 6379 --appendonly yes --appendfsync always --daemonize yes --dir /tmp
+	EVENTSTREAMD_STORE_SECRET=$${EVENTSTREAMD_STORE_SECRET:-local-development-secret} \
+	./bin/eventstreamd -log-format console -store redis://127.0.0.1:6379/0
 
 ## build: build bin/eventstreamd
 build:

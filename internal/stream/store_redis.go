@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +68,10 @@ type RedisStore struct {
 	sync   *rueidis.Lua
 	sweep  *rueidis.Lua
 	resch  *rueidis.Lua
-	index  string // the deadline index: stream -> next time a sweep is due, ms
+	// syncSHA names the sync script, so that it can be pipelined with
+	// EVALSHA; Lua.Exec loads it when Redis does not know it yet.
+	syncSHA string
+	index   string // the deadline index: stream -> next time a sweep is due, ms
 
 	streamCount atomic.Int64 // streams in the index, read at most once a second
 	countedAt   atomic.Int64 // unix ms of the last count
@@ -95,12 +100,13 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		return nil, fmt.Errorf("redis store: connecting to %s: %w", opt.InitAddress, errors.Join(ErrUnavailable, err))
 	}
 	return &RedisStore{
-		cfg:    cfg,
-		client: client,
-		sync:   rueidis.NewLuaScript(syncLua),
-		sweep:  rueidis.NewLuaScript(sweepLua),
-		resch:  rueidis.NewLuaScript(rescheduleLua),
-		index:  cfg.Prefix + "deadlines",
+		cfg:     cfg,
+		client:  client,
+		sync:    rueidis.NewLuaScript(syncLua),
+		sweep:   rueidis.NewLuaScript(sweepLua),
+		resch:   rueidis.NewLuaScript(rescheduleLua),
+		syncSHA: fmt.Sprintf("%x", sha1.Sum([]byte(syncLua))),
+		index:   cfg.Prefix + "deadlines",
 	}, nil
 }
 
@@ -166,12 +172,19 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 
 	// The stream's deadline is put in the index before the sync, so that a
 	// replica dying between the two cannot leave a client no sweep will find.
+	// Both go in one round trip.
 	deadline := r.now().Add(r.cfg.ClientTimeout).UnixMilli()
-	zadd := r.client.B().Zadd().Key(r.index).Lt().ScoreMember().ScoreMember(float64(deadline), req.Stream).Build()
-	if err := r.client.Do(ctx, zadd).Error(); err != nil {
+	keys := r.keys(req.Stream)
+	resps := r.client.DoMulti(ctx,
+		r.client.B().Zadd().Key(r.index).Lt().ScoreMember().ScoreMember(float64(deadline), req.Stream).Build(),
+		r.client.B().Evalsha().Sha1(r.syncSHA).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	if err := resps[0].Error(); err != nil {
 		return nil, unavailable(err)
 	}
-	vals, err := r.sync.Exec(ctx, r.client, r.keys(req.Stream), args).ToArray()
+	vals, err := resps[1].ToArray()
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		vals, err = r.sync.Exec(ctx, r.client, keys, args).ToArray() // loads the script
+	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
