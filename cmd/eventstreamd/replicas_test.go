@@ -219,17 +219,9 @@ func TestReplicasShareStreams(t *testing.T) {
 				got = append(got, e)
 			}
 		}
-		if cl.quitAt > 0 {
-			want := []esclient.Event{}
-			for _, e := range refs[cl.stream] {
-				if len(want) < len(cl.seen) {
-					want = append(want, e)
-				}
-			}
-			assert.Equal(t, want, cl.seen, "%s saw another order", cl.id)
-		} else {
-			assert.Equal(t, refs[cl.stream], got, "%s saw another order", cl.id)
-		}
+		// A client that left catches up here too: it sees every event below
+		// refT, in the one order.
+		assert.Equal(t, refs[cl.stream], got, "%s saw another order", cl.id)
 	}
 	for name, ref := range refs {
 		bodies := map[string]int{}
