@@ -8,7 +8,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run run-redis build build-static test test-short lint fmt tidy bench fuzz load clean
+.PHONY: all run run-redis build build-static docker test test-short lint fmt tidy bench fuzz load clean
 
 all: lint test build
 
@@ -30,9 +30,14 @@ build:
 build-static:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/eventstreamd-static ./cmd/eventstreamd
 
+## docker: the container image, eventstreamd:$(VERSION)
+docker:
+	docker build --build-arg VERSION=$(VERSION) -t eventstreamd:$(VERSION) -t eventstreamd:latest .
+
 ## test: every test, under the race detector
 test:
 	$(GO) test -race -count=1 ./...
+	cd deploy && $(GO) test -count=1 ./...
 
 ## test-short: the tests that do not build binaries
 test-short:
@@ -44,6 +49,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	cd deploy && $(GO) vet ./... && $(GO) mod tidy -diff
 
 fmt:
 	gofmt -w $$(git ls-files --cached --others --exclude-standard '*.go')

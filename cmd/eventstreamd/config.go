@@ -142,7 +142,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(usage)
-			fmt.Fprintf(usage, "Usage: eventstreamd [flags]\n\nEvery flag can also be set with an environment variable, -client-timeout with %s.\n\n", envName("client-timeout"))
+			fmt.Fprintf(usage, "Usage: eventstreamd [flags]\n       eventstreamd healthcheck [flags]   (exit 0 if the server at -addr answers /healthz)\n\nEvery flag can also be set with an environment variable, -client-timeout with %s.\n\n", envName("client-timeout"))
 			fs.PrintDefaults()
 		}
 		return cfg, err

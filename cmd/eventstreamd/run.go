@@ -27,6 +27,10 @@ import (
 // returns. Its dependencies on the process (arguments, environment, output)
 // are parameters so that tests can run it in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	check := len(args) > 0 && args[0] == "healthcheck"
+	if check {
+		args = args[1:]
+	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -37,6 +41,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Version {
 		_, err := fmt.Fprintln(stdout, "eventstreamd", version)
 		return err
+	}
+	if check {
+		return healthcheck(ctx, cfg)
 	}
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
@@ -52,6 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Streams:    backend,
 		MaxStreams: cfg.MetricsMaxStreams,
 		Version:    version,
+		StreamCap:  cfg.Stream.MaxStreams,
 	})
 	if err != nil {
 		return err

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,6 +100,9 @@ func TestRunInProcess(t *testing.T) {
 	addr := logs.waitAddr(t)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	seedRequest(t, client, addr)
+	require.NoError(t, run(context.Background(), []string{"healthcheck", "-addr", addr}, env(), io.Discard, io.Discard))
+	require.NoError(t, run(context.Background(), []string{"healthcheck"}, env("EVENTSTREAMD_ADDR", addr), io.Discard, io.Discard),
+		"healthcheck reads the address from the environment, as in the image")
 
 	cancel()
 	select {
@@ -163,6 +168,21 @@ func TestBinary(t *testing.T) {
 	assert.Equal(t, 0, cmd.ProcessState.ExitCode())
 	assert.Contains(t, logs.all(), `"msg":"stopped"`)
 	assert.NotContains(t, logs.all(), secret, "a private id was logged")
+}
+
+func TestHealthcheckFailsWithNoServer(t *testing.T) {
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	err := run(context.Background(), []string{"healthcheck", "-addr", addr}, env(), io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "healthcheck")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func TestBadConfigFailsAtStart(t *testing.T) {

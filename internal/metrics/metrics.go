@@ -55,6 +55,9 @@ type Config struct {
 	MaxStreams int
 	// Version is exported as the version label of eventstreamd_build_info.
 	Version string
+	// StreamCap is the configured -max-streams, exported so that alerts can
+	// compare the streams held with it.
+	StreamCap int
 	// ScrapeTimeout bounds the time spent reading Streams; zero means 5 s.
 	ScrapeTimeout time.Duration
 }
@@ -109,13 +112,18 @@ func New(cfg Config) (*Metrics, error) {
 		ConstLabels: prometheus.Labels{"version": cfg.Version, "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
+	streamCap := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Subsystem: "store", Name: "streams_max",
+		Help: "The most streams this replica will hold (-max-streams).",
+	})
+	streamCap.Set(float64(cfg.StreamCap))
 	timeout := cfg.ScrapeTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	for _, c := range []prometheus.Collector{
 		m.Requests, m.Duration, m.Rejections, m.events,
-		m.streamsCreated, m.streamsExpired, m.sweepErrors, buildInfo,
+		m.streamsCreated, m.streamsExpired, m.sweepErrors, buildInfo, streamCap,
 		m.store.duration, m.store.errors,
 		newStreamCollector(cfg.Streams, cfg.MaxStreams, timeout),
 		collectors.NewGoCollector(),

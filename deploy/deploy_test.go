@@ -1,0 +1,384 @@
+// Package deploy_test checks deploy/ against the real binary: every metric
+// the dashboard and the alerts query exists on a live server's /metrics,
+// the rules load with Prometheus's own parser, and the compose file and the
+// Kubernetes manifests name only ports, probes and variables the binary has.
+// It is a module of its own so that Prometheus's parser stays out of the
+// dependencies of the packages games import.
+package deploy_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+// server is the real binary running on a free port.
+type server struct {
+	bin  string
+	addr string
+}
+
+var binary = struct {
+	path string
+	err  error
+}{}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if binary.path == "" && binary.err == nil {
+		dir, err := os.MkdirTemp("", "eventstreamd-deploy-test")
+		require.NoError(t, err)
+		binary.path = filepath.Join(dir, "eventstreamd")
+		cmd := exec.Command("go", "build", "-o", binary.path, "./cmd/eventstreamd")
+		cmd.Dir = ".."
+		cmd.Stderr = os.Stderr
+		binary.err = cmd.Run()
+	}
+	require.NoError(t, binary.err)
+	return binary.path
+}
+
+func startServer(t *testing.T) *server {
+	t.Helper()
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var e struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Msg == "listening" {
+				addr <- e.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return &server{bin: bin, addr: a}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not start")
+		return nil
+	}
+}
+
+func (s *server) get(t *testing.T, path string) *http.Response {
+	t.Helper()
+	resp, err := http.Get("http://" + s.addr + path)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// metricNames returns the series names a live server exposes, after a
+// few requests so that labelled series exist.
+func metricNames(t *testing.T, s *server) map[string]bool {
+	t.Helper()
+	for _, p := range []string{"/demo/p1/0", "/demo/p2/0", "/demo/p1/x", "/nope"} {
+		resp, err := http.Post("http://"+s.addr+p, "application/json", strings.NewReader(`{"events":[{"type":"m"}]}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	resp := s.get(t, "/metrics")
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	names := map[string]bool{"up": true} // Prometheus's own
+	for name, f := range families {
+		names[name] = true
+		switch f.GetType().String() {
+		case "HISTOGRAM":
+			names[name+"_bucket"], names[name+"_sum"], names[name+"_count"] = true, true, true
+		case "SUMMARY":
+			names[name+"_sum"], names[name+"_count"] = true, true
+		}
+	}
+	return names
+}
+
+func loadRules(t *testing.T) *rulefmt.RuleGroups {
+	t.Helper()
+	groups, errs := rulefmt.ParseFile("prometheus/alerts.yml", false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+	require.Empty(t, errs, "the alert rules do not load")
+	return groups
+}
+
+type dashboard struct {
+	UID    string  `json:"uid"`
+	Title  string  `json:"title"`
+	Panels []panel `json:"panels"`
+}
+
+type panel struct {
+	Type       string          `json:"type"`
+	Title      string          `json:"title"`
+	Datasource *datasourceRef  `json:"datasource"`
+	Targets    []panelTarget   `json:"targets"`
+	GridPos    json.RawMessage `json:"gridPos"`
+}
+
+type datasourceRef struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type panelTarget struct {
+	Expr       string         `json:"expr"`
+	Datasource *datasourceRef `json:"datasource"`
+}
+
+func loadDashboard(t *testing.T) dashboard {
+	t.Helper()
+	b, err := os.ReadFile("grafana/eventstreamd.json")
+	require.NoError(t, err)
+	var d dashboard
+	require.NoError(t, json.Unmarshal(b, &d), "the dashboard is not valid JSON")
+	return d
+}
+
+func TestAlertRulesLoad(t *testing.T) {
+	groups := loadRules(t)
+	var alerts []string
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			alerts = append(alerts, r.Alert)
+		}
+	}
+	assert.Subset(t, alerts, []string{"EventstreamdReplicaDown", "EventstreamdErrorRatio", "EventstreamdSyncLatencyHigh",
+		"EventstreamdStoreUnavailable", "EventstreamdStreamCapNear"})
+}
+
+func TestDashboardPanelsHaveADatasource(t *testing.T) {
+	d := loadDashboard(t)
+	require.NotEmpty(t, d.Panels)
+	graphs := 0
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			continue
+		}
+		graphs++
+		require.NotNil(t, p.Datasource, "panel %q has no datasource", p.Title)
+		assert.Equal(t, "prometheus", p.Datasource.UID, p.Title)
+		require.NotEmpty(t, p.Targets, p.Title)
+		for _, tg := range p.Targets {
+			assert.NotEmpty(t, tg.Expr, p.Title)
+		}
+	}
+	assert.GreaterOrEqual(t, graphs, 10)
+
+	var ds struct {
+		Datasources []struct{ UID, Type, URL string } `yaml:"datasources"`
+	}
+	b, err := os.ReadFile("grafana/provisioning/datasources/prometheus.yaml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &ds))
+	require.Len(t, ds.Datasources, 1)
+	assert.Equal(t, "prometheus", ds.Datasources[0].UID, "the dashboard's datasource is provisioned")
+}
+
+// selectorNames parses a PromQL expression with Prometheus's parser and
+// returns the metric names it selects.
+func selectorNames(t *testing.T, expr string) []string {
+	t.Helper()
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+	require.NoError(t, err, "%s", expr)
+	var names []string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			names = append(names, vs.Name)
+		}
+		return nil
+	})
+	require.NotEmpty(t, names, "%s selects no metric", expr)
+	return names
+}
+
+func TestEveryQueriedMetricExists(t *testing.T) {
+	live := metricNames(t, startServer(t))
+	var exprs []string
+	for _, g := range loadRules(t).Groups {
+		for _, r := range g.Rules {
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	for _, p := range loadDashboard(t).Panels {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	for _, e := range exprs {
+		for _, name := range selectorNames(t, e) {
+			assert.True(t, live[name], "%s is queried but not on /metrics (in %s)", name, e)
+		}
+	}
+}
+
+// flagEnv returns the environment variables the binary reads: one per flag.
+func flagEnv(t *testing.T, bin string) map[string]bool {
+	t.Helper()
+	out, _ := exec.Command(bin, "-h").CombinedOutput()
+	env := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z][a-z-]*)`).FindAllStringSubmatch(string(out), -1) {
+		env["EVENTSTREAMD_"+strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
+	}
+	require.True(t, env["EVENTSTREAMD_STORE"], "could not read the flags from -h:\n%s", out)
+	return env
+}
+
+func TestComposeMatchesTheBinary(t *testing.T) {
+	s := startServer(t)
+	env := flagEnv(t, s.bin)
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Environment map[string]string `yaml:"environment"`
+			Ports       []string          `yaml:"ports"`
+			Command     []string          `yaml:"command"`
+		} `yaml:"services"`
+	}
+	b, err := os.ReadFile("compose.yaml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &compose))
+
+	for _, name := range []string{"eventstreamd-1", "eventstreamd-2", "eventstreamd-3"} {
+		svc, ok := compose.Services[name]
+		require.True(t, ok, "no service %s", name)
+		assert.Equal(t, "eventstreamd:latest", svc.Image)
+		for k := range svc.Environment {
+			assert.True(t, env[k], "%s sets %s, which the binary does not read", name, k)
+		}
+		assert.True(t, strings.HasPrefix(svc.Environment["EVENTSTREAMD_STORE"], "redis://redis:"), "replicas share the Redis store")
+	}
+	assert.Contains(t, compose.Services["lb"].Ports, "9922:9922", "the README's curl reaches the load balancer")
+	assert.Contains(t, compose.Services["redis"].Command, "--appendonly")
+
+	haproxy, err := os.ReadFile("haproxy/haproxy.cfg")
+	require.NoError(t, err)
+	assert.Contains(t, string(haproxy), "balance roundrobin")
+	assert.Regexp(t, `option httpchk GET /readyz`, string(haproxy))
+	for _, name := range []string{"eventstreamd-1:9922", "eventstreamd-2:9922", "eventstreamd-3:9922"} {
+		assert.Contains(t, string(haproxy), name)
+	}
+	prom, err := os.ReadFile("prometheus/prometheus.yml")
+	require.NoError(t, err)
+	for _, name := range []string{"eventstreamd-1:9922", "eventstreamd-2:9922", "eventstreamd-3:9922"} {
+		assert.Contains(t, string(prom), name, "Prometheus scrapes every replica")
+	}
+	for _, path := range []string{"/readyz", "/healthz", "/metrics"} {
+		assert.Equal(t, http.StatusOK, s.get(t, path).StatusCode, path)
+	}
+}
+
+func TestKubernetesMatchesTheBinary(t *testing.T) {
+	s := startServer(t)
+	env := flagEnv(t, s.bin)
+	var kust struct {
+		Resources []string `yaml:"resources"`
+	}
+	b, err := os.ReadFile("k8s/kustomization.yaml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &kust))
+
+	kinds := map[string]map[string]any{}
+	for _, r := range kust.Resources {
+		b, err := os.ReadFile(filepath.Join("k8s", r))
+		require.NoError(t, err)
+		var doc map[string]any
+		require.NoError(t, yaml.Unmarshal(b, &doc), r)
+		kinds[doc["kind"].(string)] = doc
+	}
+	for _, k := range []string{"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor", "ConfigMap", "Secret"} {
+		require.Contains(t, kinds, k)
+	}
+	for k := range kinds["ConfigMap"]["data"].(map[string]any) {
+		assert.True(t, env[k], "the ConfigMap sets %s, which the binary does not read", k)
+	}
+	for k := range kinds["Secret"]["stringData"].(map[string]any) {
+		assert.True(t, env[k], "the Secret sets %s, which the binary does not read", k)
+	}
+
+	var dep struct {
+		Spec struct {
+			Replicas int `yaml:"replicas"`
+			Template struct {
+				Spec struct {
+					Grace      int `yaml:"terminationGracePeriodSeconds"`
+					Containers []struct {
+						Ports []struct {
+							ContainerPort int `yaml:"containerPort"`
+						} `yaml:"ports"`
+						ReadinessProbe struct {
+							HTTPGet struct{ Path string } `yaml:"httpGet"`
+						} `yaml:"readinessProbe"`
+						LivenessProbe struct {
+							HTTPGet struct{ Path string } `yaml:"httpGet"`
+						} `yaml:"livenessProbe"`
+						SecurityContext struct {
+							ReadOnlyRootFilesystem bool `yaml:"readOnlyRootFilesystem"`
+						} `yaml:"securityContext"`
+					} `yaml:"containers"`
+					SecurityContext struct {
+						RunAsNonRoot bool `yaml:"runAsNonRoot"`
+					} `yaml:"securityContext"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	b, _ = yaml.Marshal(kinds["Deployment"])
+	require.NoError(t, yaml.Unmarshal(b, &dep))
+	assert.Equal(t, 3, dep.Spec.Replicas)
+	pod := dep.Spec.Template.Spec
+	assert.Greater(t, pod.Grace, 15, "graceful termination must outlast the 15 s shutdown timeout")
+	assert.True(t, pod.SecurityContext.RunAsNonRoot)
+	require.Len(t, pod.Containers, 1)
+	c := pod.Containers[0]
+	assert.True(t, c.SecurityContext.ReadOnlyRootFilesystem)
+	require.NotEmpty(t, c.Ports)
+	assert.Equal(t, 9922, c.Ports[0].ContainerPort)
+	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+	assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
+	for _, path := range []string{c.ReadinessProbe.HTTPGet.Path, c.LivenessProbe.HTTPGet.Path} {
+		assert.Equal(t, http.StatusOK, s.get(t, path).StatusCode, "probe %s", path)
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("../Dockerfile")
+	require.NoError(t, err)
+	df := string(b)
+	assert.Contains(t, df, "RUN make build-static", "the image holds the binary CI builds")
+	assert.Contains(t, df, "distroless/static")
+	assert.Contains(t, df, ":nonroot")
+	assert.Contains(t, df, "EXPOSE 9922")
+	assert.Regexp(t, `HEALTHCHECK .*"healthcheck"`, df)
+	assert.Contains(t, df, "/src/bin/eventstreamd-static")
+
+	mk, err := os.ReadFile("../Makefile")
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^build-static:\n\tCGO_ENABLED=0 .*-trimpath .*-o bin/eventstreamd-static`, string(mk))
+
+	ignore, err := os.ReadFile("../.dockerignore")
+	require.NoError(t, err)
+	lines := strings.Split(string(ignore), "\n")
+	assert.True(t, slices.Contains(lines, ".git"))
+}
