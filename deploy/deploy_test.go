@@ -9,7 +9,9 @@ package deploy_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -381,4 +383,102 @@ func TestDockerfile(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(string(ignore), "\n")
 	assert.True(t, slices.Contains(lines, ".git"))
+}
+
+// need returns the path of a tool, or skips (fails in CI, which installs it).
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("EVENTSTREAMD_REQUIRE_DEPLOY_TOOLS") == "1" {
+			t.Fatalf("%s is not on PATH", tool)
+		}
+		t.Skipf("%s is not on PATH; apt-get install %s to run this test", tool, tool)
+	}
+	return path
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestLoadBalancerConfig runs deploy/haproxy/haproxy.cfg for real, its
+// replicas replaced by three local eventstreamd processes sharing a local
+// Redis, and sends the seed's request and a game's syncs through it.
+func TestLoadBalancerConfig(t *testing.T) {
+	haproxy := need(t, "haproxy")
+	redisServer := need(t, "redis-server")
+	bin := buildBinary(t)
+
+	redisPort := freePort(t)
+	redis := exec.Command(redisServer, "--port", fmt.Sprint(redisPort), "--bind", "127.0.0.1", "--save", "", "--dir", t.TempDir())
+	require.NoError(t, redis.Start())
+	t.Cleanup(func() { _ = redis.Process.Kill(); _ = redis.Wait() })
+	require.Eventually(t, func() bool {
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", redisPort))
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+
+	cfg, err := os.ReadFile("haproxy/haproxy.cfg")
+	require.NoError(t, err)
+	local := string(cfg)
+	for i := 1; i <= 3; i++ {
+		port := freePort(t)
+		cmd := exec.Command(bin, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "warn")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("EVENTSTREAMD_STORE=redis://127.0.0.1:%d/0", redisPort),
+			"EVENTSTREAMD_STORE_SECRET=deploy-test-secret-0123456789")
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		local = strings.ReplaceAll(local, fmt.Sprintf("eventstreamd-%d:9922", i), fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	lbPort := freePort(t)
+	local = strings.ReplaceAll(local, "bind :9922", fmt.Sprintf("bind 127.0.0.1:%d", lbPort))
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	require.NoError(t, os.WriteFile(path, []byte(local), 0o600))
+	lb := exec.Command(haproxy, "-db", "-f", path)
+	var lbLog strings.Builder
+	lb.Stdout, lb.Stderr = &lbLog, &lbLog
+	require.NoError(t, lb.Start())
+	t.Cleanup(func() { _ = lb.Process.Kill(); _ = lb.Wait() })
+
+	url := fmt.Sprintf("http://127.0.0.1:%d", lbPort)
+	client := &http.Client{Timeout: 5 * time.Second}
+	var reply struct {
+		ID     string `json:"id"`
+		T      int64  `json:"t"`
+		Epoch  string `json:"epoch"`
+		Events []struct{ Type string }
+	}
+	require.Eventually(t, func() bool { // until the health checks pass
+		resp, err := client.Post(url+"/foo/me/0", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&reply) == nil
+	}, 20*time.Second, 100*time.Millisecond, "haproxy said:\n%s", &lbLog)
+	assert.Equal(t, "1", reply.ID)
+	require.NotEmpty(t, reply.Events)
+	assert.Equal(t, "_a", reply.Events[0].Type)
+
+	// Round robin spreads one game over the replicas; the Redis store keeps
+	// it one game: same epoch, same public id, t never back.
+	epoch, last := reply.Epoch, reply.T
+	for range 12 {
+		resp, err := client.Get(fmt.Sprintf("%s/foo/me/%d", url, last))
+		require.NoError(t, err)
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&reply))
+		resp.Body.Close()
+		assert.Equal(t, epoch, reply.Epoch)
+		assert.Equal(t, "1", reply.ID)
+		assert.GreaterOrEqual(t, reply.T, last)
+		last = reply.T
+	}
 }

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -248,4 +250,26 @@ func TestReplicasShareStreams(t *testing.T) {
 			assert.Equal(t, wantD, disconnects[cl.publicID], "%s: disconnects of %s (public id %s)", name, cl.id, cl.publicID)
 		}
 	}
+}
+
+// TestWaitsForRedis: a replica that starts before Redis waits for it
+// instead of failing, as in a deployment where both start at once.
+func TestWaitsForRedis(t *testing.T) {
+	redistest.Binary(t)
+	port := redistest.FreePort(t)
+	logs := newLogLines()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-store", fmt.Sprintf("redis://127.0.0.1:%d", port),
+			"-store-secret", "0123456789abcdef-test"}, env(), io.Discard, logs)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(logs.all(), "waiting for the store") },
+		10*time.Second, 20*time.Millisecond)
+	redistest.StartAt(t, port)
+	addr := logs.waitAddr(t)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	seedRequest(t, client, addr)
+	cancel()
+	require.NoError(t, <-done)
 }

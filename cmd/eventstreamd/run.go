@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 
-	backend, closeStore, err := newStore(cfg)
+	backend, closeStore, err := newStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -182,19 +182,30 @@ func startDebugServer(addr string, log *zap.Logger, wg *sync.WaitGroup) (*http.S
 	return srv, nil
 }
 
-// newStore makes the store cfg names and a function that releases it.
-func newStore(cfg config) (stream.Store, func(), error) {
+// newStore makes the store cfg names and a function that releases it. A
+// Redis that cannot be reached yet (it may be starting too) is retried
+// every second until ctx ends.
+func newStore(ctx context.Context, cfg config, log *zap.Logger) (stream.Store, func(), error) {
 	if cfg.Store == "memory" {
 		s, err := stream.NewMemoryStore(cfg.Stream)
 		return s, func() {}, err
 	}
-	s, err := stream.NewRedisStore(stream.RedisConfig{
-		Config: cfg.Stream, URL: cfg.Store, Prefix: cfg.StorePrefix, Secret: cfg.StoreSecret,
-	})
-	if err != nil {
-		return nil, nil, err
+	rcfg := stream.RedisConfig{Config: cfg.Stream, URL: cfg.Store, Prefix: cfg.StorePrefix, Secret: cfg.StoreSecret}
+	for {
+		s, err := stream.NewRedisStore(rcfg)
+		if err == nil {
+			return s, s.Close, nil
+		}
+		if !errors.Is(err, stream.ErrUnavailable) {
+			return nil, nil, err
+		}
+		log.Warn("waiting for the store", zap.String("store", storeName(cfg.Store)), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("the store never answered: %w", err)
+		case <-time.After(time.Second):
+		}
 	}
-	return s, s.Close, nil
 }
 
 // storeName names the store for logs without the password a URL may hold.

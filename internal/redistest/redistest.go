@@ -52,9 +52,14 @@ func FreePort(t testing.TB) int {
 // given (such as "appendonly yes"), and stops it when the test ends.
 func Start(t testing.TB, config ...string) *Server {
 	t.Helper()
+	return StartAt(t, FreePort(t), config...)
+}
+
+// StartAt is Start on the given port.
+func StartAt(t testing.TB, port int, config ...string) *Server {
+	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
-	port := FreePort(t)
 	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no"}
 	for _, line := range config {
