@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/assert"
@@ -481,4 +482,37 @@ func TestLoadBalancerConfig(t *testing.T) {
 		assert.GreaterOrEqual(t, reply.T, last)
 		last = reply.T
 	}
+}
+
+func TestPrometheusConfigLoads(t *testing.T) {
+	cfg, err := promconfig.LoadFile("prometheus/prometheus.yml", false, slog.New(slog.DiscardHandler))
+	require.NoError(t, err, "Prometheus would not start with this config")
+	require.Len(t, cfg.ScrapeConfigs, 1)
+	assert.Equal(t, "eventstreamd", cfg.ScrapeConfigs[0].JobName, "the alerts and dashboard select job=\"eventstreamd\"")
+	assert.Equal(t, "/metrics", cfg.ScrapeConfigs[0].MetricsPath)
+	assert.Equal(t, []string{"/etc/prometheus/alerts.yml"}, cfg.RuleFiles)
+
+	var compose struct {
+		Services map[string]struct {
+			Volumes     []string          `yaml:"volumes"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	b, err := os.ReadFile("compose.yaml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &compose))
+	assert.Contains(t, compose.Services["prometheus"].Volumes, "./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro",
+		"the rule file Prometheus loads is the one tested here")
+
+	var provider struct {
+		Providers []struct {
+			Options struct{ Path string } `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	b, err = os.ReadFile("grafana/provisioning/dashboards/eventstreamd.yaml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &provider))
+	require.Len(t, provider.Providers, 1)
+	mount := "./grafana/eventstreamd.json:" + provider.Providers[0].Options.Path + "/eventstreamd.json:ro"
+	assert.Contains(t, compose.Services["grafana"].Volumes, mount, "Grafana finds the dashboard where it is mounted")
 }
