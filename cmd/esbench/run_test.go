@@ -11,13 +11,11 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/goeventstream/eventstream/internal/api"
-	"github.com/goeventstream/eventstream/internal/metrics"
+	"github.com/goeventstream/eventstream/internal/apitest"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
@@ -25,18 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func server(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	store, err := stream.NewMemoryStore(stream.DefaultConfig())
-	require.NoError(t, err)
-	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store})
-	require.NoError(t, err)
-	h, err := api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
-	require.NoError(t, err)
-	var handler http.Handler = h
-	if wrap != nil {
-		handler = wrap(h)
-	}
-	srv := httptest.NewServer(handler)
-	t.Cleanup(srv.Close)
+	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), wrap)
 	return srv.URL
 }
 

@@ -2,20 +2,16 @@ package main
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/goeventstream/eventstream/internal/api"
-	"github.com/goeventstream/eventstream/internal/metrics"
+	"github.com/goeventstream/eventstream/internal/apitest"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
@@ -38,17 +34,7 @@ func TestTwoRunsAgree(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plays for seconds of real time; skipped with -short")
 	}
-	store, err := stream.NewMemoryStore(stream.DefaultConfig())
-	require.NoError(t, err)
-	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store})
-	require.NoError(t, err)
-	h, err := api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
-	require.NoError(t, err)
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		http.DefaultClient.CloseIdleConnections()
-		srv.Close()
-	})
+	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), nil)
 
 	var outs [2]lockedBuffer
 	var wg sync.WaitGroup

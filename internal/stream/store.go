@@ -13,8 +13,10 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"slices"
 )
 
 // Store holds streams. Implementations must be safe for concurrent use and
@@ -124,4 +126,18 @@ type StreamStats struct {
 	Stream  string
 	T       int64
 	Clients int
+}
+
+// rank orders st.PerStream, the most connected clients first, then by
+// name, and keeps at most limit of them.
+func (st *Stats) rank(limit int) {
+	slices.SortFunc(st.PerStream, func(a, b StreamStats) int {
+		if c := cmp.Compare(b.Clients, a.Clients); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Stream, b.Stream)
+	})
+	if len(st.PerStream) > limit {
+		st.PerStream = st.PerStream[:max(limit, 0)]
+	}
 }

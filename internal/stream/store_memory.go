@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"sort"
@@ -191,15 +190,7 @@ func (m *MemoryStore) Stats(_ context.Context, limit int) (Stats, error) {
 		st.Clients += ss.Clients
 		st.PerStream = append(st.PerStream, ss)
 	}
-	slices.SortFunc(st.PerStream, func(a, b StreamStats) int {
-		if c := cmp.Compare(b.Clients, a.Clients); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Stream, b.Stream)
-	})
-	if len(st.PerStream) > limit {
-		st.PerStream = st.PerStream[:max(limit, 0)]
-	}
+	st.rank(limit)
 	return st, nil
 }
 

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -325,15 +324,7 @@ func (r *RedisStore) Stats(ctx context.Context, limit int) (Stats, error) {
 			st.PerStream = append(st.PerStream, StreamStats{Stream: chunk[i], T: max(t, lastT), Clients: int(clients)})
 		}
 	}
-	slices.SortFunc(st.PerStream, func(a, b StreamStats) int {
-		if c := cmp.Compare(b.Clients, a.Clients); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Stream, b.Stream)
-	})
-	if len(st.PerStream) > limit {
-		st.PerStream = st.PerStream[:max(limit, 0)]
-	}
+	st.rank(limit)
 	return st, nil
 }
 

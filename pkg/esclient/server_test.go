@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/apitest"
 	"github.com/goeventstream/eventstream/internal/clock"
-	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
@@ -33,10 +31,7 @@ func newServer(t *testing.T, edit func(*stream.Config)) *server {
 	}
 	store, err := stream.NewMemoryStore(cfg)
 	require.NoError(t, err)
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store})
-	require.NoError(t, err)
-	h, err := api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
+	h, err := apitest.Handler(store)
 	require.NoError(t, err)
 	s := &server{store: store, clock: fake, handler: h}
 	s.Server = httptest.NewServer(h)
@@ -54,11 +49,7 @@ func exampleServer() (string, func()) {
 	if err != nil {
 		panic(err)
 	}
-	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store})
-	if err != nil {
-		panic(err)
-	}
-	h, err := api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
+	h, err := apitest.Handler(store)
 	if err != nil {
 		panic(err)
 	}

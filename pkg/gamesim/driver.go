@@ -192,7 +192,14 @@ func Replay(events []esclient.Event, sim Sim, opts ...Option) *Driver {
 	if end == 0 && len(events) > 0 {
 		end = events[len(events)-1].T + 1
 	}
-	for k := int64(0); k < end; k++ {
+	d.processUntil(end, events)
+	return d
+}
+
+// processUntil processes every tick from d.next below end; events hold the
+// events of those ticks, in stream order.
+func (d *Driver) processUntil(end int64, events []esclient.Event) {
+	for k := d.next; k < end; k++ {
 		n := 0
 		for n < len(events) && events[n].T <= k {
 			n++
@@ -200,7 +207,6 @@ func Replay(events []esclient.Event, sim Sim, opts ...Option) *Driver {
 		d.process(k, events[:n])
 		events = events[n:]
 	}
-	return d
 }
 
 // Rand returns the simulation's single source of randomness. Its sequence

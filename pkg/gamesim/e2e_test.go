@@ -6,19 +6,16 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/goeventstream/eventstream/internal/api"
-	"github.com/goeventstream/eventstream/internal/metrics"
+	"github.com/goeventstream/eventstream/internal/apitest"
 	"github.com/goeventstream/eventstream/internal/stream"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 	"github.com/goeventstream/eventstream/pkg/gamesim"
@@ -116,17 +113,11 @@ func realServer(t *testing.T, timeout time.Duration) string {
 	t.Helper()
 	cfg := stream.DefaultConfig()
 	cfg.ClientTimeout = timeout
-	store, err := stream.NewMemoryStore(cfg)
-	require.NoError(t, err)
-	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store})
-	require.NoError(t, err)
-	h, err := api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
-	require.NoError(t, err)
-	srv := httptest.NewServer(h)
+	srv, store := apitest.NewServer(t, cfg, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); (&stream.Sweeper{Store: store, Interval: 50 * time.Millisecond}).Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; srv.Close() })
+	t.Cleanup(func() { cancel(); <-done })
 	return srv.URL
 }
 

@@ -31,14 +31,7 @@ func (d *Driver) Update(now time.Time) int {
 	d.buf = d.buf[k:]
 	d.mu.Unlock()
 
-	for t := d.next; t < end; t++ {
-		j := 0
-		for j < len(events) && events[j].T <= t {
-			j++
-		}
-		d.process(t, events[:j])
-		events = events[j:]
-	}
+	d.processUntil(end, events)
 	return n
 }
 

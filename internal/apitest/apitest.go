@@ -1,0 +1,49 @@
+// Package apitest serves the real eventstreamd handler (internal/api over
+// a store) to the tests of packages that talk to a server, so that they
+// test against the server users run, not a fake of it.
+package apitest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/metrics"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// Handler returns the API over store, with metrics on a registry of its own.
+func Handler(store stream.Store) (http.Handler, error) {
+	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store})
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
+}
+
+// NewServer serves the API over a new memory store configured with cfg,
+// on loopback, until the test ends. wrap, if not nil, wraps the handler
+// (a proxy that drops replies, say).
+func NewServer(tb testing.TB, cfg stream.Config, wrap func(http.Handler) http.Handler) (*httptest.Server, *stream.MemoryStore) {
+	tb.Helper()
+	store, err := stream.NewMemoryStore(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := Handler(store)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	tb.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		srv.Close()
+	})
+	return srv, store
+}
