@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/redistest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -127,11 +126,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "eventstreamd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
-
+	bin := buildBinary(t)
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "EVENTSTREAMD_LOG_LEVEL=debug")
 	stderr, err := cmd.StderrPipe()
@@ -171,18 +166,10 @@ func TestBinary(t *testing.T) {
 }
 
 func TestHealthcheckFailsWithNoServer(t *testing.T) {
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	err := run(context.Background(), []string{"healthcheck", "-addr", addr}, env(), io.Discard, io.Discard)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "healthcheck")
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func TestBadConfigFailsAtStart(t *testing.T) {
