@@ -38,6 +38,7 @@ type Metrics struct {
 	Rejections *prometheus.CounterVec
 
 	events         *prometheus.CounterVec
+	byKind         map[string]prometheus.Counter // events' children, resolved once
 	store          *storeMetrics
 	streamsCreated prometheus.Counter
 	streamsExpired prometheus.Counter
@@ -103,8 +104,9 @@ func New(cfg Config) (*Metrics, error) {
 			Help: "Presence sweeps that failed.",
 		}),
 	}
+	m.byKind = map[string]prometheus.Counter{}
 	for _, kind := range []string{KindReset, KindConnect, KindDisconnect, KindClient} {
-		m.events.WithLabelValues(kind)
+		m.byKind[kind] = m.events.WithLabelValues(kind)
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -140,19 +142,19 @@ func New(cfg Config) (*Metrics, error) {
 func (m *Metrics) ObserveSync(res *stream.SyncResult) {
 	if res.Created {
 		m.streamsCreated.Inc()
-		m.events.WithLabelValues(KindReset).Inc()
+		m.byKind[KindReset].Inc()
 	}
 	if res.Connected {
-		m.events.WithLabelValues(KindConnect).Inc()
+		m.byKind[KindConnect].Inc()
 	}
 	if res.Appended > 0 {
-		m.events.WithLabelValues(KindClient).Add(float64(res.Appended))
+		m.byKind[KindClient].Add(float64(res.Appended))
 	}
 }
 
 // ObserveSweep counts what a sweep did.
 func (m *Metrics) ObserveSweep(res stream.SweepResult) {
-	m.events.WithLabelValues(KindDisconnect).Add(float64(len(res.Disconnected)))
+	m.byKind[KindDisconnect].Add(float64(len(res.Disconnected)))
 	m.streamsExpired.Add(float64(len(res.Expired)))
 }
 
