@@ -1,0 +1,90 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/metrics"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// scripted is a store whose answers the test sets.
+type scripted struct {
+	stream.Store
+	err   error
+	stats stream.Stats
+}
+
+func (s *scripted) Sync(context.Context, *stream.SyncRequest) (*stream.SyncResult, error) {
+	return &stream.SyncResult{}, s.err
+}
+
+func (s *scripted) Stats(context.Context, int) (stream.Stats, error) { return s.stats, s.err }
+
+func TestInstrumentStoreCountsFailuresNotRefusals(t *testing.T) {
+	backend := &scripted{}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreams: 10, StreamCap: 500})
+	require.NoError(t, err)
+	store := m.InstrumentStore(backend)
+
+	for _, give := range []error{nil, stream.ErrTooManyEvents, wrapped(stream.ErrUnavailable), stream.ErrUnavailable} {
+		backend.err = give
+		_, _ = store.Sync(context.Background(), &stream.SyncRequest{})
+	}
+	backend.err = nil
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eventstreamd_store_errors_total Store operations that failed because the store could not serve (not refusals such as a full stream).
+# TYPE eventstreamd_store_errors_total counter
+eventstreamd_store_errors_total{op="ping"} 0
+eventstreamd_store_errors_total{op="stats"} 0
+eventstreamd_store_errors_total{op="sweep"} 0
+eventstreamd_store_errors_total{op="sync"} 2
+# HELP eventstreamd_store_streams_max The most streams this replica will hold (-max-streams).
+# TYPE eventstreamd_store_streams_max gauge
+eventstreamd_store_streams_max 500
+`), "eventstreamd_store_errors_total", "eventstreamd_store_streams_max"))
+}
+
+// wrapped is err as a backend returns it: joined with the cause.
+func wrapped(err error) error { return errors.Join(errors.New("dial tcp: refused"), err) }
+
+// TestScrapeFailureIsReported: a store that cannot be read fails the
+// scrape of its series, visibly, instead of exporting zeros.
+func TestScrapeFailureIsReported(t *testing.T) {
+	backend := &scripted{err: stream.ErrUnavailable}
+	reg := prometheus.NewRegistry()
+	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreams: 10})
+	require.NoError(t, err)
+	_, err = reg.Gather()
+	require.Error(t, err)
+	assert.ErrorIs(t, err, stream.ErrUnavailable)
+}
+
+func TestPerStreamSeriesAreCapped(t *testing.T) {
+	backend := &scripted{stats: stream.Stats{Streams: 3, Clients: 4, PerStream: []stream.StreamStats{
+		{Stream: "a", T: 7, Clients: 3}, {Stream: "b", T: 9, Clients: 1},
+	}}}
+	reg := prometheus.NewRegistry()
+	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreams: 2})
+	require.NoError(t, err)
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eventstreamd_metrics_streams_omitted Streams left out of the per-stream series by -metrics-max-streams.
+# TYPE eventstreamd_metrics_streams_omitted gauge
+eventstreamd_metrics_streams_omitted 1
+# HELP eventstreamd_stream_tick The tick in progress of a stream.
+# TYPE eventstreamd_stream_tick gauge
+eventstreamd_stream_tick{stream="a"} 7
+eventstreamd_stream_tick{stream="b"} 9
+# HELP eventstreamd_store_clients_connected Connected clients in all streams.
+# TYPE eventstreamd_store_clients_connected gauge
+eventstreamd_store_clients_connected 4
+`), "eventstreamd_metrics_streams_omitted", "eventstreamd_stream_tick", "eventstreamd_store_clients_connected"))
+}
