@@ -216,7 +216,7 @@ func (b *bench) eachStream(fn func(s int) error) error {
 }
 
 // load runs the warmup and the measurement, then drains and verifies.
-func (b *bench) load(ctx context.Context, _ *progress) (*report, error) {
+func (b *bench) load(ctx context.Context) (*report, error) {
 	if b.cfg.Mode == "healthz" {
 		return b.loadHealthz(ctx)
 	}

@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	progress := newProgress(stderr, b)
-	rep, err := b.load(ctx, progress)
+	rep, err := b.load(ctx)
 	progress.stop()
 	if err != nil {
 		return err
