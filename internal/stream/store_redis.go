@@ -72,6 +72,8 @@ type RedisStore struct {
 	syncSHA string
 	index   string // the deadline index: stream -> next time a sweep is due, ms
 
+	tails tailCache // sealed ticks read before, per stream
+
 	streamCount atomic.Int64 // streams in the index, read at most once a second
 	countedAt   atomic.Int64 // unix ms of the last count
 }
@@ -159,12 +161,18 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	if r.streams(ctx) >= int64(r.cfg.MaxStreams) {
 		mayCreate = "0"
 	}
-	args := make([]string, 0, 12+2*len(req.Events))
+	// The sealed ticks this replica already read need not be read again.
+	cached, n, cacheEpoch, cacheFrom, cacheSealed, hit := r.tails.lookup(req.Stream, req.LastKnownTick, r.cfg.PageEvents)
+	if !hit {
+		cacheEpoch, cacheFrom, cacheSealed = "", 0, 0
+	}
+	args := make([]string, 0, 16+2*len(req.Events))
 	args = append(args,
 		r.nowArg(), r.hashID(req.PrivateID), strconv.FormatInt(req.LastKnownTick, 10), req.Epoch,
 		hashBatch(req.Batch), uuid.NewString(), strconv.Itoa(r.cfg.TickRate),
 		strconv.Itoa(r.cfg.MaxClientsPerStream), strconv.Itoa(r.cfg.MaxEventsPerStream),
-		strconv.Itoa(r.cfg.PageEvents), mayCreate, strconv.Itoa(len(req.Events)))
+		strconv.Itoa(r.cfg.PageEvents), mayCreate, strconv.Itoa(len(req.Events)),
+		cacheEpoch, strconv.FormatInt(cacheFrom, 10), strconv.FormatInt(cacheSealed, 10), strconv.Itoa(r.cfg.PageEvents-n))
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
 	}
@@ -200,7 +208,7 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 		}
 		return nil, fmt.Errorf("redis store: sync script said %q", code)
 	}
-	if len(vals) != 10 {
+	if len(vals) != 12 {
 		return nil, fmt.Errorf("redis store: sync script returned %d values", len(vals))
 	}
 	res := &SyncResult{}
@@ -215,7 +223,18 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	appended, _ := vals[8].AsInt64()
 	res.More, res.Created, res.Connected, res.Appended = more == 1, created == 1, connected == 1, int(appended)
 	events, _ := vals[9].ToString()
-	res.Events = append(req.Buf[:0], events...)
+	skipped, _ := vals[10].AsInt64()
+	covered, _ := vals[11].AsInt64() // the first tick the script's events cover
+	res.Events = req.Buf[:0]
+	if skipped == 1 {
+		covered = cacheSealed
+		res.Events = append(res.Events, cached...)
+		if len(cached) > 0 && len(events) > 0 {
+			res.Events = append(res.Events, ',')
+		}
+	}
+	res.Events = append(res.Events, events...)
+	r.tails.store(req.Stream, res.Epoch, covered, res.T, []byte(events))
 	if res.Created {
 		r.streamCount.Add(1)
 	}

@@ -6,8 +6,12 @@
 --       3 last known tick; 4 epoch the client gave, or ""; 5 batch hash, or "";
 --       6 epoch for a new stream; 7 tick rate for a new stream; 8 max clients;
 --       9 max events; 10 page size; 11 "1" if the stream may be created;
---       12 number of events; then per event its type and its body, both JSON string literals.
--- Returns {"err", code} or {"ok", public id, t, epoch, tick rate, more, created, connected, appended, events}.
+--       12 number of events; 13 the epoch of the replica's cache of sealed ticks, or "";
+--       14 the first tick it holds; 15 the first tick it does not hold; 16 the page size
+--       left beside the cached events; then per event its type and its body, both JSON
+--       string literals.
+-- Returns {"err", code} or {"ok", public id, t, epoch, tick rate, more, created, connected,
+-- appended, events, 1 if the cached ticks were skipped, the first tick the reply covers}.
 
 local function now_ms()
   if ARGV[1] ~= "" then return tonumber(ARGV[1]) end
@@ -80,7 +84,7 @@ if connect then
 end
 local appended = 0
 if not rep then
-  for i = 0, nev - 1 do append(t, ARGV[13 + 2 * i], pub, ARGV[14 + 2 * i]) end
+  for i = 0, nev - 1 do append(t, ARGV[17 + 2 * i], pub, ARGV[18 + 2 * i]) end
   appended = nev
   if ARGV[5] ~= "" then
     local list = {}
@@ -96,6 +100,12 @@ redis.call("HSET", KEYS[1], "last_t", t, "next_id", nextID, "connected", connect
 local from = tonumber(ARGV[3])
 if from > t or (ARGV[4] ~= "" and ARGV[4] ~= epoch) then from = 0 end
 local page = tonumber(ARGV[10])
+-- The replica holds the sealed ticks [ARGV[14], ARGV[15]) of this epoch:
+-- they are final, so only what follows them is read here.
+local skipped, asked = 0, from
+if ARGV[13] == epoch and from == tonumber(ARGV[3]) and from >= tonumber(ARGV[14]) and from < tonumber(ARGV[15]) and tonumber(ARGV[15]) <= t then
+  from, page, skipped = tonumber(ARGV[15]), tonumber(ARGV[16]), 1
+end
 local entries = redis.call("XRANGE", KEYS[2], from .. "-0", "(" .. t .. "-0", "COUNT", page + 1)
 local function tickOf(id) return tonumber(string.match(id, "^(%d+)-")) end
 local out = {}
@@ -121,4 +131,4 @@ end
 local c, k = 0, 0
 if created then c = 1 end
 if connect then k = 1 end
-return {"ok", pub, replyT, epoch, rate, more, c, k, appended, table.concat(out, ",")}
+return {"ok", pub, replyT, epoch, rate, more, c, k, appended, table.concat(out, ","), skipped, asked}

@@ -1,0 +1,196 @@
+package stream
+
+import (
+	"bytes"
+	"sync"
+)
+
+// tailCache keeps, per stream, the recent sealed ticks a replica has read
+// from Redis. Ticks below a t the server issued are final, so the cache
+// never goes stale within an epoch; a sync then asks Redis only for what
+// follows it. It is an optimisation: a miss costs one read of sealed ticks.
+// Safe for concurrent use.
+type tailCache struct {
+	mu      sync.Mutex
+	streams map[string]*streamTail
+}
+
+const (
+	maxTailStreams = 4096 // streams cached per replica
+	maxTailEvents  = 8192 // events cached per stream, the newest kept
+)
+
+// streamTail is the events of the ticks [from, sealed) of one epoch of a
+// stream, each encoded as in a reply and preceded by a comma.
+type streamTail struct {
+	epoch  string
+	from   int64
+	sealed int64
+	ticks  []int64 // the tick of each event
+	ends   []int   // where each event ends in buf
+	buf    []byte
+}
+
+// lookup returns the cached events of the ticks [from, sealed) of stream,
+// the tail's epoch, its first tick and sealed, if the cache holds from and
+// fewer than limit events after it.
+func (c *tailCache) lookup(stream string, from int64, limit int) (events []byte, n int, epoch string, first, sealed int64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.streams[stream]
+	if t == nil || from < t.from || from >= t.sealed {
+		return nil, 0, "", 0, 0, false
+	}
+	i := searchTicks(t.ticks, from)
+	n = len(t.ticks) - i
+	if n >= limit {
+		return nil, 0, "", 0, 0, false
+	}
+	if n > 0 {
+		start := 0
+		if i > 0 {
+			start = t.ends[i-1]
+		}
+		events = bytes.Clone(t.buf[start+1:]) // without the leading comma
+	}
+	return events, n, t.epoch, t.from, t.sealed, true
+}
+
+// store records the events of a reply: the ticks [from, sealed) of epoch,
+// events as in SyncResult.Events.
+func (c *tailCache) store(stream, epoch string, from, sealed int64, events []byte) {
+	if sealed <= from {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.streams == nil {
+		c.streams = make(map[string]*streamTail)
+	}
+	t := c.streams[stream]
+	switch {
+	case t != nil && t.epoch == epoch && from <= t.sealed && sealed > t.sealed:
+		// It extends the tail: keep the ticks it does not hold yet.
+		t.appendEvents(events, t.sealed)
+		t.sealed = sealed
+	case t != nil && t.epoch == epoch && sealed <= t.sealed:
+		return // nothing new
+	default:
+		if t == nil && len(c.streams) >= maxTailStreams {
+			for k := range c.streams { // evict one at random
+				delete(c.streams, k)
+				break
+			}
+		}
+		t = &streamTail{epoch: epoch, from: from, sealed: sealed}
+		t.appendEvents(events, from)
+		c.streams[stream] = t
+	}
+	t.trim()
+}
+
+// forget drops a stream, for a stream whose epoch is gone.
+func (c *tailCache) forget(stream string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.streams, stream)
+}
+
+// appendEvents adds the events of a reply whose tick is at least min.
+func (t *streamTail) appendEvents(events []byte, min int64) {
+	for _, e := range splitEvents(events) {
+		if e.t < min {
+			continue
+		}
+		t.buf = append(append(t.buf, ','), e.raw...)
+		t.ticks = append(t.ticks, e.t)
+		t.ends = append(t.ends, len(t.buf))
+	}
+}
+
+// trim drops the oldest ticks once the tail holds too many events.
+func (t *streamTail) trim() {
+	if len(t.ticks) <= maxTailEvents {
+		return
+	}
+	keep := searchTicks(t.ticks, t.ticks[len(t.ticks)-maxTailEvents/2])
+	if keep == 0 {
+		return // one huge tick: kept whole
+	}
+	cut := t.ends[keep-1]
+	t.from = t.ticks[keep]
+	t.buf = append([]byte(nil), t.buf[cut:]...)
+	t.ticks = append([]int64(nil), t.ticks[keep:]...)
+	ends := make([]int, len(t.ends)-keep)
+	for i, e := range t.ends[keep:] {
+		ends[i] = e - cut
+	}
+	t.ends = ends
+}
+
+func searchTicks(ticks []int64, t int64) int {
+	lo, hi := 0, len(ticks)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if ticks[m] < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+type rawEvent struct {
+	t   int64
+	raw []byte
+}
+
+// splitEvents splits events encoded as the server writes them (JSON
+// objects separated by commas, each starting with {"t":<tick>) into events.
+func splitEvents(b []byte) []rawEvent {
+	var out []rawEvent
+	for len(b) > 0 {
+		end := objectEnd(b)
+		if end < 0 {
+			return out
+		}
+		obj := b[:end]
+		var t int64
+		for _, c := range obj[len(`{"t":`):] {
+			if c < '0' || c > '9' {
+				break
+			}
+			t = t*10 + int64(c-'0')
+		}
+		out = append(out, rawEvent{t: t, raw: obj})
+		b = b[end:]
+		if len(b) > 0 && b[0] == ',' {
+			b = b[1:]
+		}
+	}
+	return out
+}
+
+// objectEnd returns the length of the JSON object at the start of b.
+func objectEnd(b []byte) int {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{':
+			depth++
+		case c == '}':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
+}

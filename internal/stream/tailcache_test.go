@@ -1,0 +1,102 @@
+package stream
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// encode returns events as a store's reply holds them, one per tick given,
+// with bodies full of JSON's special characters.
+func encode(ticks ...int64) []byte {
+	var b []byte
+	for _, t := range ticks {
+		b = appendEvent(b, t, "m", "1", protocol.AppendString(nil, fmt.Sprintf(`x{"}\%d`, t)))
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return b[1:] // without the leading comma
+}
+
+func TestSplitEventsHandlesAnyBody(t *testing.T) {
+	evs := splitEvents(encode(3, 3, 17))
+	require.Len(t, evs, 3)
+	assert.Equal(t, []int64{3, 3, 17}, []int64{evs[0].t, evs[1].t, evs[2].t})
+	assert.True(t, strings.HasSuffix(string(evs[2].raw), `"body":"x{\"}\\17"}`), "%s", evs[2].raw)
+	assert.Empty(t, splitEvents(nil))
+}
+
+func TestTailCacheServesSealedTicksOnly(t *testing.T) {
+	var c tailCache
+	c.store("s", "e1", 5, 9, encode(5, 6, 6, 8)) // ticks [5, 9)
+
+	tests := []struct {
+		name  string
+		from  int64
+		limit int
+		want  []byte
+		n     int
+		ok    bool
+	}{
+		{name: "from the start", from: 5, limit: 100, want: encode(5, 6, 6, 8), n: 4, ok: true},
+		{name: "from the middle", from: 7, limit: 100, want: encode(8), n: 1, ok: true},
+		{name: "an empty sealed tail", from: 8, limit: 100, want: encode(8), n: 1, ok: true},
+		{name: "before the tail", from: 4, limit: 100},
+		{name: "at sealed: nothing cached", from: 9, limit: 100},
+		{name: "more than a page", from: 5, limit: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n, epoch, first, sealed, ok := c.lookup("s", tt.from, tt.limit)
+			require.Equal(t, tt.ok, ok)
+			if !ok {
+				return
+			}
+			assert.Equal(t, string(tt.want), string(got))
+			assert.Equal(t, tt.n, n)
+			assert.Equal(t, "e1", epoch)
+			assert.Equal(t, int64(5), first)
+			assert.Equal(t, int64(9), sealed)
+		})
+	}
+
+	// A later reply that overlaps extends it with the ticks it lacks.
+	c.store("s", "e1", 8, 12, encode(8, 10))
+	got, n, _, _, sealed, ok := c.lookup("s", 7, 100)
+	require.True(t, ok)
+	assert.Equal(t, string(encode(8, 10)), string(got), "tick 8 is not held twice")
+	assert.Equal(t, 2, n)
+	assert.Equal(t, int64(12), sealed)
+
+	// An older reply changes nothing; another epoch replaces the tail.
+	c.store("s", "e1", 5, 7, encode(5))
+	_, _, _, _, sealed, _ = c.lookup("s", 7, 100)
+	assert.Equal(t, int64(12), sealed)
+	c.store("s", "e2", 0, 2, encode(0))
+	_, _, epoch, _, _, ok := c.lookup("s", 0, 100)
+	require.True(t, ok)
+	assert.Equal(t, "e2", epoch)
+}
+
+func TestTailCacheKeepsTheNewestEvents(t *testing.T) {
+	var c tailCache
+	ticks := make([]int64, maxTailEvents+10)
+	for i := range ticks {
+		ticks[i] = int64(i)
+	}
+	c.store("s", "e", 0, int64(len(ticks)), encode(ticks...))
+	_, _, _, _, _, ok := c.lookup("s", 0, 1<<30)
+	assert.False(t, ok, "the oldest ticks were dropped")
+	last := int64(len(ticks) - 1)
+	got, n, _, first, _, ok := c.lookup("s", last, 1<<30)
+	require.True(t, ok)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, string(encode(last)), string(got))
+	assert.Equal(t, int64(len(ticks)-maxTailEvents/2), first)
+}
