@@ -89,13 +89,6 @@ func (c *tailCache) store(stream, epoch string, from, sealed int64, events []byt
 	t.trim()
 }
 
-// forget drops a stream, for a stream whose epoch is gone.
-func (c *tailCache) forget(stream string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.streams, stream)
-}
-
 // appendEvents adds the events of a reply whose tick is at least min.
 func (t *streamTail) appendEvents(events []byte, min int64) {
 	for _, e := range splitEvents(events) {
