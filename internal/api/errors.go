@@ -52,7 +52,11 @@ func toAPIError(err error) *apiError {
 // answers, not failures, and are not logged.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
-	if ae.status >= 500 && ae != err && ae.code != protocol.CodeServerFull {
+	switch {
+	case errors.Is(err, context.Canceled):
+		// The client went away: nothing failed on this side.
+		s.log.Debug("request cancelled", zap.String("route", routePattern(r)))
+	case ae.status >= 500 && ae != err && ae.code != protocol.CodeServerFull:
 		s.log.Error("request failed", zap.String("route", routePattern(r)),
 			zap.String("code", ae.code), zap.Error(err))
 	}
