@@ -162,7 +162,8 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 		mayCreate = "0"
 	}
 	// The sealed ticks this replica already read need not be read again.
-	cached, n, cacheEpoch, cacheFrom, cacheSealed, hit := r.tails.lookup(req.Stream, req.LastKnownTick, r.cfg.PageEvents)
+	// They are copied into the reply's buffer now; the script's events follow.
+	cached, n, cacheEpoch, cacheFrom, cacheSealed, hit := r.tails.lookup(req.Buf[:0], req.Stream, req.LastKnownTick, r.cfg.PageEvents)
 	if !hit {
 		cacheEpoch, cacheFrom, cacheSealed = "", 0, 0
 	}
@@ -228,7 +229,7 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	res.Events = req.Buf[:0]
 	if skipped == 1 {
 		covered = cacheSealed
-		res.Events = append(res.Events, cached...)
+		res.Events = cached
 		if len(cached) > 0 && len(events) > 0 {
 			res.Events = append(res.Events, ',')
 		}

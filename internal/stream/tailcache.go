@@ -1,9 +1,6 @@
 package stream
 
-import (
-	"bytes"
-	"sync"
-)
+import "sync"
 
 // tailCache keeps, per stream, the recent sealed ticks a replica has read
 // from Redis. Ticks below a t the server issued are final, so the cache
@@ -31,10 +28,10 @@ type streamTail struct {
 	buf    []byte
 }
 
-// lookup returns the cached events of the ticks [from, sealed) of stream,
-// the tail's epoch, its first tick and sealed, if the cache holds from and
-// fewer than limit events after it.
-func (c *tailCache) lookup(stream string, from int64, limit int) (events []byte, n int, epoch string, first, sealed int64, ok bool) {
+// lookup appends to dst the cached events of the ticks [from, sealed) of
+// stream, and returns them, their number, the tail's epoch, its first tick
+// and sealed, if the cache holds from and fewer than limit events after it.
+func (c *tailCache) lookup(dst []byte, stream string, from int64, limit int) (events []byte, n int, epoch string, first, sealed int64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.streams[stream]
@@ -51,7 +48,7 @@ func (c *tailCache) lookup(stream string, from int64, limit int) (events []byte,
 		if i > 0 {
 			start = t.ends[i-1]
 		}
-		events = bytes.Clone(t.buf[start+1:]) // without the leading comma
+		events = append(dst, t.buf[start+1:]...) // without the leading comma
 	}
 	return events, n, t.epoch, t.from, t.sealed, true
 }

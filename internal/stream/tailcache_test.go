@@ -53,7 +53,7 @@ func TestTailCacheServesSealedTicksOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, n, epoch, first, sealed, ok := c.lookup("s", tt.from, tt.limit)
+			got, n, epoch, first, sealed, ok := c.lookup(nil, "s", tt.from, tt.limit)
 			require.Equal(t, tt.ok, ok)
 			if !ok {
 				return
@@ -68,7 +68,7 @@ func TestTailCacheServesSealedTicksOnly(t *testing.T) {
 
 	// A later reply that overlaps extends it with the ticks it lacks.
 	c.store("s", "e1", 8, 12, encode(8, 10))
-	got, n, _, _, sealed, ok := c.lookup("s", 7, 100)
+	got, n, _, _, sealed, ok := c.lookup(nil, "s", 7, 100)
 	require.True(t, ok)
 	assert.Equal(t, string(encode(8, 10)), string(got), "tick 8 is not held twice")
 	assert.Equal(t, 2, n)
@@ -76,10 +76,10 @@ func TestTailCacheServesSealedTicksOnly(t *testing.T) {
 
 	// An older reply changes nothing; another epoch replaces the tail.
 	c.store("s", "e1", 5, 7, encode(5))
-	_, _, _, _, sealed, _ = c.lookup("s", 7, 100)
+	_, _, _, _, sealed, _ = c.lookup(nil, "s", 7, 100)
 	assert.Equal(t, int64(12), sealed)
 	c.store("s", "e2", 0, 2, encode(0))
-	_, _, epoch, _, _, ok := c.lookup("s", 0, 100)
+	_, _, epoch, _, _, ok := c.lookup(nil, "s", 0, 100)
 	require.True(t, ok)
 	assert.Equal(t, "e2", epoch)
 }
@@ -91,10 +91,10 @@ func TestTailCacheKeepsTheNewestEvents(t *testing.T) {
 		ticks[i] = int64(i)
 	}
 	c.store("s", "e", 0, int64(len(ticks)), encode(ticks...))
-	_, _, _, _, _, ok := c.lookup("s", 0, 1<<30)
+	_, _, _, _, _, ok := c.lookup(nil, "s", 0, 1<<30)
 	assert.False(t, ok, "the oldest ticks were dropped")
 	last := int64(len(ticks) - 1)
-	got, n, _, first, _, ok := c.lookup("s", last, 1<<30)
+	got, n, _, first, _, ok := c.lookup(nil, "s", last, 1<<30)
 	require.True(t, ok)
 	assert.Equal(t, 1, n)
 	assert.Equal(t, string(encode(last)), string(got))
