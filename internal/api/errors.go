@@ -61,9 +61,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			zap.String("code", ae.code), zap.Error(err))
 	}
 	s.metrics.Rejections.WithLabelValues(ae.code).Inc()
-	if ae.status == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
-		w.Header().Set("Allow", "GET, HEAD")
-	}
 	b := make([]byte, 0, 64+len(ae.message))
 	b = append(b, `{"error":{"code":`...)
 	b = protocol.AppendString(b, ae.code)

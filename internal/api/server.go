@@ -116,6 +116,9 @@ func New(cfg Config) (*Server, error) {
 			"no such endpoint; a sync is GET or POST /{stream}/{privateId}/{lastKnownTick}"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		// The sync route answers every method itself, so chi reports 405
+		// only for /healthz, /readyz and /metrics.
+		w.Header().Set("Allow", "GET, HEAD")
 		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
 			"method %s is not allowed here", r.Method))
 	})

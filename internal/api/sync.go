@@ -145,11 +145,13 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 			"the last known tick must be a non-negative decimal integer below 2^63, digits only")
 	}
 	req.LastKnownTick = tick
-	if epoch := r.URL.Query().Get("epoch"); epoch != "" {
-		if _, err := uuid.Parse(epoch); err != nil {
-			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "epoch must be a UUID as the server sent it")
+	if r.URL.RawQuery != "" { // most syncs carry no query: parse none
+		if epoch := r.URL.Query().Get("epoch"); epoch != "" {
+			if _, err := uuid.Parse(epoch); err != nil {
+				return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "epoch must be a UUID as the server sent it")
+			}
+			req.Epoch = epoch
 		}
-		req.Epoch = epoch
 	}
 	if r.Method != http.MethodPost {
 		return req, nil
