@@ -1,16 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/goeventstream/eventstream/pkg/esclient"
 )
 
 // report is what a run measured.
@@ -77,125 +72,6 @@ func (b *bench) report(elapsed time.Duration, bytes int64) *report {
 		rep.BytesPerReply = float64(bytes) / float64(n)
 	}
 	return rep
-}
-
-// verify drains every client's queue, reads each stream whole, and checks
-// that every client saw the same order and every event exactly once.
-func (b *bench) verify(ctx context.Context) verification {
-	v := verification{Checked: true}
-	problem := func(format string, args ...any) {
-		if len(v.Problems) < 20 {
-			v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-
-	// Every queued event goes out; a batch whose reply was lost is sent
-	// again under its id, so it cannot be appended twice.
-	_ = b.eachWorker(func(w *worker) error {
-		for w.c.Pending() > 0 && w.failed == nil && ctx.Err() == nil {
-			w.sync(ctx, time.Now())
-		}
-		return nil
-	})
-
-	refs := make([][]esclient.Event, b.cfg.Streams)
-	refT := make([]int64, b.cfg.Streams)
-	if err := b.eachStream(func(s int) error {
-		r, err := b.client(s, b.privateID(s*b.cfg.Clients), 0)
-		if err != nil {
-			return err
-		}
-		// Read until t has moved past the tick in progress at the first
-		// read: the drained events may be in it, and a tick is sent only
-		// once it is over.
-		var first int64 = -1
-		for {
-			u, err := r.Sync(ctx)
-			if err != nil {
-				return err
-			}
-			refs[s] = append(refs[s], u.Events...)
-			switch {
-			case u.More:
-			case first < 0:
-				first = u.T
-			case u.T > first:
-				refT[s] = u.T
-				return nil
-			default:
-				sleep(ctx, 10*time.Millisecond)
-			}
-		}
-	}); err != nil {
-		problem("reading the streams: %v", err)
-		return v
-	}
-
-	_ = b.eachWorker(func(w *worker) error {
-		for (w.lastT < refT[w.stream] || w.c.Pending() > 0) && w.failed == nil && ctx.Err() == nil {
-			w.sync(ctx, time.Now())
-		}
-		return nil
-	})
-
-	sent := map[string]int{} // client tag → events sent, accepted or not
-	for _, w := range b.workers {
-		sent["c"+strconv.Itoa(w.idx)] = w.sent
-		if w.failed != nil {
-			problem("client %d of stream %d stopped: %v", w.idx, w.stream, w.failed)
-		}
-	}
-	for s, ref := range refs {
-		count := map[string]int{}
-		for _, e := range ref {
-			if e.Type == "b" {
-				parts := strings.SplitN(e.Body, ".", 3)
-				count[parts[0]+"."+parts[1]]++
-			}
-		}
-		for id, n := range count {
-			if n != 1 {
-				problem("stream %d: event %s appears %d times", s, id, n)
-			}
-			tag, seq, _ := strings.Cut(id, ".")
-			if k, _ := strconv.Atoi(seq); k >= sent[tag] {
-				problem("stream %d: event %s was never sent", s, id)
-			}
-		}
-		v.Events += len(count)
-		for _, w := range b.workers {
-			if w.stream != s {
-				continue
-			}
-			for k := range w.sent - w.c.Pending() { // every event whose batch was answered
-				if count[fmt.Sprintf("c%d.%d", w.idx, k)] == 0 {
-					problem("stream %d: event c%d.%d was accepted and lost", s, w.idx, k)
-				}
-			}
-		}
-	}
-	for _, w := range b.workers {
-		v.Clients++
-		ref := refs[w.stream]
-		var want []seenEvent
-		for _, e := range ref {
-			if e.T >= w.firstT && e.T < refT[w.stream] {
-				want = append(want, seenEvent{t: e.T, h: eventHash(e)})
-			}
-		}
-		var got []seenEvent
-		for _, e := range w.seen.all() {
-			if e.t < refT[w.stream] {
-				got = append(got, e)
-			}
-		}
-		if w.failed == nil && !slices.Equal(got, want) {
-			problem("client %d of stream %d saw %d events where the stream has %d, or in another order", w.idx, w.stream, len(got), len(want))
-		}
-	}
-	return v
 }
 
 func (b *bench) eachWorker(fn func(w *worker) error) error {

@@ -20,12 +20,11 @@ const envPrefix = "EVENTSTREAMD_"
 
 // config is everything eventstreamd can be told at start.
 type config struct {
-	Addr              string
-	DebugAddr         string
-	Store             string
-	StoreSecret       string
-	StorePrefix       string
-	Stream            stream.Config
+	Addr      string
+	DebugAddr string
+	// Stream configures the store. Its URL is -store: "memory" for the
+	// memory store, which reads only Stream.Config, or a Redis URL.
+	Stream            stream.RedisConfig
 	Limits            api.Limits
 	CORSOrigins       []string
 	MetricsMaxStreams int
@@ -39,9 +38,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		Addr:              ":9922",
-		Store:             "memory",
-		StorePrefix:       "es:",
-		Stream:            stream.DefaultConfig(),
+		Stream:            defaultStreamConfig(),
 		Limits:            api.DefaultLimits(),
 		CORSOrigins:       []string{"*"},
 		MetricsMaxStreams: 1000,
@@ -52,19 +49,31 @@ func defaultConfig() config {
 	}
 }
 
+// memoryStore is the -store that keeps streams in memory.
+const memoryStore = "memory"
+
+func defaultStreamConfig() stream.RedisConfig {
+	c := stream.DefaultRedisConfig()
+	c.URL = memoryStore
+	return c
+}
+
+// redis reports whether the streams are kept in Redis.
+func (c config) redis() bool { return c.Stream.URL != memoryStore }
+
 // Validate reports the first invalid setting, if any.
 func (c config) Validate() error {
-	if err := c.Stream.Validate(); err != nil {
-		return err
+	if !c.redis() {
+		if err := c.Stream.Config.Validate(); err != nil {
+			return err
+		}
+	} else if err := c.Stream.Validate(); err != nil {
+		return fmt.Errorf("-store is memory or a Redis store: %w", err)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
 	switch {
-	case c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://"):
-		return fmt.Errorf("store must be memory or a redis:// URL, not %q", c.Store)
-	case c.Store != "memory" && len(c.StoreSecret) < 16:
-		return errors.New("a Redis store needs -store-secret (EVENTSTREAMD_STORE_SECRET) of at least 16 characters, the same on every replica")
 	case c.MetricsMaxStreams < 0:
 		return errors.New("metrics max streams must not be negative")
 	case c.LogFormat != "json" && c.LogFormat != "console":
@@ -84,9 +93,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("eventstreamd", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`address` to listen on")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "`address` for /debug/pprof/; empty means off. Keep it private")
-	fs.StringVar(&cfg.Store, "store", cfg.Store, "where streams are kept: memory, or redis://host:6379/0 to share them among replicas")
-	fs.StringVar(&cfg.StoreSecret, "store-secret", cfg.StoreSecret, "secret that keys the hash of private ids in Redis; the same on every replica (required with redis)")
-	fs.StringVar(&cfg.StorePrefix, "store-prefix", cfg.StorePrefix, "prefix of every Redis key")
+	fs.StringVar(&cfg.Stream.URL, "store", cfg.Stream.URL, "where streams are kept: memory, or redis://host:6379/0 to share them among replicas")
+	fs.StringVar(&cfg.Stream.Secret, "store-secret", cfg.Stream.Secret, fmt.Sprintf("secret that keys the hash of private ids in Redis, at least %d characters; the same on every replica (required with redis)", stream.MinSecretLen))
+	fs.StringVar(&cfg.Stream.Prefix, "store-prefix", cfg.Stream.Prefix, "prefix of every Redis key")
 	fs.IntVar(&cfg.Stream.TickRate, "tick-rate", cfg.Stream.TickRate, "ticks per second of new streams")
 	fs.DurationVar(&cfg.Stream.ClientTimeout, "client-timeout", cfg.Stream.ClientTimeout, "silence after which a client is disconnected")
 	fs.DurationVar(&cfg.Stream.StreamTTL, "stream-ttl", cfg.Stream.StreamTTL, "time a stream with no connected client is kept")

@@ -48,21 +48,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 
-	backend, closeStore, err := newStore(ctx, cfg, log)
+	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer a.close()
+	return a.serve(ctx)
+}
+
+// app is eventstreamd built from its config: the store, the metrics, the
+// HTTP server and the sweeper, ready to serve.
+type app struct {
+	cfg        config
+	log        *zap.Logger
+	closeStore func()
+	api        *api.Server
+	http       *http.Server
+	sweeper    *stream.Sweeper
+}
+
+// newApp builds the app of cfg. A Redis store that does not answer yet is
+// waited for until ctx ends.
+func newApp(ctx context.Context, cfg config, log *zap.Logger) (*app, error) {
+	backend, closeStore, err := newStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{
-		Registerer: reg,
-		Streams:    backend,
-		MaxStreams: cfg.MetricsMaxStreams,
-		Version:    version,
-		StreamCap:  cfg.Stream.MaxStreams,
+		Registerer:      reg,
+		Streams:         backend,
+		MaxStreamSeries: cfg.MetricsMaxStreams,
+		Version:         version,
+		MaxStreams:      cfg.Stream.MaxStreams,
 	})
 	if err != nil {
-		return err
+		closeStore()
+		return nil, err
 	}
 	store := m.InstrumentStore(backend)
 	srv, err := api.New(api.Config{
@@ -74,73 +96,76 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CORSOrigins:    cfg.CORSOrigins,
 	})
 	if err != nil {
-		return err
+		closeStore()
+		return nil, err
 	}
+	return &app{
+		cfg:        cfg,
+		log:        log,
+		closeStore: closeStore,
+		api:        srv,
+		http: &http.Server{
+			Handler:           srv,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      15 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          zap.NewStdLog(log.Named("http")),
+		},
+		sweeper: &stream.Sweeper{
+			Store:    store,
+			Interval: cfg.SweepInterval,
+			OnSweep:  srv.ObserveSweep,
+			OnError:  srv.SweepFailed,
+		},
+	}, nil
+}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+func (a *app) close() { a.closeStore() }
+
+// serve listens on the configured address and serves until ctx is done,
+// then drains: /readyz turns 503 and in-flight requests get the shutdown
+// timeout to finish.
+func (a *app) serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
-	}
-	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
-		zap.String("store", storeName(cfg.Store)), zap.Int("tick_rate", cfg.Stream.TickRate))
+	a.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
+		zap.String("store", storeName(a.cfg.Stream.URL)), zap.Int("tick_rate", a.cfg.Stream.TickRate))
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if cfg.DebugAddr != "" {
-		debugSrv, err := startDebugServer(cfg.DebugAddr, log.Named("debug"), &wg)
+	if a.cfg.DebugAddr != "" {
+		debugSrv, err := startDebugServer(a.cfg.DebugAddr, a.log.Named("debug"), &wg)
 		if err != nil {
+			ln.Close()
 			return err
 		}
 		defer debugSrv.Close()
 	}
 	sweepCtx, stopSweeping := context.WithCancel(context.Background())
 	defer stopSweeping()
-	sweepLog := log.Named("stream")
-	sweeper := &stream.Sweeper{
-		Store:    store,
-		Interval: cfg.SweepInterval,
-		OnSweep: func(res stream.SweepResult) {
-			m.ObserveSweep(res)
-			for _, d := range res.Disconnected {
-				sweepLog.Info("client disconnected", zap.String("stream", d.Stream),
-					zap.String("public_id", d.PublicID), zap.Int64("tick", d.T))
-			}
-			for _, name := range res.Expired {
-				sweepLog.Info("stream expired", zap.String("stream", name))
-			}
-		},
-		OnError: func(err error) {
-			m.SweepFailed()
-			sweepLog.Error("sweep failed", zap.Error(err))
-		},
-	}
 	wg.Add(2)
-	go func() { defer wg.Done(); sweeper.Run(sweepCtx) }()
+	go func() { defer wg.Done(); a.sweeper.Run(sweepCtx) }()
 	serveErr := make(chan error, 1)
-	go func() { defer wg.Done(); serveErr <- httpSrv.Serve(ln) }()
+	go func() { defer wg.Done(); serveErr <- a.http.Serve(ln) }()
 
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout))
-	srv.Drain()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	timeout := a.cfg.ShutdownTimeout
+	a.log.Info("shutting down", zap.Duration("timeout", timeout))
+	a.api.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+	if err := a.http.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}
-	log.Info("stopped")
+	a.log.Info("stopped")
 	return nil
 }
 
@@ -186,20 +211,19 @@ func startDebugServer(addr string, log *zap.Logger, wg *sync.WaitGroup) (*http.S
 // Redis that cannot be reached yet (it may be starting too) is retried
 // every second until ctx ends.
 func newStore(ctx context.Context, cfg config, log *zap.Logger) (stream.Store, func(), error) {
-	if cfg.Store == "memory" {
-		s, err := stream.NewMemoryStore(cfg.Stream)
+	if !cfg.redis() {
+		s, err := stream.NewMemoryStore(cfg.Stream.Config)
 		return s, func() {}, err
 	}
-	rcfg := stream.RedisConfig{Config: cfg.Stream, URL: cfg.Store, Prefix: cfg.StorePrefix, Secret: cfg.StoreSecret}
 	for {
-		s, err := stream.NewRedisStore(rcfg)
+		s, err := stream.NewRedisStore(cfg.Stream)
 		if err == nil {
 			return s, s.Close, nil
 		}
 		if !errors.Is(err, stream.ErrUnavailable) {
 			return nil, nil, err
 		}
-		log.Warn("waiting for the store", zap.String("store", storeName(cfg.Store)), zap.Error(err))
+		log.Warn("waiting for the store", zap.String("store", storeName(cfg.Stream.URL)), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return nil, nil, fmt.Errorf("the store never answered: %w", err)

@@ -55,7 +55,7 @@ func newStore(t testing.TB, cfg stream.Config, url redisURL) stream.Store {
 		return s
 	}
 	s, err := stream.NewRedisStore(stream.RedisConfig{Config: cfg, URL: string(url),
-		Prefix: "t" + uuid.NewString()[:8] + ":", Secret: "test-secret", Clock: cfg.Clock})
+		Prefix: "t" + uuid.NewString()[:8] + ":", Secret: "test-secret-0123456789"})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s
@@ -77,7 +77,7 @@ func newHarnessOn(t testing.TB, url redisURL, opts ...option) *harness {
 	}
 	store := newStore(t, scfg, url)
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store, MaxStreams: 1000, Version: "test"})
+	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store, MaxStreamSeries: 1000, Version: "test"})
 	require.NoError(t, err)
 	core, logs := observer.New(zap.DebugLevel)
 	acfg.Store, acfg.Metrics, acfg.Logger = store, m, zap.New(core)

@@ -36,7 +36,7 @@ func toAPIError(err error) *apiError {
 		return ae
 	case errors.Is(err, stream.ErrServerFull):
 		return errorf(http.StatusServiceUnavailable, protocol.CodeServerFull, "%v; try again later", err)
-	case errors.Is(err, stream.ErrTooManyClients), errors.Is(err, stream.ErrTooManyEvents):
+	case errors.Is(err, stream.ErrStreamFull):
 		return errorf(http.StatusConflict, protocol.CodeStreamFull, "%v", err)
 	case errors.Is(err, stream.ErrUnavailable):
 		return errorf(http.StatusServiceUnavailable, protocol.CodeStoreUnavailable, "the store is unavailable; nothing was applied, try again")
@@ -60,7 +60,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", zap.String("route", routePattern(r)),
 			zap.String("code", ae.code), zap.Error(err))
 	}
-	s.metrics.Rejections.WithLabelValues(ae.code).Inc()
+	s.metrics.Rejected(ae.code)
 	b := make([]byte, 0, 64+len(ae.message))
 	b = append(b, `{"error":{"code":`...)
 	b = protocol.AppendString(b, ae.code)

@@ -2,8 +2,6 @@ package api
 
 import (
 	"net/http"
-	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -20,14 +18,7 @@ func (s *Server) commonHeaders(next http.Handler) http.Handler {
 		h := w.Header()
 		h["Date"] = s.date.get()
 		h.Set("Cache-Control", "no-store")
-		if s.anyOrig {
-			h.Set("Access-Control-Allow-Origin", "*")
-		} else {
-			h.Add("Vary", "Origin")
-			if o := r.Header.Get("Origin"); o != "" && slices.Contains(s.origins, o) {
-				h.Set("Access-Control-Allow-Origin", o)
-			}
-		}
+		s.cors.allowOrigin(h, r)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -47,8 +38,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		method := methodLabel(r.Method)
-		s.metrics.Requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		s.metrics.Duration.WithLabelValues(route, method).Observe(d.Seconds())
+		s.metrics.ObserveRequest(route, method, status, d)
 		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
 			ce.Write(
 				zap.String("route", route),

@@ -60,9 +60,13 @@ eventstreamd_http_rejections_total{code="not_found"} 1
 		"eventstreamd_stream_clients", "eventstreamd_stream_tick", "eventstreamd_store_streams",
 		"eventstreamd_store_clients_connected", "eventstreamd_http_rejections_total"))
 
-	assert.Equal(t, 3.0, testutil.ToFloat64(h.metrics.Requests.WithLabelValues("/{stream}/{client}/{tick}", "POST", "200")))
-	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.Requests.WithLabelValues("/{stream}/{client}/{tick}", "POST", "400")))
-	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.Requests.WithLabelValues("unmatched", "GET", "404")))
+	assert.NoError(t, testutil.GatherAndCompare(h.reg, strings.NewReader(`
+# HELP eventstreamd_http_requests_total HTTP requests by route pattern, method and status code.
+# TYPE eventstreamd_http_requests_total counter
+eventstreamd_http_requests_total{method="GET",route="unmatched",status="404"} 1
+eventstreamd_http_requests_total{method="POST",route="/{stream}/{client}/{tick}",status="200"} 3
+eventstreamd_http_requests_total{method="POST",route="/{stream}/{client}/{tick}",status="400"} 1
+`), "eventstreamd_http_requests_total"))
 
 	// Expiry: the stream's series go with it.
 	h.clock.Advance(10 * time.Second)
@@ -100,7 +104,7 @@ func TestMetricsMaxStreams(t *testing.T) {
 	h.sync("/s3/b/0", "")
 
 	reg := prometheus.NewRegistry()
-	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: h.store, MaxStreams: 2})
+	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: h.store, MaxStreamSeries: 2})
 	require.NoError(t, err)
 	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP eventstreamd_stream_clients Connected clients of a stream.

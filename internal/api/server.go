@@ -9,7 +9,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"slices"
 	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
@@ -77,8 +76,7 @@ type Server struct {
 	metrics  *metrics.Metrics
 	log      *zap.Logger
 	limits   Limits
-	origins  []string
-	anyOrig  bool
+	cors     cors
 	router   chi.Router
 	draining atomic.Bool
 	date     dateHeader
@@ -102,8 +100,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: cfg.Metrics,
 		log:     cfg.Logger,
 		limits:  cfg.Limits,
-		origins: cfg.CORSOrigins,
-		anyOrig: len(cfg.CORSOrigins) == 0 || slices.Contains(cfg.CORSOrigins, "*"),
+		cors:    newCORS(cfg.CORSOrigins),
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
-	"go.uber.org/zap"
 
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
@@ -26,12 +25,7 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodPost:
 		s.sync(w, r)
 	case http.MethodOptions:
-		h := w.Header()
-		h.Set("Access-Control-Allow-Methods", syncMethods)
-		h.Set("Access-Control-Allow-Headers", "Content-Type")
-		h.Set("Access-Control-Max-Age", "600")
-		h.Set("Allow", syncMethods)
-		w.WriteHeader(http.StatusNoContent)
+		preflight(w, syncMethods)
 	default:
 		w.Header().Set("Allow", syncMethods)
 		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
@@ -56,14 +50,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	if cap(res.Events) > cap(*buf) {
 		*buf = res.Events // keep the larger buffer
 	}
-	s.metrics.ObserveSync(res)
-	if res.Created {
-		s.log.Info("stream created", zap.String("stream", req.Stream), zap.String("epoch", res.Epoch))
-	}
-	if res.Connected {
-		s.log.Info("client connected", zap.String("stream", req.Stream),
-			zap.String("public_id", res.PublicID), zap.Int64("tick", res.T))
-	}
+	s.observeSync(req.Stream, res)
 
 	// The events are written as the store returned them, between a head
 	// and a tail, without another copy.

@@ -10,6 +10,7 @@ package metrics
 import (
 	"context"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,20 +23,18 @@ const namespace = "eventstreamd"
 
 // Event kinds, the values of the "kind" label of events appended.
 const (
-	KindReset      = "reset"
-	KindConnect    = "connect"
-	KindDisconnect = "disconnect"
-	KindClient     = "client"
+	kindReset      = "reset"
+	kindConnect    = "connect"
+	kindDisconnect = "disconnect"
+	kindClient     = "client"
 )
 
-// Metrics holds the metrics that are updated as things happen.
+// Metrics holds the metrics that are updated as things happen, through its
+// methods: the label names and their order are this package's business.
 type Metrics struct {
-	// Requests counts HTTP requests by route pattern, method and status.
-	Requests *prometheus.CounterVec
-	// Duration observes HTTP request durations by route pattern and method.
-	Duration *prometheus.HistogramVec
-	// Rejections counts requests answered with an error, by error code.
-	Rejections *prometheus.CounterVec
+	requests   *prometheus.CounterVec   // by route, method, status
+	duration   *prometheus.HistogramVec // by route, method
+	rejections *prometheus.CounterVec   // by code
 
 	events         *prometheus.CounterVec
 	byKind         map[string]prometheus.Counter // events' children, resolved once
@@ -52,13 +51,14 @@ type Config struct {
 	// Streams is read at scrape time for the per-stream gauges and totals.
 	// Required.
 	Streams StatsReader
-	// MaxStreams caps the number of streams given per-stream series.
-	MaxStreams int
+	// MaxStreamSeries caps the number of streams given per-stream series
+	// (-metrics-max-streams).
+	MaxStreamSeries int
 	// Version is exported as the version label of eventstreamd_build_info.
 	Version string
-	// StreamCap is the configured -max-streams, exported so that alerts can
-	// compare the streams held with it.
-	StreamCap int
+	// MaxStreams is the store's cap on streams (-max-streams), exported so
+	// that alerts can compare the streams held with it.
+	MaxStreams int
 	// ScrapeTimeout bounds the time spent reading Streams; zero means 5 s.
 	ScrapeTimeout time.Duration
 }
@@ -73,16 +73,16 @@ type StatsReader interface {
 // process collectors, on cfg.Registerer.
 func New(cfg Config) (*Metrics, error) {
 	m := &Metrics{
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "http", Name: "requests_total",
 			Help: "HTTP requests by route pattern, method and status code.",
 		}, []string{"route", "method", "status"}),
-		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "http", Name: "request_duration_seconds",
 			Help:    "Time to answer an HTTP request, by route pattern and method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
-		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "http", Name: "rejections_total",
 			Help: "Requests answered with an error, by error code.",
 		}, []string{"code"}),
@@ -105,7 +105,7 @@ func New(cfg Config) (*Metrics, error) {
 		}),
 	}
 	m.byKind = map[string]prometheus.Counter{}
-	for _, kind := range []string{KindReset, KindConnect, KindDisconnect, KindClient} {
+	for _, kind := range []string{kindReset, kindConnect, kindDisconnect, kindClient} {
 		m.byKind[kind] = m.events.WithLabelValues(kind)
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -118,16 +118,16 @@ func New(cfg Config) (*Metrics, error) {
 		Namespace: namespace, Subsystem: "store", Name: "streams_max",
 		Help: "The most streams this replica will hold (-max-streams).",
 	})
-	streamCap.Set(float64(cfg.StreamCap))
+	streamCap.Set(float64(cfg.MaxStreams))
 	timeout := cfg.ScrapeTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	for _, c := range []prometheus.Collector{
-		m.Requests, m.Duration, m.Rejections, m.events,
+		m.requests, m.duration, m.rejections, m.events,
 		m.streamsCreated, m.streamsExpired, m.sweepErrors, buildInfo, streamCap,
 		m.store.duration, m.store.errors,
-		newStreamCollector(cfg.Streams, cfg.MaxStreams, timeout),
+		newStreamCollector(cfg.Streams, cfg.MaxStreamSeries, timeout),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -138,23 +138,33 @@ func New(cfg Config) (*Metrics, error) {
 	return m, nil
 }
 
+// ObserveRequest counts and times one HTTP request. route is the route
+// pattern that served it, never the raw path.
+func (m *Metrics) ObserveRequest(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// Rejected counts a request answered with the error code.
+func (m *Metrics) Rejected(code string) { m.rejections.WithLabelValues(code).Inc() }
+
 // ObserveSync counts what a sync appended.
 func (m *Metrics) ObserveSync(res *stream.SyncResult) {
 	if res.Created {
 		m.streamsCreated.Inc()
-		m.byKind[KindReset].Inc()
+		m.byKind[kindReset].Inc()
 	}
 	if res.Connected {
-		m.byKind[KindConnect].Inc()
+		m.byKind[kindConnect].Inc()
 	}
 	if res.Appended > 0 {
-		m.byKind[KindClient].Add(float64(res.Appended))
+		m.byKind[kindClient].Add(float64(res.Appended))
 	}
 }
 
 // ObserveSweep counts what a sweep did.
 func (m *Metrics) ObserveSweep(res stream.SweepResult) {
-	m.byKind[KindDisconnect].Add(float64(len(res.Disconnected)))
+	m.byKind[kindDisconnect].Add(float64(len(res.Disconnected)))
 	m.streamsExpired.Add(float64(len(res.Expired)))
 }
 

@@ -31,11 +31,11 @@ func (s *scripted) Stats(context.Context, int) (stream.Stats, error) { return s.
 func TestInstrumentStoreCountsFailuresNotRefusals(t *testing.T) {
 	backend := &scripted{}
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreams: 10, StreamCap: 500})
+	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreamSeries: 10, MaxStreams: 500})
 	require.NoError(t, err)
 	store := m.InstrumentStore(backend)
 
-	for _, give := range []error{nil, stream.ErrTooManyEvents, wrapped(stream.ErrUnavailable), stream.ErrUnavailable} {
+	for _, give := range []error{nil, stream.ErrEventCap, wrapped(stream.ErrUnavailable), stream.ErrUnavailable} {
 		backend.err = give
 		_, _ = store.Sync(context.Background(), &stream.SyncRequest{})
 	}
@@ -61,7 +61,7 @@ func wrapped(err error) error { return errors.Join(errors.New("dial tcp: refused
 func TestScrapeFailureIsReported(t *testing.T) {
 	backend := &scripted{err: stream.ErrUnavailable}
 	reg := prometheus.NewRegistry()
-	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreams: 10})
+	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreamSeries: 10})
 	require.NoError(t, err)
 	_, err = reg.Gather()
 	require.Error(t, err)
@@ -73,7 +73,7 @@ func TestPerStreamSeriesAreCapped(t *testing.T) {
 		{Stream: "a", T: 7, Clients: 3}, {Stream: "b", T: 9, Clients: 1},
 	}}}
 	reg := prometheus.NewRegistry()
-	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreams: 2})
+	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreamSeries: 2})
 	require.NoError(t, err)
 	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP eventstreamd_metrics_streams_omitted Streams left out of the per-stream series by -metrics-max-streams.

@@ -1,6 +1,6 @@
 // Package protocol holds the facts of the eventstreamd wire protocol (v1)
 // that the server and its Go clients share: reserved event types, name
-// rules, default limits, error codes and the JSON shapes of a sync.
+// rules, default limits, error codes and the JSON shapes of a reply.
 //
 // docs/protocol.md is the contract; this package is its Go form. It has no
 // state and is safe for concurrent use.
@@ -98,19 +98,10 @@ type Event struct {
 	Body   string `json:"body"`
 }
 
-// PostEvent is one event as a client posts it.
-type PostEvent struct {
-	Type string `json:"type"`
-	Body string `json:"body"`
-}
-
-// SyncRequest is the body of a sync.
-type SyncRequest struct {
-	Batch  string      `json:"batch,omitempty"`
-	Events []PostEvent `json:"events,omitempty"`
-}
-
-// SyncReply is the body of a successful sync.
+// SyncReply is the body of a successful sync, as docs/protocol.md gives
+// it: the reference the tests decode replies into. The server writes it
+// without encoding/json (internal/api), and esclient decodes it into its
+// own exported types.
 type SyncReply struct {
 	ID     string  `json:"id"`
 	T      int64   `json:"t"`
@@ -120,7 +111,7 @@ type SyncReply struct {
 	More   bool    `json:"more,omitempty"`
 }
 
-// ErrorReply is the body of every error.
+// ErrorReply is the body of every error; esclient decodes errors into it.
 type ErrorReply struct {
 	Error ErrorBody `json:"error"`
 }

@@ -28,7 +28,10 @@ type Config struct {
 	// PageEvents caps the number of events in one reply, except that a
 	// single tick is never split.
 	PageEvents int
-	// Clock tells the time. Nil means clock.Real().
+	// Clock tells the time. Nil means the backend's own: the process's
+	// clock for the memory store, Redis's TIME for the Redis store (so
+	// that replicas' clock skew cannot reorder or reopen a tick). Tests set
+	// a *clock.Fake.
 	Clock clock.Clock
 }
 
@@ -68,10 +71,3 @@ func (c Config) Validate() error {
 
 // TickDuration returns the length of one tick.
 func (c Config) TickDuration() time.Duration { return time.Second / time.Duration(c.TickRate) }
-
-func (c Config) clock() clock.Clock {
-	if c.Clock == nil {
-		return clock.Real()
-	}
-	return c.Clock
-}

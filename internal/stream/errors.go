@@ -1,19 +1,26 @@
 package stream
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
-// Errors a Store returns. internal/api maps each to a status and a code.
+// Errors a Store returns. internal/api maps each to a status and a code
+// (docs/protocol.md); each sentinel is named as its code.
 var (
 	// ErrServerFull means the store holds its maximum number of streams and
-	// the request would have created another.
+	// the request would have created another (code server_full).
 	ErrServerFull = errors.New("the server holds its maximum number of streams")
-	// ErrTooManyClients means the stream has its maximum number of clients
-	// and the request came from a new one.
-	ErrTooManyClients = errors.New("the stream has its maximum number of clients")
-	// ErrTooManyEvents means the request would take the stream past its
-	// maximum number of events.
-	ErrTooManyEvents = errors.New("the stream would pass its maximum number of events")
+	// ErrStreamFull means the stream cannot take the request: ErrClientCap
+	// or ErrEventCap (code stream_full).
+	ErrStreamFull = errors.New("the stream is full")
+	// ErrClientCap means the stream has its maximum number of clients and
+	// the request came from a new one. It wraps ErrStreamFull.
+	ErrClientCap = fmt.Errorf("%w: it has its maximum number of clients", ErrStreamFull)
+	// ErrEventCap means the request would take the stream past its maximum
+	// number of events. It wraps ErrStreamFull.
+	ErrEventCap = fmt.Errorf("%w: the request would take it past its maximum number of events", ErrStreamFull)
 	// ErrUnavailable means the store's backend cannot be reached. Nothing
-	// was applied.
+	// was applied (code store_unavailable).
 	ErrUnavailable = errors.New("the store is unavailable")
 )

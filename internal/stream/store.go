@@ -4,10 +4,23 @@
 // A Store holds the streams. One call to Store.Sync applies one client
 // request atomically and returns the reply, so that a backend such as Redis
 // can implement it as one server-side script; presence sweeping and
-// statistics are calls of their own. MemoryStore is the embedded default.
-// The package knows nothing of HTTP: internal/api parses and validates
-// requests into SyncRequest values and maps this package's errors to
-// statuses.
+// statistics are calls of their own. The package knows nothing of HTTP:
+// internal/api parses and validates requests into SyncRequest values and
+// maps this package's errors to statuses.
+//
+// Two backends implement Store, and the conformance suite in streamtest
+// holds them to the same behaviour:
+//
+//   - MemoryStore (store_memory*.go), the embedded default and the
+//     reference: one process, nothing survives it.
+//   - RedisStore (store_redis*.go), shared by any number of replicas: each
+//     sync and sweep is one Lua script under lua/, each starting with
+//     lua/prelude.lua, the rules the scripts share.
+//
+// Each rule of the protocol is written once per language and found by its
+// name: the tick formula in tick.go (tickAt), the event's JSON in
+// event_json.go (appendEvent), the batch memory in protocol.BatchMemory.
+// Where the Redis scripts need a rule, prelude.lua mirrors it and says so.
 //
 // Every Store is safe for concurrent use.
 package stream

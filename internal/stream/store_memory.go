@@ -30,7 +30,6 @@ const serverOrigin = protocol.ServerOrigin
 type MemoryStore struct {
 	cfg   Config
 	clock clock.Clock
-	tick  time.Duration
 
 	mu      sync.RWMutex
 	streams map[string]*memStream
@@ -45,12 +44,11 @@ func NewMemoryStore(cfg Config) (*MemoryStore, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &MemoryStore{
-		cfg:     cfg,
-		clock:   cfg.clock(),
-		tick:    cfg.TickDuration(),
-		streams: make(map[string]*memStream),
-	}, nil
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.Real()
+	}
+	return &MemoryStore{cfg: cfg, clock: clk, streams: make(map[string]*memStream)}, nil
 }
 
 // Sync implements Store.
@@ -90,12 +88,11 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 	}
 	now := m.clock.Now()
 	s := &memStream{
-		name:     strings.Clone(req.Stream), // not the request's memory
-		epoch:    uuid.NewString(),
-		created:  now,
-		tickRate: m.cfg.TickRate,
-		tick:     m.tick,
-		clients:  make(map[string]*memClient),
+		name:      strings.Clone(req.Stream), // not the request's memory
+		epoch:     uuid.NewString(),
+		createdMs: now.UnixMilli(),
+		tickRate:  m.cfg.TickRate,
+		clients:   make(map[string]*memClient),
 	}
 	s.append(0, protocol.TypeReset, protocol.AppendString(nil, s.epoch), serverOrigin)
 
@@ -197,14 +194,13 @@ func (m *MemoryStore) Stats(_ context.Context, limit int) (Stats, error) {
 // Ping implements Store; memory is always available.
 func (m *MemoryStore) Ping(context.Context) error { return nil }
 
-// memStream is one stream. All fields but name, epoch, created, tickRate
-// and tick are guarded by mu.
+// memStream is one stream. All fields but name, epoch, createdMs and
+// tickRate are guarded by mu.
 type memStream struct {
-	name     string
-	epoch    string
-	created  time.Time
-	tickRate int
-	tick     time.Duration
+	name      string
+	epoch     string
+	createdMs int64 // Unix milliseconds
+	tickRate  int
 
 	mu    sync.Mutex
 	lastT int64
@@ -251,11 +247,9 @@ func (r *batchRing) add(id string) {
 	r.next = (r.next + 1) % len(r.ids)
 }
 
-// tickAt returns the stream's tick in progress at now: 1 + the whole ticks
-// elapsed since creation, never less than a tick already issued.
+// tickAt returns the stream's tick in progress at now (see tickAt).
 func (s *memStream) tickAt(now time.Time) int64 {
-	t := 1 + int64(max(now.Sub(s.created), 0)/s.tick)
-	return max(t, s.lastT)
+	return tickAt(s.createdMs, now.UnixMilli(), s.tickRate, s.lastT)
 }
 
 func (s *memStream) append(t int64, typ string, body []byte, origin string) {
@@ -269,7 +263,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	t := s.tickAt(now)
 	c := s.clients[req.PrivateID]
 	if c == nil && len(s.clients) >= m.cfg.MaxClientsPerStream {
-		return nil, ErrTooManyClients
+		return nil, ErrClientCap
 	}
 	connect := c == nil || !c.connected
 	repeat := req.Batch != "" && c != nil && c.batches.contains(req.Batch)
@@ -281,7 +275,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		n++
 	}
 	if len(s.index)+n > m.cfg.MaxEventsPerStream {
-		return nil, ErrTooManyEvents
+		return nil, ErrEventCap
 	}
 
 	s.lastT = t

@@ -18,9 +18,9 @@ import (
 // key prefix.
 func redisFactory(url string) streamtest.Factory {
 	return func(t *testing.T, cfg stream.Config) stream.Store {
-		s, err := stream.NewRedisStore(stream.RedisConfig{
-			Config: cfg, URL: url, Prefix: "t" + uuid.NewString()[:8] + ":", Secret: "test-secret", Clock: cfg.Clock,
-		})
+		rcfg := testRedisConfig(url, cfg)
+		rcfg.Prefix = "t" + uuid.NewString()[:8] + ":"
+		s, err := stream.NewRedisStore(rcfg)
 		require.NoError(t, err)
 		t.Cleanup(s.Close)
 		return s
@@ -58,7 +58,7 @@ func syncUntil(t *testing.T, s stream.Store, req *stream.SyncRequest) *stream.Sy
 
 func TestRedisRestartWithoutPersistenceStartsANewEpoch(t *testing.T) {
 	srv := redistest.Start(t)
-	s, err := stream.NewRedisStore(stream.RedisConfig{Config: stream.DefaultConfig(), URL: srv.URL(), Secret: "test-secret"})
+	s, err := stream.NewRedisStore(testRedisConfig(srv.URL(), stream.DefaultConfig()))
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	first := syncUntil(t, s, &stream.SyncRequest{Stream: "g", PrivateID: "p", Events: streamtest.Moves("x")})
@@ -77,7 +77,7 @@ func TestRedisRestartWithoutPersistenceStartsANewEpoch(t *testing.T) {
 
 func TestRedisRestartWithAOFLosesNothing(t *testing.T) {
 	srv := redistest.Start(t, "appendonly yes", "appendfsync always")
-	s, err := stream.NewRedisStore(stream.RedisConfig{Config: stream.DefaultConfig(), URL: srv.URL(), Secret: "test-secret"})
+	s, err := stream.NewRedisStore(testRedisConfig(srv.URL(), stream.DefaultConfig()))
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	first := syncUntil(t, s, &stream.SyncRequest{Stream: "g", PrivateID: "p", Events: streamtest.Moves("a", "b")})
@@ -96,4 +96,11 @@ func TestRedisRestartWithAOFLosesNothing(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"a", "b", "c"}, bodies)
+}
+
+// testRedisConfig is the configuration of a test's store on url.
+func testRedisConfig(url string, cfg stream.Config) stream.RedisConfig {
+	rcfg := stream.DefaultRedisConfig()
+	rcfg.Config, rcfg.URL, rcfg.Secret = cfg, url, "test-secret-0123456789"
+	return rcfg
 }

@@ -14,8 +14,10 @@
 package streamtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"testing"
 	"time"
 
@@ -130,14 +132,47 @@ func (e *env) stats() stream.Stats {
 	return st
 }
 
-// Decode parses the events of a SyncResult.
+// Decode parses the events of a SyncResult, and requires them to be in the
+// one form every store writes (docs/protocol.md): no spaces, the fields t,
+// type, origin and body in this order.
 func Decode(t testing.TB, events []byte) []protocol.Event {
 	t.Helper()
 	out := []protocol.Event{}
 	b := make([]byte, 0, len(events)+2)
 	b = append(append(append(b, '['), events...), ']')
 	require.NoError(t, json.Unmarshal(b, &out), "events are not JSON: %s", events)
+	requireCanonical(t, b)
 	return out
+}
+
+// requireCanonical requires b, a JSON array of events, to be compact and
+// to give each event's fields in the order t, type, origin, body.
+func requireCanonical(t testing.TB, b []byte) {
+	t.Helper()
+	var compact bytes.Buffer
+	require.NoError(t, json.Compact(&compact, b))
+	require.Equal(t, compact.String(), string(b), "events are not compact")
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	keys := []string{"t", "type", "origin", "body"}
+	var got []string
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		if k, ok := tok.(string); ok && dec.More() && len(got)%2 == 0 {
+			got = append(got, k) // a key
+			continue
+		}
+		if _, ok := tok.(json.Delim); !ok {
+			got = append(got, "") // a value
+		}
+	}
+	for i := 0; i < len(got); i += 2 {
+		require.Equal(t, keys[(i/2)%len(keys)], got[i], "event fields out of order in %s", b)
+	}
 }
 
 // Body returns s as a JSON string literal, as stream.Event.Body wants it.

@@ -28,6 +28,9 @@ func testTicks(t *testing.T, newStore Factory) {
 		{name: "one second", tickRate: 20, give: time.Second, want: 21},
 		{name: "one minute", tickRate: 20, give: time.Minute, want: 1201},
 		{name: "ten per second", tickRate: 10, give: 250 * time.Millisecond, want: 3},
+		{name: "a rate that does not divide a second, before a tick", tickRate: 7, give: 142 * time.Millisecond, want: 1},
+		{name: "a rate that does not divide a second, after a tick", tickRate: 7, give: 143 * time.Millisecond, want: 2},
+		{name: "whole milliseconds count", tickRate: 20, give: 50*time.Millisecond - time.Microsecond, want: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,7 +272,7 @@ func testMaxClients(t *testing.T, newStore Factory) {
 	e.poll("s", "a", 0)
 	e.poll("s", "b", 0)
 	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "c", Events: Moves("x")})
-	require.ErrorIs(t, err, stream.ErrTooManyClients)
+	require.ErrorIs(t, err, stream.ErrClientCap)
 
 	// b goes silent and is disconnected; as a known client it may come back.
 	e.clock.Advance(5 * time.Second)
@@ -278,7 +281,7 @@ func testMaxClients(t *testing.T, newStore Factory) {
 	require.Len(t, e.sweep().Disconnected, 1)
 	assert.Equal(t, "2", e.poll("s", "b", 0).PublicID)
 	_, err = e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "c"})
-	require.ErrorIs(t, err, stream.ErrTooManyClients, "the cap counts clients ever seen, not those connected")
+	require.ErrorIs(t, err, stream.ErrClientCap, "the cap counts clients ever seen, not those connected")
 
 	e.clock.Advance(tick)
 	for _, got := range e.all("s", "a") {
@@ -291,12 +294,12 @@ func testMaxEvents(t *testing.T, newStore Factory) {
 	e := newEnv(t, newStore, func(c *stream.Config) { c.MaxEventsPerStream = 6 })
 	e.post("s", "a", 0, "1", "2", "3") // _a, _c, three moves: 5 events
 	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "b", Events: Moves("4")})
-	require.ErrorIs(t, err, stream.ErrTooManyEvents, "b's _c and event would make 7")
+	require.ErrorIs(t, err, stream.ErrEventCap, "b's _c and event would make 7")
 
 	r := e.poll("s", "c", 0) // c's _c makes 6
 	assert.Equal(t, "2", r.PublicID, "the refused client used no public id")
 	_, err = e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "a", Events: Moves("5")})
-	require.ErrorIs(t, err, stream.ErrTooManyEvents)
+	require.ErrorIs(t, err, stream.ErrEventCap)
 	e.poll("s", "a", 0) // a full stream still serves reads
 
 	e.clock.Advance(tick)

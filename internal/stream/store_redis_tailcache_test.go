@@ -53,35 +53,32 @@ func TestTailCacheServesSealedTicksOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, n, epoch, first, sealed, ok := c.lookup(nil, "s", tt.from, tt.limit)
-			require.Equal(t, tt.ok, ok)
-			if !ok {
+			hit := c.lookup(nil, "s", tt.from, tt.limit)
+			if !tt.ok {
+				require.Equal(t, tailHit{}, hit, "a miss")
 				return
 			}
-			assert.Equal(t, string(tt.want), string(got))
-			assert.Equal(t, tt.n, n)
-			assert.Equal(t, "e1", epoch)
-			assert.Equal(t, int64(5), first)
-			assert.Equal(t, int64(9), sealed)
+			assert.Equal(t, string(tt.want), string(hit.events))
+			assert.Equal(t, tt.n, hit.n)
+			assert.Equal(t, "e1", hit.epoch)
+			assert.Equal(t, int64(5), hit.from)
+			assert.Equal(t, int64(9), hit.sealed)
 		})
 	}
 
 	// A later reply that overlaps extends it with the ticks it lacks.
 	c.store("s", "e1", 8, 12, encode(8, 10))
-	got, n, _, _, sealed, ok := c.lookup(nil, "s", 7, 100)
-	require.True(t, ok)
-	assert.Equal(t, string(encode(8, 10)), string(got), "tick 8 is not held twice")
-	assert.Equal(t, 2, n)
-	assert.Equal(t, int64(12), sealed)
+	hit := c.lookup(nil, "s", 7, 100)
+	require.Equal(t, "e1", hit.epoch)
+	assert.Equal(t, string(encode(8, 10)), string(hit.events), "tick 8 is not held twice")
+	assert.Equal(t, 2, hit.n)
+	assert.Equal(t, int64(12), hit.sealed)
 
 	// An older reply changes nothing; another epoch replaces the tail.
 	c.store("s", "e1", 5, 7, encode(5))
-	_, _, _, _, sealed, _ = c.lookup(nil, "s", 7, 100)
-	assert.Equal(t, int64(12), sealed)
+	assert.Equal(t, int64(12), c.lookup(nil, "s", 7, 100).sealed)
 	c.store("s", "e2", 0, 2, encode(0))
-	_, _, epoch, _, _, ok := c.lookup(nil, "s", 0, 100)
-	require.True(t, ok)
-	assert.Equal(t, "e2", epoch)
+	assert.Equal(t, "e2", c.lookup(nil, "s", 0, 100).epoch)
 }
 
 func TestTailCacheKeepsTheNewestEvents(t *testing.T) {
@@ -91,12 +88,11 @@ func TestTailCacheKeepsTheNewestEvents(t *testing.T) {
 		ticks[i] = int64(i)
 	}
 	c.store("s", "e", 0, int64(len(ticks)), encode(ticks...))
-	_, _, _, _, _, ok := c.lookup(nil, "s", 0, 1<<30)
-	assert.False(t, ok, "the oldest ticks were dropped")
+	assert.Equal(t, tailHit{}, c.lookup(nil, "s", 0, 1<<30), "the oldest ticks were dropped")
 	last := int64(len(ticks) - 1)
-	got, n, _, first, _, ok := c.lookup(nil, "s", last, 1<<30)
-	require.True(t, ok)
-	assert.Equal(t, 1, n)
-	assert.Equal(t, string(encode(last)), string(got))
-	assert.Equal(t, int64(len(ticks)-maxTailEvents/2), first)
+	hit := c.lookup(nil, "s", last, 1<<30)
+	require.Equal(t, "e", hit.epoch)
+	assert.Equal(t, 1, hit.n)
+	assert.Equal(t, string(encode(last)), string(hit.events))
+	assert.Equal(t, int64(len(ticks)-maxTailEvents/2), hit.from)
 }

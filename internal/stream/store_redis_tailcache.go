@@ -28,29 +28,40 @@ type streamTail struct {
 	buf    []byte
 }
 
-// lookup appends to dst the cached events of the ticks [from, sealed) of
-// stream, and returns them, their number, the tail's epoch, its first tick
-// and sealed, if the cache holds from and fewer than limit events after it.
-func (c *tailCache) lookup(dst []byte, stream string, from int64, limit int) (events []byte, n int, epoch string, first, sealed int64, ok bool) {
+// tailHit is the part of a reply that a tail holds: the events of the
+// ticks [from, sealed) of epoch that follow the tick asked for, n of them.
+// The zero tailHit is a miss: its epoch matches no stream.
+type tailHit struct {
+	events []byte // as in SyncResult.Events
+	n      int
+	epoch  string
+	from   int64
+	sealed int64
+}
+
+// lookup appends to dst the cached events of stream from tick from on, if
+// the cache holds from and fewer than limit events after it; otherwise it
+// returns the zero tailHit.
+func (c *tailCache) lookup(dst []byte, stream string, from int64, limit int) tailHit {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.streams[stream]
 	if t == nil || from < t.from || from >= t.sealed {
-		return nil, 0, "", 0, 0, false
+		return tailHit{}
 	}
 	i := searchTicks(t.ticks, from)
-	n = len(t.ticks) - i
-	if n >= limit {
-		return nil, 0, "", 0, 0, false
+	hit := tailHit{n: len(t.ticks) - i, epoch: t.epoch, from: t.from, sealed: t.sealed}
+	if hit.n >= limit {
+		return tailHit{}
 	}
-	if n > 0 {
+	if hit.n > 0 {
 		start := 0
 		if i > 0 {
 			start = t.ends[i-1]
 		}
-		events = append(dst, t.buf[start+1:]...) // without the leading comma
+		hit.events = append(dst, t.buf[start+1:]...) // without the leading comma
 	}
-	return events, n, t.epoch, t.from, t.sealed, true
+	return hit
 }
 
 // store records the events of a reply: the ticks [from, sealed) of epoch,
@@ -129,58 +140,4 @@ func searchTicks(ticks []int64, t int64) int {
 		}
 	}
 	return lo
-}
-
-type rawEvent struct {
-	t   int64
-	raw []byte
-}
-
-// splitEvents splits events encoded as the server writes them (JSON
-// objects separated by commas, each starting with {"t":<tick>) into events.
-func splitEvents(b []byte) []rawEvent {
-	var out []rawEvent
-	for len(b) > 0 {
-		end := objectEnd(b)
-		if end < 0 {
-			return out
-		}
-		obj := b[:end]
-		var t int64
-		for _, c := range obj[len(`{"t":`):] {
-			if c < '0' || c > '9' {
-				break
-			}
-			t = t*10 + int64(c-'0')
-		}
-		out = append(out, rawEvent{t: t, raw: obj})
-		b = b[end:]
-		if len(b) > 0 && b[0] == ',' {
-			b = b[1:]
-		}
-	}
-	return out
-}
-
-// objectEnd returns the length of the JSON object at the start of b.
-func objectEnd(b []byte) int {
-	depth, inString := 0, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{':
-			depth++
-		case c == '}':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		}
-	}
-	return -1
 }

@@ -1,0 +1,39 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+)
+
+// cors answers browsers' cross-origin checks: every reply names the origin
+// it may be read from, and a preflight (OPTIONS) says what a sync may send.
+type cors struct {
+	origins []string
+	any     bool // "*": every origin
+}
+
+func newCORS(origins []string) cors {
+	return cors{origins: origins, any: len(origins) == 0 || slices.Contains(origins, "*")}
+}
+
+// allowOrigin sets the reply's Access-Control-Allow-Origin for r.
+func (c cors) allowOrigin(h http.Header, r *http.Request) {
+	if c.any {
+		h.Set("Access-Control-Allow-Origin", "*")
+		return
+	}
+	h.Add("Vary", "Origin")
+	if o := r.Header.Get("Origin"); o != "" && slices.Contains(c.origins, o) {
+		h.Set("Access-Control-Allow-Origin", o)
+	}
+}
+
+// preflight answers an OPTIONS request for a resource that allows methods.
+func preflight(w http.ResponseWriter, methods string) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Max-Age", "600")
+	h.Set("Allow", methods)
+	w.WriteHeader(http.StatusNoContent)
+}
