@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 // play runs one player: a game loop calling Update, and random input.
 func play(ctx context.Context, player int, c *esclient.Client, print func(string)) error {
-	d := gamesim.New(c, &world{}, gamesim.RecordHashes(64))
+	d := gamesim.New(c, &world{}, gamesim.Config{RecordHashes: 64})
 	defer d.Close()
 	hands := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(player)))
 	frame := time.NewTicker(16 * time.Millisecond) // about 60 frames a second
@@ -132,7 +132,7 @@ type world struct {
 
 type cell struct{ x, y int }
 
-func (w *world) OnReset(*gamesim.Driver) { *w = world{bots: map[string]*bot{}} }
+func (w *world) OnReset(*gamesim.Driver, gamesim.Reset) { *w = world{bots: map[string]*bot{}} }
 
 func (w *world) OnConnect(d *gamesim.Driver, id string) {
 	b := w.bots[id]
@@ -164,7 +164,7 @@ func (w *world) OnClientEvent(d *gamesim.Driver, e esclient.Event) {
 }
 
 // StateHash hashes everything the simulation decides.
-func (w *world) StateHash() uint64 {
+func (w *world) StateHash(*gamesim.Driver) uint64 {
 	h := fnv.New64a()
 	for _, id := range w.order {
 		b := w.bots[id]

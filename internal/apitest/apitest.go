@@ -47,3 +47,23 @@ func NewServer(tb testing.TB, cfg stream.Config, wrap func(http.Handler) http.Ha
 	})
 	return srv, store
 }
+
+// Start serves the API over a new memory store with the protocol's
+// defaults on the real clock, on loopback, for runnable examples, which
+// have no testing.TB. It returns the server's URL and a function that
+// stops it.
+func Start() (url string, stop func()) {
+	store, err := stream.NewMemoryStore(stream.DefaultConfig())
+	if err != nil {
+		panic(err)
+	}
+	h, err := Handler(store)
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(h)
+	return srv.URL, func() {
+		http.DefaultClient.CloseIdleConnections()
+		srv.Close()
+	}
+}

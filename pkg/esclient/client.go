@@ -6,15 +6,33 @@
 // idempotency key, so a retry after a lost reply cannot append them twice,
 // and a failed sync never loses them.
 //
-//	c, err := esclient.New(esclient.Config{BaseURL: "http://localhost:9922", Stream: "demo"})
+//	path, _ := esclient.DefaultIDPath()
+//	id, err := esclient.LoadOrCreatePrivateID(path) // the same player next time
+//	if err != nil { ... }
+//	c, err := esclient.New(esclient.Config{BaseURL: "http://localhost:9922", Stream: "demo", PrivateID: id})
 //	if err != nil { ... }
 //	_ = c.Send("move", "left")
 //	err = c.Run(ctx, func(u esclient.Update) {
 //		for _, e := range u.Events { ... }
 //	})
 //
-// Send, PublicID and Epoch are safe to call from any goroutine; Sync and
-// Run may not run at the same time as each other.
+// The private id is the player's secret: the server knows a player by it,
+// so two windows of one game on one machine need two ids (a path each, or
+// an id of their own).
+//
+// When the stream starts anew (a new epoch: the server lost it, or it
+// expired), the events still queued were meant for a game that is gone:
+// they are dropped (Update.Dropped says how many) unless
+// Config.KeepQueueOnReset is set. After a failed sync the client first asks
+// for the epoch with an empty sync, so that events queued during an outage
+// never land in a new epoch's first ticks.
+//
+// Events of server types the client does not know (types starting with
+// "_" other than TypeReset, TypeConnect and TypeDisconnect) are passed on
+// in Update.Events; programs ignore those they do not know.
+//
+// Send, Pending, PublicID and Epoch are safe to call from any goroutine;
+// Sync and Run may not run at the same time as each other.
 package esclient
 
 import (
@@ -23,17 +41,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"go.uber.org/zap"
 
 	"github.com/goeventstream/eventstream/internal/protocol"
 )
@@ -45,8 +64,9 @@ type Config struct {
 	BaseURL string
 	// Stream names the stream. Required.
 	Stream string
-	// PrivateID is this client's secret id. Empty means the one saved at
-	// DefaultIDPath, created on first use (see LoadOrCreatePrivateID).
+	// PrivateID is this client's secret id: 1 to 128 characters of
+	// A-Z a-z 0-9 . _ ~ -. Keep it across runs, so that the player keeps
+	// its public id (LoadOrCreatePrivateID saves one in a file). Required.
 	PrivateID string
 	// HTTPClient sends the requests. Nil means a client with a 10 s timeout.
 	HTTPClient *http.Client
@@ -54,7 +74,8 @@ type Config struct {
 	// five syncs a second, about four ticks each.
 	SyncInterval time.Duration
 	// MaxBackoff caps the wait between retries of a failed sync. Zero
-	// means 5 s.
+	// means 5 s. While the server refuses connections (it is restarting),
+	// retries wait at most RestartBackoff.
 	MaxBackoff time.Duration
 	// MaxQueue caps the events waiting to be sent; Send refuses more with
 	// ErrQueueFull. Zero means 100000.
@@ -64,14 +85,20 @@ type Config struct {
 	// watches may start at the tick in progress. A tick beyond the
 	// stream's replays it from the start.
 	FromTick int64
-	// Logger logs retries. Nil means no logging.
-	Logger *zap.Logger
+	// KeepQueueOnReset keeps the events queued when the stream starts anew
+	// (a new epoch) and sends them into the new one. By default they are
+	// dropped.
+	KeepQueueOnReset bool
+	// Logger logs retries. Nil means no logging. (zap users pass
+	// slog.New(zapslog.NewHandler(core)).)
+	Logger *slog.Logger
 }
 
 // Default values of Config.
 const (
 	DefaultSyncInterval = 200 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
+	RestartBackoff      = 500 * time.Millisecond
 	DefaultMaxQueue     = 100_000
 	DefaultHTTPTimeout  = 10 * time.Second
 )
@@ -85,13 +112,14 @@ type Client struct {
 	cfg    Config
 	prefix string // BaseURL/stream/privateID/
 	http   *http.Client
-	log    *zap.Logger
+	log    *slog.Logger
 
 	syncMu sync.Mutex // one sync at a time
 
 	mu       sync.Mutex
 	queue    []pending // events not yet in a batch
 	inflight *batch    // the batch being sent until a reply confirms it
+	probe    bool      // a sync failed: ask for the epoch before sending events
 	lastT    int64
 	epoch    string
 	publicID string
@@ -117,13 +145,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("esclient: Stream %q must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", cfg.Stream, protocol.MaxNameLen)
 	}
 	if cfg.PrivateID == "" {
-		path, err := DefaultIDPath()
-		if err != nil {
-			return nil, err
-		}
-		if cfg.PrivateID, err = LoadOrCreatePrivateID(path); err != nil {
-			return nil, err
-		}
+		return nil, errors.New("esclient: PrivateID is required: keep one per player, such as LoadOrCreatePrivateID(path) returns")
 	}
 	if !protocol.ValidName(cfg.PrivateID) {
 		return nil, fmt.Errorf("esclient: PrivateID must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
@@ -144,7 +166,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
 		cfg:    cfg,
@@ -163,6 +185,14 @@ func (c *Client) PublicID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.publicID
+}
+
+// Epoch returns the epoch of the stream as of the last sync, or "" before
+// the first.
+func (c *Client) Epoch() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch
 }
 
 // Send queues an event for the next sync. It refuses, locally and with the
@@ -215,19 +245,23 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 	if c.epoch != "" {
 		target += "?epoch=" + c.epoch
 	}
-	body := encodeBatch(c.inflight)
+	var body []byte
+	sent := c.inflight
+	if c.probe && c.epoch != "" {
+		sent = nil // the epoch first: the stream may have started anew meanwhile
+	}
+	body = encodeBatch(sent)
 	c.mu.Unlock()
 
 	reply, err := c.roundTrip(ctx, target, body)
-	if err != nil {
-		return Update{}, err
-	}
-
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.inflight = nil
-	c.lastT, c.epoch, c.publicID = reply.T, reply.Epoch, reply.ID
-	return Update{
+	if err != nil {
+		c.probe = true
+		return Update{}, err
+	}
+	c.probe = false
+	u := Update{
 		PublicID: reply.ID,
 		T:        reply.T,
 		Epoch:    reply.Epoch,
@@ -235,7 +269,26 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 		Events:   reply.Events,
 		Reset:    len(reply.Events) > 0 && reply.Events[0].Type == TypeReset,
 		More:     reply.More,
-	}, nil
+	}
+	if sent != nil {
+		c.inflight = nil // the server has it
+	}
+	if c.epoch != "" && reply.Epoch != c.epoch && !c.cfg.KeepQueueOnReset {
+		u.Dropped = c.dropQueue()
+	}
+	c.lastT, c.epoch, c.publicID = reply.T, reply.Epoch, reply.ID
+	return u, nil
+}
+
+// dropQueue drops every event queued or in flight and returns how many.
+// c.mu must be held.
+func (c *Client) dropQueue() int {
+	n := len(c.queue)
+	if c.inflight != nil {
+		n += len(c.inflight.events)
+	}
+	c.queue, c.inflight = c.queue[:0], nil
+	return n
 }
 
 // takeBatch moves the events that fit in one request from the queue into
@@ -366,9 +419,9 @@ func (c *Client) Run(ctx context.Context, fn func(Update)) error {
 				return err
 			}
 			failures++
-			wait = c.backoff(failures)
-			c.log.Warn("sync failed; retrying", zap.String("stream", c.cfg.Stream),
-				zap.Int("failures", failures), zap.Duration("wait", wait), zap.Error(err))
+			wait = c.backoff(failures, restarting(err))
+			c.log.Warn("sync failed; retrying", slog.String("stream", c.cfg.Stream),
+				slog.Int("failures", failures), slog.Duration("wait", wait), slog.Any("error", err))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -383,11 +436,28 @@ func (c *Client) Run(ctx context.Context, fn func(Update)) error {
 // backoff returns the wait after the given number of consecutive failures:
 // a random duration up to SyncInterval·2^failures, capped at MaxBackoff
 // ("full jitter"), so that clients of a server that comes back do not all
-// retry at once.
-func (c *Client) backoff(failures int) time.Duration {
+// retry at once. While the server is restarting, the cap is RestartBackoff,
+// so that clients are back within a fraction of a second of it.
+func (c *Client) backoff(failures int, restarting bool) time.Duration {
 	ceiling := c.cfg.MaxBackoff
+	if restarting {
+		ceiling = min(ceiling, RestartBackoff)
+	}
 	if failures < 30 {
 		ceiling = min(ceiling, c.cfg.SyncInterval<<failures)
 	}
 	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
+}
+
+// restarting reports whether err says that the server is not up: the
+// connection was refused, or a proxy in front of it has no server to send
+// the request to (502, 503 or 504 that is not eventstreamd's own answer).
+// A retry costs such a server nothing, so it may come sooner.
+func restarting(err error) bool {
+	var se *Error
+	if errors.As(err, &se) {
+		return se.Code == "" && (se.Status == http.StatusBadGateway ||
+			se.Status == http.StatusServiceUnavailable || se.Status == http.StatusGatewayTimeout)
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }

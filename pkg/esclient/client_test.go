@@ -3,6 +3,7 @@ package esclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -56,6 +57,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "no host", give: esclient.Config{BaseURL: "http://", Stream: "s", PrivateID: "p"}, want: "BaseURL"},
 		{name: "bad stream", give: esclient.Config{BaseURL: "http://x", Stream: "a b", PrivateID: "p"}, want: "Stream"},
 		{name: "empty stream", give: esclient.Config{BaseURL: "http://x", PrivateID: "p"}, want: "Stream"},
+		{name: "no private id", give: esclient.Config{BaseURL: "http://x", Stream: "s"}, want: "PrivateID is required"},
 		{name: "bad private id", give: esclient.Config{BaseURL: "http://x", Stream: "s", PrivateID: "a/b"}, want: "PrivateID"},
 		{name: "negative interval", give: esclient.Config{BaseURL: "http://x", Stream: "s", PrivateID: "p", SyncInterval: -1}, want: "negative"},
 	}
@@ -162,6 +164,9 @@ func TestLostReplyAppendsOnce(t *testing.T) {
 		assert.Equal(t, 1, c.Pending(), "a failed sync keeps its batch")
 	}
 	require.NoError(t, c.Send("move", "after"))
+	_, err = c.Sync(ctx) // the epoch first
+	require.NoError(t, err)
+	assert.Equal(t, 2, c.Pending(), "the empty sync after a failure sends nothing")
 	_, err = c.Sync(ctx) // the retry of the batch
 	require.NoError(t, err)
 	_, err = c.Sync(ctx) // the next batch
@@ -414,4 +419,111 @@ func TestFromTick(t *testing.T) {
 	assert.False(t, u.Reset)
 	require.Len(t, u.Events, 1)
 	assert.Equal(t, "new", u.Events[0].Type)
+}
+
+// outage answers 502 as a proxy with no server behind it would, while down.
+type outage struct {
+	next http.Handler
+	down atomic.Bool
+}
+
+func (o *outage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if o.down.Load() {
+		http.Error(w, "no server is available", http.StatusBadGateway)
+		return
+	}
+	o.next.ServeHTTP(w, r)
+}
+
+// expire has the server forget the stream: every client silent for the
+// timeout, then the stream for its TTL.
+func (s *server) expire(t *testing.T) {
+	t.Helper()
+	for _, d := range []time.Duration{10 * time.Second, time.Minute} {
+		s.clock.Advance(d)
+		_, err := s.store.Sweep(context.Background())
+		require.NoError(t, err)
+	}
+}
+
+// moves returns the bodies of the "move" events in the stream, read whole.
+func (s *server) moves(t *testing.T) []string {
+	t.Helper()
+	s.tick()
+	u, err := newClient(t, s.URL, "reader-"+strconv.Itoa(int(s.clock.Now().UnixNano())), withHTTP(httpClient(t))).Sync(context.Background())
+	require.NoError(t, err)
+	var out []string
+	for _, e := range u.Events {
+		if e.Type == "move" {
+			out = append(out, e.Body)
+		}
+	}
+	return out
+}
+
+func TestEventsQueuedDuringAnOutageAreDroppedOnANewEpoch(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			srv := newServer(t, nil)
+			o := &outage{next: srv.handler}
+			proxy := httptest.NewServer(o)
+			t.Cleanup(proxy.Close)
+			c := newClient(t, proxy.URL, secret, withHTTP(httpClient(t)), func(c *esclient.Config) { c.KeepQueueOnReset = keep })
+			ctx := context.Background()
+			first, err := c.Sync(ctx)
+			require.NoError(t, err)
+
+			// The server goes away with the stream; the player keeps playing.
+			o.down.Store(true)
+			require.NoError(t, c.Send("move", "in flight"))
+			_, err = c.Sync(ctx)
+			require.Error(t, err)
+			require.NoError(t, c.Send("move", "queued"))
+			srv.expire(t)
+			o.down.Store(false)
+
+			u, err := c.Sync(ctx)
+			require.NoError(t, err)
+			require.True(t, u.Reset)
+			require.NotEqual(t, first.Epoch, u.Epoch)
+			assert.Equal(t, u.Epoch, c.Epoch())
+			if keep {
+				assert.Zero(t, u.Dropped)
+				assert.Equal(t, 2, c.Pending())
+				for c.Pending() > 0 {
+					_, err = c.Sync(ctx)
+					require.NoError(t, err)
+				}
+				assert.Equal(t, []string{"in flight", "queued"}, srv.moves(t), "kept, and sent into the new game")
+				return
+			}
+			assert.Equal(t, 2, u.Dropped)
+			assert.Zero(t, c.Pending())
+			_, err = c.Sync(ctx)
+			require.NoError(t, err)
+			assert.Empty(t, srv.moves(t), "nothing meant for the old game reached the new one")
+		})
+	}
+}
+
+func TestAFailedSyncKeepsItsBatchWhenTheEpochIsTheSame(t *testing.T) {
+	srv := newServer(t, nil)
+	o := &outage{next: srv.handler}
+	proxy := httptest.NewServer(o)
+	t.Cleanup(proxy.Close)
+	c := newClient(t, proxy.URL, secret, withHTTP(httpClient(t)))
+	ctx := context.Background()
+	_, err := c.Sync(ctx)
+	require.NoError(t, err)
+	o.down.Store(true)
+	require.NoError(t, c.Send("move", "x"))
+	_, err = c.Sync(ctx)
+	require.Error(t, err)
+	o.down.Store(false)
+	for c.Pending() > 0 {
+		u, err := c.Sync(ctx)
+		require.NoError(t, err)
+		require.Zero(t, u.Dropped)
+	}
+	assert.Equal(t, []string{"x"}, srv.moves(t))
 }

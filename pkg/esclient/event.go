@@ -61,4 +61,7 @@ type Update struct {
 	// More is set when the server had more events than fit in one reply;
 	// Run syncs again at once.
 	More bool
+	// Dropped is the number of queued events dropped because the stream
+	// started anew (see Config.KeepQueueOnReset).
+	Dropped int
 }

@@ -44,18 +44,4 @@ func (s *server) tick() { s.clock.Advance(50 * time.Millisecond) }
 
 // exampleServer starts a real eventstreamd on the real clock for the
 // examples, and returns its URL and a function that stops it.
-func exampleServer() (string, func()) {
-	store, err := stream.NewMemoryStore(stream.DefaultConfig())
-	if err != nil {
-		panic(err)
-	}
-	h, err := apitest.Handler(store)
-	if err != nil {
-		panic(err)
-	}
-	srv := httptest.NewServer(h)
-	return srv.URL, func() {
-		http.DefaultClient.CloseIdleConnections()
-		srv.Close()
-	}
-}
+func exampleServer() (string, func()) { return apitest.Start() }

@@ -9,7 +9,7 @@ import (
 
 type countSim struct{ events int }
 
-func (*countSim) OnReset(*gamesim.Driver)                         {}
+func (*countSim) OnReset(*gamesim.Driver, gamesim.Reset)          {}
 func (*countSim) OnConnect(*gamesim.Driver, string)               {}
 func (*countSim) OnDisconnect(*gamesim.Driver, string)            {}
 func (s *countSim) OnClientEvent(*gamesim.Driver, esclient.Event) { s.events++ }
@@ -26,7 +26,9 @@ func BenchmarkReplay(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s := &countSim{}
-		gamesim.Replay(events, s)
+		if _, err := gamesim.Replay(s, events, events[len(events)-1].T+1, gamesim.Config{}); err != nil {
+			b.Fatal(err)
+		}
 		if s.events != n-1 {
 			b.Fatalf("replayed %d events", s.events)
 		}

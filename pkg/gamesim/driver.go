@@ -11,7 +11,9 @@
 //     of the last "_a" event (the stream's epoch).
 //  2. The events stamped k are dispatched in stream order: "_a" clears every
 //     entity, reseeds Rand from its body and calls OnReset; "_c" calls
-//     OnConnect; "_d" calls OnDisconnect; anything else calls OnClientEvent.
+//     OnConnect; "_d" calls OnDisconnect; other server types (starting
+//     with "_") that this version does not know are skipped; anything else
+//     calls OnClientEvent.
 //  3. Every entity's SimTick runs, in spawn order.
 //  4. The spawns and destroys requested during 2 and 3 take effect, in the
 //     order they were requested, so a spawned entity first ticks at k+1.
@@ -20,12 +22,23 @@
 // iteration order, not goroutines, not the global math/rand, not the
 // client's own public id. docs/determinism.md says how to keep it so.
 //
+// # Sending from the simulation
+//
+// A Sim may call SendEvent from its callbacks (a bot deciding its next
+// move, say). A Driver that joins a stream first re-simulates the ticks
+// that were played before it joined, and a returning player re-simulates
+// ticks it already acted on: inputs sent there would be stamped at the
+// tick in progress, long after the tick that caused them, and a returning
+// player's would go out twice. So while such a tick is processed (Replaying
+// reports true), SendEvent sends nothing, from any goroutine, and returns
+// ErrReplaying.
+//
 // # Pacing
 //
 // A Driver never processes a tick at or after the last t the server sent
 // (it is not final yet). It processes ticks at the stream's tick rate as
-// time passes and, when more than CatchUpThreshold ticks behind the last t
-// received, processes extra ticks to catch up, at most MaxTicksPerUpdate
+// time passes and, when more than Config.CatchUpThreshold ticks behind the last t
+// received, processes extra ticks to catch up, at most Config.MaxTicksPerUpdate
 // per call so that a frame never stalls. The simulation runs about 200 ms
 // behind the server and smooths over network jitter.
 //
@@ -33,8 +46,9 @@
 //
 // Network I/O runs on a goroutine of its own. Every callback runs on the
 // goroutine that calls Update or Run, never concurrently. Spawn, Destroy,
-// Rand, Tick and Entities may be called only from callbacks or from that
-// goroutine; SendEvent and PublicID from any goroutine.
+// Rand, Tick, Epoch, Replaying, Entities and Hashes may be called only from
+// callbacks or from that goroutine; SendEvent and PublicID from any
+// goroutine.
 package gamesim
 
 import (
@@ -42,9 +56,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goeventstream/eventstream/pkg/esclient"
@@ -55,7 +74,7 @@ import (
 type Sim interface {
 	// OnReset is called for "_a", after every entity was cleared and Rand
 	// reseeded: start the scene from scratch.
-	OnReset(d *Driver)
+	OnReset(d *Driver, r Reset)
 	// OnConnect is called when a client connects.
 	OnConnect(d *Driver, publicID string)
 	// OnDisconnect is called when a client goes silent.
@@ -71,17 +90,31 @@ type Entity interface {
 	SimTick(d *Driver)
 }
 
-// StateHasher is a Sim that can hash its state. When the Driver records
-// hashes (RecordHashes), it calls StateHash after every tick, so that two
-// clients, or a client and a Replay, can be compared tick by tick.
-type StateHasher interface {
-	StateHash() uint64
+// Reset tells OnReset which stream starts.
+type Reset struct {
+	// Epoch identifies the incarnation of the stream that starts: the body
+	// of its "_a", from which Rand is seeded.
+	Epoch string
+	// Previous is the epoch this Driver ran before: "" when it starts for
+	// the first time, another epoch when the server started the stream
+	// anew. It differs between clients (a late joiner never saw the
+	// earlier epoch): use it for what the player is told, never for
+	// simulation state.
+	Previous string
 }
 
-// TickHash is the state hash after a tick.
+// StateHasher is a Sim that can hash its state. When the Driver records
+// hashes (Config.RecordHashes), it calls StateHash after every tick, so
+// that two clients, or a client and a Replay, can be compared tick by tick.
+type StateHasher interface {
+	StateHash(d *Driver) uint64
+}
+
+// TickHash is the state hash after a tick of an epoch.
 type TickHash struct {
-	Tick int64
-	Hash uint64
+	Epoch string
+	Tick  int64
+	Hash  uint64
 }
 
 // Errors of Spawn and Destroy.
@@ -95,45 +128,45 @@ var (
 	ErrSpawned = errors.New("gamesim: entity already spawned")
 	// ErrUnknownEntity means Destroy was given an entity not in the scene.
 	ErrUnknownEntity = errors.New("gamesim: entity not in the scene")
+	// ErrReplaying means SendEvent was called while the Driver re-simulated
+	// ticks played before it joined, or that it already acted on; nothing
+	// was sent (see Replaying).
+	ErrReplaying = errors.New("gamesim: ticks already played are being re-simulated; their inputs are not sent again")
 )
 
-// Option configures a Driver.
-type Option func(*options)
-
-type options struct {
-	catchUp    int
-	maxPerCall int
-	hashes     int
-	until      int64
+// Config configures a Driver. The zero Config has the defaults.
+type Config struct {
+	// CatchUpThreshold is how many ticks behind the last t received the
+	// Driver may be before it catches up faster than the tick rate. Zero
+	// means DefaultCatchUpThreshold (one sync).
+	CatchUpThreshold int
+	// MaxTicksPerUpdate bounds the ticks one call of Update processes, so
+	// that a frame never stalls. Zero means DefaultMaxTicksPerUpdate.
+	MaxTicksPerUpdate int
+	// RecordHashes makes the Driver keep the state hash of the last
+	// RecordHashes ticks processed (see Hashes); the Sim must implement
+	// StateHasher. Zero records none.
+	RecordHashes int
 }
 
-// CatchUpThreshold sets how many ticks behind the last t received the
-// Driver may be before it catches up faster than the tick rate. Default 4
-// (one sync).
-func CatchUpThreshold(ticks int) Option { return func(o *options) { o.catchUp = max(ticks, 0) } }
-
-// MaxTicksPerUpdate bounds the ticks one call of Update processes.
-// Default 64.
-func MaxTicksPerUpdate(n int) Option { return func(o *options) { o.maxPerCall = max(n, 1) } }
-
-// RecordHashes makes the Driver keep the state hash of the last n ticks
-// processed; the Sim must implement StateHasher.
-func RecordHashes(n int) Option { return func(o *options) { o.hashes = max(n, 0) } }
-
-// ReplayUntil makes Replay process every tick below t, rather than up to
-// the tick of the last event.
-func ReplayUntil(t int64) Option { return func(o *options) { o.until = t } }
+// Defaults of Config.
+const (
+	DefaultCatchUpThreshold  = 4
+	DefaultMaxTicksPerUpdate = 64
+)
 
 // Driver drives a Sim from a stream.
 type Driver struct {
 	client *esclient.Client // nil for Replay
 	sim    Sim
-	opts   options
+	cfg    Config
 	hasher StateHasher
 
 	// The simulation: touched only on the goroutine that processes ticks.
 	next       int64 // the next tick to process
 	tick       int64 // the tick being processed, or the last processed
+	epoch      string
+	live       int64 // ticks from live on are new to this Driver: it may send
 	seed       [2]uint64
 	src        *rand.PCG
 	rng        *rand.Rand
@@ -142,6 +175,7 @@ type Driver struct {
 	processing bool
 	hashes     []TickHash // a ring of opts.hashes
 	hashNext   int
+	replaying  atomic.Bool // a tick below live is being processed: SendEvent refuses
 	last       time.Time
 	acc        time.Duration
 
@@ -150,7 +184,8 @@ type Driver struct {
 	buf      []esclient.Event // received, not yet processed, in order
 	knownT   int64            // every tick below is final
 	tickRate int
-	reset    bool // the stream restarted from _a: process from tick 0 again
+	reset    bool  // the stream restarted from _a: process from tick 0 again
+	liveFrom int64 // the t of the first whole reply of the epoch; MaxInt64 before
 	netErr   error
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -163,37 +198,51 @@ type entityOp struct {
 
 // New returns a Driver of sim fed by client. Nothing runs until Update or
 // Run is called.
-func New(client *esclient.Client, sim Sim, opts ...Option) *Driver {
-	d := newDriver(sim, opts)
+func New(client *esclient.Client, sim Sim, cfg Config) *Driver {
+	d := newDriver(sim, cfg)
 	d.client = client
 	return d
 }
 
-func newDriver(sim Sim, opts []Option) *Driver {
-	o := options{catchUp: 4, maxPerCall: 64}
-	for _, opt := range opts {
-		opt(&o)
+func newDriver(sim Sim, cfg Config) *Driver {
+	if cfg.CatchUpThreshold <= 0 {
+		cfg.CatchUpThreshold = DefaultCatchUpThreshold
 	}
+	if cfg.MaxTicksPerUpdate <= 0 {
+		cfg.MaxTicksPerUpdate = DefaultMaxTicksPerUpdate
+	}
+	cfg.RecordHashes = max(cfg.RecordHashes, 0)
 	src := rand.NewPCG(0, 0)
-	d := &Driver{sim: sim, opts: o, src: src, rng: rand.New(src), tick: -1, tickRate: 20}
-	if o.hashes > 0 {
+	d := &Driver{sim: sim, cfg: cfg, src: src, rng: rand.New(src), tick: -1, tickRate: 20,
+		live: math.MaxInt64, liveFrom: math.MaxInt64}
+	if cfg.RecordHashes > 0 {
 		d.hasher, _ = sim.(StateHasher)
 	}
 	return d
 }
 
-// Replay drives sim through a recorded list of events, with no network
-// and no pacing: every tick from 0 through the tick of the last event (or
-// below ReplayUntil) is processed at once. It produces exactly the state a
-// live Driver reaches at the same tick. SendEvent does nothing in a replay.
-func Replay(events []esclient.Event, sim Sim, opts ...Option) *Driver {
-	d := newDriver(sim, opts)
-	end := d.opts.until
-	if end == 0 && len(events) > 0 {
-		end = events[len(events)-1].T + 1
+// Replay drives sim through a recorded stream, with no network and no
+// pacing: every tick below until is processed at once (give the t of the
+// sync that brought the last events: every tick below it is final). It
+// produces exactly the state a live Driver reaches at the same tick.
+// events must start with the stream's "_a" at tick 0 and be in stream
+// order, all below until; otherwise Replay returns an error and processes
+// nothing. SendEvent sends nothing in a replay.
+func Replay(sim Sim, events []esclient.Event, until int64, cfg Config) (*Driver, error) {
+	switch {
+	case len(events) == 0 || events[0].Type != esclient.TypeReset || events[0].T != 0:
+		return nil, errors.New("gamesim: a replay starts with the stream's _a at tick 0, which holds its seed")
+	case events[len(events)-1].T >= until:
+		return nil, fmt.Errorf("gamesim: the replay runs to tick %d, but an event is at tick %d", until, events[len(events)-1].T)
 	}
-	d.processUntil(end, events)
-	return d
+	for i := 1; i < len(events); i++ {
+		if events[i].T < events[i-1].T {
+			return nil, fmt.Errorf("gamesim: events[%d] is at tick %d, before the tick %d of the event before it", i, events[i].T, events[i-1].T)
+		}
+	}
+	d := newDriver(sim, cfg)
+	d.processUntil(until, events)
+	return d, nil
 }
 
 // processUntil processes every tick from d.next below end; events hold the
@@ -218,6 +267,16 @@ func (d *Driver) Rand() *rand.Rand { return d.rng }
 // processed; -1 before the first.
 func (d *Driver) Tick() int64 { return d.tick }
 
+// Epoch returns the epoch of the stream being simulated (the body of its
+// last "_a"), or "" before the first tick.
+func (d *Driver) Epoch() string { return d.epoch }
+
+// Replaying reports whether the tick being processed was played before
+// this Driver joined the stream, or already acted on by it: every tick of a
+// Replay, and, live, the ticks below the t of the first reply that brought
+// the stream up to date. SendEvent sends nothing while it is true.
+func (d *Driver) Replaying() bool { return d.tick < d.live }
+
 // PublicID returns this client's public id, or "" before the first sync
 // and in a Replay. Use it for local decisions (whose input to send), never
 // for simulation state: it differs on every client.
@@ -236,7 +295,7 @@ func (d *Driver) Spawn(e Entity) error {
 	switch {
 	case !d.processing:
 		return ErrNotProcessing
-	case e == nil:
+	case isNil(e):
 		return ErrNilEntity
 	case d.present(e):
 		return ErrSpawned
@@ -250,7 +309,7 @@ func (d *Driver) Destroy(e Entity) error {
 	switch {
 	case !d.processing:
 		return ErrNotProcessing
-	case e == nil:
+	case isNil(e):
 		return ErrNilEntity
 	case !d.present(e):
 		return ErrUnknownEntity
@@ -271,18 +330,36 @@ func (d *Driver) present(e Entity) bool {
 	return in
 }
 
+// isNil reports whether e is nil or holds a nil pointer, map, slice,
+// channel or function: an entity that would panic when ticked.
+func isNil(e Entity) bool {
+	if e == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(e); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
+}
+
 // SendEvent queues an event for the next sync. The simulation must not act
-// on it until it comes back in OnClientEvent, like everyone else's.
+// on it until it comes back in OnClientEvent, like everyone else's. While
+// the Driver is Replaying, it sends nothing and returns ErrReplaying; in a
+// Replay it does nothing.
 func (d *Driver) SendEvent(typ, body string) error {
-	if d.client == nil {
+	switch {
+	case d.client == nil:
 		return nil
+	case d.replaying.Load():
+		return ErrReplaying
 	}
 	return d.client.Send(typ, body)
 }
 
 // Hashes returns the recorded state hashes, oldest first.
 func (d *Driver) Hashes() []TickHash {
-	if len(d.hashes) < d.opts.hashes {
+	if len(d.hashes) < d.cfg.RecordHashes {
 		return slices.Clone(d.hashes)
 	}
 	return append(slices.Clone(d.hashes[d.hashNext:]), d.hashes[:d.hashNext]...)
@@ -293,20 +370,26 @@ func (d *Driver) Hashes() []TickHash {
 func (d *Driver) process(k int64, events []esclient.Event) {
 	d.tick = k
 	d.processing = true
+	d.replaying.Store(k < d.live)
+	defer d.replaying.Store(false)
 	d.reseed(k)
 	for _, e := range events {
 		switch e.Type {
 		case esclient.TypeReset:
 			d.entities, d.ops = nil, nil
+			r := Reset{Epoch: e.Body, Previous: d.epoch}
+			d.epoch = e.Body
 			d.seed = seedOf(e.Body)
 			d.reseed(k)
-			d.sim.OnReset(d)
+			d.sim.OnReset(d, r)
 		case esclient.TypeConnect:
 			d.sim.OnConnect(d, e.Body)
 		case esclient.TypeDisconnect:
 			d.sim.OnDisconnect(d, e.Body)
 		default:
-			d.sim.OnClientEvent(d, e)
+			if !strings.HasPrefix(e.Type, esclient.ServerOrigin) {
+				d.sim.OnClientEvent(d, e)
+			} // a server event of a later protocol: not for this version
 		}
 	}
 	for _, e := range d.entities {
@@ -323,8 +406,8 @@ func (d *Driver) process(k int64, events []esclient.Event) {
 	d.processing = false
 	d.next = k + 1
 	if d.hasher != nil {
-		th := TickHash{Tick: k, Hash: d.hasher.StateHash()}
-		if len(d.hashes) < d.opts.hashes {
+		th := TickHash{Epoch: d.epoch, Tick: k, Hash: d.hasher.StateHash(d)}
+		if len(d.hashes) < d.cfg.RecordHashes {
 			d.hashes = append(d.hashes, th)
 		} else {
 			d.hashes[d.hashNext] = th

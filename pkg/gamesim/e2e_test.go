@@ -41,7 +41,7 @@ type bot struct {
 	arena      *arena
 }
 
-func (a *arena) OnReset(d *gamesim.Driver) { *a = arena{bots: map[string]*bot{}} }
+func (a *arena) OnReset(d *gamesim.Driver, _ gamesim.Reset) { *a = arena{bots: map[string]*bot{}} }
 
 func (a *arena) OnConnect(d *gamesim.Driver, id string) {
 	b := a.bots[id]
@@ -95,7 +95,7 @@ func (b *bot) SimTick(d *gamesim.Driver) {
 	b.steps++
 }
 
-func (a *arena) StateHash() uint64 {
+func (a *arena) StateHash(*gamesim.Driver) uint64 {
 	f := fnv.New64a()
 	for _, id := range a.order {
 		b := a.bots[id]
@@ -135,7 +135,7 @@ func startLivePlayer(t *testing.T, url, name, privateID string, seed uint64) *li
 	t.Cleanup(httpc.CloseIdleConnections)
 	c, err := esclient.New(esclient.Config{BaseURL: url, Stream: "arena", PrivateID: privateID, HTTPClient: httpc})
 	require.NoError(t, err)
-	d := gamesim.New(c, &arena{}, gamesim.RecordHashes(1<<20))
+	d := gamesim.New(c, &arena{}, gamesim.Config{RecordHashes: 1 << 20})
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &livePlayer{name: name, driver: d, cancel: cancel, done: make(chan struct{})}
 	var wg sync.WaitGroup
@@ -210,7 +210,8 @@ func TestDeterminismEndToEnd(t *testing.T) {
 			break
 		}
 	}
-	replay := gamesim.Replay(all, &arena{}, gamesim.ReplayUntil(last.T), gamesim.RecordHashes(1<<20))
+	replay, err := gamesim.Replay(&arena{}, all, last.T, gamesim.Config{RecordHashes: 1 << 20})
+	require.NoError(t, err)
 	want := map[int64]uint64{}
 	for _, h := range replay.Hashes() {
 		want[h.Tick] = h.Hash

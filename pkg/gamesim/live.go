@@ -3,6 +3,7 @@ package gamesim
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/goeventstream/eventstream/pkg/esclient"
@@ -20,6 +21,7 @@ func (d *Driver) Update(now time.Time) int {
 		d.reset = false
 		d.next = 0
 	}
+	d.live = d.liveFrom
 	tickDur := time.Second / time.Duration(d.tickRate)
 	n := d.due(now, tickDur)
 	end := d.next + int64(n)
@@ -49,10 +51,10 @@ func (d *Driver) due(now time.Time, tickDur time.Duration) int {
 	available := int(max(d.knownT-d.next, 0)) // ticks below the last t received
 	byClock := int(d.acc / tickDur)
 	n := min(byClock, available)
-	if behind := available - n; behind > d.opts.catchUp {
-		n += behind - d.opts.catchUp // catch up to within the threshold
+	if behind := available - n; behind > d.cfg.CatchUpThreshold {
+		n += behind - d.cfg.CatchUpThreshold // catch up to within the threshold
 	}
-	n = min(n, d.opts.maxPerCall)
+	n = min(n, d.cfg.MaxTicksPerUpdate)
 
 	d.acc -= time.Duration(min(n, byClock)) * tickDur
 	if n == available {
@@ -141,6 +143,10 @@ func (d *Driver) receive(u esclient.Update) {
 	if u.Reset {
 		d.buf = nil // the old incarnation's events are moot
 		d.reset = true
+		d.liveFrom = math.MaxInt64
+	}
+	if !u.More && d.liveFrom == math.MaxInt64 {
+		d.liveFrom = u.T // up to date: the ticks from here on are new
 	}
 	d.buf = append(d.buf, u.Events...)
 	d.knownT = u.T

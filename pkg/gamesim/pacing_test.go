@@ -12,7 +12,7 @@ import (
 
 type nopSim struct{ resets int }
 
-func (s *nopSim) OnReset(*Driver)                     { s.resets++ }
+func (s *nopSim) OnReset(*Driver, Reset)              { s.resets++ }
 func (*nopSim) OnConnect(*Driver, string)             {}
 func (*nopSim) OnDisconnect(*Driver, string)          {}
 func (*nopSim) OnClientEvent(*Driver, esclient.Event) {}
@@ -25,7 +25,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 const tick = 50 * time.Millisecond
 
 func TestPacingFollowsTheTickRate(t *testing.T) {
-	d := newDriver(&nopSim{}, nil)
+	d := newDriver(&nopSim{}, Config{})
 	d.receive(update(5, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "e"}))
 
 	assert.Equal(t, 1, d.Update(t0), "5 available: 1 to come within 4 of t")
@@ -43,7 +43,7 @@ func TestPacingFollowsTheTickRate(t *testing.T) {
 }
 
 func TestPacingCatchesUpWhenBehind(t *testing.T) {
-	d := newDriver(&nopSim{}, []Option{MaxTicksPerUpdate(10)})
+	d := newDriver(&nopSim{}, Config{MaxTicksPerUpdate: 10})
 	d.receive(update(30, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "e"}))
 
 	assert.Equal(t, 10, d.Update(t0), "bounded work per call")
@@ -56,7 +56,7 @@ func TestPacingCatchesUpWhenBehind(t *testing.T) {
 
 func TestPacingRestartsOnReset(t *testing.T) {
 	sim := &nopSim{}
-	d := newDriver(sim, nil)
+	d := newDriver(sim, Config{})
 	d.receive(update(3, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "old"}))
 	for i := range 10 {
 		d.Update(t0.Add(time.Duration(i) * tick))

@@ -26,7 +26,7 @@ func (r *recorder) logf(d *gamesim.Driver, format string, args ...any) {
 	r.log = append(r.log, fmt.Sprintf("%d ", d.Tick())+fmt.Sprintf(format, args...))
 }
 
-func (r *recorder) OnReset(d *gamesim.Driver) {
+func (r *recorder) OnReset(d *gamesim.Driver, _ gamesim.Reset) {
 	r.logf(d, "reset entities=%d", len(d.Entities()))
 	r.named = map[string]*probe{}
 }
@@ -80,13 +80,13 @@ const epoch = "6db8b8f2-16c9-427d-9fc9-de43870ed0db"
 
 func TestCallbackOrder(t *testing.T) {
 	r := &recorder{}
-	gamesim.Replay([]esclient.Event{
+	replay(t, r, []esclient.Event{
 		ev(0, "_a", "_", epoch),
 		ev(1, "_c", "_", "1"),
 		ev(1, "move", "1", "left"),
 		ev(1, "_c", "_", "2"),
 		ev(3, "_d", "_", "1"),
-	}, r)
+	}, 4, gamesim.Config{})
 	assert.Equal(t, []string{
 		"0 reset entities=0",
 		"1 connect 1",
@@ -98,13 +98,13 @@ func TestCallbackOrder(t *testing.T) {
 
 func TestSpawnTiming(t *testing.T) {
 	r := &recorder{}
-	d := gamesim.Replay([]esclient.Event{
+	d := replay(t, r, []esclient.Event{
 		ev(0, "_a", "_", epoch),
 		ev(1, "spawn", "1", "a"),
 		ev(1, "spawn", "1", "b"),
 		ev(3, "destroy", "1", "a"),
 		ev(3, "spawn", "1", "c"),
-	}, r, gamesim.ReplayUntil(6))
+	}, 6, gamesim.Config{})
 	assert.Equal(t, []string{
 		"0 reset entities=0",
 		"1 spawn a from 1",
@@ -130,7 +130,7 @@ func TestEntitySpawnsDuringItsTick(t *testing.T) {
 	r := &recorder{named: map[string]*probe{}}
 	var events []esclient.Event
 	events = append(events, ev(0, "_a", "_", epoch), ev(1, "spawn", "1", "parent"))
-	d := gamesim.Replay(events, &spawner{recorder: r}, gamesim.ReplayUntil(5))
+	d := replay(t, &spawner{recorder: r}, events, 5, gamesim.Config{})
 	assert.Equal(t, []string{
 		"0 reset entities=0",
 		"1 spawn parent from 1",
@@ -157,7 +157,7 @@ func (s *spawner) OnClientEvent(d *gamesim.Driver, e esclient.Event) {
 
 func TestSpawnAndDestroyErrors(t *testing.T) {
 	r := &recorder{}
-	d := gamesim.Replay([]esclient.Event{
+	d := replay(t, r, []esclient.Event{
 		ev(0, "_a", "_", epoch),
 		ev(1, "spawn", "1", "a"),
 		ev(1, "respawn", "1", "a"),
@@ -166,7 +166,7 @@ func TestSpawnAndDestroyErrors(t *testing.T) {
 		ev(3, "destroy", "1", "a"),
 		ev(3, "destroy", "1", "a"),
 		ev(3, "respawn", "1", "a"),
-	}, r)
+	}, 4, gamesim.Config{})
 	var errs []string
 	for _, l := range r.log {
 		if strings.Contains(l, "error") {
@@ -176,7 +176,7 @@ func TestSpawnAndDestroyErrors(t *testing.T) {
 	assert.Equal(t, []string{
 		"1 spawn error: " + gamesim.ErrSpawned.Error(),
 		"2 spawn error: " + gamesim.ErrSpawned.Error(),
-		"2 destroy error: " + gamesim.ErrUnknownEntity.Error(),
+		"2 destroy error: " + gamesim.ErrNilEntity.Error(), // nobody is a nil *probe
 		"3 destroy error: " + gamesim.ErrUnknownEntity.Error(),
 	}, errs)
 	assert.Len(t, d.Entities(), 1, "destroyed then spawned again in one tick: still there")
@@ -187,12 +187,12 @@ func TestSpawnAndDestroyErrors(t *testing.T) {
 
 func TestResetClearsTheScene(t *testing.T) {
 	r := &recorder{}
-	d := gamesim.Replay([]esclient.Event{
+	d := replay(t, r, []esclient.Event{
 		ev(0, "_a", "_", epoch),
 		ev(1, "spawn", "1", "a"),
 		ev(2, "spawn", "1", "b"),
 		ev(4, "_a", "_", "another-epoch"), // as after a reset in one recording
-	}, r, gamesim.ReplayUntil(6))
+	}, 6, gamesim.Config{})
 	assert.Contains(t, r.log, "4 reset entities=0")
 	assert.Empty(t, d.Entities())
 	assert.NotContains(t, r.log, "5 tick a")
@@ -204,7 +204,9 @@ type randSim struct {
 	extra int // extra numbers drawn at tick 2
 }
 
-func (s *randSim) OnReset(d *gamesim.Driver)                { s.draws = append(s.draws, d.Rand().Uint64()) }
+func (s *randSim) OnReset(d *gamesim.Driver, _ gamesim.Reset) {
+	s.draws = append(s.draws, d.Rand().Uint64())
+}
 func (s *randSim) OnConnect(d *gamesim.Driver, _ string)    {}
 func (s *randSim) OnDisconnect(d *gamesim.Driver, _ string) {}
 func (s *randSim) OnClientEvent(d *gamesim.Driver, _ esclient.Event) {
@@ -221,16 +223,16 @@ func TestRandIsDeterministic(t *testing.T) {
 		return []esclient.Event{ev(0, "_a", "_", seed), ev(1, "x", "1", ""), ev(2, "x", "1", ""), ev(3, "x", "1", "")}
 	}
 	a, b := &randSim{}, &randSim{}
-	gamesim.Replay(stream(epoch), a)
-	gamesim.Replay(stream(epoch), b)
+	replay(t, a, stream(epoch), 4, gamesim.Config{})
+	replay(t, b, stream(epoch), 4, gamesim.Config{})
 	assert.Equal(t, a.draws, b.draws, "the same stream draws the same numbers")
 
 	c := &randSim{}
-	gamesim.Replay(stream("another-epoch"), c)
+	replay(t, c, stream("another-epoch"), 4, gamesim.Config{})
 	assert.NotEqual(t, a.draws, c.draws, "another epoch draws other numbers")
 
 	greedy := &randSim{extra: 5}
-	gamesim.Replay(stream(epoch), greedy)
+	replay(t, greedy, stream(epoch), 4, gamesim.Config{})
 	assert.Equal(t, a.draws[3], greedy.draws[3], "each tick's numbers are re-derived, whatever was drawn before")
 	assert.NotEqual(t, a.draws[1], a.draws[2], "each tick draws other numbers")
 }
@@ -243,12 +245,91 @@ type hashSim struct {
 func (h *hashSim) OnClientEvent(d *gamesim.Driver, e esclient.Event) {
 	h.n = h.n*31 + uint64(len(e.Body))
 }
-func (h *hashSim) StateHash() uint64 { return h.n }
+func (h *hashSim) StateHash(*gamesim.Driver) uint64 { return h.n }
 
 func TestRecordHashes(t *testing.T) {
-	d := gamesim.Replay([]esclient.Event{
+	d := replay(t, &hashSim{}, []esclient.Event{
 		ev(0, "_a", "_", epoch), ev(1, "x", "1", "a"), ev(2, "x", "1", "bb"), ev(4, "x", "1", "c"),
-	}, &hashSim{}, gamesim.RecordHashes(3))
-	assert.Equal(t, []gamesim.TickHash{{Tick: 2, Hash: 33}, {Tick: 3, Hash: 33}, {Tick: 4, Hash: 33*31 + 1}}, d.Hashes(),
-		"the last three ticks, oldest first")
+	}, 5, gamesim.Config{RecordHashes: 3})
+	assert.Equal(t, []gamesim.TickHash{
+		{Epoch: epoch, Tick: 2, Hash: 33}, {Epoch: epoch, Tick: 3, Hash: 33}, {Epoch: epoch, Tick: 4, Hash: 33*31 + 1},
+	}, d.Hashes(), "the last three ticks, oldest first, with their epoch")
+}
+
+// replay is gamesim.Replay, which must succeed.
+func replay(t *testing.T, sim gamesim.Sim, events []esclient.Event, until int64, cfg gamesim.Config) *gamesim.Driver {
+	t.Helper()
+	d, err := gamesim.Replay(sim, events, until, cfg)
+	require.NoError(t, err)
+	return d
+}
+
+func TestSpawnRefusesATypedNil(t *testing.T) {
+	var typedNil *probe
+	s := &nilSpawner{give: typedNil}
+	d := replay(t, s, []esclient.Event{ev(0, "_a", "_", epoch), ev(1, "spawn", "1", "")}, 3, gamesim.Config{})
+	assert.ErrorIs(t, s.err, gamesim.ErrNilEntity)
+	assert.Empty(t, d.Entities(), "nothing to panic a tick later")
+}
+
+type nilSpawner struct {
+	recorder
+	give gamesim.Entity
+	err  error
+}
+
+func (s *nilSpawner) OnClientEvent(d *gamesim.Driver, _ esclient.Event) { s.err = d.Spawn(s.give) }
+
+func TestReplayRefusesWhatItCannotReplay(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []esclient.Event
+		until  int64
+		want   string
+	}{
+		{name: "no events", until: 5, want: "_a at tick 0"},
+		{name: "no _a", events: []esclient.Event{ev(1, "_c", "_", "1")}, until: 5, want: "_a at tick 0"},
+		{name: "_a not first", events: []esclient.Event{ev(0, "x", "1", ""), ev(0, "_a", "_", epoch)}, until: 5, want: "_a at tick 0"},
+		{name: "out of order", events: []esclient.Event{ev(0, "_a", "_", epoch), ev(3, "x", "1", ""), ev(2, "x", "1", "")}, until: 5, want: "events[2] is at tick 2"},
+		{name: "past until", events: []esclient.Event{ev(0, "_a", "_", epoch), ev(5, "x", "1", "")}, until: 5, want: "runs to tick 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &recorder{}
+			_, err := gamesim.Replay(r, tt.events, tt.until, gamesim.Config{})
+			require.ErrorContains(t, err, tt.want)
+			assert.Empty(t, r.log, "nothing was processed")
+		})
+	}
+}
+
+func TestUnknownServerEventsAreSkipped(t *testing.T) {
+	r := &recorder{}
+	replay(t, r, []esclient.Event{
+		ev(0, "_a", "_", epoch), ev(1, "_x", "_", `{"t":0,"ids":["1"]}`), ev(1, "move", "1", "up"),
+	}, 2, gamesim.Config{})
+	assert.Equal(t, []string{"0 reset entities=0", "1 move up from 1"}, r.log)
+}
+
+// resetSim records what OnReset was told.
+type resetSim struct {
+	hashSim
+	resets []gamesim.Reset
+}
+
+func (s *resetSim) OnReset(d *gamesim.Driver, r gamesim.Reset) { s.resets = append(s.resets, r) }
+
+func TestResetTellsTheEpochAndHashesAreKeyedByIt(t *testing.T) {
+	s := &resetSim{}
+	d := replay(t, s, []esclient.Event{
+		ev(0, "_a", "_", epoch), ev(1, "x", "1", "a"), ev(2, "_a", "_", "another-epoch"),
+	}, 4, gamesim.Config{RecordHashes: 10})
+	assert.Equal(t, []gamesim.Reset{{Epoch: epoch}, {Epoch: "another-epoch", Previous: epoch}}, s.resets,
+		"a first start has no previous epoch; a server reset names the one it ends")
+	assert.Equal(t, "another-epoch", d.Epoch())
+	var keys []string
+	for _, h := range d.Hashes() {
+		keys = append(keys, fmt.Sprintf("%s/%d", h.Epoch, h.Tick))
+	}
+	assert.Equal(t, []string{epoch + "/0", epoch + "/1", "another-epoch/2", "another-epoch/3"}, keys)
 }
