@@ -153,8 +153,11 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 		}
 		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "the request body could not be read")
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	switch body = bytes.TrimSpace(body); {
+	case len(body) == 0:
 		return req, nil
+	case body[0] != '{': // null, among others, would decode into nothing
+		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape)
 	}
 	var wire wireRequest
 	if err := json.Unmarshal(body, &wire); err != nil {
@@ -235,7 +238,8 @@ func bodyError(err error) error {
 		return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
 			"%s must not be a JSON %s", typ.Field, typ.Value)
 	default:
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
-			"the body must be a JSON object: {\"batch\":\"...\",\"events\":[{\"type\":\"...\",\"body\":\"...\"}]}")
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape)
 	}
 }
+
+const bodyShape = `the body must be a JSON object: {"batch":"...","events":[{"type":"...","body":"..."}]}`

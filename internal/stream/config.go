@@ -25,9 +25,17 @@ type Config struct {
 	// MaxEventsPerStream caps the number of events a stream accepts from
 	// clients' requests (server events included in the count).
 	MaxEventsPerStream int
+	// MaxStreamBytes caps the bytes of a stream's events, as encoded in
+	// replies, that clients' requests may take it to.
+	MaxStreamBytes int64
 	// PageEvents caps the number of events in one reply, except that a
 	// single tick is never split.
 	PageEvents int
+	// PageBytes caps the bytes of a reply's events (their JSON, with a
+	// comma between each), except that a single tick is never split: a
+	// page ends before the tick that would take it past PageBytes, and a
+	// first tick larger than PageBytes is sent whole.
+	PageBytes int
 	// Clock tells the time. Nil means the backend's own: the process's
 	// clock for the memory store, Redis's TIME for the Redis store (so
 	// that replicas' clock skew cannot reorder or reopen a tick). Tests set
@@ -44,7 +52,9 @@ func DefaultConfig() Config {
 		MaxStreams:          100_000,
 		MaxClientsPerStream: protocol.DefaultMaxClientsPerStream,
 		MaxEventsPerStream:  1_000_000,
+		MaxStreamBytes:      64 << 20,
 		PageEvents:          protocol.DefaultPageEvents,
+		PageBytes:           1 << 20,
 	}
 }
 
@@ -63,11 +73,19 @@ func (c Config) Validate() error {
 		return errors.New("max clients per stream must be at least 1")
 	case c.MaxEventsPerStream < 2:
 		return errors.New("max events per stream must be at least 2 (the reset and one connect)")
+	case c.MaxStreamBytes < MinStreamBytes:
+		return fmt.Errorf("max stream bytes must be at least %d (the reset and one connect)", MinStreamBytes)
 	case c.PageEvents < 1:
 		return errors.New("page events must be at least 1")
+	case c.PageBytes < 1:
+		return errors.New("page bytes must be at least 1")
 	}
 	return nil
 }
+
+// MinStreamBytes is the least Config.MaxStreamBytes: room for a stream's
+// "_a" and a first "_c".
+const MinStreamBytes = 1 << 10
 
 // TickDuration returns the length of one tick.
 func (c Config) TickDuration() time.Duration { return time.Second / time.Duration(c.TickRate) }

@@ -11,8 +11,8 @@ var (
 	// ErrServerFull means the store holds its maximum number of streams and
 	// the request would have created another (code server_full).
 	ErrServerFull = errors.New("the server holds its maximum number of streams")
-	// ErrStreamFull means the stream cannot take the request: ErrClientCap
-	// or ErrEventCap (code stream_full).
+	// ErrStreamFull means the stream cannot take the request: ErrClientCap,
+	// ErrEventCap or ErrByteCap (code stream_full).
 	ErrStreamFull = errors.New("the stream is full")
 	// ErrClientCap means the stream has its maximum number of clients and
 	// the request came from a new one. It wraps ErrStreamFull.
@@ -20,6 +20,9 @@ var (
 	// ErrEventCap means the request would take the stream past its maximum
 	// number of events. It wraps ErrStreamFull.
 	ErrEventCap = fmt.Errorf("%w: the request would take it past its maximum number of events", ErrStreamFull)
+	// ErrByteCap means the request would take the stream past its maximum
+	// size in bytes. It wraps ErrStreamFull.
+	ErrByteCap = fmt.Errorf("%w: the request would take it past its maximum size in bytes", ErrStreamFull)
 	// ErrUnavailable means the store's backend cannot be reached. Nothing
 	// was applied (code store_unavailable).
 	ErrUnavailable = errors.New("the store is unavailable")

@@ -34,6 +34,13 @@ func appendEvent(dst []byte, t int64, typ, origin string, body []byte) []byte {
 	return append(dst, '}')
 }
 
+// eventLen returns the length of an event as appendEvent encodes it,
+// without the comma before it.
+func eventLen(t int64, typ, origin string, body []byte) int {
+	var head [160]byte // the head of most events; a longer one still works
+	return len(appendEvent(head[:0], t, typ, origin, nil)) - 1 + len(body)
+}
+
 type rawEvent struct {
 	t   int64
 	raw []byte

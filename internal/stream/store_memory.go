@@ -267,21 +267,36 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	}
 	connect := c == nil || !c.connected
 	repeat := req.Batch != "" && c != nil && c.batches.contains(req.Batch)
-	n := len(req.Events)
-	if repeat {
-		n = 0
+	n, size := 0, int64(0) // the events and bytes the request would append
+	var pub string         // the client's public id, when the request appends
+	if connect || (!repeat && len(req.Events) > 0) {
+		pub = strconv.Itoa(s.nextID + 1)
+		if c != nil {
+			pub = c.publicID
+		}
 	}
 	if connect {
-		n++
+		n, size = 1, int64(eventLen(t, protocol.TypeConnect, serverOrigin, protocol.AppendString(nil, pub)))
 	}
-	if len(s.index)+n > m.cfg.MaxEventsPerStream {
+	if !repeat {
+		for _, e := range req.Events {
+			n++
+			size += int64(eventLen(t, e.Type, pub, e.Body))
+		}
+	}
+	// A request that appends nothing is always served: a stream past its
+	// caps (by the disconnects a sweep appends) can still be read.
+	switch {
+	case n > 0 && len(s.index)+n > m.cfg.MaxEventsPerStream:
 		return nil, ErrEventCap
+	case n > 0 && s.bytes()+size > m.cfg.MaxStreamBytes:
+		return nil, ErrByteCap
 	}
 
 	s.lastT = t
 	if c == nil {
 		s.nextID++
-		c = &memClient{publicID: strconv.Itoa(s.nextID)}
+		c = &memClient{publicID: pub}
 		s.clients[strings.Clone(req.PrivateID)] = c
 	}
 	c.lastSeen = now
@@ -313,20 +328,28 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		from = 0 // the client is behind a reset: send the whole stream
 	}
 	lo, hi := s.search(from, 0), s.search(t, 0)
-	end, more := s.page(lo, hi, m.cfg.PageEvents)
+	end, more := s.page(lo, hi, m.cfg.PageEvents, m.cfg.PageBytes)
 	res.T, res.More = t, more
 	if more {
 		res.T = s.index[end].t
 	}
 	if end > lo {
-		start := int64(0)
-		if lo > 0 {
-			start = s.index[lo-1].end
-		}
-		res.Events = append(req.Buf[:0], s.log[start+1:s.index[end-1].end]...)
+		res.Events = append(req.Buf[:0], s.log[s.start(lo)+1:s.index[end-1].end]...)
 	}
 	return res, nil
 }
+
+// start returns where event i starts in log, at its comma.
+func (s *memStream) start(i int) int64 {
+	if i == 0 {
+		return 0
+	}
+	return s.index[i-1].end
+}
+
+// bytes returns the size of the stream's events, without the commas
+// between them.
+func (s *memStream) bytes() int64 { return int64(len(s.log) - len(s.index)) }
 
 // search returns the index of the first event at or after tick t, looking
 // from index i on.
@@ -334,14 +357,19 @@ func (s *memStream) search(t int64, i int) int {
 	return i + sort.Search(len(s.index)-i, func(j int) bool { return s.index[i+j].t >= t })
 }
 
-// page cuts the events [lo, hi) to at most limit at a tick boundary and
-// returns the end of the page and whether events were left out. A single
-// tick larger than limit is sent whole.
-func (s *memStream) page(lo, hi, limit int) (end int, more bool) {
-	if hi-lo <= limit {
+// page cuts the events [lo, hi) to at most limit events and limitBytes
+// bytes (as in a reply: commas between events) at a tick boundary, and
+// returns the end of the page and whether events were left out. A first
+// tick larger than the limits is sent whole.
+func (s *memStream) page(lo, hi, limit, limitBytes int) (end int, more bool) {
+	start := s.start(lo) + 1 // the first event, after its comma
+	// The first event that does not fit: by count, or by bytes.
+	over := min(hi, lo+limit)
+	over = lo + sort.Search(over-lo, func(j int) bool { return s.index[lo+j].end-start > int64(limitBytes) })
+	if over == hi {
 		return hi, false
 	}
-	cut := s.index[lo+limit].t // the tick of the first event that does not fit
+	cut := s.index[over].t // the tick that does not fit
 	if cut == s.index[lo].t {
 		end = min(s.search(cut+1, lo), hi)
 	} else {

@@ -198,6 +198,7 @@ var scriptErrors = map[string]error{
 	"server_full": ErrServerFull,
 	"client_cap":  ErrClientCap,
 	"event_cap":   ErrEventCap,
+	"byte_cap":    ErrByteCap,
 }
 
 // Sync implements Store.
@@ -205,16 +206,20 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	mayCreate := r.streams(ctx) < int64(r.cfg.MaxStreams)
 	// The sealed ticks this replica already read need not be read again.
 	// They are copied into the reply's buffer now; the script's events follow.
-	hit := r.tails.lookup(req.Buf[:0], req.Stream, req.LastKnownTick, r.cfg.PageEvents)
+	hit := r.tails.lookup(req.Buf[:0], req.Stream, req.LastKnownTick, r.cfg.PageEvents, r.cfg.PageBytes)
 	keys := r.keys(req.Stream).all()
 	args := r.syncArgs(req, mayCreate, hit)
 
 	// The stream's deadline is put in the index before the sync, so that a
 	// replica dying between the two cannot leave a client no sweep will find.
-	// Both go in one round trip.
-	deadline := r.now().Add(r.cfg.ClientTimeout).UnixMilli()
-	resps := r.client.DoMulti(ctx,
-		r.client.B().Zadd().Key(r.index).Lt().ScoreMember().ScoreMember(float64(deadline), req.Stream).Build(),
+	// Both go in one round trip. When no stream may be created, only an
+	// entry that exists is moved: a refused request leaves none behind.
+	deadline := float64(r.now().Add(r.cfg.ClientTimeout).UnixMilli())
+	schedule := r.client.B().Zadd().Key(r.index).Lt().ScoreMember().ScoreMember(deadline, req.Stream).Build()
+	if !mayCreate {
+		schedule = r.client.B().Zadd().Key(r.index).Xx().Lt().ScoreMember().ScoreMember(deadline, req.Stream).Build()
+	}
+	resps := r.client.DoMulti(ctx, schedule,
 		r.client.B().Evalsha().Sha1(r.syncSHA).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 	if err := resps[0].Error(); err != nil {
 		return nil, unavailable(err)
@@ -251,25 +256,28 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
 func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []string {
-	args := make([]string, 0, 17+2*len(req.Events))
+	args := make([]string, 0, 20+2*len(req.Events))
 	args = append(args,
-		r.nowArg(),                               // 1
-		r.hashID(req.PrivateID),                  // 2
-		strconv.FormatInt(req.LastKnownTick, 10), // 3
-		req.Epoch,                                // 4
-		hashBatch(req.Batch),                     // 5
-		uuid.NewString(),                         // 6 the epoch, if the stream is created
-		strconv.Itoa(r.cfg.TickRate),             // 7
-		strconv.Itoa(r.cfg.MaxClientsPerStream),  // 8
-		strconv.Itoa(r.cfg.MaxEventsPerStream),   // 9
-		strconv.Itoa(r.cfg.PageEvents),           // 10
-		flag(mayCreate),                          // 11
-		strconv.Itoa(protocol.BatchMemory),       // 12
-		hit.epoch,                                // 13 "" when the cache missed
-		strconv.FormatInt(hit.from, 10),          // 14
-		strconv.FormatInt(hit.sealed, 10),        // 15
-		strconv.Itoa(r.cfg.PageEvents-hit.n),     // 16
-		strconv.Itoa(len(req.Events)),            // 17
+		r.nowArg(),                                  // 1
+		r.hashID(req.PrivateID),                     // 2
+		strconv.FormatInt(req.LastKnownTick, 10),    // 3
+		req.Epoch,                                   // 4
+		hashBatch(req.Batch),                        // 5
+		uuid.NewString(),                            // 6 the epoch, if the stream is created
+		strconv.Itoa(r.cfg.TickRate),                // 7
+		strconv.Itoa(r.cfg.MaxClientsPerStream),     // 8
+		strconv.Itoa(r.cfg.MaxEventsPerStream),      // 9
+		strconv.FormatInt(r.cfg.MaxStreamBytes, 10), // 10
+		strconv.Itoa(r.cfg.PageEvents),              // 11
+		strconv.Itoa(r.cfg.PageBytes),               // 12
+		flag(mayCreate),                             // 13
+		strconv.Itoa(protocol.BatchMemory),          // 14
+		hit.epoch,                                   // 15 "" when the cache missed
+		strconv.FormatInt(hit.from, 10),             // 16
+		strconv.FormatInt(hit.sealed, 10),           // 17
+		strconv.Itoa(r.cfg.PageEvents-hit.n),        // 18
+		strconv.Itoa(r.cfg.PageBytes-hit.bytes()),   // 19
+		strconv.Itoa(len(req.Events)),               // 20
 	)
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
@@ -411,7 +419,7 @@ func (s *scriptReply) done() error {
 
 // streams returns the number of streams, counted at most once a second.
 func (r *RedisStore) streams(ctx context.Context) int64 {
-	now := time.Now().UnixMilli()
+	now := r.now().UnixMilli()
 	if last := r.countedAt.Load(); now-last < 1000 {
 		return r.streamCount.Load()
 	}

@@ -39,10 +39,19 @@ type tailHit struct {
 	sealed int64
 }
 
+// bytes returns the size of the hit's events and the comma that joins
+// the script's events to them: what they take of the page.
+func (h tailHit) bytes() int {
+	if h.n == 0 {
+		return 0
+	}
+	return len(h.events) + 1
+}
+
 // lookup appends to dst the cached events of stream from tick from on, if
-// the cache holds from and fewer than limit events after it; otherwise it
-// returns the zero tailHit.
-func (c *tailCache) lookup(dst []byte, stream string, from int64, limit int) tailHit {
+// the cache holds from and they take less than a page of limit events and
+// limitBytes bytes; otherwise it returns the zero tailHit.
+func (c *tailCache) lookup(dst []byte, stream string, from int64, limit, limitBytes int) tailHit {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.streams[stream]
@@ -51,14 +60,14 @@ func (c *tailCache) lookup(dst []byte, stream string, from int64, limit int) tai
 	}
 	i := searchTicks(t.ticks, from)
 	hit := tailHit{n: len(t.ticks) - i, epoch: t.epoch, from: t.from, sealed: t.sealed}
-	if hit.n >= limit {
+	start := 0
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	if hit.n >= limit || len(t.buf)-start >= limitBytes {
 		return tailHit{}
 	}
 	if hit.n > 0 {
-		start := 0
-		if i > 0 {
-			start = t.ends[i-1]
-		}
 		hit.events = append(dst, t.buf[start+1:]...) // without the leading comma
 	}
 	return hit

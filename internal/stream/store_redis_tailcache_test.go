@@ -53,7 +53,7 @@ func TestTailCacheServesSealedTicksOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hit := c.lookup(nil, "s", tt.from, tt.limit)
+			hit := c.lookup(nil, "s", tt.from, tt.limit, 1<<30)
 			if !tt.ok {
 				require.Equal(t, tailHit{}, hit, "a miss")
 				return
@@ -68,7 +68,7 @@ func TestTailCacheServesSealedTicksOnly(t *testing.T) {
 
 	// A later reply that overlaps extends it with the ticks it lacks.
 	c.store("s", "e1", 8, 12, encode(8, 10))
-	hit := c.lookup(nil, "s", 7, 100)
+	hit := c.lookup(nil, "s", 7, 100, 1<<30)
 	require.Equal(t, "e1", hit.epoch)
 	assert.Equal(t, string(encode(8, 10)), string(hit.events), "tick 8 is not held twice")
 	assert.Equal(t, 2, hit.n)
@@ -76,9 +76,9 @@ func TestTailCacheServesSealedTicksOnly(t *testing.T) {
 
 	// An older reply changes nothing; another epoch replaces the tail.
 	c.store("s", "e1", 5, 7, encode(5))
-	assert.Equal(t, int64(12), c.lookup(nil, "s", 7, 100).sealed)
+	assert.Equal(t, int64(12), c.lookup(nil, "s", 7, 100, 1<<30).sealed)
 	c.store("s", "e2", 0, 2, encode(0))
-	assert.Equal(t, "e2", c.lookup(nil, "s", 0, 100).epoch)
+	assert.Equal(t, "e2", c.lookup(nil, "s", 0, 100, 1<<30).epoch)
 }
 
 func TestTailCacheKeepsTheNewestEvents(t *testing.T) {
@@ -88,9 +88,9 @@ func TestTailCacheKeepsTheNewestEvents(t *testing.T) {
 		ticks[i] = int64(i)
 	}
 	c.store("s", "e", 0, int64(len(ticks)), encode(ticks...))
-	assert.Equal(t, tailHit{}, c.lookup(nil, "s", 0, 1<<30), "the oldest ticks were dropped")
+	assert.Equal(t, tailHit{}, c.lookup(nil, "s", 0, 1<<30, 1<<30), "the oldest ticks were dropped")
 	last := int64(len(ticks) - 1)
-	hit := c.lookup(nil, "s", last, 1<<30)
+	hit := c.lookup(nil, "s", last, 1<<30, 1<<30)
 	require.Equal(t, "e", hit.epoch)
 	assert.Equal(t, 1, hit.n)
 	assert.Equal(t, string(encode(last)), string(hit.events))

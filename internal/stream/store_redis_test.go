@@ -2,13 +2,16 @@ package stream_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/redistest"
 	"github.com/goeventstream/eventstream/internal/stream"
 	"github.com/goeventstream/eventstream/internal/stream/streamtest"
@@ -103,4 +106,35 @@ func testRedisConfig(url string, cfg stream.Config) stream.RedisConfig {
 	rcfg := stream.DefaultRedisConfig()
 	rcfg.Config, rcfg.URL, rcfg.Secret = cfg, url, "test-secret-0123456789"
 	return rcfg
+}
+
+// TestRedisRefusedRequestsLeaveNoIndexEntry: a request refused with
+// server_full adds nothing to the deadline index, where it would count as
+// a stream and be swept.
+func TestRedisRefusedRequestsLeaveNoIndexEntry(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := stream.DefaultConfig()
+	cfg.MaxStreams = 1
+	fake := clock.NewFake(streamtest.Start)
+	cfg.Clock = fake
+	s, err := stream.NewRedisStore(testRedisConfig(srv.URL(), cfg))
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	_, err = s.Sync(ctx, &stream.SyncRequest{Stream: "kept", PrivateID: "p"})
+	require.NoError(t, err)
+	fake.Advance(2 * time.Second) // the stream count is read at most once a second
+	for i := range 50 {
+		_, err := s.Sync(ctx, &stream.SyncRequest{Stream: fmt.Sprint("refused-", i), PrivateID: "p"})
+		require.ErrorIs(t, err, stream.ErrServerFull)
+	}
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	names, err := client.Do(ctx, client.B().Zrange().Key(stream.DefaultRedisPrefix+"deadlines").Min("0").Max("-1").Build()).AsStrSlice()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"kept"}, names)
+	keys, err := client.Do(ctx, client.B().Keys().Pattern("*refused*").Build()).AsStrSlice()
+	require.NoError(t, err)
+	assert.Empty(t, keys)
 }

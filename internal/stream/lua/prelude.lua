@@ -25,28 +25,63 @@ local function encode_event(t, typ, origin, body)
 end
 
 -- A stream's meta hash (KEYS[1] of every stream script), as a table.
-local META = {"epoch", "created", "rate", "last_t", "next_id", "connected", "count", "lid_t", "lid_seq", "empty_since"}
+local META = {"epoch", "created", "rate", "last_t", "next_id", "connected", "count", "lid_t", "lid_seq", "empty_since", "bytes"}
 
 local function meta_load(key)
   local v = redis.call("HMGET", key, unpack(META))
   if not v[1] then return nil end
   return {epoch = v[1], created = tonumber(v[2]), rate = tonumber(v[3]), last_t = tonumber(v[4]),
     next_id = tonumber(v[5]), connected = tonumber(v[6]), count = tonumber(v[7]),
-    lid_t = tonumber(v[8]), lid_seq = tonumber(v[9]), empty_since = tonumber(v[10])}
+    lid_t = tonumber(v[8]), lid_seq = tonumber(v[9]), empty_since = tonumber(v[10]),
+    bytes = tonumber(v[11]) or 0}
 end
 
 -- meta_save writes back what the scripts change of a stream's meta.
 local function meta_save(key, m)
   redis.call("HSET", key, "last_t", m.last_t, "next_id", m.next_id, "connected", m.connected,
-    "count", m.count, "lid_t", m.lid_t, "lid_seq", m.lid_seq)
+    "count", m.count, "lid_t", m.lid_t, "lid_seq", m.lid_seq, "bytes", m.bytes)
 end
 
--- log_append appends one event to the log at key. Entry ids are
--- <tick>-<n>, n counting the tick's events from 1, so that a range of
--- ticks is a range of ids.
-local function log_append(key, m, t, typ, origin, body)
+-- log_append appends one encoded event of tick t to the log at key. Entry
+-- ids are <tick>-<n>, n counting the tick's events from 1, so that a range
+-- of ticks is a range of ids.
+local function log_append(key, m, t, ev)
   if t == m.lid_t then m.lid_seq = m.lid_seq + 1 else m.lid_t, m.lid_seq = t, 1 end
-  redis.call("XADD", key, t .. "-" .. m.lid_seq, "e", encode_event(t, typ, origin, body))
+  redis.call("XADD", key, t .. "-" .. m.lid_seq, "e", ev)
   m.count = m.count + 1
+  m.bytes = m.bytes + #ev
+end
+
+local function tick_of(id) return tonumber(string.match(id, "^(%d+)-")) end
+
+-- read_page reads the events of the log at key with from <= tick < t: at
+-- most page events and page_bytes bytes (their JSON, with a comma between
+-- each), cut before the tick that does not fit. A first tick larger than
+-- that is read whole, unless must_fit (the reply holds events already).
+-- It reads in chunks, so that Redis never holds much more than a page.
+-- Mirrored in memStream.page (store_memory.go).
+-- Returns the events, 1 if some were left out, and the reply's t.
+local function read_page(key, from, t, page, page_bytes, must_fit)
+  local out, bytes = {}, -1
+  local first, cur, cur_start = nil, nil, 1
+  local cursor = from .. "-0"
+  while true do
+    local entries = redis.call("XRANGE", key, cursor, "(" .. t .. "-0", "COUNT", 128)
+    if #entries == 0 then return out, 0, t end
+    for _, e in ipairs(entries) do
+      local et, ev = tick_of(e[1]), e[2][2]
+      if first == nil then first = et end
+      if et ~= cur then cur, cur_start = et, #out + 1 end
+      if #out + 1 > page or bytes + 1 + #ev > page_bytes then
+        if et ~= first or must_fit then
+          for i = #out, cur_start, -1 do out[i] = nil end
+          return out, 1, et
+        end
+      end
+      out[#out + 1] = ev
+      bytes = bytes + 1 + #ev
+    end
+    cursor = "(" .. entries[#entries][1]
+  end
 end
 

@@ -20,7 +20,7 @@ local silent = redis.call("ZRANGEBYSCORE", KEYS[4], "-inf", now - timeout)
 local out = {"ok", 0, t}
 if #silent > 0 then
   for _, pub in ipairs(silent) do
-    log_append(KEYS[2], m, t, '"_d"', "_", '"' .. pub .. '"')
+    log_append(KEYS[2], m, t, encode_event(t, '"_d"', "_", '"' .. pub .. '"'))
     redis.call("ZREM", KEYS[4], pub)
     m.connected = m.connected - 1
     out[#out + 1] = pub

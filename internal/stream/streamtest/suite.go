@@ -2,6 +2,9 @@ package streamtest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -432,4 +435,117 @@ func testStats(t *testing.T, newStore Factory) {
 	st = e.stats()
 	assert.Equal(t, 1, st.Clients)
 	assert.Equal(t, 3, st.Streams, "disconnected streams live until their TTL")
+}
+
+// testFullStreamStillServesReads: the disconnects a sweep appends may take
+// a stream past its event cap; its connected clients can still read it.
+func testFullStreamStillServesReads(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, func(c *stream.Config) { c.MaxEventsPerStream = 4 })
+	e.poll("s", "a", 0) // _a, _c
+	e.poll("s", "b", 0) // _c: 3
+	e.post("s", "a", 0, "x")
+	e.clock.Advance(5 * time.Second)
+	e.poll("s", "a", 0)
+	e.clock.Advance(5 * time.Second)
+	require.Len(t, e.sweep().Disconnected, 1, "b's _d makes 5, past the cap of 4")
+	e.clock.Advance(tick)
+
+	r := e.poll("s", "a", 0)
+	assert.Len(t, r.Events, 5, "an empty sync is served")
+	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "a", Events: Moves("y")})
+	require.ErrorIs(t, err, stream.ErrEventCap, "but appends nothing more")
+	_, err = e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "b"})
+	require.ErrorIs(t, err, stream.ErrEventCap, "b's return would append its _c")
+}
+
+// testMaxStreamBytes: the byte cap counts every event's JSON.
+func testMaxStreamBytes(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, func(c *stream.Config) { c.MaxStreamBytes = stream.MinStreamBytes })
+	r := e.poll("s", "a", 0) // _a and _c
+	e.clock.Advance(tick)
+	size := 0
+	for _, got := range e.all("s", "a") {
+		size += len(eventJSON(got))
+	}
+	// {"t":2,"type":"move","origin":"1","body":"…"} is 44 bytes and the body.
+	room := stream.MinStreamBytes - size - 44
+	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 2, Events: Moves(strings.Repeat("x", room+1))})
+	require.ErrorIs(t, err, stream.ErrByteCap, "one byte too many")
+	assert.Equal(t, 0, e.post("s", "a", 2).Appended, "nothing was applied")
+	assert.Equal(t, 1, e.post("s", "a", 2, strings.Repeat("x", room)).Appended, "the cap itself fits")
+	_, err = e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "b"})
+	require.ErrorIs(t, err, stream.ErrByteCap, "a new client's _c does not fit")
+	_, err = e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "a"})
+	require.NoError(t, err, "a full stream serves reads")
+	assert.Equal(t, r.Epoch, e.poll("s", "a", 0).Epoch)
+}
+
+// eventJSON is an event as the stores encode it.
+func eventJSON(e protocol.Event) string {
+	typ, _ := json.Marshal(e.Type)
+	origin, _ := json.Marshal(e.Origin)
+	body, _ := json.Marshal(e.Body)
+	return fmt.Sprintf(`{"t":%d,"type":%s,"origin":%s,"body":%s}`, e.T, typ, origin, body)
+}
+
+// testPagingBytes: a page ends before the tick that would take it past
+// PageBytes; a first tick larger is sent whole; the same pages from every
+// store, however often they are read (a replica may cache sealed ticks).
+func testPagingBytes(t *testing.T, newStore Factory) {
+	body := strings.Repeat("b", 56) // each move is 100 bytes: {"t":N,"type":"move","origin":"1","body":"…"}
+	e := newEnv(t, newStore, func(c *stream.Config) { c.PageBytes = 250 })
+	e.poll("s", "a", 0)
+	e.clock.Advance(tick)
+	e.post("s", "a", 0, body, body) // tick 2: 201 bytes with the comma
+	e.clock.Advance(tick)
+	e.post("s", "a", 0, body) // tick 3: 100
+	e.clock.Advance(tick)
+	e.post("s", "a", 0, body, body, body) // tick 4: 302, larger than a page
+	e.clock.Advance(tick)
+	e.post("s", "a", 0, body) // tick 5
+	e.clock.Advance(tick)     // t = 6
+
+	tests := []struct {
+		from     int64
+		wantT    int64
+		wantMore bool
+		wantN    int
+	}{
+		{from: 2, wantT: 3, wantMore: true, wantN: 2}, // 201 + 1 + 100 > 250
+		{from: 3, wantT: 4, wantMore: true, wantN: 1},
+		{from: 4, wantT: 5, wantMore: true, wantN: 3}, // a first tick larger than a page: whole
+		{from: 5, wantT: 6, wantMore: false, wantN: 1},
+	}
+	for range 2 {
+		for _, tt := range tests {
+			r := e.poll("s", "reader", tt.from)
+			assert.Equal(t, tt.wantT, r.T, "from %d", tt.from)
+			assert.Equal(t, tt.wantMore, r.More, "from %d", tt.from)
+			assert.Len(t, r.Events, tt.wantN, "from %d", tt.from)
+			for _, got := range r.Events {
+				require.Len(t, eventJSON(got), 100)
+			}
+		}
+	}
+}
+
+// testPagingAgain reads the same pages twice: a replica that caches the
+// sealed ticks it read must cut them where the first read did.
+func testPagingAgain(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, func(c *stream.Config) { c.PageEvents = 4 })
+	e.poll("s", "a", 0)
+	e.clock.Advance(tick)
+	e.post("s", "a", 0, "x1", "x2") // tick 2
+	e.clock.Advance(tick)
+	e.post("s", "a", 0, "y1", "y2", "y3") // tick 3
+	e.clock.Advance(tick)                 // t = 4
+	for i := range 3 {
+		r := e.poll("s", "b", 2)
+		assert.True(t, r.More, "read %d", i)
+		assert.Equal(t, int64(3), r.T, "read %d", i)
+		assert.Equal(t, []protocol.Event{ev(2, "move", "1", "x1"), ev(2, "move", "1", "x2")}, r.Events, "read %d", i)
+	}
+	r := e.poll("s", "b", 3)
+	assert.Len(t, r.Events, 3)
+	assert.False(t, r.More)
 }
