@@ -56,12 +56,16 @@ type RedisConfig struct {
 	// Secret keys the hash under which private ids are stored. Every
 	// replica must have the same; at least MinSecretLen characters.
 	Secret string
+	// TailCacheBytes bounds the memory of the sealed ticks a replica keeps
+	// of the streams it serves, so that a sync reads from Redis only what
+	// follows them. Zero keeps none.
+	TailCacheBytes int64
 }
 
 // DefaultRedisConfig returns the defaults of DefaultConfig and
 // DefaultRedisPrefix; URL and Secret are left for the caller.
 func DefaultRedisConfig() RedisConfig {
-	return RedisConfig{Config: DefaultConfig(), Prefix: DefaultRedisPrefix}
+	return RedisConfig{Config: DefaultConfig(), Prefix: DefaultRedisPrefix, TailCacheBytes: 64 << 20}
 }
 
 // Validate reports the first invalid field, if any.
@@ -74,6 +78,8 @@ func (c RedisConfig) Validate() error {
 		return fmt.Errorf("the Redis URL must start with redis:// or rediss://, not %q", c.URL)
 	case c.Prefix == "":
 		return errors.New("the Redis key prefix must not be empty")
+	case c.TailCacheBytes < 0:
+		return errors.New("the tail cache's bytes must not be negative")
 	case len(c.Secret) < MinSecretLen:
 		return fmt.Errorf("the Redis store needs a secret of at least %d characters to hash private ids, the same on every replica", MinSecretLen)
 	}
@@ -103,7 +109,7 @@ type RedisStore struct {
 	syncSHA string
 	index   string // the deadline index: stream -> next time a sweep is due, ms
 
-	tails tailCache // sealed ticks read before, per stream
+	tails *tailCache // sealed ticks read before, per stream
 
 	streamCount atomic.Int64 // streams in the index, read at most once a second
 	countedAt   atomic.Int64 // unix ms of the last count
@@ -133,6 +139,7 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		resch:   rueidis.NewLuaScript(rescheduleLua), // on the index, not a stream: no prelude
 		syncSHA: fmt.Sprintf("%x", sha1.Sum([]byte(preludeLua+syncLua))),
 		index:   cfg.Prefix + "deadlines",
+		tails:   newTailCache(cfg.TailCacheBytes, cfg.PageEvents, cfg.PageBytes),
 	}, nil
 }
 

@@ -1,21 +1,35 @@
 package stream
 
-import "sync"
+import (
+	"sort"
+	"sync"
+)
 
 // tailCache keeps, per stream, the recent sealed ticks a replica has read
 // from Redis. Ticks below a t the server issued are final, so the cache
 // never goes stale within an epoch; a sync then asks Redis only for what
 // follows it. It is an optimisation: a miss costs one read of sealed ticks.
+//
+// Its memory is bounded: the tails together take at most maxBytes, streams
+// evicted at random past it, and a tail keeps at most two pages, its
+// newest ticks (a longer one could never serve a reply from its start).
 // Safe for concurrent use.
 type tailCache struct {
+	maxBytes      int64 // what all tails may take; 0 caches nothing
+	maxTailEvents int
+	maxTailBytes  int
+
 	mu      sync.Mutex
+	total   int64 // the size of every tail
 	streams map[string]*streamTail
 }
 
-const (
-	maxTailStreams = 4096 // streams cached per replica
-	maxTailEvents  = 8192 // events cached per stream, the newest kept
-)
+// newTailCache returns a cache of at most maxBytes for replies of at most
+// page events and pageBytes bytes.
+func newTailCache(maxBytes int64, page, pageBytes int) *tailCache {
+	return &tailCache{maxBytes: maxBytes, maxTailEvents: 2 * page, maxTailBytes: 2 * pageBytes,
+		streams: make(map[string]*streamTail)}
+}
 
 // streamTail is the events of the ticks [from, sealed) of one epoch of a
 // stream, each encoded as in a reply and preceded by a comma.
@@ -27,6 +41,12 @@ type streamTail struct {
 	ends   []int   // where each event ends in buf
 	buf    []byte
 }
+
+// tailEventOverhead is what a tail holds per event beside its bytes.
+const tailEventOverhead = 16
+
+// size is what the tail takes of the cache's budget.
+func (t *streamTail) size() int64 { return int64(len(t.buf) + tailEventOverhead*len(t.ticks)) }
 
 // tailHit is the part of a reply that a tail holds: the events of the
 // ticks [from, sealed) of epoch that follow the tick asked for, n of them.
@@ -76,34 +96,41 @@ func (c *tailCache) lookup(dst []byte, stream string, from int64, limit, limitBy
 // store records the events of a reply: the ticks [from, sealed) of epoch,
 // events as in SyncResult.Events.
 func (c *tailCache) store(stream, epoch string, from, sealed int64, events []byte) {
-	if sealed <= from {
+	if sealed <= from || c.maxBytes == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.streams == nil {
-		c.streams = make(map[string]*streamTail)
-	}
 	t := c.streams[stream]
+	if t != nil {
+		c.total -= t.size()
+	}
 	switch {
 	case t != nil && t.epoch == epoch && from <= t.sealed && sealed > t.sealed:
 		// It extends the tail: keep the ticks it does not hold yet.
 		t.appendEvents(events, t.sealed)
 		t.sealed = sealed
 	case t != nil && t.epoch == epoch && sealed <= t.sealed:
-		return // nothing new
+		// Nothing new.
 	default:
-		if t == nil && len(c.streams) >= maxTailStreams {
-			for k := range c.streams { // evict one at random
-				delete(c.streams, k)
-				break
-			}
-		}
 		t = &streamTail{epoch: epoch, from: from, sealed: sealed}
 		t.appendEvents(events, from)
 		c.streams[stream] = t
 	}
-	t.trim()
+	if !t.trim(c.maxTailEvents, c.maxTailBytes) || t.size() > c.maxBytes {
+		delete(c.streams, stream) // one tick larger than the cache allows
+		return
+	}
+	c.total += t.size()
+	for name := range c.streams { // evict at random until the tails fit
+		if c.total <= c.maxBytes {
+			break
+		}
+		if name != stream {
+			c.total -= c.streams[name].size()
+			delete(c.streams, name)
+		}
+	}
 }
 
 // appendEvents adds the events of a reply whose tick is at least min.
@@ -118,24 +145,32 @@ func (t *streamTail) appendEvents(events []byte, min int64) {
 	}
 }
 
-// trim drops the oldest ticks once the tail holds too many events.
-func (t *streamTail) trim() {
-	if len(t.ticks) <= maxTailEvents {
-		return
+// trim drops the oldest ticks once the tail holds more than maxEvents
+// events or maxBytes bytes, keeping about half of each. It reports false
+// when even the newest tick alone is larger than that.
+func (t *streamTail) trim(maxEvents, maxBytes int) bool {
+	if len(t.ticks) <= maxEvents && len(t.buf) <= maxBytes {
+		return true
 	}
-	keep := searchTicks(t.ticks, t.ticks[len(t.ticks)-maxTailEvents/2])
-	if keep == 0 {
-		return // one huge tick: kept whole
+	// The first event of the newest half, by count and by bytes.
+	i := max(len(t.ticks)-maxEvents/2,
+		sort.Search(len(t.ends), func(i int) bool { return len(t.buf)-t.ends[i] <= maxBytes/2 })+1)
+	if i >= len(t.ticks) {
+		i = len(t.ticks) - 1
 	}
-	cut := t.ends[keep-1]
-	t.from = t.ticks[keep]
-	t.buf = append([]byte(nil), t.buf[cut:]...)
-	t.ticks = append([]int64(nil), t.ticks[keep:]...)
-	ends := make([]int, len(t.ends)-keep)
-	for i, e := range t.ends[keep:] {
-		ends[i] = e - cut
+	keep := searchTicks(t.ticks, t.ticks[i]) // at a tick boundary
+	if keep > 0 {
+		cut := t.ends[keep-1]
+		t.from = t.ticks[keep]
+		t.buf = append([]byte(nil), t.buf[cut:]...)
+		t.ticks = append([]int64(nil), t.ticks[keep:]...)
+		ends := make([]int, len(t.ends)-keep)
+		for i, e := range t.ends[keep:] {
+			ends[i] = e - cut
+		}
+		t.ends = ends
 	}
-	t.ends = ends
+	return len(t.ticks) <= maxEvents && len(t.buf) <= maxBytes
 }
 
 func searchTicks(ticks []int64, t int64) int {

@@ -33,7 +33,7 @@ func TestSplitEventsHandlesAnyBody(t *testing.T) {
 }
 
 func TestTailCacheServesSealedTicksOnly(t *testing.T) {
-	var c tailCache
+	c := newTailCache(1<<30, 4096, 1<<20)
 	c.store("s", "e1", 5, 9, encode(5, 6, 6, 8)) // ticks [5, 9)
 
 	tests := []struct {
@@ -82,8 +82,8 @@ func TestTailCacheServesSealedTicksOnly(t *testing.T) {
 }
 
 func TestTailCacheKeepsTheNewestEvents(t *testing.T) {
-	var c tailCache
-	ticks := make([]int64, maxTailEvents+10)
+	c := newTailCache(1<<30, 4096, 1<<20)
+	ticks := make([]int64, c.maxTailEvents+10)
 	for i := range ticks {
 		ticks[i] = int64(i)
 	}
@@ -94,5 +94,35 @@ func TestTailCacheKeepsTheNewestEvents(t *testing.T) {
 	require.Equal(t, "e", hit.epoch)
 	assert.Equal(t, 1, hit.n)
 	assert.Equal(t, string(encode(last)), string(hit.events))
-	assert.Equal(t, int64(len(ticks)-maxTailEvents/2), hit.from)
+	assert.Equal(t, int64(len(ticks)-c.maxTailEvents/2), hit.from)
+}
+
+// TestTailCacheIsBoundedInBytes fills the cache with far more than its
+// budget, in tails of every size: what it holds never passes the budget.
+func TestTailCacheIsBoundedInBytes(t *testing.T) {
+	const budget = 256 << 10
+	c := newTailCache(budget, 4096, 64<<10)
+	big := strings.Repeat("b", 16<<10)
+	for i := range 500 {
+		var events []byte
+		n := 1 + i%20
+		for k := range n {
+			events = appendEvent(events, int64(k), "m", "1", protocol.AppendString(nil, big[:1+(i*k*997)%len(big)]))
+		}
+		c.store(fmt.Sprint("s", i%97), "e", 0, int64(n), events[1:])
+		var sum int64
+		for _, tail := range c.streams {
+			sum += tail.size()
+			require.LessOrEqual(t, len(tail.buf), c.maxTailBytes, "a tail keeps at most two pages")
+		}
+		require.Equal(t, sum, c.total, "the running total is the tails' sizes")
+		require.LessOrEqual(t, c.total, int64(budget))
+	}
+	require.NotEmpty(t, c.streams, "the cache still caches")
+
+	// One tick larger than a tail may be is not cached at all.
+	huge := appendEvent(nil, 1, "m", "1", protocol.AppendString(nil, strings.Repeat("h", 200<<10)))
+	c.store("huge", "e", 1, 2, huge[1:])
+	assert.Nil(t, c.streams["huge"])
+	assert.Equal(t, tailHit{}, c.lookup(nil, "huge", 1, 4096, 1<<20))
 }
