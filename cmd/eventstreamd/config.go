@@ -73,6 +73,9 @@ func (c config) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
+	if least := c.Limits.MaxEventBodyBytes + 512; c.Stream.PageBytes < least {
+		return fmt.Errorf("page bytes must hold a tick of one event of the largest body: at least %d with -max-event-body-bytes %d", least, c.Limits.MaxEventBodyBytes)
+	}
 	switch {
 	case c.MetricsMaxStreams < 0:
 		return errors.New("metrics max streams must not be negative")

@@ -82,6 +82,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "unknown store", args: []string{"-store", "etcd"}, env: env(), want: "-store is memory or a Redis store: the Redis URL must start with redis://"},
 		{name: "redis without a secret", args: []string{"-store", "redis://localhost:6379"}, env: env(), want: "secret of at least 16"},
 		{name: "redis with a short secret", args: []string{"-store", "redis://localhost:6379", "-store-secret", "short"}, env: env(), want: "16 characters"},
+		{name: "pages smaller than an event", args: []string{"-page-bytes", "1000"}, env: env(), want: "page bytes must hold"},
 		{name: "log format", args: []string{"-log-format", "xml"}, env: env(), want: "log format"},
 		{name: "slow sweeps", args: []string{"-sweep-interval", "5s"}, env: env(), want: "sweep interval"},
 		{name: "unknown flag", args: []string{"-colour"}, env: env(), want: "colour"},

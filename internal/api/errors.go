@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"go.uber.org/zap"
 
@@ -16,9 +17,10 @@ import (
 // protocol and a message that says what was wrong and what is allowed. A
 // message never repeats a private id.
 type apiError struct {
-	status  int
-	code    string
-	message string
+	status     int
+	code       string
+	message    string
+	retryAfter int // seconds, for a Retry-After header; 0 for none
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -38,6 +40,10 @@ func toAPIError(err error) *apiError {
 		return errorf(http.StatusServiceUnavailable, protocol.CodeServerFull, "%v; try again later", err)
 	case errors.Is(err, stream.ErrStreamFull):
 		return errorf(http.StatusConflict, protocol.CodeStreamFull, "%v", err)
+	case errors.Is(err, stream.ErrTickFull):
+		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
+		ae.retryAfter = 1
+		return ae
 	case errors.Is(err, stream.ErrUnavailable):
 		return errorf(http.StatusServiceUnavailable, protocol.CodeStoreUnavailable, "the store is unavailable; nothing was applied, try again")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -61,6 +67,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			zap.String("code", ae.code), zap.Error(err))
 	}
 	s.metrics.Rejected(ae.code)
+	if ae.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
+	}
 	b := make([]byte, 0, 64+len(ae.message))
 	b = append(b, `{"error":{"code":`...)
 	b = protocol.AppendString(b, ae.code)

@@ -112,23 +112,27 @@ func testRejections(t *testing.T, url redisURL) {
 
 func TestStoreRefusals(t *testing.T) {
 	tests := []struct {
-		name       string
-		edit       func(*stream.Config)
-		give       string
-		wantStatus int
-		wantCode   string
+		name           string
+		edit           func(*stream.Config)
+		give           string
+		wantStatus     int
+		wantCode       string
+		wantRetryAfter string
 	}{
 		{name: "server full", edit: func(c *stream.Config) { c.MaxStreams = 1 }, give: "/other/a/0", wantStatus: 503, wantCode: "server_full"},
 		{name: "too many clients", edit: func(c *stream.Config) { c.MaxClientsPerStream = 1 }, give: "/s/b/0", wantStatus: 409, wantCode: "stream_full"},
 		{name: "too many events", edit: func(c *stream.Config) { c.MaxEventsPerStream = 3 }, give: "/s/b/0", wantStatus: 409, wantCode: "stream_full"},
+		{name: "too many bytes", edit: func(c *stream.Config) { c.MaxStreamBytes = stream.MinStreamBytes; c.PageBytes = 1 << 20 }, give: "/s/b/0", wantStatus: 409, wantCode: "stream_full"},
+		{name: "a full tick", edit: func(c *stream.Config) { c.PageBytes = 100 }, give: "/s/a/0", wantStatus: 429, wantCode: "rate_limited", wantRetryAfter: "1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, func(_ *api.Config, s *stream.Config) { tt.edit(s) })
 			h.sync("/s/a/0", "")
-			rec := h.do(http.MethodPost, tt.give, `{"events":[{"type":"m"}]}`)
+			rec := h.do(http.MethodPost, tt.give, `{"events":[{"type":"m","body":"`+strings.Repeat("x", 1000)+`"}]}`)
 			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
 			assert.Equal(t, tt.wantCode, errorCode(t, rec).Code)
+			assert.Equal(t, tt.wantRetryAfter, rec.Header().Get("Retry-After"))
 		})
 	}
 }

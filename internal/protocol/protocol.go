@@ -58,6 +58,7 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeServerFull       = "server_full"
 	CodeStreamFull       = "stream_full"
+	CodeRateLimited      = "rate_limited"
 	CodeStoreUnavailable = "store_unavailable"
 	CodeInternal         = "internal"
 )

@@ -23,6 +23,10 @@ var (
 	// ErrByteCap means the request would take the stream past its maximum
 	// size in bytes. It wraps ErrStreamFull.
 	ErrByteCap = fmt.Errorf("%w: the request would take it past its maximum size in bytes", ErrStreamFull)
+	// ErrTickFull means the request would take the events of the tick in
+	// progress past a page (Config.PageBytes), so that every reply stays
+	// within a page; the next tick has room (code rate_limited).
+	ErrTickFull = errors.New("the tick in progress holds a page of events; send the rest in the next tick")
 	// ErrUnavailable means the store's backend cannot be reached. Nothing
 	// was applied (code store_unavailable).
 	ErrUnavailable = errors.New("the store is unavailable")

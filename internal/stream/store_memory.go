@@ -291,6 +291,8 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		return nil, ErrEventCap
 	case n > 0 && s.bytes()+size > m.cfg.MaxStreamBytes:
 		return nil, ErrByteCap
+	case n > 0 && s.tickBytes(t)+size+int64(n) > int64(m.cfg.PageBytes)+1:
+		return nil, ErrTickFull
 	}
 
 	s.lastT = t
@@ -350,6 +352,12 @@ func (s *memStream) start(i int) int64 {
 // bytes returns the size of the stream's events, without the commas
 // between them.
 func (s *memStream) bytes() int64 { return int64(len(s.log) - len(s.index)) }
+
+// tickBytes returns the bytes of the events of tick t, the tick in
+// progress, each with its comma: the last events of the log.
+func (s *memStream) tickBytes(t int64) int64 {
+	return int64(len(s.log)) - s.start(s.search(t, 0))
+}
 
 // search returns the index of the first event at or after tick t, looking
 // from index i on.

@@ -206,6 +206,7 @@ var scriptErrors = map[string]error{
 	"client_cap":  ErrClientCap,
 	"event_cap":   ErrEventCap,
 	"byte_cap":    ErrByteCap,
+	"tick_full":   ErrTickFull,
 }
 
 // Sync implements Store.

@@ -357,7 +357,7 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 		return nil, fmt.Errorf("esclient: reading the reply: %w", redact(err, c.cfg.PrivateID))
 	}
 	if resp.StatusCode != http.StatusOK {
-		e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data)), RetryAfter: retryAfter(resp.Header)}
 		var wire protocol.ErrorReply
 		if json.Unmarshal(data, &wire) == nil && wire.Error.Code != "" {
 			e.Code, e.Message = wire.Error.Code, wire.Error.Message
@@ -395,7 +395,8 @@ func redact(err error, secret string) error {
 // Run syncs every SyncInterval, and at once while the server has more,
 // calling fn with every Update on Run's goroutine. Network errors and
 // retryable server errors are retried with capped exponential backoff and
-// jitter; queued events are never dropped. Run returns ctx's error when ctx
+// jitter, or after the server's Retry-After when it gives one; queued
+// events are never dropped. Run returns ctx's error when ctx
 // ends, or an *Error when the server refuses the requests in a way that
 // retrying cannot change (such as a bad stream name or a full stream).
 func (c *Client) Run(ctx context.Context, fn func(Update)) error {
@@ -420,6 +421,9 @@ func (c *Client) Run(ctx context.Context, fn func(Update)) error {
 			}
 			failures++
 			wait = c.backoff(failures, restarting(err))
+			if se != nil && se.RetryAfter > 0 {
+				wait = se.RetryAfter // the server said when
+			}
 			c.log.Warn("sync failed; retrying", slog.String("stream", c.cfg.Stream),
 				slog.Int("failures", failures), slog.Duration("wait", wait), slog.Any("error", err))
 		}

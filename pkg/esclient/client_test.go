@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -526,4 +527,48 @@ func TestAFailedSyncKeepsItsBatchWhenTheEpochIsTheSame(t *testing.T) {
 		require.Zero(t, u.Dropped)
 	}
 	assert.Equal(t, []string{"x"}, srv.moves(t))
+}
+
+// limited answers 429 with Retry-After: 1 to the first request, recording
+// when each came.
+type limited struct {
+	next  http.Handler
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (l *limited) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.mu.Lock()
+	l.times = append(l.times, time.Now())
+	first := len(l.times) == 1
+	l.mu.Unlock()
+	if first {
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"error":{"code":"rate_limited","message":"later"}}`))
+		return
+	}
+	l.next.ServeHTTP(w, r)
+}
+
+func TestRunWaitsAsTheServerAsks(t *testing.T) {
+	srv := newServer(t, nil)
+	l := &limited{next: srv.handler}
+	proxy := httptest.NewServer(l)
+	t.Cleanup(proxy.Close)
+	c := newClient(t, proxy.URL, secret, withHTTP(httpClient(t)), func(c *esclient.Config) {
+		c.SyncInterval = time.Millisecond
+		c.MaxBackoff = 10 * time.Millisecond // far below what the server asks
+	})
+	require.NoError(t, c.Send("move", "x"))
+	require.NoError(t, runUntil(t, c, func(esclient.Update) bool { return c.Pending() == 0 }))
+	l.mu.Lock()
+	times := slices.Clone(l.times)
+	l.mu.Unlock()
+	require.GreaterOrEqual(t, len(times), 2)
+	assert.GreaterOrEqual(t, times[1].Sub(times[0]), 900*time.Millisecond, "the retry came after Retry-After")
+
+	_, err := newClient(t, proxy.URL, "other").Sync(context.Background())
+	require.NoError(t, err, "only the first request was limited")
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Error is an error reply from the server.
@@ -15,6 +17,9 @@ type Error struct {
 	Code string
 	// Message says what was wrong.
 	Message string
+	// RetryAfter is how long the server asked to wait before a retry (the
+	// Retry-After header of a 429 or 503); zero when it did not say.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -43,3 +48,12 @@ var (
 	// ErrQueueFull means Config.MaxQueue events wait to be sent already.
 	ErrQueueFull = errors.New("esclient: the send queue is full")
 )
+
+// retryAfter parses a Retry-After header given in seconds; zero for none.
+func retryAfter(h http.Header) time.Duration {
+	n, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(min(n, 3600)) * time.Second
+}

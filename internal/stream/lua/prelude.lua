@@ -25,7 +25,8 @@ local function encode_event(t, typ, origin, body)
 end
 
 -- A stream's meta hash (KEYS[1] of every stream script), as a table.
-local META = {"epoch", "created", "rate", "last_t", "next_id", "connected", "count", "lid_t", "lid_seq", "empty_since", "bytes"}
+local META = {"epoch", "created", "rate", "last_t", "next_id", "connected", "count", "lid_t", "lid_seq", "empty_since",
+  "bytes", "tick_bytes"}
 
 local function meta_load(key)
   local v = redis.call("HMGET", key, unpack(META))
@@ -33,23 +34,30 @@ local function meta_load(key)
   return {epoch = v[1], created = tonumber(v[2]), rate = tonumber(v[3]), last_t = tonumber(v[4]),
     next_id = tonumber(v[5]), connected = tonumber(v[6]), count = tonumber(v[7]),
     lid_t = tonumber(v[8]), lid_seq = tonumber(v[9]), empty_since = tonumber(v[10]),
-    bytes = tonumber(v[11]) or 0}
+    bytes = tonumber(v[11]) or 0, tick_bytes = tonumber(v[12]) or 0}
 end
 
 -- meta_save writes back what the scripts change of a stream's meta.
 local function meta_save(key, m)
   redis.call("HSET", key, "last_t", m.last_t, "next_id", m.next_id, "connected", m.connected,
-    "count", m.count, "lid_t", m.lid_t, "lid_seq", m.lid_seq, "bytes", m.bytes)
+    "count", m.count, "lid_t", m.lid_t, "lid_seq", m.lid_seq, "bytes", m.bytes, "tick_bytes", m.tick_bytes)
 end
 
 -- log_append appends one encoded event of tick t to the log at key. Entry
 -- ids are <tick>-<n>, n counting the tick's events from 1, so that a range
 -- of ticks is a range of ids.
+-- m.tick_bytes counts the bytes of the events of tick m.lid_t, each with
+-- a comma (memStream.tickBytes).
 local function log_append(key, m, t, ev)
-  if t == m.lid_t then m.lid_seq = m.lid_seq + 1 else m.lid_t, m.lid_seq = t, 1 end
+  if t == m.lid_t then
+    m.lid_seq = m.lid_seq + 1
+  else
+    m.lid_t, m.lid_seq, m.tick_bytes = t, 1, 0
+  end
   redis.call("XADD", key, t .. "-" .. m.lid_seq, "e", ev)
   m.count = m.count + 1
   m.bytes = m.bytes + #ev
+  m.tick_bytes = m.tick_bytes + 1 + #ev
 end
 
 local function tick_of(id) return tonumber(string.match(id, "^(%d+)-")) end

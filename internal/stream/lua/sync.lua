@@ -24,7 +24,7 @@ if not m then
   if ARGV[13] ~= "1" then return {"err", "server_full"} end
   created = true
   m = {epoch = ARGV[6], created = now, rate = tonumber(ARGV[7]), last_t = 0,
-    next_id = 0, connected = 0, count = 0, lid_t = 0, lid_seq = 0, bytes = 0}
+    next_id = 0, connected = 0, count = 0, lid_t = 0, lid_seq = 0, bytes = 0, tick_bytes = 0}
 end
 local t = tick_at(m.created, m.rate, now, m.last_t)
 
@@ -55,6 +55,13 @@ if not rep then
 end
 if #adds > 0 and m.count + #adds > tonumber(ARGV[9]) then return {"err", "event_cap"} end
 if #adds > 0 and m.bytes + size > tonumber(ARGV[10]) then return {"err", "byte_cap"} end
+-- A tick holds at most a page, so that every reply fits one.
+local in_tick = 0
+if m.lid_t == t then in_tick = m.tick_bytes end
+for _, a in ipairs(adds) do
+  if a[1] == t then in_tick = in_tick + 1 + #a[2] end
+end
+if #adds > 0 and in_tick > tonumber(ARGV[12]) + 1 then return {"err", "tick_full"} end
 
 -- Every check is done: from here on, the request takes effect.
 if created then redis.call("HSET", KEYS[1], "epoch", m.epoch, "created", m.created, "rate", m.rate) end

@@ -495,15 +495,25 @@ func testPagingBytes(t *testing.T, newStore Factory) {
 	body := strings.Repeat("b", 56) // each move is 100 bytes: {"t":N,"type":"move","origin":"1","body":"…"}
 	e := newEnv(t, newStore, func(c *stream.Config) { c.PageBytes = 250 })
 	e.poll("s", "a", 0)
+	for i := range 6 { // six clients, one a tick
+		e.clock.Advance(tick)
+		e.poll("s", fmt.Sprint("b", i), 0)
+	}
 	e.clock.Advance(tick)
-	e.post("s", "a", 0, body, body) // tick 2: 201 bytes with the comma
+	const first = 8
+	e.post("s", "a", 0, body, body) // tick 8: 201 bytes with the comma
 	e.clock.Advance(tick)
-	e.post("s", "a", 0, body) // tick 3: 100
+	e.post("s", "a", 0, body) // tick 9: 100
+	e.clock.Advance(9 * time.Second)
+	e.poll("s", "a", 0)
+	e.clock.Advance(1500 * time.Millisecond)
+	gone := e.sweep().Disconnected
+	require.Len(t, gone, 6)
+	dTick := gone[0].T // six disconnects in one tick: 275 bytes, larger than a page
 	e.clock.Advance(tick)
-	e.post("s", "a", 0, body, body, body) // tick 4: 302, larger than a page
+	e.post("s", "a", 0, body)
+	last := dTick + 1
 	e.clock.Advance(tick)
-	e.post("s", "a", 0, body) // tick 5
-	e.clock.Advance(tick)     // t = 6
 
 	tests := []struct {
 		from     int64
@@ -511,10 +521,10 @@ func testPagingBytes(t *testing.T, newStore Factory) {
 		wantMore bool
 		wantN    int
 	}{
-		{from: 2, wantT: 3, wantMore: true, wantN: 2}, // 201 + 1 + 100 > 250
-		{from: 3, wantT: 4, wantMore: true, wantN: 1},
-		{from: 4, wantT: 5, wantMore: true, wantN: 3}, // a first tick larger than a page: whole
-		{from: 5, wantT: 6, wantMore: false, wantN: 1},
+		{from: first, wantT: first + 1, wantMore: true, wantN: 2}, // 201 + 1 + 100 > 250
+		{from: first + 1, wantT: dTick, wantMore: true, wantN: 1},
+		{from: dTick, wantT: dTick + 1, wantMore: true, wantN: 6}, // a first tick larger than a page: whole
+		{from: dTick + 1, wantT: last + 1, wantMore: false, wantN: 1},
 	}
 	for range 2 {
 		for _, tt := range tests {
@@ -522,11 +532,33 @@ func testPagingBytes(t *testing.T, newStore Factory) {
 			assert.Equal(t, tt.wantT, r.T, "from %d", tt.from)
 			assert.Equal(t, tt.wantMore, r.More, "from %d", tt.from)
 			assert.Len(t, r.Events, tt.wantN, "from %d", tt.from)
-			for _, got := range r.Events {
-				require.Len(t, eventJSON(got), 100)
-			}
 		}
 	}
+}
+
+// testTickFull: the events of one tick take at most a page, so that every
+// reply fits one; the next tick has room again.
+func testTickFull(t *testing.T, newStore Factory) {
+	body := strings.Repeat("b", 56) // 100 bytes a move
+	e := newEnv(t, newStore, func(c *stream.Config) { c.PageBytes = 250 })
+	e.poll("s", "a", 0)
+	e.clock.Advance(tick)
+	e.post("s", "a", 0, body, body) // 201 bytes in this tick
+	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "a", Events: Moves(body)})
+	require.ErrorIs(t, err, stream.ErrTickFull)
+	_, err = e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "b"})
+	assert.NoError(t, err, "b's _c (45 bytes) still fits")
+	assert.Equal(t, 0, e.post("s", "a", 0).Appended, "an empty sync is served")
+	e.clock.Advance(tick)
+	assert.Equal(t, 1, e.post("s", "a", 0, body).Appended, "the next tick has room")
+	e.clock.Advance(tick)
+	var moves int
+	for _, got := range e.all("s", "a") {
+		if got.Type == "move" {
+			moves++
+		}
+	}
+	assert.Equal(t, 3, moves, "the refused move was not appended")
 }
 
 // testPagingAgain reads the same pages twice: a replica that caches the
