@@ -112,6 +112,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body-bytes", cfg.Limits.MaxBodyBytes, "largest request body")
 	fs.IntVar(&cfg.Limits.MaxEventsPerSync, "max-events-per-sync", cfg.Limits.MaxEventsPerSync, "most events in one request")
 	fs.IntVar(&cfg.Limits.MaxEventBodyBytes, "max-event-body-bytes", cfg.Limits.MaxEventBodyBytes, "largest event body, as sent")
+	fs.Int64Var(&cfg.Limits.MaxInflightBytes, "max-inflight-bytes", cfg.Limits.MaxInflightBytes, "memory the syncs in progress may hold together (a body and a page each); past it, 503 server_busy")
 	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
 		cfg.CORSOrigins = nil
 		for _, o := range strings.Split(s, ",") {
@@ -168,5 +169,6 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if cfg.Version {
 		return cfg, nil
 	}
+	cfg.Limits.MaxReplyBytes = cfg.Stream.PageBytes // what the store may reply
 	return cfg, cfg.Validate()
 }

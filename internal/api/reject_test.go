@@ -139,7 +139,7 @@ func TestStoreRefusals(t *testing.T) {
 
 func TestConfiguredLimits(t *testing.T) {
 	h := newHarness(t, func(a *api.Config, _ *stream.Config) {
-		a.Limits = api.Limits{MaxBodyBytes: 200, MaxEventsPerSync: 2, MaxEventBodyBytes: 4}
+		a.Limits.MaxBodyBytes, a.Limits.MaxEventsPerSync, a.Limits.MaxEventBodyBytes = 200, 2, 4
 	})
 	tests := []struct {
 		give       string

@@ -8,6 +8,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 
@@ -28,6 +29,13 @@ type Limits struct {
 	// MaxEventBodyBytes caps one event's body, measured as sent: the bytes
 	// of the JSON string between its quotes.
 	MaxEventBodyBytes int
+	// MaxReplyBytes is the most bytes of events a reply holds: the store's
+	// stream.Config.PageBytes.
+	MaxReplyBytes int
+	// MaxInflightBytes bounds the memory of the syncs in progress: each
+	// holds up to MaxBodyBytes and MaxReplyBytes until it is answered. A
+	// sync that does not fit is answered 503 server_busy.
+	MaxInflightBytes int64
 }
 
 // DefaultLimits returns the protocol's default limits.
@@ -36,6 +44,8 @@ func DefaultLimits() Limits {
 		MaxBodyBytes:      protocol.DefaultMaxBodyBytes,
 		MaxEventsPerSync:  protocol.DefaultMaxEventsPerSync,
 		MaxEventBodyBytes: protocol.DefaultMaxEventBodyBytes,
+		MaxReplyBytes:     1 << 20,
+		MaxInflightBytes:  256 << 20,
 	}
 }
 
@@ -48,6 +58,10 @@ func (l Limits) Validate() error {
 		return errors.New("max events per sync must be at least 1")
 	case l.MaxEventBodyBytes < 0:
 		return errors.New("max event body bytes must not be negative")
+	case l.MaxReplyBytes < 1:
+		return errors.New("max reply bytes must be at least 1")
+	case l.MaxInflightBytes < l.MaxBodyBytes+int64(l.MaxReplyBytes):
+		return fmt.Errorf("max in-flight bytes must hold one sync: at least %d (max body bytes and page bytes)", l.MaxBodyBytes+int64(l.MaxReplyBytes))
 	}
 	return nil
 }
@@ -80,6 +94,7 @@ type Server struct {
 	router   chi.Router
 	draining atomic.Bool
 	date     dateHeader
+	inflight budget // the bytes the syncs in progress may hold
 }
 
 // New returns a Server for cfg.
@@ -102,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		limits:  cfg.Limits,
 		cors:    newCORS(cfg.CORSOrigins),
 	}
+	s.inflight.max = cfg.Limits.MaxInflightBytes
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

@@ -34,6 +34,18 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
+	// The most this sync may hold, its body and its reply, is reserved
+	// first; what it does not use is given back as soon as it is known.
+	held := s.limits.MaxBodyBytes + int64(s.limits.MaxReplyBytes)
+	if !s.inflight.take(held) {
+		ae := errorf(http.StatusServiceUnavailable, protocol.CodeServerBusy,
+			"the server holds as many syncs in progress as its memory allows; try again")
+		ae.retryAfter = 1
+		s.writeError(w, r, ae)
+		return
+	}
+	defer func() { s.inflight.give(held) }()
+
 	req, err := s.parseSync(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -46,6 +58,10 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if used := s.limits.MaxBodyBytes + int64(len(res.Events)); used < held {
+		s.inflight.give(held - used) // the body is read; the reply is this size
+		held = used
 	}
 	if cap(res.Events) > cap(*buf) {
 		*buf = res.Events // keep the larger buffer

@@ -57,6 +57,7 @@ const (
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeServerFull       = "server_full"
+	CodeServerBusy       = "server_busy"
 	CodeStreamFull       = "stream_full"
 	CodeRateLimited      = "rate_limited"
 	CodeStoreUnavailable = "store_unavailable"
