@@ -114,10 +114,11 @@ func newApp(ctx context.Context, cfg config, log *zap.Logger) (*app, error) {
 			ErrorLog:          zap.NewStdLog(log.Named("http")),
 		},
 		sweeper: &stream.Sweeper{
-			Store:    store,
-			Interval: cfg.SweepInterval,
-			OnSweep:  srv.ObserveSweep,
-			OnError:  srv.SweepFailed,
+			Store:     store,
+			Interval:  cfg.SweepInterval,
+			OnSweep:   srv.ObserveSweep,
+			OnError:   srv.SweepFailed,
+			OnRecover: srv.SweepRecovered,
 		},
 	}, nil
 }

@@ -33,10 +33,23 @@ func (s *Server) ObserveSweep(res stream.SweepResult) {
 	for _, name := range res.Expired {
 		s.log.Info("stream expired", zap.String("stream", name))
 	}
+	for _, f := range res.Failed {
+		s.log.Warn("stream not swept; it is tried again", zap.String("stream", f.Stream), zap.Error(f.Err))
+	}
 }
 
-// SweepFailed logs and counts a sweep that failed (Sweeper.OnError).
+// SweepFailed counts a sweep that failed (Sweeper.OnError). The first
+// failure of a run of them is logged; SweepRecovered logs its end, so that
+// an outage of the store is two lines, not four a second.
 func (s *Server) SweepFailed(err error) {
 	s.metrics.SweepFailed()
-	s.log.Error("sweep failed", zap.Error(err))
+	if s.sweepFailures.Add(1) == 1 {
+		s.log.Error("sweeps fail; the next failures are counted, not logged", zap.Error(err))
+	}
+}
+
+// SweepRecovered logs that sweeps succeed again (Sweeper.OnRecover).
+func (s *Server) SweepRecovered() {
+	n := s.sweepFailures.Swap(0)
+	s.log.Info("sweeps succeed again", zap.Int64("failures", n))
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -140,4 +141,31 @@ func TestLogs(t *testing.T) {
 		assert.NotContains(t, e.Message, secret)
 		assert.NotContains(t, fmt.Sprint(e.ContextMap()), secret, "a private id was logged in %q", e.Message)
 	}
+}
+
+// TestSweepFailuresAreLoggedOnce: an outage of the store makes every
+// sweep fail, four times a second; the log has its start and its end.
+func TestSweepFailuresAreLoggedOnce(t *testing.T) {
+	h := newHarness(t)
+	for range 100 {
+		h.server.SweepFailed(errors.New("connection refused"))
+	}
+	h.server.SweepRecovered()
+	h.server.SweepFailed(errors.New("connection refused"))
+
+	var msgs []string
+	for _, e := range h.logs.All() {
+		msgs = append(msgs, e.Message)
+	}
+	assert.Equal(t, []string{
+		"sweeps fail; the next failures are counted, not logged",
+		"sweeps succeed again",
+		"sweeps fail; the next failures are counted, not logged",
+	}, msgs)
+	assert.Equal(t, int64(100), h.logs.FilterMessage("sweeps succeed again").All()[0].ContextMap()["failures"])
+	assert.NoError(t, testutil.GatherAndCompare(h.reg, strings.NewReader(`
+# HELP eventstreamd_store_sweep_errors_total Presence sweeps that failed.
+# TYPE eventstreamd_store_sweep_errors_total counter
+eventstreamd_store_sweep_errors_total 101
+`), "eventstreamd_store_sweep_errors_total"))
 }

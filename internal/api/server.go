@@ -95,6 +95,8 @@ type Server struct {
 	draining atomic.Bool
 	date     dateHeader
 	inflight budget // the bytes the syncs in progress may hold
+
+	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
 }
 
 // New returns a Server for cfg.

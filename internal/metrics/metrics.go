@@ -42,6 +42,7 @@ type Metrics struct {
 	streamsCreated prometheus.Counter
 	streamsExpired prometheus.Counter
 	sweepErrors    prometheus.Counter
+	sweepFailed    prometheus.Counter // streams a sweep could not sweep
 }
 
 // Config configures New.
@@ -103,6 +104,10 @@ func New(cfg Config) (*Metrics, error) {
 			Namespace: namespace, Subsystem: "store", Name: "sweep_errors_total",
 			Help: "Presence sweeps that failed.",
 		}),
+		sweepFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "store", Name: "sweep_stream_failures_total",
+			Help: "Streams a sweep could not sweep (each is tried again); the others were swept.",
+		}),
 	}
 	m.byKind = map[string]prometheus.Counter{}
 	for _, kind := range []string{kindReset, kindConnect, kindDisconnect, kindClient} {
@@ -125,7 +130,7 @@ func New(cfg Config) (*Metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.rejections, m.events,
-		m.streamsCreated, m.streamsExpired, m.sweepErrors, buildInfo, streamCap,
+		m.streamsCreated, m.streamsExpired, m.sweepErrors, m.sweepFailed, buildInfo, streamCap,
 		m.store.duration, m.store.errors,
 		newStreamCollector(cfg.Streams, cfg.MaxStreamSeries, timeout),
 		collectors.NewGoCollector(),
@@ -166,6 +171,7 @@ func (m *Metrics) ObserveSync(res *stream.SyncResult) {
 func (m *Metrics) ObserveSweep(res stream.SweepResult) {
 	m.byKind[kindDisconnect].Add(float64(len(res.Disconnected)))
 	m.streamsExpired.Add(float64(len(res.Expired)))
+	m.sweepFailed.Add(float64(len(res.Failed)))
 }
 
 // SweepFailed counts a failed sweep.

@@ -114,6 +114,15 @@ type SweepResult struct {
 	Disconnected []Disconnect
 	// Expired lists the names of the streams deleted.
 	Expired []string
+	// Failed lists the streams that could not be swept, each to be tried
+	// again; the others were swept.
+	Failed []SweepFailure
+}
+
+// SweepFailure is a stream a Sweep could not sweep, and why.
+type SweepFailure struct {
+	Stream string
+	Err    error
 }
 
 // Disconnect is a disconnect event appended by a Sweep.

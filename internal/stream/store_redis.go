@@ -28,12 +28,45 @@ var (
 	syncLua string
 	//go:embed lua/sweep.lua
 	sweepLua string
+	//go:embed lua/claim.lua
+	claimLua string
 	//go:embed lua/reschedule.lua
 	rescheduleLua string
 )
 
-// newScript returns a script of lua/ with the prelude every script shares.
-func newScript(body string) *rueidis.Lua { return rueidis.NewLuaScript(preludeLua + body) }
+// script is a Lua script and its SHA-1, so that it can be pipelined with
+// EVALSHA.
+type script struct {
+	lua *rueidis.Lua
+	sha string
+}
+
+// streamScript returns a script of lua/ that works on a stream's keys,
+// with the prelude every such script shares.
+func streamScript(body string) script { return newScript(preludeLua + body) }
+
+func newScript(text string) script {
+	return script{lua: rueidis.NewLuaScript(text), sha: fmt.Sprintf("%x", sha1.Sum([]byte(text)))}
+}
+
+// cmd is the EVALSHA of the script.
+func (s script) cmd(c rueidis.Client, keys, args []string) rueidis.Completed {
+	return c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+}
+
+// loaded returns res, or the script run again with Lua.Exec, which loads
+// it, when res says Redis does not know it yet.
+func (s script) loaded(ctx context.Context, c rueidis.Client, keys, args []string, res rueidis.RedisResult) rueidis.RedisResult {
+	if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
+		return s.lua.Exec(ctx, c, keys, args)
+	}
+	return res
+}
+
+// exec runs the script in one round trip (two when Redis must load it).
+func (s script) exec(ctx context.Context, c rueidis.Client, keys, args []string) rueidis.RedisResult {
+	return s.loaded(ctx, c, keys, args, c.Do(ctx, s.cmd(c, keys, args)))
+}
 
 // DefaultRedisPrefix starts every key unless RedisConfig.Prefix says
 // otherwise.
@@ -56,6 +89,10 @@ type RedisConfig struct {
 	// Secret keys the hash under which private ids are stored. Every
 	// replica must have the same; at least MinSecretLen characters.
 	Secret string
+	// AllowEviction lets the store run on a Redis whose maxmemory-policy
+	// may evict keys: a stream could then lose part of its state. Without
+	// it, NewRedisStore refuses such a Redis.
+	AllowEviction bool
 	// TailCacheBytes bounds the memory of the sealed ticks a replica keeps
 	// of the streams it serves, so that a sync reads from Redis only what
 	// follows them. Zero keeps none.
@@ -101,18 +138,18 @@ func (c RedisConfig) Validate() error {
 type RedisStore struct {
 	cfg    RedisConfig
 	client rueidis.Client
-	sync   *rueidis.Lua
-	sweep  *rueidis.Lua
-	resch  *rueidis.Lua
-	// syncSHA names the sync script, so that it can be pipelined with
-	// EVALSHA; Lua.Exec loads it when Redis does not know it yet.
-	syncSHA string
-	index   string // the deadline index: stream -> next time a sweep is due, ms
+	sync   script
+	sweep  script
+	claim  script
+	resch  script
+	index  string // the deadline index: stream -> next time a sweep is due, ms
 
 	tails *tailCache // sealed ticks read before, per stream
 
 	streamCount atomic.Int64 // streams in the index, read at most once a second
 	countedAt   atomic.Int64 // unix ms of the last count
+
+	beforeReschedule func() // tests: runs between a batch's sweeps and its reschedule
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -131,16 +168,40 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis store: connecting to %s: %w", opt.InitAddress, errors.Join(ErrUnavailable, err))
 	}
+	if !cfg.AllowEviction {
+		if err := refuseEviction(client); err != nil {
+			client.Close()
+			return nil, err
+		}
+	}
 	return &RedisStore{
-		cfg:     cfg,
-		client:  client,
-		sync:    newScript(syncLua),
-		sweep:   newScript(sweepLua),
-		resch:   rueidis.NewLuaScript(rescheduleLua), // on the index, not a stream: no prelude
-		syncSHA: fmt.Sprintf("%x", sha1.Sum([]byte(preludeLua+syncLua))),
-		index:   cfg.Prefix + "deadlines",
-		tails:   newTailCache(cfg.TailCacheBytes, cfg.PageEvents, cfg.PageBytes),
+		cfg:    cfg,
+		client: client,
+		sync:   streamScript(syncLua),
+		sweep:  streamScript(sweepLua),
+		claim:  newScript(claimLua), // on the index, not a stream: no prelude
+		resch:  newScript(rescheduleLua),
+		index:  cfg.Prefix + "deadlines",
+		tails:  newTailCache(cfg.TailCacheBytes, cfg.PageEvents, cfg.PageBytes),
 	}, nil
+}
+
+// refuseEviction returns an error unless Redis's maxmemory-policy is
+// noeviction. (On a Redis Cluster, the node asked stands for all.)
+func refuseEviction(client rueidis.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := client.Do(ctx, client.B().Info().Section("memory").Build()).ToString()
+	if err != nil {
+		return fmt.Errorf("redis store: reading its memory policy: %w", errors.Join(ErrUnavailable, err))
+	}
+	for line := range strings.Lines(info) {
+		if policy, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:"); ok && policy != "noeviction" {
+			return fmt.Errorf("redis store: Redis may evict keys (maxmemory-policy %s), and a stream that loses a key loses its order or its clients; "+
+				"set maxmemory-policy noeviction, or accept it with -store-allow-eviction", policy)
+		}
+	}
+	return nil
 }
 
 // Close closes the connections to Redis.
@@ -227,15 +288,11 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	if !mayCreate {
 		schedule = r.client.B().Zadd().Key(r.index).Xx().Lt().ScoreMember().ScoreMember(deadline, req.Stream).Build()
 	}
-	resps := r.client.DoMulti(ctx, schedule,
-		r.client.B().Evalsha().Sha1(r.syncSHA).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	resps := r.client.DoMulti(ctx, schedule, r.sync.cmd(r.client, keys, args))
 	if err := resps[0].Error(); err != nil {
 		return nil, unavailable(err)
 	}
-	vals, err := resps[1].ToArray()
-	if re, ok := rueidis.IsRedisErr(err); ok && re.IsNoScript() {
-		vals, err = r.sync.Exec(ctx, r.client, keys, args).ToArray() // loads the script
-	}
+	vals, err := r.sync.loaded(ctx, r.client, keys, args, resps[1]).ToArray()
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -440,8 +497,14 @@ func (r *RedisStore) streams(ctx context.Context) int64 {
 }
 
 // Sweep implements Store. Any number of replicas may sweep at once: each
-// stream is swept by one atomic script, which appends a disconnect only for
-// a client still connected.
+// claims a batch of the streams that are due (lua/claim.lua), so that the
+// replicas share them, runs their sweep scripts in one pipeline, and moves
+// their index entries to their next deadlines in one script, which keeps a
+// deadline a sync set meanwhile (lua/reschedule.lua). A stream whose script
+// fails is reported in SweepResult.Failed and tried again after
+// sweepRetry; the others are swept. A replica that dies holding a claim
+// delays its streams' sweep to the claim's end (claimLease past a
+// deadline).
 func (r *RedisStore) Sweep(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
 	now := r.now().UnixMilli()
@@ -452,44 +515,81 @@ func (r *RedisStore) Sweep(ctx context.Context) (SweepResult, error) {
 		}
 		now = tm[0]*1000 + tm[1]/1000
 	}
-	due, err := r.client.Do(ctx, r.client.B().Zrangebyscore().Key(r.index).Min("-inf").
-		Max(strconv.FormatInt(now, 10)).Withscores().Limit(0, 1000).Build()).AsZScores()
-	if err != nil {
-		return res, unavailable(err)
-	}
-	timeout := strconv.FormatInt(r.cfg.ClientTimeout.Milliseconds(), 10)
-	ttl := strconv.FormatInt(r.cfg.StreamTTL.Milliseconds(), 10)
-	for _, z := range due {
-		vals, err := r.sweep.Exec(ctx, r.client, r.keys(z.Member).all(), []string{r.nowArg(), timeout, ttl}).ToArray()
-		if err != nil {
-			return res, unavailable(err)
-		}
-		swept, err := decodeSweepReply(vals)
-		if err != nil {
+	for range maxSweepBatches {
+		n, err := r.sweepBatch(ctx, now, &res)
+		if err != nil || n < sweepBatch {
 			return res, err
-		}
-		seen := strconv.FormatFloat(z.Score, 'f', -1, 64)
-		switch swept.status {
-		case "gone", "expired":
-			changed, err := r.resch.Exec(ctx, r.client, []string{r.index}, []string{z.Member, seen, ""}).AsInt64()
-			if err != nil {
-				return res, unavailable(err)
-			}
-			if swept.status == "expired" || changed == 1 {
-				res.Expired = append(res.Expired, z.Member)
-				r.streamCount.Add(-1)
-			}
-		case "ok":
-			for _, pub := range swept.disconnected {
-				res.Disconnected = append(res.Disconnected, Disconnect{Stream: z.Member, PublicID: pub, T: swept.t})
-			}
-			err := r.resch.Exec(ctx, r.client, []string{r.index}, []string{z.Member, seen, strconv.FormatInt(swept.next, 10)}).Error()
-			if err != nil {
-				return res, unavailable(err)
-			}
 		}
 	}
 	return res, nil
+}
+
+const (
+	sweepBatch      = 500 // streams claimed at once
+	maxSweepBatches = 40  // claimed in one Sweep: the rest wait for the next
+	claimLease      = 30 * time.Second
+	sweepRetry      = 5 * time.Second
+)
+
+// sweepBatch claims and sweeps up to sweepBatch due streams, adds what it
+// did to res, and returns how many it claimed.
+func (r *RedisStore) sweepBatch(ctx context.Context, now int64, res *SweepResult) (int, error) {
+	// A claim ends later than any deadline a sync may set meanwhile.
+	claim := strconv.FormatInt(now+(r.cfg.ClientTimeout+claimLease).Milliseconds(), 10)
+	due, err := r.claim.exec(ctx, r.client, []string{r.index},
+		[]string{strconv.FormatInt(now, 10), claim, strconv.Itoa(sweepBatch)}).AsStrSlice()
+	if err != nil || len(due) == 0 {
+		return 0, unavailable(err)
+	}
+
+	args := []string{r.nowArg(), strconv.FormatInt(r.cfg.ClientTimeout.Milliseconds(), 10),
+		strconv.FormatInt(r.cfg.StreamTTL.Milliseconds(), 10)}
+	cmds := make(rueidis.Commands, len(due))
+	for i, name := range due {
+		cmds[i] = r.sweep.cmd(r.client, r.keys(name).all(), args)
+	}
+	next := make([]string, 1, 1+2*len(due)) // the reschedule's ARGV
+	next[0] = claim
+	var expired []bool // per stream: the sweep deleted it
+	for i, resp := range r.client.DoMulti(ctx, cmds...) {
+		name := due[i]
+		vals, err := r.sweep.loaded(ctx, r.client, r.keys(name).all(), args, resp).ToArray()
+		if _, isRedis := rueidis.IsRedisErr(err); err != nil && !isRedis {
+			return len(due), unavailable(err) // the claims end by themselves
+		}
+		swept := sweepReply{status: "failed"}
+		if err == nil {
+			swept, err = decodeSweepReply(vals)
+		}
+		switch {
+		case err != nil:
+			res.Failed = append(res.Failed, SweepFailure{Stream: name, Err: err})
+			next = append(next, name, strconv.FormatInt(now+sweepRetry.Milliseconds(), 10))
+		case swept.status == "ok":
+			for _, pub := range swept.disconnected {
+				res.Disconnected = append(res.Disconnected, Disconnect{Stream: name, PublicID: pub, T: swept.t})
+			}
+			next = append(next, name, strconv.FormatInt(swept.next, 10))
+		default: // gone, or expired now
+			next = append(next, name, "")
+		}
+		expired = append(expired, err == nil && swept.status == "expired")
+	}
+
+	if r.beforeReschedule != nil {
+		r.beforeReschedule()
+	}
+	removed, err := r.resch.exec(ctx, r.client, []string{r.index}, next).AsIntSlice()
+	if err != nil {
+		return len(due), unavailable(err)
+	}
+	for i, name := range due {
+		if expired[i] || (i < len(removed) && removed[i] == 1 && next[2+2*i] == "") {
+			res.Expired = append(res.Expired, name)
+			r.streamCount.Add(-1)
+		}
+	}
+	return len(due), nil
 }
 
 // sweepReply is what lua/sweep.lua returns.

@@ -138,3 +138,16 @@ func TestRedisRefusedRequestsLeaveNoIndexEntry(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, keys)
 }
+
+func TestRedisThatEvictsIsRefused(t *testing.T) {
+	srv := redistest.Start(t, "maxmemory-policy allkeys-lru")
+	cfg := testRedisConfig(srv.URL(), stream.DefaultConfig())
+	_, err := stream.NewRedisStore(cfg)
+	require.ErrorContains(t, err, "maxmemory-policy allkeys-lru")
+	assert.NotErrorIs(t, err, stream.ErrUnavailable, "waiting will not change it")
+
+	cfg.AllowEviction = true
+	s, err := stream.NewRedisStore(cfg)
+	require.NoError(t, err, "unless the operator accepts it")
+	s.Close()
+}

@@ -24,6 +24,9 @@ type Sweeper struct {
 	OnSweep func(SweepResult)
 	// OnError, if set, is called with every error Sweep returns.
 	OnError func(error)
+	// OnRecover, if set, is called at the first sweep that succeeds after
+	// one or more failed.
+	OnRecover func()
 }
 
 // Run sweeps until ctx is done, then returns. It is not safe to call Run
@@ -39,6 +42,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 	}
 	t := clk.NewTicker(interval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -51,7 +55,13 @@ func (s *Sweeper) Run(ctx context.Context) {
 			if s.OnError != nil && ctx.Err() == nil {
 				s.OnError(err)
 			}
-		case len(res.Disconnected) > 0 || len(res.Expired) > 0:
+			failing = true
+			continue
+		case failing && s.OnRecover != nil:
+			s.OnRecover()
+		}
+		failing = false
+		if len(res.Disconnected) > 0 || len(res.Expired) > 0 || len(res.Failed) > 0 {
 			if s.OnSweep != nil {
 				s.OnSweep(res)
 			}

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,5 +81,52 @@ func TestSweeperReportsErrors(t *testing.T) {
 		assert.EqualError(t, err, "boom")
 	case <-time.After(10 * time.Second):
 		t.Fatal("the error was not reported")
+	}
+}
+
+// flakyStore fails the sweeps while down is set.
+type flakyStore struct {
+	stream.Store
+	down atomic.Bool
+}
+
+func (f *flakyStore) Sweep(ctx context.Context) (stream.SweepResult, error) {
+	if f.down.Load() {
+		return stream.SweepResult{}, errors.New("boom")
+	}
+	return stream.SweepResult{}, nil
+}
+
+func TestSweeperReportsRecovery(t *testing.T) {
+	fake := clock.NewFake(streamtest.Start)
+	store := &flakyStore{}
+	store.down.Store(true)
+	var failures atomic.Int32
+	recovered := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	sw := &stream.Sweeper{Store: store, Clock: fake, Interval: time.Second,
+		OnError:   func(error) { failures.Add(1) },
+		OnRecover: func() { recovered <- struct{}{} }}
+	go func() { defer close(done); sw.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return fake.Tickers() == 1 }, 5*time.Second, time.Millisecond)
+
+	for i := int32(1); i <= 3; i++ {
+		fake.Advance(time.Second)
+		require.Eventually(t, func() bool { return failures.Load() == i }, 5*time.Second, time.Millisecond)
+	}
+	store.down.Store(false)
+	fake.Advance(time.Second)
+	select {
+	case <-recovered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the recovery was not reported")
+	}
+	fake.Advance(time.Second)
+	select {
+	case <-recovered:
+		t.Fatal("reported twice")
+	case <-time.After(50 * time.Millisecond):
 	}
 }

@@ -1,14 +1,27 @@
--- Moves a stream's entry in the deadline index after a sweep, unless a sync
--- moved it earlier meanwhile. KEYS: 1 the index. ARGV: 1 stream, 2 the score
--- the sweep saw, 3 the next deadline, or "" to remove the entry.
--- Returns 1 if this call changed the entry.
-local cur = redis.call("ZSCORE", KEYS[1], ARGV[1])
-if ARGV[3] == "" then
-  if cur and tonumber(cur) == tonumber(ARGV[2]) then return redis.call("ZREM", KEYS[1], ARGV[1]) end
-  return 0
+-- Moves the entries of swept streams in the deadline index to their next
+-- deadlines. An entry still at the claim's score was not touched since the
+-- claim: it takes the next deadline, or goes when the stream is gone. One
+-- a sync moved meanwhile keeps the earlier of its deadline and the next:
+-- the sync's client, or a stream it created anew, is never lost.
+-- KEYS: 1 the index. ARGV: 1 the claim's score; then per stream its name and
+-- its next deadline in ms, or "" when the stream is gone.
+-- Returns per stream 1 if its entry was removed, else 0.
+local claim = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV, 2 do
+  local s, nxt = ARGV[i], ARGV[i + 1]
+  local cur = redis.call("ZSCORE", KEYS[1], s)
+  local removed = 0
+  if cur and tonumber(cur) == claim then
+    if nxt == "" then
+      redis.call("ZREM", KEYS[1], s)
+      removed = 1
+    else
+      redis.call("ZADD", KEYS[1], nxt, s)
+    end
+  elseif cur and nxt ~= "" then
+    redis.call("ZADD", KEYS[1], "LT", nxt, s)
+  end
+  out[#out + 1] = removed
 end
-if cur and tonumber(cur) == tonumber(ARGV[2]) then
-  redis.call("ZADD", KEYS[1], ARGV[3], ARGV[1])
-  return 1
-end
-return redis.call("ZADD", KEYS[1], "LT", "CH", ARGV[3], ARGV[1])
+return out
