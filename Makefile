@@ -8,7 +8,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run run-redis build build-static docker test test-short lint fmt tidy bench fuzz load clean
+.PHONY: all run run-redis build build-static docker test test-short lint fmt tidy bench fuzz load sweep-load clean
 
 all: lint test build
 
@@ -79,3 +79,10 @@ load: build
 	run -streams 1 -clients 1000 -rate 5 -event-share 0.05 -duration 20s -warmup 5s; \
 	echo "== budget 5: 500 streams x 4 clients at 5 syncs/s"; \
 	run -streams 500 -clients 4 -rate 5 -duration 20s -warmup 5s
+
+## sweep-load: how late Redis sweeps disconnect 100k silent clients, with 1 and 3 replicas (docs/performance.md)
+sweep-load:
+	@set -e; port=6391; \
+	redis-server --port $$port --save "" --appendonly no --daemonize yes --pidfile /tmp/eventstreamd-sweep-load.pid >/dev/null; \
+	trap 'kill $$(cat /tmp/eventstreamd-sweep-load.pid)' EXIT; sleep 0.5; \
+	for r in 1 3; do $(GO) run ./scripts/sweepload -redis redis://127.0.0.1:$$port/0 -streams 100000 -replicas $$r; done
