@@ -99,6 +99,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.Stream.URL, "store", cfg.Stream.URL, "where streams are kept: memory, or redis://host:6379/0 to share them among replicas")
 	fs.StringVar(&cfg.Stream.Secret, "store-secret", cfg.Stream.Secret, fmt.Sprintf("secret that keys the hash of private ids in Redis, at least %d characters; the same on every replica (required with redis)", stream.MinSecretLen))
 	fs.StringVar(&cfg.Stream.Prefix, "store-prefix", cfg.Stream.Prefix, "prefix of every Redis key")
+	fs.DurationVar(&cfg.Stream.Timeout, "store-timeout", cfg.Stream.Timeout, "longest wait for Redis on any call; past it a sync answers 503")
 	fs.BoolVar(&cfg.Stream.AllowEviction, "store-allow-eviction", cfg.Stream.AllowEviction, "run on a Redis whose maxmemory-policy may evict keys (a stream may then lose its state)")
 	fs.Int64Var(&cfg.Stream.TailCacheBytes, "tail-cache-bytes", cfg.Stream.TailCacheBytes, "memory for the sealed ticks a replica keeps of Redis streams; 0 keeps none")
 	fs.IntVar(&cfg.Stream.TickRate, "tick-rate", cfg.Stream.TickRate, "ticks per second of new streams")

@@ -54,8 +54,10 @@ func newStore(t testing.TB, cfg stream.Config, url redisURL) stream.Store {
 		require.NoError(t, err)
 		return s
 	}
-	s, err := stream.NewRedisStore(stream.RedisConfig{Config: cfg, URL: string(url),
-		Prefix: "t" + uuid.NewString()[:8] + ":", Secret: "test-secret-0123456789"})
+	rcfg := stream.DefaultRedisConfig()
+	rcfg.Config, rcfg.URL, rcfg.Secret = cfg, string(url), "test-secret-0123456789"
+	rcfg.Prefix = "t" + uuid.NewString()[:8] + ":"
+	s, err := stream.NewRedisStore(rcfg)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s

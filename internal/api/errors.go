@@ -44,6 +44,9 @@ func toAPIError(err error) *apiError {
 		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
 		ae.retryAfter = 1
 		return ae
+	case errors.Is(err, stream.ErrOutcomeUnknown):
+		return errorf(http.StatusServiceUnavailable, protocol.CodeStoreUnknown,
+			"the store did not answer in time; the request may have been applied: retry it with the same batch id")
 	case errors.Is(err, stream.ErrUnavailable):
 		return errorf(http.StatusServiceUnavailable, protocol.CodeStoreUnavailable, "the store is unavailable; nothing was applied, try again")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -61,6 +61,7 @@ const (
 	CodeStreamFull       = "stream_full"
 	CodeRateLimited      = "rate_limited"
 	CodeStoreUnavailable = "store_unavailable"
+	CodeStoreUnknown     = "store_unknown"
 	CodeInternal         = "internal"
 )
 

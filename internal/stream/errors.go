@@ -30,4 +30,8 @@ var (
 	// ErrUnavailable means the store's backend cannot be reached. Nothing
 	// was applied (code store_unavailable).
 	ErrUnavailable = errors.New("the store is unavailable")
+	// ErrOutcomeUnknown means the store did not answer a sync that it may
+	// have applied: a retry with the same batch id is safe (code
+	// store_unknown). It wraps ErrUnavailable.
+	ErrOutcomeUnknown = fmt.Errorf("%w: the request may have been applied", ErrUnavailable)
 )

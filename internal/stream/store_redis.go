@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,6 +90,10 @@ type RedisConfig struct {
 	// Secret keys the hash under which private ids are stored. Every
 	// replica must have the same; at least MinSecretLen characters.
 	Secret string
+	// Timeout bounds every call to Redis: a sync, a batch of a sweep, a
+	// ping. A call that passes it answers ErrUnavailable, or
+	// ErrOutcomeUnknown when the sync may have been applied.
+	Timeout time.Duration
 	// AllowEviction lets the store run on a Redis whose maxmemory-policy
 	// may evict keys: a stream could then lose part of its state. Without
 	// it, NewRedisStore refuses such a Redis.
@@ -102,7 +107,7 @@ type RedisConfig struct {
 // DefaultRedisConfig returns the defaults of DefaultConfig and
 // DefaultRedisPrefix; URL and Secret are left for the caller.
 func DefaultRedisConfig() RedisConfig {
-	return RedisConfig{Config: DefaultConfig(), Prefix: DefaultRedisPrefix, TailCacheBytes: 64 << 20}
+	return RedisConfig{Config: DefaultConfig(), Prefix: DefaultRedisPrefix, Timeout: 2 * time.Second, TailCacheBytes: 64 << 20}
 }
 
 // Validate reports the first invalid field, if any.
@@ -115,6 +120,8 @@ func (c RedisConfig) Validate() error {
 		return fmt.Errorf("the Redis URL must start with redis:// or rediss://, not %q", c.URL)
 	case c.Prefix == "":
 		return errors.New("the Redis key prefix must not be empty")
+	case c.Timeout <= 0:
+		return errors.New("the store timeout must be positive")
 	case c.TailCacheBytes < 0:
 		return errors.New("the tail cache's bytes must not be negative")
 	case len(c.Secret) < MinSecretLen:
@@ -270,8 +277,20 @@ var scriptErrors = map[string]error{
 	"tick_full":   ErrTickFull,
 }
 
+// failed says what an error of the client means for a request that was
+// being sent: unless it could not even connect, Redis may have run it.
+func failed(err error) error {
+	var op *net.OpError
+	if _, isRedis := rueidis.IsRedisErr(err); isRedis || (errors.As(err, &op) && op.Op == "dial") {
+		return unavailable(err) // Redis refused it, or never saw it
+	}
+	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+}
+
 // Sync implements Store.
 func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
 	mayCreate := r.streams(ctx) < int64(r.cfg.MaxStreams)
 	// The sealed ticks this replica already read need not be read again.
 	// They are copied into the reply's buffer now; the script's events follow.
@@ -290,11 +309,11 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	}
 	resps := r.client.DoMulti(ctx, schedule, r.sync.cmd(r.client, keys, args))
 	if err := resps[0].Error(); err != nil {
-		return nil, unavailable(err)
+		return nil, failed(err)
 	}
 	vals, err := r.sync.loaded(ctx, r.client, keys, args, resps[1]).ToArray()
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, failed(err)
 	}
 	reply, err := decodeSyncReply(vals)
 	if err != nil {
@@ -509,6 +528,8 @@ func (r *RedisStore) Sweep(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
 	now := r.now().UnixMilli()
 	if r.cfg.Clock == nil {
+		ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+		defer cancel()
 		tm, err := r.client.Do(ctx, r.client.B().Time().Build()).AsIntSlice()
 		if err != nil {
 			return res, unavailable(err)
@@ -534,6 +555,8 @@ const (
 // sweepBatch claims and sweeps up to sweepBatch due streams, adds what it
 // did to res, and returns how many it claimed.
 func (r *RedisStore) sweepBatch(ctx context.Context, now int64, res *SweepResult) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
 	// A claim ends later than any deadline a sync may set meanwhile.
 	claim := strconv.FormatInt(now+(r.cfg.ClientTimeout+claimLease).Milliseconds(), 10)
 	due, err := r.claim.exec(ctx, r.client, []string{r.index},
@@ -620,7 +643,8 @@ func decodeSweepReply(vals []rueidis.RedisMessage) (sweepReply, error) {
 }
 
 // Stats implements Store. It reads every stream's counts, pipelined a
-// thousand at a time, and describes at most limit of them.
+// thousand at a time, and describes at most limit of them. Unlike the
+// other calls, it is bounded by ctx alone: a scrape gives it its timeout.
 func (r *RedisStore) Stats(ctx context.Context, limit int) (Stats, error) {
 	var st Stats
 	names, err := r.client.Do(ctx, r.client.B().Zrange().Key(r.index).Min("0").Max("-1").Build()).AsStrSlice()
@@ -659,5 +683,7 @@ func (r *RedisStore) Stats(ctx context.Context, limit int) (Stats, error) {
 
 // Ping implements Store.
 func (r *RedisStore) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
 	return unavailable(r.client.Do(ctx, r.client.B().Ping().Build()).Error())
 }

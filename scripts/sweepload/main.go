@@ -132,7 +132,9 @@ func run() error {
 	wg.Wait()
 
 	slices.Sort(late)
-	q := func(p float64) time.Duration { return late[min(len(late)-1, int(p*float64(len(late))))].Round(time.Millisecond) }
+	q := func(p float64) time.Duration {
+		return late[min(len(late)-1, int(p*float64(len(late))))].Round(time.Millisecond)
+	}
 	fmt.Printf("%d streams, %d replicas: %d disconnects (%d twice); lateness after the deadline p50 %v p99 %v max %v\n",
 		*streams, *replicas, len(late), dups.Load(), q(0.5), q(0.99), late[len(late)-1].Round(time.Millisecond))
 	if len(late) < *streams || dups.Load() > 0 {
