@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -284,8 +285,10 @@ func TestComposeMatchesTheBinary(t *testing.T) {
 	}
 	prom, err := os.ReadFile("prometheus/prometheus.yml")
 	require.NoError(t, err)
-	for _, name := range []string{"eventstreamd-1:9922", "eventstreamd-2:9922", "eventstreamd-3:9922"} {
-		assert.Contains(t, string(prom), name, "Prometheus scrapes every replica")
+	metricsAddr := compose.Services["eventstreamd-1"].Environment["EVENTSTREAMD_METRICS_ADDR"]
+	require.NotEmpty(t, metricsAddr, "/metrics is served apart from the public port")
+	for _, name := range []string{"eventstreamd-1", "eventstreamd-2", "eventstreamd-3"} {
+		assert.Contains(t, string(prom), name+metricsAddr, "Prometheus scrapes every replica where it serves /metrics")
 	}
 	for _, path := range []string{"/readyz", "/healthz", "/metrics"} {
 		assert.Equal(t, http.StatusOK, s.get(t, path).StatusCode, path)
@@ -351,13 +354,17 @@ func TestKubernetesMatchesTheBinary(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(b, &dep))
 	assert.Equal(t, 3, dep.Spec.Replicas)
 	pod := dep.Spec.Template.Spec
-	assert.Greater(t, pod.Grace, 15, "graceful termination must outlast the 15 s shutdown timeout")
+	assert.Greater(t, pod.Grace, 5+15, "graceful termination must outlast the 5 s drain delay and the 15 s shutdown timeout")
 	assert.True(t, pod.SecurityContext.RunAsNonRoot)
 	require.Len(t, pod.Containers, 1)
 	c := pod.Containers[0]
 	assert.True(t, c.SecurityContext.ReadOnlyRootFilesystem)
-	require.NotEmpty(t, c.Ports)
+	require.Len(t, c.Ports, 2)
 	assert.Equal(t, 9922, c.Ports[0].ContainerPort)
+	assert.Equal(t, ":"+strconv.Itoa(c.Ports[1].ContainerPort), kinds["ConfigMap"]["data"].(map[string]any)["EVENTSTREAMD_METRICS_ADDR"],
+		"the second port is where the binary serves /metrics")
+	monitor, _ := yaml.Marshal(kinds["ServiceMonitor"])
+	assert.Contains(t, string(monitor), "port: metrics", "Prometheus scrapes the metrics port")
 	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
 	assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
 	for _, path := range []string{c.ReadinessProbe.HTTPGet.Path, c.LivenessProbe.HTTPGet.Path} {

@@ -20,8 +20,9 @@ const envPrefix = "EVENTSTREAMD_"
 
 // config is everything eventstreamd can be told at start.
 type config struct {
-	Addr      string
-	DebugAddr string
+	Addr        string
+	DebugAddr   string
+	MetricsAddr string
 	// Stream configures the store. Its URL is -store: "memory" for the
 	// memory store, which reads only Stream.Config, or a Redis URL.
 	Stream            stream.RedisConfig
@@ -31,21 +32,27 @@ type config struct {
 	LogFormat         string
 	LogLevel          zapcore.Level
 	ShutdownTimeout   time.Duration
+	DrainDelay        time.Duration
 	SweepInterval     time.Duration
-	Version           bool
+	// MetricsStatsInterval is how long a read of the store's statistics
+	// serves the scrapes that follow it.
+	MetricsStatsInterval time.Duration
+	Version              bool
 }
 
 func defaultConfig() config {
 	return config{
-		Addr:              ":9922",
-		Stream:            defaultStreamConfig(),
-		Limits:            api.DefaultLimits(),
-		CORSOrigins:       []string{"*"},
-		MetricsMaxStreams: 1000,
-		LogFormat:         "json",
-		LogLevel:          zapcore.InfoLevel,
-		ShutdownTimeout:   15 * time.Second,
-		SweepInterval:     stream.DefaultSweepInterval,
+		Addr:                 ":9922",
+		Stream:               defaultStreamConfig(),
+		Limits:               api.DefaultLimits(),
+		CORSOrigins:          []string{"*"},
+		MetricsMaxStreams:    1000,
+		LogFormat:            "json",
+		LogLevel:             zapcore.InfoLevel,
+		ShutdownTimeout:      15 * time.Second,
+		DrainDelay:           5 * time.Second,
+		MetricsStatsInterval: 5 * time.Second,
+		SweepInterval:        stream.DefaultSweepInterval,
 	}
 }
 
@@ -83,6 +90,10 @@ func (c config) Validate() error {
 		return fmt.Errorf("log format must be json or console, not %q", c.LogFormat)
 	case c.ShutdownTimeout <= 0:
 		return errors.New("shutdown timeout must be positive")
+	case c.DrainDelay < 0:
+		return errors.New("drain delay must not be negative")
+	case c.MetricsStatsInterval < 0:
+		return errors.New("metrics stats interval must not be negative")
 	case c.SweepInterval <= 0 || c.SweepInterval > time.Second:
 		return errors.New("sweep interval must be positive and at most 1s, so a silent client is disconnected within a second of its deadline")
 	case len(c.CORSOrigins) == 0:
@@ -96,6 +107,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("eventstreamd", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`address` to listen on")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "`address` for /debug/pprof/; empty means off. Keep it private")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "`address` for /metrics, apart from the public API; empty serves /metrics on -addr")
 	fs.StringVar(&cfg.Stream.URL, "store", cfg.Stream.URL, "where streams are kept: memory, or redis://host:6379/0 to share them among replicas")
 	fs.StringVar(&cfg.Stream.Secret, "store-secret", cfg.Stream.Secret, fmt.Sprintf("secret that keys the hash of private ids in Redis, at least %d characters; the same on every replica (required with redis)", stream.MinSecretLen))
 	fs.StringVar(&cfg.Stream.Prefix, "store-prefix", cfg.Stream.Prefix, "prefix of every Redis key")
@@ -127,7 +139,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.MetricsMaxStreams, "metrics-max-streams", cfg.MetricsMaxStreams, "most streams given per-stream metric series")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: json or console")
 	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM, after the drain delay")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "on SIGTERM, time /readyz answers 503 while requests are still served, so load balancers stop sending any")
+	fs.DurationVar(&cfg.MetricsStatsInterval, "metrics-stats-interval", cfg.MetricsStatsInterval, "how long one read of the store's statistics serves the scrapes that follow it")
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", cfg.SweepInterval, "how often silent clients and idle streams are looked for (at most 1s)")
 	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
 	return fs

@@ -36,6 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, []string{"*"}, cfg.CORSOrigins)
 	assert.Equal(t, 1000, cfg.MetricsMaxStreams)
 	assert.Equal(t, 15*time.Second, cfg.ShutdownTimeout)
+	assert.Equal(t, 5*time.Second, cfg.DrainDelay)
 	assert.Equal(t, "json", cfg.LogFormat)
 	assert.Equal(t, zapcore.InfoLevel, cfg.LogLevel)
 }
@@ -61,7 +62,7 @@ func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
 			return
 		}
 		_, err := parseConfig(nil, env(envName(f.Name), "not a valid value"), nil)
-		if f.Name == "addr" || f.Name == "debug-addr" || f.Name == "cors-origins" || f.Name == "store-secret" || f.Name == "store-prefix" {
+		if f.Name == "addr" || f.Name == "debug-addr" || f.Name == "metrics-addr" || f.Name == "cors-origins" || f.Name == "store-secret" || f.Name == "store-prefix" {
 			return // any string is taken; a bad address fails at listen
 		}
 		require.Error(t, err, "%s is not read from the environment", f.Name)
@@ -82,6 +83,8 @@ func TestBadConfig(t *testing.T) {
 		{name: "unknown store", args: []string{"-store", "etcd"}, env: env(), want: "-store is memory or a Redis store: the Redis URL must start with redis://"},
 		{name: "redis without a secret", args: []string{"-store", "redis://localhost:6379"}, env: env(), want: "secret of at least 16"},
 		{name: "redis with a short secret", args: []string{"-store", "redis://localhost:6379", "-store-secret", "short"}, env: env(), want: "16 characters"},
+		{name: "redis with the example's secret", args: []string{"-store", "redis://localhost:6379"}, env: env("EVENTSTREAMD_STORE_SECRET", "change-me-to-32-random-characters"), want: "placeholder"},
+		{name: "redis with a repeated secret", args: []string{"-store", "redis://localhost:6379", "-store-secret", "abababababababababababab"}, env: env(), want: "distinct characters"},
 		{name: "pages smaller than an event", args: []string{"-page-bytes", "1000"}, env: env(), want: "page bytes must hold"},
 		{name: "log format", args: []string{"-log-format", "xml"}, env: env(), want: "log format"},
 		{name: "slow sweeps", args: []string{"-sweep-interval", "5s"}, env: env(), want: "sweep interval"},

@@ -42,7 +42,7 @@ type replica struct {
 
 func startReplica(t *testing.T, bin string, args ...string) *replica {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-drain-delay", "0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -252,8 +252,10 @@ func TestReplicasShareStreams(t *testing.T) {
 	}
 }
 
-// TestWaitsForRedis: a replica that starts before Redis waits for it
-// instead of failing, as in a deployment where both start at once.
+// TestWaitsForRedis: a replica that starts before Redis listens at once,
+// alive (/healthz 200) but not ready (/readyz 503, syncs 503), and serves
+// once Redis answers, as in a deployment where both start at once: the
+// liveness probe does not kill it meanwhile.
 func TestWaitsForRedis(t *testing.T) {
 	redistest.Binary(t)
 	port := redistest.FreePort(t)
@@ -261,14 +263,27 @@ func TestWaitsForRedis(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-store", fmt.Sprintf("redis://127.0.0.1:%d", port),
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-drain-delay", "0", "-store", fmt.Sprintf("redis://127.0.0.1:%d", port),
 			"-store-secret", "0123456789abcdef-test"}, env(), io.Discard, logs)
 	}()
+	addr := logs.waitAddr(t)
 	require.Eventually(t, func() bool { return strings.Contains(logs.all(), "waiting for the store") },
 		10*time.Second, 20*time.Millisecond)
-	redistest.StartAt(t, port)
-	addr := logs.waitAddr(t)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	status := func(method, path string) int {
+		req, err := http.NewRequest(method, "http://"+addr+path, nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusOK, status(http.MethodGet, "/healthz"), "alive")
+	assert.Equal(t, http.StatusServiceUnavailable, status(http.MethodGet, "/readyz"), "not ready")
+	assert.Equal(t, http.StatusServiceUnavailable, status(http.MethodPost, "/foo/"+secret+"/0"))
+
+	redistest.StartAt(t, port)
+	require.Eventually(t, func() bool { return status(http.MethodGet, "/readyz") == http.StatusOK }, 10*time.Second, 50*time.Millisecond)
 	seedRequest(t, client, addr)
 	cancel()
 	require.NoError(t, <-done)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"sync"
 	"time"
 
@@ -48,71 +47,63 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 
-	a, err := newApp(ctx, cfg, log)
+	a, err := newApp(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer a.close()
 	return a.serve(ctx)
 }
 
-// app is eventstreamd built from its config: the store, the metrics, the
-// HTTP server and the sweeper, ready to serve.
+// app is eventstreamd built from its config: the store (opened when it
+// answers), the metrics, the HTTP servers and the sweeper, ready to serve.
 type app struct {
-	cfg        config
-	log        *zap.Logger
-	closeStore func()
-	api        *api.Server
-	http       *http.Server
-	sweeper    *stream.Sweeper
+	cfg     config
+	log     *zap.Logger
+	store   *lateStore
+	api     *api.Server
+	http    *http.Server
+	metrics http.Handler // served on -metrics-addr, when it is set
+	sweeper *stream.Sweeper
 }
 
-// newApp builds the app of cfg. A Redis store that does not answer yet is
-// waited for until ctx ends.
-func newApp(ctx context.Context, cfg config, log *zap.Logger) (*app, error) {
-	backend, closeStore, err := newStore(ctx, cfg, log)
-	if err != nil {
-		return nil, err
-	}
+// newApp builds the app of cfg.
+func newApp(cfg config, log *zap.Logger) (*app, error) {
+	late := &lateStore{}
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{
 		Registerer:      reg,
-		Streams:         backend,
+		Streams:         late,
 		MaxStreamSeries: cfg.MetricsMaxStreams,
 		Version:         version,
 		MaxStreams:      cfg.Stream.MaxStreams,
+		StatsMaxAge:     cfg.MetricsStatsInterval,
 	})
 	if err != nil {
-		closeStore()
 		return nil, err
 	}
-	store := m.InstrumentStore(backend)
-	srv, err := api.New(api.Config{
-		Store:          store,
-		Metrics:        m,
-		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Logger:         log.Named("api"),
-		Limits:         cfg.Limits,
-		CORSOrigins:    cfg.CORSOrigins,
-	})
+	store := m.InstrumentStore(late)
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	acfg := api.Config{
+		Store:       store,
+		Metrics:     m,
+		Logger:      log.Named("api"),
+		Limits:      cfg.Limits,
+		CORSOrigins: cfg.CORSOrigins,
+	}
+	if cfg.MetricsAddr == "" {
+		acfg.MetricsHandler = metricsHandler // on the public port
+	}
+	srv, err := api.New(acfg)
 	if err != nil {
-		closeStore()
 		return nil, err
 	}
 	return &app{
-		cfg:        cfg,
-		log:        log,
-		closeStore: closeStore,
-		api:        srv,
-		http: &http.Server{
-			Handler:           srv,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       15 * time.Second,
-			WriteTimeout:      15 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    16 << 10,
-			ErrorLog:          zap.NewStdLog(log.Named("http")),
-		},
+		cfg:     cfg,
+		log:     log,
+		store:   late,
+		api:     srv,
+		http:    newHTTPServer(srv, log),
+		metrics: metricsHandler,
 		sweeper: &stream.Sweeper{
 			Store:     store,
 			Interval:  cfg.SweepInterval,
@@ -123,11 +114,24 @@ func newApp(ctx context.Context, cfg config, log *zap.Logger) (*app, error) {
 	}, nil
 }
 
-func (a *app) close() { a.closeStore() }
+func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+}
 
-// serve listens on the configured address and serves until ctx is done,
-// then drains: /readyz turns 503 and in-flight requests get the shutdown
-// timeout to finish.
+// serve listens on the configured addresses at once and serves until ctx
+// is done; the store is opened meanwhile (until it is, /readyz answers 503
+// and syncs store_unavailable), and the sweeper starts once it is. Then it
+// drains: /readyz turns 503 while requests are still served for the drain
+// delay, so that load balancers stop sending any, and in-flight requests
+// get the shutdown timeout to finish.
 func (a *app) serve(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
@@ -138,34 +142,80 @@ func (a *app) serve(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if a.cfg.DebugAddr != "" {
-		debugSrv, err := startDebugServer(a.cfg.DebugAddr, a.log.Named("debug"), &wg)
+	for _, side := range []struct {
+		addr, name string
+		mux        func() *http.ServeMux
+	}{
+		{a.cfg.DebugAddr, "debug", debugMux},
+		{a.cfg.MetricsAddr, "metrics", func() *http.ServeMux {
+			mux := http.NewServeMux()
+			mux.Handle("GET /metrics", a.metrics)
+			return mux
+		}},
+	} {
+		if side.addr == "" {
+			continue
+		}
+		srv, err := startSideServer(side.addr, side.mux(), a.log.Named(side.name), &wg)
 		if err != nil {
 			ln.Close()
 			return err
 		}
-		defer debugSrv.Close()
+		defer srv.Close()
 	}
-	sweepCtx, stopSweeping := context.WithCancel(context.Background())
-	defer stopSweeping()
-	wg.Add(2)
-	go func() { defer wg.Done(); a.sweeper.Run(sweepCtx) }()
 	serveErr := make(chan error, 1)
+	wg.Add(1)
 	go func() { defer wg.Done(); serveErr <- a.http.Serve(ln) }()
 
+	storeCtx, stopStore := context.WithCancel(ctx)
+	defer stopStore()
+	opened := make(chan error, 1)
+	closeStore := func() {}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		release, err := a.store.open(storeCtx, a.cfg, a.log)
+		if err == nil {
+			closeStore = release
+			a.log.Info("store open", zap.String("store", storeName(a.cfg.Stream.URL)))
+		}
+		opened <- err
+	}()
+	sweepCtx, stopSweeping := context.WithCancel(context.Background())
+	defer stopSweeping()
+
+	for done := false; !done; {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("serving: %w", err)
+		case err := <-opened:
+			if err != nil && ctx.Err() == nil {
+				a.http.Close()
+				return err // a store that will never open: a bad config
+			}
+			if err == nil {
+				defer func() { closeStore() }()
+				wg.Add(1)
+				go func() { defer wg.Done(); a.sweeper.Run(sweepCtx) }()
+			}
+			opened = nil
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	a.api.Drain()
+	a.log.Info("draining", zap.Duration("delay", a.cfg.DrainDelay), zap.Duration("timeout", a.cfg.ShutdownTimeout))
 	select {
+	case <-time.After(a.cfg.DrainDelay):
 	case err := <-serveErr:
 		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
 	}
-	timeout := a.cfg.ShutdownTimeout
-	a.log.Info("shutting down", zap.Duration("timeout", timeout))
-	a.api.Drain()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := a.http.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}
+	stopStore()
 	a.log.Info("stopped")
 	return nil
 }
@@ -183,62 +233,33 @@ func newLogger(cfg config, w io.Writer) *zap.Logger {
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w))))
 }
 
-// startDebugServer serves the profiler on its own address, apart from the
+// debugMux serves the profiler, on an address of its own, apart from the
 // public API, so that it can stay private.
-func startDebugServer(addr string, log *zap.Logger, wg *sync.WaitGroup) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("debug address: %w", err)
-	}
+func debugMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// startSideServer serves mux on addr until it is closed: the profiler or
+// the metrics, on addresses of their own.
+func startSideServer(addr string, mux *http.ServeMux, log *zap.Logger, wg *sync.WaitGroup) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s address: %w", log.Name(), err)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("debug listening", zap.String("addr", ln.Addr().String()))
+	log.Info("serving apart", zap.String("addr", ln.Addr().String()))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("debug server failed", zap.Error(err))
+			log.Error("serving failed", zap.Error(err))
 		}
 	}()
 	return srv, nil
-}
-
-// newStore makes the store cfg names and a function that releases it. A
-// Redis that cannot be reached yet (it may be starting too) is retried
-// every second until ctx ends.
-func newStore(ctx context.Context, cfg config, log *zap.Logger) (stream.Store, func(), error) {
-	if !cfg.redis() {
-		s, err := stream.NewMemoryStore(cfg.Stream.Config)
-		return s, func() {}, err
-	}
-	for {
-		s, err := stream.NewRedisStore(cfg.Stream)
-		if err == nil {
-			return s, s.Close, nil
-		}
-		if !errors.Is(err, stream.ErrUnavailable) {
-			return nil, nil, err
-		}
-		log.Warn("waiting for the store", zap.String("store", storeName(cfg.Stream.URL)), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("the store never answered: %w", err)
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// storeName names the store for logs without the password a URL may hold.
-func storeName(store string) string {
-	u, err := url.Parse(store)
-	if err != nil || u.Scheme == "" {
-		return store
-	}
-	u.User = nil
-	return u.String()
 }

@@ -94,7 +94,7 @@ func TestRunInProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-level", "debug"}, env(), io.Discard, logs)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-level", "debug", "-drain-delay", "0"}, env(), io.Discard, logs)
 	}()
 	addr := logs.waitAddr(t)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
@@ -127,7 +127,7 @@ func TestBinary(t *testing.T) {
 		t.Skip("builds the binary; skipped with -short")
 	}
 	bin := buildBinary(t)
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-drain-delay", "0")
 	cmd.Env = append(os.Environ(), "EVENTSTREAMD_LOG_LEVEL=debug")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -176,4 +176,63 @@ func TestBadConfigFailsAtStart(t *testing.T) {
 	err := run(context.Background(), []string{"-tick-rate", "-5"}, env(), io.Discard, io.Discard)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tick rate")
+}
+
+// TestDrain: on shutdown, /readyz answers 503 at once while syncs are
+// still served for the drain delay, so that a load balancer takes the
+// replica out before it stops listening.
+func TestDrain(t *testing.T) {
+	logs := newLogLines()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-drain-delay", "3s"}, env(), io.Discard, logs)
+	}()
+	addr := logs.waitAddr(t)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	get := func(path string) int {
+		resp, err := client.Get("http://" + addr + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, get("/readyz"))
+
+	cancel()
+	require.Eventually(t, func() bool { return strings.Contains(logs.all(), `"msg":"draining"`) }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, http.StatusServiceUnavailable, get("/readyz"), "not ready while draining")
+	seedRequest(t, client, addr) // still served
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after the drain delay")
+	}
+}
+
+// TestMetricsApart: with -metrics-addr, /metrics is served there and not
+// on the public port.
+func TestMetricsApart(t *testing.T) {
+	logs := newLogLines()
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-drain-delay", "0", "-metrics-addr", metricsAddr}, env(), io.Discard, logs)
+	}()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	addr := logs.waitAddr(t)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	require.Eventually(t, func() bool { return strings.Contains(logs.all(), "serving apart") }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { // the store opens just after the listener
+		resp, err := client.Get("http://" + metricsAddr + "/metrics")
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && strings.Contains(string(body), "eventstreamd_store_up 1")
+	}, 15*time.Second, 100*time.Millisecond)
+	resp, err := client.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "not on the public port")
 }

@@ -13,12 +13,13 @@ import (
 	"github.com/goeventstream/eventstream/internal/protocol"
 )
 
-var knownCodes = map[string]bool{
-	protocol.CodeBadStream: true, protocol.CodeBadClient: true, protocol.CodeBadTick: true,
-	protocol.CodeBadRequest: true, protocol.CodeReservedType: true, protocol.CodeTooManyEvents: true,
-	protocol.CodeTooLarge: true, protocol.CodeNotFound: true, protocol.CodeMethodNotAllowed: true,
-	protocol.CodeServerFull: true, protocol.CodeStreamFull: true,
-}
+var knownCodes = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range protocol.ErrorCodes {
+		m[c] = true
+	}
+	return m
+}()
 
 // FuzzSync sends arbitrary syncs to a server holding one stream. Whatever
 // the input: no panic and no 500, every reply is JSON of the right shape,

@@ -54,8 +54,22 @@ eventstreamd_store_streams 2
 eventstreamd_store_clients_connected 3
 # HELP eventstreamd_http_rejections_total Requests answered with an error, by error code.
 # TYPE eventstreamd_http_rejections_total counter
+eventstreamd_http_rejections_total{code="bad_client"} 0
+eventstreamd_http_rejections_total{code="bad_request"} 0
+eventstreamd_http_rejections_total{code="bad_stream"} 0
 eventstreamd_http_rejections_total{code="bad_tick"} 1
+eventstreamd_http_rejections_total{code="internal"} 0
+eventstreamd_http_rejections_total{code="method_not_allowed"} 0
 eventstreamd_http_rejections_total{code="not_found"} 1
+eventstreamd_http_rejections_total{code="rate_limited"} 0
+eventstreamd_http_rejections_total{code="reserved_type"} 0
+eventstreamd_http_rejections_total{code="server_busy"} 0
+eventstreamd_http_rejections_total{code="server_full"} 0
+eventstreamd_http_rejections_total{code="store_unavailable"} 0
+eventstreamd_http_rejections_total{code="store_unknown"} 0
+eventstreamd_http_rejections_total{code="stream_full"} 0
+eventstreamd_http_rejections_total{code="too_large"} 0
+eventstreamd_http_rejections_total{code="too_many_events"} 0
 `),
 		"eventstreamd_store_events_appended_total", "eventstreamd_store_streams_created_total",
 		"eventstreamd_stream_clients", "eventstreamd_stream_tick", "eventstreamd_store_streams",
@@ -168,4 +182,22 @@ func TestSweepFailuresAreLoggedOnce(t *testing.T) {
 # TYPE eventstreamd_store_sweep_errors_total counter
 eventstreamd_store_sweep_errors_total 101
 `), "eventstreamd_store_sweep_errors_total"))
+}
+
+// TestRefusedMethodsCountUnderTheirRoute: POST /healthz is a 405 of the
+// route /healthz, not an unmatched request.
+func TestRefusedMethodsCountUnderTheirRoute(t *testing.T) {
+	h := newHarness(t)
+	rec := h.do(http.MethodPost, "/healthz", "")
+	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+	assert.Equal(t, "GET, HEAD", rec.Header().Get("Allow"))
+	rec = h.do("BREW", "/readyz", "")
+	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+	assert.Equal(t, "GET, HEAD", rec.Header().Get("Allow"))
+	assert.NoError(t, testutil.GatherAndCompare(h.reg, strings.NewReader(`
+# HELP eventstreamd_http_requests_total HTTP requests by route pattern, method and status code.
+# TYPE eventstreamd_http_requests_total counter
+eventstreamd_http_requests_total{method="POST",route="/healthz",status="405"} 1
+eventstreamd_http_requests_total{method="other",route="unmatched",status="405"} 1
+`), "eventstreamd_http_requests_total"))
 }

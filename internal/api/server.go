@@ -72,7 +72,8 @@ type Config struct {
 	Store stream.Store
 	// Metrics records requests. Required.
 	Metrics *metrics.Metrics
-	// MetricsHandler serves /metrics. Required.
+	// MetricsHandler serves /metrics. Nil serves no /metrics here (it is
+	// served on a listener of its own).
 	MetricsHandler http.Handler
 	// Logger logs lifecycle events at info and each request at debug.
 	// Nil means no logging.
@@ -106,8 +107,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: Config.Store is required")
 	case cfg.Metrics == nil:
 		return nil, errors.New("api: Config.Metrics is required")
-	case cfg.MetricsHandler == nil:
-		return nil, errors.New("api: Config.MetricsHandler is required")
 	}
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
@@ -131,20 +130,42 @@ func New(cfg Config) (*Server, error) {
 			"no such endpoint; a sync is GET or POST /{stream}/{privateId}/{lastKnownTick}"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		// The sync route answers every method itself, so chi reports 405
-		// only for /healthz, /readyz and /metrics.
-		w.Header().Set("Allow", "GET, HEAD")
+		// Every route answers the standard methods itself (so a refused one
+		// is counted under its route); chi cannot route other tokens.
+		allow := syncMethods
+		switch r.URL.Path {
+		case "/healthz", "/readyz", "/metrics":
+			allow = opsMethods
+		}
+		w.Header().Set("Allow", allow)
 		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
 			"method %s is not allowed here", r.Method))
 	})
-	for _, m := range []string{http.MethodGet, http.MethodHead} {
-		r.Method(m, "/healthz", http.HandlerFunc(s.healthz))
-		r.Method(m, "/readyz", http.HandlerFunc(s.readyz))
-		r.Method(m, "/metrics", cfg.MetricsHandler)
+	// Every route answers every method itself, so that a refused method is
+	// counted under its route.
+	r.HandleFunc("/healthz", s.opsRoute(http.HandlerFunc(s.healthz)))
+	r.HandleFunc("/readyz", s.opsRoute(http.HandlerFunc(s.readyz)))
+	if cfg.MetricsHandler != nil {
+		r.HandleFunc("/metrics", s.opsRoute(cfg.MetricsHandler))
 	}
 	r.HandleFunc("/{stream}/{client}/{tick}", s.syncRoute)
 	s.router = r
 	return s, nil
+}
+
+const opsMethods = "GET, HEAD"
+
+// opsRoute serves h for GET and HEAD, and 405 for any other method.
+func (s *Server) opsRoute(h http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Allow", opsMethods)
+		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
+			"method %s is not allowed here; use GET or HEAD", r.Method))
+	}
 }
 
 // ServeHTTP implements http.Handler.

@@ -11,11 +11,13 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
@@ -62,6 +64,12 @@ type Config struct {
 	MaxStreams int
 	// ScrapeTimeout bounds the time spent reading Streams; zero means 5 s.
 	ScrapeTimeout time.Duration
+	// StatsMaxAge is how long one read of Streams serves the scrapes that
+	// follow it, so that scrapes, however many, read the store at most
+	// once per StatsMaxAge. Zero reads it at every scrape.
+	StatsMaxAge time.Duration
+	// Now tells the time for StatsMaxAge. Nil means time.Now.
+	Now func() time.Time
 }
 
 // StatsReader reads statistics of the streams.
@@ -109,6 +117,9 @@ func New(cfg Config) (*Metrics, error) {
 			Help: "Streams a sweep could not sweep (each is tried again); the others were swept.",
 		}),
 	}
+	for _, code := range protocol.ErrorCodes {
+		m.rejections.WithLabelValues(code) // 0, not "no data", until the first
+	}
 	m.byKind = map[string]prometheus.Counter{}
 	for _, kind := range []string{kindReset, kindConnect, kindDisconnect, kindClient} {
 		m.byKind[kind] = m.events.WithLabelValues(kind)
@@ -132,7 +143,7 @@ func New(cfg Config) (*Metrics, error) {
 		m.requests, m.duration, m.rejections, m.events,
 		m.streamsCreated, m.streamsExpired, m.sweepErrors, m.sweepFailed, buildInfo, streamCap,
 		m.store.duration, m.store.errors,
-		newStreamCollector(cfg.Streams, cfg.MaxStreamSeries, timeout),
+		newStreamCollector(cfg, timeout),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -177,18 +188,33 @@ func (m *Metrics) ObserveSweep(res stream.SweepResult) {
 // SweepFailed counts a failed sweep.
 func (m *Metrics) SweepFailed() { m.sweepErrors.Inc() }
 
-// streamCollector reads the streams at scrape time.
+// streamCollector reads the streams at scrape time. A scrape always
+// succeeds: when the store cannot be read, eventstreamd_store_up is 0 and
+// the series read from it are left out of that scrape.
 type streamCollector struct {
 	source  StatsReader
 	limit   int
 	timeout time.Duration
+	maxAge  time.Duration
+	now     func() time.Time
 
-	tick, clients, streams, connected, omitted *prometheus.Desc
+	mu     sync.Mutex // one read at a time; the others wait for it
+	last   stream.Stats
+	lastAt time.Time
+	lastOK bool
+
+	up, tick, clients, streams, connected, omitted *prometheus.Desc
 }
 
-func newStreamCollector(source StatsReader, limit int, timeout time.Duration) *streamCollector {
+func newStreamCollector(cfg Config, timeout time.Duration) *streamCollector {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &streamCollector{
-		source: source, limit: limit, timeout: timeout,
+		source: cfg.Streams, limit: cfg.MaxStreamSeries, timeout: timeout, maxAge: cfg.StatsMaxAge, now: now,
+		up: prometheus.NewDesc(namespace+"_store_up",
+			"1 if the store answered the last read of the streams' statistics, else 0.", nil, nil),
 		tick: prometheus.NewDesc(namespace+"_stream_tick",
 			"The tick in progress of a stream.", []string{"stream"}, nil),
 		clients: prometheus.NewDesc(namespace+"_stream_clients",
@@ -203,19 +229,31 @@ func newStreamCollector(source StatsReader, limit int, timeout time.Duration) *s
 }
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tick, c.clients, c.streams, c.connected, c.omitted} {
+	for _, d := range []*prometheus.Desc{c.up, c.tick, c.clients, c.streams, c.connected, c.omitted} {
 		ch <- d
 	}
 }
 
+// stats returns the streams' statistics, read at most once per maxAge.
+func (c *streamCollector) stats() (stream.Stats, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := c.now(); c.lastAt.IsZero() || now.Sub(c.lastAt) >= c.maxAge {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		st, err := c.source.Stats(ctx, c.limit)
+		c.last, c.lastAt, c.lastOK = st, now, err == nil
+	}
+	return c.last, c.lastOK
+}
+
 func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	st, err := c.source.Stats(ctx, c.limit)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.streams, err)
+	st, ok := c.stats()
+	if !ok {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
 		return
 	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(st.Streams))
 	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, float64(st.Clients))
 	ch <- prometheus.MustNewConstMetric(c.omitted, prometheus.GaugeValue, float64(st.Streams-len(st.PerStream)))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -57,15 +58,62 @@ eventstreamd_store_streams_max 500
 func wrapped(err error) error { return errors.Join(errors.New("dial tcp: refused"), err) }
 
 // TestScrapeFailureIsReported: a store that cannot be read fails the
-// scrape of its series, visibly, instead of exporting zeros.
+// scrape of its series, visibly (eventstreamd_store_up 0), instead of
+// exporting zeros; the scrape itself succeeds, so the replica is not seen
+// as down.
 func TestScrapeFailureIsReported(t *testing.T) {
 	backend := &scripted{err: stream.ErrUnavailable}
 	reg := prometheus.NewRegistry()
 	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, MaxStreamSeries: 10})
 	require.NoError(t, err)
 	_, err = reg.Gather()
-	require.Error(t, err)
-	assert.ErrorIs(t, err, stream.ErrUnavailable)
+	require.NoError(t, err)
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eventstreamd_store_up 1 if the store answered the last read of the streams' statistics, else 0.
+# TYPE eventstreamd_store_up gauge
+eventstreamd_store_up 0
+`), "eventstreamd_store_up", "eventstreamd_store_streams", "eventstreamd_store_clients_connected"))
+
+	backend.err = nil
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eventstreamd_store_up 1 if the store answered the last read of the streams' statistics, else 0.
+# TYPE eventstreamd_store_up gauge
+eventstreamd_store_up 1
+# HELP eventstreamd_store_streams Streams held.
+# TYPE eventstreamd_store_streams gauge
+eventstreamd_store_streams 0
+`), "eventstreamd_store_up", "eventstreamd_store_streams"))
+}
+
+// counting is a store that counts its Stats calls.
+type counting struct {
+	stream.Store
+	calls int
+}
+
+func (c *counting) Stats(context.Context, int) (stream.Stats, error) {
+	c.calls++
+	return stream.Stats{Streams: c.calls}, nil
+}
+
+// TestScrapesReadTheStoreOncePerMaxAge: however often Prometheus (or
+// anyone) scrapes, the store is read at most once per StatsMaxAge.
+func TestScrapesReadTheStoreOncePerMaxAge(t *testing.T) {
+	backend := &counting{}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	reg := prometheus.NewRegistry()
+	_, err := metrics.New(metrics.Config{Registerer: reg, Streams: backend, StatsMaxAge: 5 * time.Second,
+		Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	for range 50 {
+		_, err := reg.Gather()
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, backend.calls)
+	now = now.Add(5 * time.Second)
+	_, err = reg.Gather()
+	require.NoError(t, err)
+	assert.Equal(t, 2, backend.calls, "read again once the last read is old")
 }
 
 func TestPerStreamSeriesAreCapped(t *testing.T) {

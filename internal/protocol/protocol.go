@@ -65,6 +65,14 @@ const (
 	CodeInternal         = "internal"
 )
 
+// ErrorCodes lists every error code, for metrics that count them.
+var ErrorCodes = []string{
+	CodeBadStream, CodeBadClient, CodeBadTick, CodeBadRequest, CodeReservedType,
+	CodeTooManyEvents, CodeTooLarge, CodeNotFound, CodeMethodNotAllowed,
+	CodeServerFull, CodeServerBusy, CodeStreamFull, CodeRateLimited,
+	CodeStoreUnavailable, CodeStoreUnknown, CodeInternal,
+}
+
 // ValidName reports whether s may be a stream name or a private id:
 // 1 to MaxNameLen characters of [A-Za-z0-9._~-].
 func ValidName(s string) bool {

@@ -126,8 +126,41 @@ func (c RedisConfig) Validate() error {
 		return errors.New("the tail cache's bytes must not be negative")
 	case len(c.Secret) < MinSecretLen:
 		return fmt.Errorf("the Redis store needs a secret of at least %d characters to hash private ids, the same on every replica", MinSecretLen)
+	case placeholder(c.Secret):
+		return errors.New("the Redis store's secret is a placeholder from an example: set one of 32 random characters (openssl rand -hex 16), the same on every replica")
+	case distinct(c.Secret) < minSecretDistinct:
+		return fmt.Errorf("the Redis store's secret has fewer than %d distinct characters: set one of 32 random characters (openssl rand -hex 16)", minSecretDistinct)
 	}
 	return nil
+}
+
+// minSecretDistinct is the fewest distinct characters a secret may have: a
+// long run of one character, or a short pattern repeated, is not secret.
+const minSecretDistinct = 8
+
+// placeholder reports whether secret is one that examples show, which an
+// operator may have left in place.
+func placeholder(secret string) bool {
+	s := strings.ToLower(secret)
+	for _, p := range []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "your-secret", "example"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// distinct returns the number of distinct bytes of s.
+func distinct(s string) int {
+	var seen [256]bool
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !seen[s[i]] {
+			seen[s[i]] = true
+			n++
+		}
+	}
+	return n
 }
 
 // RedisStore keeps streams in Redis, so that any number of replicas behind a
