@@ -70,11 +70,13 @@ clean:
 load: build
 	$(GO) build -o bin/esbench ./cmd/esbench
 	@set -e; \
-	run() { ./bin/eventstreamd -addr 127.0.0.1:9933 -log-level warn & pid=$$!; sleep 1; \
+	run() { ./bin/eventstreamd -addr 127.0.0.1:9933 -log-level warn -drain-delay 0 $$limits & pid=$$!; sleep 1; \
 	        ./bin/esbench -url http://127.0.0.1:9933 "$$@" || true; kill $$pid; wait $$pid || true; }; \
 	echo "== budget 2: closed loop vs /healthz, 64 clients"; \
 	run -mode healthz -streams 8 -clients 8 -duration 10s; \
+	limits="-max-syncs-per-second 0 -max-events-per-client-per-second 0"; \
 	run -rate 0 -streams 8 -clients 8 -duration 10s; \
+	limits=""; \
 	echo "== budget 4: one stream, 1000 clients at 5 syncs/s, 5% with an event"; \
 	run -streams 1 -clients 1000 -rate 5 -event-share 0.05 -duration 20s -warmup 5s; \
 	echo "== budget 5: 500 streams x 4 clients at 5 syncs/s"; \

@@ -158,8 +158,17 @@ func (b *bench) setup(ctx context.Context) error {
 				}
 				n++
 			}
-			if _, err := w.Sync(ctx); err != nil {
-				return fmt.Errorf("preloading: %w", err)
+			for {
+				_, err := w.Sync(ctx)
+				var se *esclient.Error
+				if errors.As(err, &se) && se.Status == http.StatusTooManyRequests {
+					sleep(ctx, se.RetryAfter) // the server's fair use: -max-events-per-client-per-second
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("preloading: %w", err)
+				}
+				break
 			}
 		}
 		u, err := w.Sync(ctx)

@@ -23,7 +23,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func server(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), wrap)
+	cfg := stream.DefaultConfig()
+	cfg.MaxSyncsPerSecond, cfg.MaxEventsPerSecond = 0, 0 // a load tool's server: as fast as it goes
+	srv, _ := apitest.NewServer(t, cfg, wrap)
 	return srv.URL
 }
 

@@ -80,6 +80,9 @@ func (c config) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
+	if c.Stream.MaxEventsPerSecond > 0 && c.Stream.EventBurst < c.Limits.MaxEventsPerSync {
+		return fmt.Errorf("client event burst must hold the largest request: at least %d (-max-events-per-sync)", c.Limits.MaxEventsPerSync)
+	}
 	if least := c.Limits.MaxEventBodyBytes + 512; c.Stream.PageBytes < least {
 		return fmt.Errorf("page bytes must hold a tick of one event of the largest body: at least %d with -max-event-body-bytes %d", least, c.Limits.MaxEventBodyBytes)
 	}
@@ -121,6 +124,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.Stream.MaxClientsPerStream, "max-clients-per-stream", cfg.Stream.MaxClientsPerStream, "most distinct clients of one stream")
 	fs.IntVar(&cfg.Stream.MaxEventsPerStream, "max-events-per-stream", cfg.Stream.MaxEventsPerStream, "most events one stream accepts")
 	fs.Int64Var(&cfg.Stream.MaxStreamBytes, "max-stream-bytes", cfg.Stream.MaxStreamBytes, "most bytes of events (their JSON) one stream accepts")
+	fs.Float64Var(&cfg.Stream.MaxSyncsPerSecond, "max-syncs-per-second", cfg.Stream.MaxSyncsPerSecond, "syncs a second each client of a stream may make (429 rate_limited past it); 0 for no limit")
+	fs.Float64Var(&cfg.Stream.MaxEventsPerSecond, "max-events-per-client-per-second", cfg.Stream.MaxEventsPerSecond, "events a second each client of a stream may post, its fair share (429 rate_limited past it); 0 for no limit")
+	fs.IntVar(&cfg.Stream.EventBurst, "client-event-burst", cfg.Stream.EventBurst, "most events a client may post at once, beside its rate; at least -max-events-per-sync")
 	fs.IntVar(&cfg.Stream.PageEvents, "page-events", cfg.Stream.PageEvents, "most events in one reply (a tick is never split)")
 	fs.IntVar(&cfg.Stream.PageBytes, "page-bytes", cfg.Stream.PageBytes, "most bytes of events in one reply (a tick is never split)")
 	fs.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body-bytes", cfg.Limits.MaxBodyBytes, "largest request body")

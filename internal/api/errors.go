@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -33,6 +34,7 @@ func errorf(status int, code, format string, args ...any) *apiError {
 // one place where domain errors meet HTTP statuses.
 func toAPIError(err error) *apiError {
 	var ae *apiError
+	var rl *stream.RateLimitError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -40,6 +42,10 @@ func toAPIError(err error) *apiError {
 		return errorf(http.StatusServiceUnavailable, protocol.CodeServerFull, "%v; try again later", err)
 	case errors.Is(err, stream.ErrStreamFull):
 		return errorf(http.StatusConflict, protocol.CodeStreamFull, "%v", err)
+	case errors.As(err, &rl):
+		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
+		ae.retryAfter = max(1, int(math.Ceil(rl.Wait.Seconds())))
+		return ae
 	case errors.Is(err, stream.ErrTickFull):
 		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
 		ae.retryAfter = 1

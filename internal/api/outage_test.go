@@ -29,6 +29,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := stream.DefaultRedisConfig()
 	cfg.URL, cfg.Secret, cfg.Timeout = srv.URL(), "test-secret-0123456789", timeout
+	cfg.MaxSyncsPerSecond, cfg.MaxEventsPerSecond = 0, 0 // clients as fast as they go
 	store, err := stream.NewRedisStore(cfg)
 	require.NoError(t, err)
 	t.Cleanup(store.Close)

@@ -124,6 +124,7 @@ func TestStoreRefusals(t *testing.T) {
 		{name: "too many events", edit: func(c *stream.Config) { c.MaxEventsPerStream = 3 }, give: "/s/b/0", wantStatus: 409, wantCode: "stream_full"},
 		{name: "too many bytes", edit: func(c *stream.Config) { c.MaxStreamBytes = stream.MinStreamBytes; c.PageBytes = 1 << 20 }, give: "/s/b/0", wantStatus: 409, wantCode: "stream_full"},
 		{name: "a full tick", edit: func(c *stream.Config) { c.PageBytes = 100 }, give: "/s/a/0", wantStatus: 429, wantCode: "rate_limited", wantRetryAfter: "1"},
+		{name: "a client too fast", edit: func(c *stream.Config) { c.MaxSyncsPerSecond = 0.25 }, give: "/s/a/0", wantStatus: 429, wantCode: "rate_limited", wantRetryAfter: "4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

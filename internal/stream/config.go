@@ -36,6 +36,16 @@ type Config struct {
 	// page ends before the tick that would take it past PageBytes, and a
 	// first tick larger than PageBytes is sent whole.
 	PageBytes int
+	// MaxSyncsPerSecond is the rate at which each client of a stream may
+	// sync, with a burst of as many; 0 means no limit.
+	MaxSyncsPerSecond float64
+	// MaxEventsPerSecond is the rate at which each client of a stream may
+	// post events, with a burst of EventBurst, so that no client can fill
+	// a stream shared with others; 0 means no limit.
+	MaxEventsPerSecond float64
+	// EventBurst is the most events a client may post at once; it must
+	// hold the largest request.
+	EventBurst int
 	// Clock tells the time. Nil means the backend's own: the process's
 	// clock for the memory store, Redis's TIME for the Redis store (so
 	// that replicas' clock skew cannot reorder or reopen a tick). Tests set
@@ -55,6 +65,9 @@ func DefaultConfig() Config {
 		MaxStreamBytes:      64 << 20,
 		PageEvents:          protocol.DefaultPageEvents,
 		PageBytes:           1 << 20,
+		MaxSyncsPerSecond:   50,
+		MaxEventsPerSecond:  100,
+		EventBurst:          protocol.DefaultMaxEventsPerSync,
 	}
 }
 
@@ -79,6 +92,10 @@ func (c Config) Validate() error {
 		return errors.New("page events must be at least 1")
 	case c.PageBytes < 1:
 		return errors.New("page bytes must be at least 1")
+	case c.MaxSyncsPerSecond < 0 || c.MaxEventsPerSecond < 0:
+		return errors.New("the rates of syncs and events must not be negative")
+	case c.MaxEventsPerSecond > 0 && c.EventBurst < 1:
+		return errors.New("the event burst must be at least 1")
 	}
 	return nil
 }

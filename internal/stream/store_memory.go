@@ -230,6 +230,9 @@ type memClient struct {
 	connected bool
 	queued    bool
 	batches   *batchRing
+	// The client's fair-use buckets (ratelimit.go), as of refilled (ms).
+	syncTokens, eventTokens float64
+	refilled                int64
 }
 
 // batchRing remembers the last protocol.BatchMemory batch ids of a client.
@@ -267,6 +270,19 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	}
 	connect := c == nil || !c.connected
 	repeat := req.Batch != "" && c != nil && c.batches.contains(req.Batch)
+	nowMs := now.UnixMilli()
+	syncs, events := m.cfg.syncBurst(), float64(m.cfg.EventBurst) // a new client's are full
+	if c != nil {
+		syncs = refill(c.syncTokens, c.refilled, nowMs, m.cfg.MaxSyncsPerSecond, m.cfg.syncBurst())
+		events = refill(c.eventTokens, c.refilled, nowMs, m.cfg.MaxEventsPerSecond, float64(m.cfg.EventBurst))
+	}
+	posted := len(req.Events)
+	if repeat {
+		posted = 0
+	}
+	if err := m.cfg.rateLimited(syncs, events, posted); err != nil {
+		return nil, err
+	}
 	n, size := 0, int64(0) // the events and bytes the request would append
 	var pub string         // the client's public id, when the request appends
 	if connect || (!repeat && len(req.Events) > 0) {
@@ -302,6 +318,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		s.clients[strings.Clone(req.PrivateID)] = c
 	}
 	c.lastSeen = now
+	c.syncTokens, c.eventTokens, c.refilled = syncs-1, events-float64(posted), nowMs
 	if connect {
 		c.connected = true
 		s.connected++

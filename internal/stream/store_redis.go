@@ -255,15 +255,15 @@ type streamKeys struct {
 	log     string // stream: the events, ids <tick>-<n>
 	ids     string // hash: keyed hash of a private id -> public id
 	seen    string // zset: public id -> last heard from (ms), connected clients only
-	batches string // hash: public id -> its last batch hashes
+	clients string // hash: public id -> its last batch hashes; "r:" + public id -> its fair-use buckets
 }
 
 func (r *RedisStore) keys(stream string) streamKeys {
 	tag := r.cfg.Prefix + "{" + stream + "}:"
-	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", batches: tag + "b"}
+	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", clients: tag + "b"}
 }
 
-func (k streamKeys) all() []string { return []string{k.meta, k.log, k.ids, k.seen, k.batches} }
+func (k streamKeys) all() []string { return []string{k.meta, k.log, k.ids, k.seen, k.clients} }
 
 // nowArg is the time argument of the scripts: "" lets Redis use its clock.
 func (r *RedisStore) nowArg() string {
@@ -373,28 +373,32 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
 func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []string {
-	args := make([]string, 0, 20+2*len(req.Events))
+	args := make([]string, 0, 24+2*len(req.Events))
 	args = append(args,
-		r.nowArg(),                                  // 1
-		r.hashID(req.PrivateID),                     // 2
-		strconv.FormatInt(req.LastKnownTick, 10),    // 3
-		req.Epoch,                                   // 4
-		hashBatch(req.Batch),                        // 5
-		uuid.NewString(),                            // 6 the epoch, if the stream is created
-		strconv.Itoa(r.cfg.TickRate),                // 7
-		strconv.Itoa(r.cfg.MaxClientsPerStream),     // 8
-		strconv.Itoa(r.cfg.MaxEventsPerStream),      // 9
-		strconv.FormatInt(r.cfg.MaxStreamBytes, 10), // 10
-		strconv.Itoa(r.cfg.PageEvents),              // 11
-		strconv.Itoa(r.cfg.PageBytes),               // 12
-		flag(mayCreate),                             // 13
-		strconv.Itoa(protocol.BatchMemory),          // 14
-		hit.epoch,                                   // 15 "" when the cache missed
-		strconv.FormatInt(hit.from, 10),             // 16
-		strconv.FormatInt(hit.sealed, 10),           // 17
-		strconv.Itoa(r.cfg.PageEvents-hit.n),        // 18
-		strconv.Itoa(r.cfg.PageBytes-hit.bytes()),   // 19
-		strconv.Itoa(len(req.Events)),               // 20
+		r.nowArg(),                                                 // 1
+		r.hashID(req.PrivateID),                                    // 2
+		strconv.FormatInt(req.LastKnownTick, 10),                   // 3
+		req.Epoch,                                                  // 4
+		hashBatch(req.Batch),                                       // 5
+		uuid.NewString(),                                           // 6 the epoch, if the stream is created
+		strconv.Itoa(r.cfg.TickRate),                               // 7
+		strconv.Itoa(r.cfg.MaxClientsPerStream),                    // 8
+		strconv.Itoa(r.cfg.MaxEventsPerStream),                     // 9
+		strconv.FormatInt(r.cfg.MaxStreamBytes, 10),                // 10
+		strconv.Itoa(r.cfg.PageEvents),                             // 11
+		strconv.Itoa(r.cfg.PageBytes),                              // 12
+		flag(mayCreate),                                            // 13
+		strconv.Itoa(protocol.BatchMemory),                         // 14
+		hit.epoch,                                                  // 15 "" when the cache missed
+		strconv.FormatInt(hit.from, 10),                            // 16
+		strconv.FormatInt(hit.sealed, 10),                          // 17
+		strconv.Itoa(r.cfg.PageEvents-hit.n),                       // 18
+		strconv.Itoa(r.cfg.PageBytes-hit.bytes()),                  // 19
+		strconv.FormatFloat(r.cfg.MaxSyncsPerSecond, 'g', -1, 64),  // 20
+		strconv.FormatFloat(r.cfg.syncBurst(), 'g', -1, 64),        // 21
+		strconv.FormatFloat(r.cfg.MaxEventsPerSecond, 'g', -1, 64), // 22
+		strconv.Itoa(r.cfg.EventBurst),                             // 23
+		strconv.Itoa(len(req.Events)),                              // 24
 	)
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
@@ -424,6 +428,13 @@ func decodeSyncReply(vals []rueidis.RedisMessage) (*syncReply, error) {
 	case "ok":
 	case "err":
 		code := rd.str()
+		if code == "rate_limited" {
+			e := &RateLimitError{What: rd.str(), Wait: time.Duration(rd.int()) * time.Millisecond}
+			if err := rd.done(); err != nil {
+				return nil, fmt.Errorf("redis store: the sync script's reply: %w", err)
+			}
+			return nil, e
+		}
 		if err := scriptErrors[code]; err != nil {
 			return nil, err
 		}

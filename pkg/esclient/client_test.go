@@ -365,7 +365,7 @@ func TestErrorsHideThePrivateID(t *testing.T) {
 }
 
 func TestLargeQueuesAreSplitIntoBatches(t *testing.T) {
-	srv := newServer(t, nil)
+	srv := newServer(t, func(c *stream.Config) { c.MaxEventsPerSecond = 0 }) // a clock that stands still refills nothing
 	c := newClient(t, srv.URL, secret, withHTTP(httpClient(t)))
 	const n = 2*esclient.MaxEventsPerSync + 88
 	for i := range n {

@@ -17,6 +17,15 @@ local function tick_at(created, rate, now, last)
   return t
 end
 
+-- refill is the fair-use rule's token bucket: the tokens of a bucket that
+-- held tokens at last, at now (ms), filled at rate a second up to burst.
+-- Mirrored in refill (ratelimit.go).
+local function refill(tokens, last, now, rate, burst)
+  if now > last then tokens = tokens + (now - last) * rate / 1000 end
+  if tokens > burst then tokens = burst end
+  return tokens
+end
+
 -- encode_event is the event's JSON: typ and body are JSON string literals,
 -- origin needs no escaping ("_" or a public id). Mirrored in appendEvent
 -- (event_json.go).

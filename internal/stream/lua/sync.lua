@@ -2,7 +2,8 @@
 -- KEYS: streamKeys (store_redis.go): 1 meta (hash), 2 log (stream),
 --   3 ids (hash: keyed hash of private id -> public id),
 --   4 seen (zset: public id -> last heard from, ms; connected clients only),
---   5 batches (hash: public id -> last batch hashes, comma-separated).
+--   5 clients (hash: public id -> last batch hashes, comma-separated;
+--     "r:" .. public id -> the fair-use buckets: "<syncs> <events> <ms>").
 -- ARGV: syncArgs (store_redis.go), in this order:
 --   1 now in ms, or ""; 2 keyed hash of the private id; 3 last known tick;
 --   4 epoch the client gave, or ""; 5 batch hash, or ""; 6 epoch for a new stream;
@@ -11,9 +12,11 @@
 --   14 batch ids remembered per client; 15 the epoch of the replica's cache of
 --   sealed ticks, or ""; 16 the first tick it holds; 17 the first tick it does not
 --   hold; 18 and 19 the page events and bytes left beside the cached events;
---   20 the number of events; then per event its type and its body, both JSON
---   string literals.
--- Returns {"err", code} (scriptErrors in store_redis.go) or decodeSyncReply's
+--   20 syncs a second a client may make, 21 their burst, 22 events a second
+--   a client may post, 23 their burst; 24 the number of events; then per event
+--   its type and its body, both JSON string literals.
+-- Returns {"err", code} (scriptErrors in store_redis.go), {"err", "rate_limited",
+-- "syncs" or "events", wait in ms}, or decodeSyncReply's
 -- {"ok", public id, t, epoch, tick rate, more, created, connected, appended, events,
 -- 1 if the cached ticks were skipped, the first tick the reply covers}.
 
@@ -38,6 +41,27 @@ if ARGV[5] ~= "" and not isNew then
   batches = redis.call("HGET", KEYS[5], pub)
   if batches and string.find("," .. batches .. ",", "," .. ARGV[5] .. ",", 1, true) then rep = true end
 end
+local nev = tonumber(ARGV[24])
+
+-- The fair-use buckets (ratelimit.go): a new client's are full.
+local srate, sburst, erate, eburst = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
+local syncs, evs = sburst, eburst
+if not isNew then
+  local r = redis.call("HGET", KEYS[5], "r:" .. pub)
+  if r then
+    local st, et, lt = string.match(r, "^(%S+) (%S+) (%S+)$")
+    syncs = refill(tonumber(st), tonumber(lt), now, srate, sburst)
+    evs = refill(tonumber(et), tonumber(lt), now, erate, eburst)
+  end
+end
+local posted = nev
+if rep then posted = 0 end
+if srate > 0 and syncs < 1 then
+  return {"err", "rate_limited", "syncs", math.ceil((1 - syncs) / srate * 1000)}
+end
+if erate > 0 and posted > 0 and evs < posted then
+  return {"err", "rate_limited", "events", math.ceil((posted - evs) / erate * 1000)}
+end
 
 -- What the request appends, encoded, and checked against the caps before
 -- anything is written. A request that appends nothing is always served.
@@ -49,9 +73,8 @@ local function add(tick, ev)
 end
 if created then add(0, encode_event(0, '"_a"', "_", '"' .. m.epoch .. '"')) end
 if connect then add(t, encode_event(t, '"_c"', "_", '"' .. who .. '"')) end
-local nev = tonumber(ARGV[20])
 if not rep then
-  for i = 0, nev - 1 do add(t, encode_event(t, ARGV[21 + 2 * i], who, ARGV[22 + 2 * i])) end
+  for i = 0, nev - 1 do add(t, encode_event(t, ARGV[25 + 2 * i], who, ARGV[26 + 2 * i])) end
 end
 if #adds > 0 and m.count + #adds > tonumber(ARGV[9]) then return {"err", "event_cap"} end
 if #adds > 0 and m.bytes + size > tonumber(ARGV[10]) then return {"err", "byte_cap"} end
@@ -72,6 +95,7 @@ if isNew then
 end
 for _, a in ipairs(adds) do log_append(KEYS[2], m, a[1], a[2]) end
 redis.call("ZADD", KEYS[4], now, pub)
+redis.call("HSET", KEYS[5], "r:" .. pub, string.format("%.17g %.17g %d", syncs - 1, evs - posted, now))
 if connect then
   m.connected = m.connected + 1
   if m.connected == 1 then

@@ -30,7 +30,10 @@ func testConcurrent(t *testing.T, newStore Factory) {
 		rounds    = 80
 		maxEvents = 3
 	)
-	e := newEnv(t, newStore, func(c *stream.Config) { c.PageEvents = 16 })
+	e := newEnv(t, newStore, func(c *stream.Config) {
+		c.PageEvents = 16
+		c.MaxSyncsPerSecond, c.MaxEventsPerSecond = 0, 0 // as fast as they can, on a clock that stands still
+	})
 	ctx := context.Background()
 
 	// Time moves on its own, but stays below the client timeout so that

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("PagingBytes", func(t *testing.T) { testPagingBytes(t, newStore) })
 	t.Run("PagingAgain", func(t *testing.T) { testPagingAgain(t, newStore) })
 	t.Run("TickFull", func(t *testing.T) { testTickFull(t, newStore) })
+	t.Run("FairUse", func(t *testing.T) { testFairUse(t, newStore) })
 	t.Run("Batches", func(t *testing.T) { testBatches(t, newStore) })
 	t.Run("MaxStreams", func(t *testing.T) { testMaxStreams(t, newStore) })
 	t.Run("MaxClients", func(t *testing.T) { testMaxClients(t, newStore) })

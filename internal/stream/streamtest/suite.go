@@ -581,3 +581,51 @@ func testPagingAgain(t *testing.T, newStore Factory) {
 	assert.Len(t, r.Events, 3)
 	assert.False(t, r.More)
 }
+
+// testFairUse: each client has its own buckets of syncs and of events; a
+// request that finds too few is refused, takes none, and says when to come
+// back; the others are not slowed.
+func testFairUse(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, func(c *stream.Config) {
+		c.MaxSyncsPerSecond, c.MaxEventsPerSecond, c.EventBurst = 5, 10, 20
+	})
+	refused := func(req *stream.SyncRequest) *stream.RateLimitError {
+		t.Helper()
+		_, err := e.store.Sync(context.Background(), req)
+		var rl *stream.RateLimitError
+		require.ErrorAs(t, err, &rl)
+		require.ErrorIs(t, err, stream.ErrRateLimited)
+		return rl
+	}
+	for range 5 {
+		e.poll("s", "a", 0)
+	}
+	rl := refused(&stream.SyncRequest{Stream: "s", PrivateID: "a"})
+	assert.Equal(t, "syncs", rl.What)
+	assert.Equal(t, 200*time.Millisecond, rl.Wait, "one sync comes back in a fifth of a second")
+	e.poll("s", "b", 0) // another client is not slowed
+
+	e.clock.Advance(200 * time.Millisecond)
+	e.poll("s", "a", 0)
+	e.clock.Advance(time.Second)
+	assert.Equal(t, 20, e.post("s", "a", 0, make([]string, 20)...).Appended, "a burst of events")
+	rl = refused(&stream.SyncRequest{Stream: "s", PrivateID: "a", Events: Moves("x")})
+	assert.Equal(t, "events", rl.What)
+	assert.Equal(t, 100*time.Millisecond, rl.Wait)
+	e.clock.Advance(100 * time.Millisecond)
+	assert.Equal(t, 1, e.post("s", "a", 0, "x").Appended)
+	e.clock.Advance(200 * time.Millisecond)
+	rl = refused(&stream.SyncRequest{Stream: "s", PrivateID: "a", Events: Moves("1", "2", "3")})
+	assert.Equal(t, 100*time.Millisecond, rl.Wait, "two of three events are there")
+	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "new", Events: Moves(make([]string, 21)...)})
+	require.ErrorIs(t, err, stream.ErrRateLimited, "no client posts more than the burst at once")
+
+	e.clock.Advance(tick)
+	var moves int
+	for _, got := range e.all("s", "b") {
+		if got.Type == "move" {
+			moves++
+		}
+	}
+	assert.Equal(t, 21, moves, "refused requests appended nothing")
+}

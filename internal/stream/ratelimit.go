@@ -1,0 +1,64 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// The fair-use rule: each client of a stream has two token buckets, one of
+// syncs and one of events, filled at Config.MaxSyncsPerSecond and
+// Config.MaxEventsPerSecond up to their bursts. A sync takes one token of
+// the first, and its events one each of the second; a request that finds
+// too few is refused with a *RateLimitError and takes none. A rate of 0
+// turns its bucket off.
+
+// refill returns the tokens of a bucket that held tokens at lastMs, at
+// nowMs (Unix ms), filled at rate a second up to burst. Mirrored in
+// lua/prelude.lua (refill).
+func refill(tokens float64, lastMs, nowMs int64, rate float64, burst float64) float64 {
+	if nowMs > lastMs {
+		tokens += float64(nowMs-lastMs) * rate / 1000
+	}
+	return math.Min(tokens, burst)
+}
+
+// ErrRateLimited means a client asked faster than its fair share; a
+// *RateLimitError says when it may ask again (code rate_limited).
+var ErrRateLimited = errors.New("the client asks faster than its fair share")
+
+// RateLimitError is ErrRateLimited with the wait after which the request
+// would be taken.
+type RateLimitError struct {
+	What string        // "syncs" or "events"
+	Wait time.Duration // until the bucket holds enough
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("%v: too many %s per second; retry in %v", ErrRateLimited, e.What, e.Wait.Round(time.Millisecond))
+}
+
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
+
+// syncBurst is the most syncs a client may make at once: a second's worth,
+// and at least one.
+func (c Config) syncBurst() float64 { return math.Max(c.MaxSyncsPerSecond, 1) }
+
+// waitFor returns how long a bucket holding tokens, filled at rate a
+// second, takes to hold need.
+func waitFor(tokens, need, rate float64) time.Duration {
+	return time.Duration(math.Ceil((need-tokens)/rate*1000)) * time.Millisecond
+}
+
+// rateLimited returns nil, or the error for a client whose buckets hold
+// syncs and events tokens, asking for one sync of n events.
+func (c Config) rateLimited(syncs, events float64, n int) error {
+	switch {
+	case c.MaxSyncsPerSecond > 0 && syncs < 1:
+		return &RateLimitError{What: "syncs", Wait: waitFor(syncs, 1, c.MaxSyncsPerSecond)}
+	case c.MaxEventsPerSecond > 0 && n > 0 && events < float64(n):
+		return &RateLimitError{What: "events", Wait: waitFor(events, float64(n), c.MaxEventsPerSecond)}
+	}
+	return nil
+}
