@@ -128,9 +128,12 @@ func loadRules(t *testing.T) *rulefmt.RuleGroups {
 }
 
 type dashboard struct {
-	UID    string  `json:"uid"`
-	Title  string  `json:"title"`
-	Panels []panel `json:"panels"`
+	UID        string  `json:"uid"`
+	Title      string  `json:"title"`
+	Panels     []panel `json:"panels"`
+	Templating struct {
+		List []struct{ Name, Type string } `json:"list"`
+	} `json:"templating"`
 }
 
 type panel struct {
@@ -182,13 +185,19 @@ func TestDashboardPanelsHaveADatasource(t *testing.T) {
 		}
 		graphs++
 		require.NotNil(t, p.Datasource, "panel %q has no datasource", p.Title)
-		assert.Equal(t, "prometheus", p.Datasource.UID, p.Title)
+		assert.Equal(t, "${ds}", p.Datasource.UID, "%s: the datasource is the dashboard's variable, so it imports into any Grafana", p.Title)
 		require.NotEmpty(t, p.Targets, p.Title)
 		for _, tg := range p.Targets {
 			assert.NotEmpty(t, tg.Expr, p.Title)
+			assert.Contains(t, tg.Expr, `instance=~"$instance"`, "%s: every query follows the replica filter", p.Title)
 		}
 	}
 	assert.GreaterOrEqual(t, graphs, 10)
+	vars := map[string]string{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v.Type
+	}
+	assert.Equal(t, map[string]string{"ds": "datasource", "instance": "query"}, vars)
 
 	var ds struct {
 		Datasources []struct{ UID, Type, URL string } `yaml:"datasources"`
