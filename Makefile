@@ -8,7 +8,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run run-redis build build-static docker test test-short lint fmt tidy bench fuzz load sweep-load clean
+.PHONY: all run run-redis build build-static docker test test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile clean
 
 all: lint test build
 
@@ -59,9 +59,19 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./... | tee bench.out
 	@echo "compare two runs with: $(GO) run $(BENCHSTAT) old.out bench.out"
 
-## fuzz: fuzz the sync handler for FUZZTIME
+## fuzz: fuzz the sync handler and the client's reply decoder, FUZZTIME each
+## (a new input is minimized for at most 10 s: the engine's pauses at 0 execs/s)
 fuzz:
-	$(GO) test ./internal/api -run '^$$' -fuzz FuzzSync -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/api -run '^$$' -fuzz FuzzSync -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
+	$(GO) test ./pkg/esclient -run '^$$' -fuzz FuzzDecodeReply -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
+
+## chaos, soak, hostile: the fault campaign of docs/operations.md (minutes each)
+chaos:
+	bash scripts/chaos.sh
+soak:
+	bash scripts/soak.sh
+hostile:
+	bash scripts/hostile.sh
 
 clean:
 	rm -rf bin bench.out
