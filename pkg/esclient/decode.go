@@ -108,7 +108,11 @@ func (s *scanner) int() (int64, bool) {
 	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
 		s.i++
 	}
-	if s.i == start || s.i-start > 19 || (s.b[start] == '0' && s.i-start > 1) {
+	digits := start // a leading zero is JSON only alone: 0 and -0, not 00 or -00
+	if s.i > start && s.b[start] == '-' {
+		digits++
+	}
+	if s.i == digits || s.i-start > 19 || (s.b[digits] == '0' && s.i-digits > 1) {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64)
