@@ -41,6 +41,16 @@ func (e *RateLimitError) Error() string {
 
 func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
+// spend returns the tokens left after cost, or tokens when the bucket is
+// off (rate 0): a bucket turned on later starts full, not deep in debt.
+// Mirrored in lua/sync.lua.
+func spend(tokens, cost, rate float64) float64 {
+	if rate <= 0 {
+		return tokens
+	}
+	return tokens - cost
+}
+
 // syncBurst is the most syncs a client may make at once: a second's worth,
 // and at least one.
 func (c Config) syncBurst() float64 { return math.Max(c.MaxSyncsPerSecond, 1) }

@@ -318,7 +318,9 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		s.clients[strings.Clone(req.PrivateID)] = c
 	}
 	c.lastSeen = now
-	c.syncTokens, c.eventTokens, c.refilled = syncs-1, events-float64(posted), nowMs
+	c.syncTokens = spend(syncs, 1, m.cfg.MaxSyncsPerSecond)
+	c.eventTokens = spend(events, float64(posted), m.cfg.MaxEventsPerSecond)
+	c.refilled = nowMs
 	if connect {
 		c.connected = true
 		s.connected++

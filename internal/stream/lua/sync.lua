@@ -95,7 +95,10 @@ if isNew then
 end
 for _, a in ipairs(adds) do log_append(KEYS[2], m, a[1], a[2]) end
 redis.call("ZADD", KEYS[4], now, pub)
-redis.call("HSET", KEYS[5], "r:" .. pub, string.format("%.17g %.17g %d", syncs - 1, evs - posted, now))
+-- What the buckets hold now; one that is off is not spent (spend, ratelimit.go).
+if srate > 0 then syncs = syncs - 1 end
+if erate > 0 then evs = evs - posted end
+redis.call("HSET", KEYS[5], "r:" .. pub, string.format("%.17g %.17g %d", syncs, evs, now))
 if connect then
   m.connected = m.connected + 1
   if m.connected == 1 then

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("PagingAgain", func(t *testing.T) { testPagingAgain(t, newStore) })
 	t.Run("TickFull", func(t *testing.T) { testTickFull(t, newStore) })
 	t.Run("FairUse", func(t *testing.T) { testFairUse(t, newStore) })
+	t.Run("FairUseOff", func(t *testing.T) { testFairUseOff(t, newStore) })
 	t.Run("Batches", func(t *testing.T) { testBatches(t, newStore) })
 	t.Run("MaxStreams", func(t *testing.T) { testMaxStreams(t, newStore) })
 	t.Run("MaxClients", func(t *testing.T) { testMaxClients(t, newStore) })

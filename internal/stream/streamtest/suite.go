@@ -629,3 +629,14 @@ func testFairUse(t *testing.T, newStore Factory) {
 	}
 	assert.Equal(t, 21, moves, "refused requests appended nothing")
 }
+
+// testFairUseOff: with the limits off, a client may go as fast as it likes.
+func testFairUseOff(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, func(c *stream.Config) { c.MaxSyncsPerSecond, c.MaxEventsPerSecond = 0, 0 })
+	for i := range 200 { // 200 syncs and 2000 events in a tenth of a second
+		e.post("s", "a", 0, make([]string, 10)...)
+		if i%100 == 99 {
+			e.clock.Advance(tick)
+		}
+	}
+}
