@@ -654,6 +654,7 @@ func (r *RedisStore) sweepBatch(ctx context.Context, now int64, res *SweepResult
 		if expired[i] || (i < len(removed) && removed[i] == 1 && next[2+2*i] == "") {
 			res.Expired = append(res.Expired, name)
 			r.streamCount.Add(-1)
+			r.tails.drop(name)
 		}
 	}
 	return len(due), nil

@@ -167,3 +167,17 @@ func TestReplicasShareTheSweep(t *testing.T) {
 	}
 	assert.Greater(t, busy, 1, "the work was shared")
 }
+
+// TestSweepForgetsTheTailOfAnExpiredStream: the sealed ticks a replica
+// kept of a stream go with it, not when the cache's budget evicts them.
+func TestSweepForgetsTheTailOfAnExpiredStream(t *testing.T) {
+	e := newSweepEnv(t)
+	e.sync(e.store, "s", "p")
+	require.NotNil(t, e.store.tails.streams["s"], "the replica cached the stream's ticks")
+	e.clock.Advance(11 * time.Second)
+	e.sweep(e.store)
+	e.clock.Advance(61 * time.Second)
+	require.Equal(t, []string{"s"}, e.sweep(e.store).Expired)
+	assert.Nil(t, e.store.tails.streams["s"])
+	assert.Zero(t, e.store.tails.total)
+}

@@ -133,6 +133,17 @@ func (c *tailCache) store(stream, epoch string, from, sealed int64, events []byt
 	}
 }
 
+// drop forgets the tail of stream, which expired: a stream created anew
+// has another epoch, and the tail could only wait for eviction.
+func (c *tailCache) drop(stream string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.streams[stream]; t != nil {
+		c.total -= t.size()
+		delete(c.streams, stream)
+	}
+}
+
 // appendEvents adds the events of a reply whose tick is at least min.
 func (t *streamTail) appendEvents(events []byte, min int64) {
 	for _, e := range splitEvents(events) {
