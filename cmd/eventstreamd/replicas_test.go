@@ -266,7 +266,7 @@ func TestWaitsForRedis(t *testing.T) {
 		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-drain-delay", "0", "-store", fmt.Sprintf("redis://127.0.0.1:%d", port),
 			"-store-secret", "0123456789abcdef-test"}, env(), io.Discard, logs)
 	}()
-	addr := logs.waitAddr(t)
+	addr := logs.waitListening(t)
 	require.Eventually(t, func() bool { return strings.Contains(logs.all(), "waiting for the store") },
 		10*time.Second, 20*time.Millisecond)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}

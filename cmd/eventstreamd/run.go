@@ -133,6 +133,22 @@ func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
 // delay, so that load balancers stop sending any, and in-flight requests
 // get the shutdown timeout to finish.
 func (a *app) serve(ctx context.Context) error {
+	storeCtx, stopStore := context.WithCancel(ctx)
+	defer stopStore()
+	opened := make(chan error, 1)
+	closeStore := func() {}
+	openStore := func() {
+		release, err := a.store.open(storeCtx, a.cfg, a.log)
+		if err == nil {
+			closeStore = release
+			a.log.Info("store open", zap.String("store", storeName(a.cfg.Stream.URL)))
+		}
+		opened <- err
+	}
+	if !a.cfg.redis() {
+		openStore() // memory: at once, so that the first request finds it
+	}
+
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		return err
@@ -167,20 +183,10 @@ func (a *app) serve(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); serveErr <- a.http.Serve(ln) }()
 
-	storeCtx, stopStore := context.WithCancel(ctx)
-	defer stopStore()
-	opened := make(chan error, 1)
-	closeStore := func() {}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		release, err := a.store.open(storeCtx, a.cfg, a.log)
-		if err == nil {
-			closeStore = release
-			a.log.Info("store open", zap.String("store", storeName(a.cfg.Stream.URL)))
-		}
-		opened <- err
-	}()
+	if a.cfg.redis() { // Redis may not answer yet: meanwhile, /readyz says so
+		wg.Add(1)
+		go func() { defer wg.Done(); openStore() }()
+	}
 	sweepCtx, stopSweeping := context.WithCancel(context.Background())
 	defer stopSweeping()
 

@@ -27,14 +27,18 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const secret = "s3cr3t-private-id"
 
-// logLines collects a server's log lines and finds its listening address.
+// logLines collects a server's log lines and finds its listening address,
+// and when its store is open.
 type logLines struct {
 	mu    sync.Mutex
 	lines []string
 	addr  chan string
+	open  chan struct{}
 }
 
-func newLogLines() *logLines { return &logLines{addr: make(chan string, 1)} }
+func newLogLines() *logLines {
+	return &logLines{addr: make(chan string, 1), open: make(chan struct{}, 1)}
+}
 
 func (l *logLines) add(line string) {
 	l.mu.Lock()
@@ -44,8 +48,13 @@ func (l *logLines) add(line string) {
 		Msg  string `json:"msg"`
 		Addr string `json:"addr"`
 	}
-	if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
-		l.addr <- entry.Addr
+	if json.Unmarshal([]byte(line), &entry) == nil {
+		switch entry.Msg {
+		case "listening":
+			l.addr <- entry.Addr
+		case "store open":
+			l.open <- struct{}{}
+		}
 	}
 }
 
@@ -62,7 +71,22 @@ func (l *logLines) all() string {
 	return strings.Join(l.lines, "\n")
 }
 
+// waitAddr waits until the server listens and its store is open, and
+// returns its address.
 func (l *logLines) waitAddr(t *testing.T) string {
+	t.Helper()
+	addr := l.waitListening(t)
+	select {
+	case <-l.open:
+		return addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the server's store did not open; its log:\n%s", l.all())
+		return ""
+	}
+}
+
+// waitListening waits until the server listens, and returns its address.
+func (l *logLines) waitListening(t *testing.T) string {
 	t.Helper()
 	select {
 	case a := <-l.addr:
