@@ -6,13 +6,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/stream"
 )
 
 // BenchmarkHTTPSync measures the HTTP path of a typical sync (handler,
 // routing, metrics, JSON) without the network: a client fetching the last
 // four ticks of events, 16 events, from a stream with some history.
 func BenchmarkHTTPSync(b *testing.B) {
-	h := newHarness(b)
+	h := newHarness(b, func(_ *api.Config, s *stream.Config) {
+		s.MaxSyncsPerSecond, s.MaxEventsPerSecond = 1e15, 1e15 // a clock that stands still refills nothing
+	})
 	post := `{"events":[{"type":"move","body":"left"},{"type":"move","body":"right"},{"type":"jump","body":""},{"type":"aim","body":"{\"x\":12,\"y\":-3}"}]}`
 	for range 1000 {
 		rec := httptest.NewRecorder()

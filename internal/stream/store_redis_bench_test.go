@@ -18,7 +18,7 @@ import (
 func BenchmarkRedisSync(b *testing.B) {
 	srv := redistest.Start(b)
 	fake := clock.NewFake(streamtest.Start)
-	cfg := stream.DefaultConfig()
+	cfg := benchConfig()
 	cfg.Clock = fake
 	cfg.MaxEventsPerStream = math.MaxInt32
 	cfg.MaxClientsPerStream = math.MaxInt32
