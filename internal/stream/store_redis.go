@@ -177,6 +177,7 @@ func distinct(s string) int {
 // "_a"); with AOF (appendfsync always) nothing is lost.
 type RedisStore struct {
 	cfg    RedisConfig
+	conf   scriptConf // cfg as script arguments
 	client rueidis.Client
 	sync   script
 	sweep  script
@@ -216,6 +217,7 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 	}
 	return &RedisStore{
 		cfg:    cfg,
+		conf:   newScriptConf(cfg.Config),
 		client: client,
 		sync:   streamScript(syncLua),
 		sweep:  streamScript(sweepLua),
@@ -373,37 +375,57 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
 func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []string {
+	c := &r.conf
 	args := make([]string, 0, 24+2*len(req.Events))
 	args = append(args,
-		r.nowArg(),                                                 // 1
-		r.hashID(req.PrivateID),                                    // 2
-		strconv.FormatInt(req.LastKnownTick, 10),                   // 3
-		req.Epoch,                                                  // 4
-		hashBatch(req.Batch),                                       // 5
-		uuid.NewString(),                                           // 6 the epoch, if the stream is created
-		strconv.Itoa(r.cfg.TickRate),                               // 7
-		strconv.Itoa(r.cfg.MaxClientsPerStream),                    // 8
-		strconv.Itoa(r.cfg.MaxEventsPerStream),                     // 9
-		strconv.FormatInt(r.cfg.MaxStreamBytes, 10),                // 10
-		strconv.Itoa(r.cfg.PageEvents),                             // 11
-		strconv.Itoa(r.cfg.PageBytes),                              // 12
-		flag(mayCreate),                                            // 13
-		strconv.Itoa(protocol.BatchMemory),                         // 14
-		hit.epoch,                                                  // 15 "" when the cache missed
-		strconv.FormatInt(hit.from, 10),                            // 16
-		strconv.FormatInt(hit.sealed, 10),                          // 17
-		strconv.Itoa(r.cfg.PageEvents-hit.n),                       // 18
-		strconv.Itoa(r.cfg.PageBytes-hit.bytes()),                  // 19
-		strconv.FormatFloat(r.cfg.MaxSyncsPerSecond, 'g', -1, 64),  // 20
-		strconv.FormatFloat(r.cfg.syncBurst(), 'g', -1, 64),        // 21
-		strconv.FormatFloat(r.cfg.MaxEventsPerSecond, 'g', -1, 64), // 22
-		strconv.Itoa(r.cfg.EventBurst),                             // 23
-		strconv.Itoa(len(req.Events)),                              // 24
+		r.nowArg(),                               // 1
+		r.hashID(req.PrivateID),                  // 2
+		strconv.FormatInt(req.LastKnownTick, 10), // 3
+		req.Epoch,                                // 4
+		hashBatch(req.Batch),                     // 5
+		uuid.NewString(),                         // 6 the epoch, if the stream is created
+		c.tickRate,                               // 7
+		c.maxClients,                             // 8
+		c.maxEvents,                              // 9
+		c.maxBytes,                               // 10
+		c.pageEvents,                             // 11
+		c.pageBytes,                              // 12
+		flag(mayCreate),                          // 13
+		c.batchMemory,                            // 14
+		hit.epoch,                                // 15 "" when the cache missed
+		strconv.FormatInt(hit.from, 10),          // 16
+		strconv.FormatInt(hit.sealed, 10),        // 17
+		strconv.Itoa(r.cfg.PageEvents-hit.n),     // 18
+		strconv.Itoa(r.cfg.PageBytes-hit.bytes()), // 19
+		c.syncRate,                    // 20
+		c.syncBurst,                   // 21
+		c.eventRate,                   // 22
+		c.eventBurst,                  // 23
+		strconv.Itoa(len(req.Events)), // 24
 	)
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
 	}
 	return args
+}
+
+// scriptConf is the configuration as the sync script's arguments, formatted
+// once.
+type scriptConf struct {
+	tickRate, maxClients, maxEvents, maxBytes, pageEvents, pageBytes, batchMemory string
+	syncRate, syncBurst, eventRate, eventBurst                                    string
+}
+
+func newScriptConf(c Config) scriptConf {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	return scriptConf{
+		tickRate: strconv.Itoa(c.TickRate), maxClients: strconv.Itoa(c.MaxClientsPerStream),
+		maxEvents: strconv.Itoa(c.MaxEventsPerStream), maxBytes: strconv.FormatInt(c.MaxStreamBytes, 10),
+		pageEvents: strconv.Itoa(c.PageEvents), pageBytes: strconv.Itoa(c.PageBytes),
+		batchMemory: strconv.Itoa(protocol.BatchMemory),
+		syncRate:    f(c.MaxSyncsPerSecond), syncBurst: f(c.syncBurst()),
+		eventRate: f(c.MaxEventsPerSecond), eventBurst: strconv.Itoa(c.EventBurst),
+	}
 }
 
 func flag(b bool) string {
