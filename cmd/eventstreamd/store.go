@@ -29,36 +29,52 @@ func (l *lateStore) get() (stream.Store, error) {
 	return nil, fmt.Errorf("%w: it is not open yet", stream.ErrUnavailable)
 }
 
-func (l *lateStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+// late calls f on the store once it is open.
+func late[T any](l *lateStore, f func(stream.Store) (T, error)) (T, error) {
 	s, err := l.get()
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
-	return s.Sync(ctx, req)
+	return f(s)
+}
+
+func (l *lateStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	return late(l, func(s stream.Store) (*stream.SyncResult, error) { return s.Sync(ctx, req) })
 }
 
 func (l *lateStore) Sweep(ctx context.Context) (stream.SweepResult, error) {
-	s, err := l.get()
-	if err != nil {
-		return stream.SweepResult{}, err
-	}
-	return s.Sweep(ctx)
+	return late(l, func(s stream.Store) (stream.SweepResult, error) { return s.Sweep(ctx) })
 }
 
 func (l *lateStore) Stats(ctx context.Context, limit int) (stream.Stats, error) {
-	s, err := l.get()
-	if err != nil {
-		return stream.Stats{}, err
-	}
-	return s.Stats(ctx, limit)
+	return late(l, func(s stream.Store) (stream.Stats, error) { return s.Stats(ctx, limit) })
 }
 
 func (l *lateStore) Ping(ctx context.Context) error {
-	s, err := l.get()
-	if err != nil {
-		return err
-	}
-	return s.Ping(ctx)
+	_, err := late(l, func(s stream.Store) (struct{}, error) { return struct{}{}, s.Ping(ctx) })
+	return err
+}
+
+func (l *lateStore) PutSnapshot(ctx context.Context, up *stream.Upload) (int64, error) {
+	return late(l, func(s stream.Store) (int64, error) { return s.PutSnapshot(ctx, up) })
+}
+
+func (l *lateStore) Snapshot(ctx context.Context, name string) (*stream.Snapshot, error) {
+	return late(l, func(s stream.Store) (*stream.Snapshot, error) { return s.Snapshot(ctx, name) })
+}
+
+func (l *lateStore) PutDump(ctx context.Context, up *stream.Upload) error {
+	_, err := late(l, func(s stream.Store) (struct{}, error) { return struct{}{}, s.PutDump(ctx, up) })
+	return err
+}
+
+func (l *lateStore) Desyncs(ctx context.Context, name string) ([]stream.DesyncReport, error) {
+	return late(l, func(s stream.Store) ([]stream.DesyncReport, error) { return s.Desyncs(ctx, name) })
+}
+
+func (l *lateStore) Dump(ctx context.Context, name string, t int64, publicID string) ([]byte, error) {
+	return late(l, func(s stream.Store) ([]byte, error) { return s.Dump(ctx, name, t, publicID) })
 }
 
 // open opens the store cfg names, makes it l's, and returns a function

@@ -65,6 +65,7 @@ eventstreamd_http_rejections_total{code="rate_limited"} 0
 eventstreamd_http_rejections_total{code="reserved_type"} 0
 eventstreamd_http_rejections_total{code="server_busy"} 0
 eventstreamd_http_rejections_total{code="server_full"} 0
+eventstreamd_http_rejections_total{code="snapshot_mismatch"} 0
 eventstreamd_http_rejections_total{code="store_unavailable"} 0
 eventstreamd_http_rejections_total{code="store_unknown"} 0
 eventstreamd_http_rejections_total{code="stream_full"} 0

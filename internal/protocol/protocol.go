@@ -16,6 +16,9 @@ const (
 	// TypeDisconnect marks a client that went silent; its body is the
 	// client's public id.
 	TypeDisconnect = "_d"
+	// TypeDesync names the clients whose state diverged at a checkpoint;
+	// its body is the JSON text of a Desync.
+	TypeDesync = "_x"
 	// ServerOrigin is the origin of every event the server appends.
 	ServerOrigin = "_"
 	// ReservedPrefix starts every server event type.
@@ -33,6 +36,10 @@ const (
 	// BatchMemory is how many accepted batch ids the server remembers per
 	// client and stream.
 	BatchMemory = 8
+	// MaxHashReports is the most hash reports one request carries.
+	MaxHashReports = 16
+	// MaxHashLen is the longest hash of a report, in hex characters.
+	MaxHashLen = 64
 )
 
 // Default limits; servers may be configured with others.
@@ -63,6 +70,9 @@ const (
 	CodeStoreUnavailable = "store_unavailable"
 	CodeStoreUnknown     = "store_unknown"
 	CodeInternal         = "internal"
+	// CodeSnapshotMismatch: a snapshot whose SHA-256 is not the canonical
+	// hash of its checkpoint.
+	CodeSnapshotMismatch = "snapshot_mismatch"
 )
 
 // ErrorCodes lists every error code, for metrics that count them.
@@ -70,7 +80,7 @@ var ErrorCodes = []string{
 	CodeBadStream, CodeBadClient, CodeBadTick, CodeBadRequest, CodeReservedType,
 	CodeTooManyEvents, CodeTooLarge, CodeNotFound, CodeMethodNotAllowed,
 	CodeServerFull, CodeServerBusy, CodeStreamFull, CodeRateLimited,
-	CodeStoreUnavailable, CodeStoreUnknown, CodeInternal,
+	CodeStoreUnavailable, CodeStoreUnknown, CodeInternal, CodeSnapshotMismatch,
 }
 
 // ValidName reports whether s may be a stream name or a private id:
@@ -120,6 +130,41 @@ type SyncReply struct {
 	TPS    int     `json:"tps"`
 	Events []Event `json:"events"`
 	More   bool    `json:"more,omitempty"`
+	// Since v1.1: the checkpoint interval, and the checkpoint whose
+	// snapshot or desync dump the server asks for, and the snapshot a
+	// compacted reply starts after.
+	Ckpt int64  `json:"ckpt"`
+	Snap *int64 `json:"snap,omitempty"`
+	Dump *int64 `json:"dump,omitempty"`
+	Base *int64 `json:"base,omitempty"`
+}
+
+// Desync is the body of a TypeDesync event: the checkpoint tick and the
+// public ids of the clients that diverged there.
+type Desync struct {
+	T   int64    `json:"t"`
+	IDs []string `json:"ids"`
+}
+
+// HashReport is one of a request's "hashes": a client's state hash at the
+// end of checkpoint tick T, as lowercase hex.
+type HashReport struct {
+	T int64  `json:"t"`
+	H string `json:"h"`
+}
+
+// ValidHash reports whether h may be a report's hash: 1 to MaxHashLen
+// lowercase hex characters.
+func ValidHash(h string) bool {
+	if len(h) == 0 || len(h) > MaxHashLen {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrorReply is the body of every error; esclient decodes errors into it.

@@ -46,6 +46,22 @@ type Config struct {
 	// EventBurst is the most events a client may post at once; it must
 	// hold the largest request.
 	EventBurst int
+	// CheckpointInterval is the number of ticks between checkpoints: the
+	// ticks clients report state hashes for are its multiples. Zero turns
+	// checkpoints, desync detection, snapshots and compaction off.
+	CheckpointInterval int64
+	// CheckpointQuorum is the fewest clients that must agree on a hash for
+	// it to be canonical; when fewer clients are connected, all of them.
+	CheckpointQuorum int
+	// SnapshotEvery is the number of events appended since the last
+	// snapshot after which the server asks a client for one. Zero asks
+	// for none, which keeps the stream's full history.
+	SnapshotEvery int64
+	// MaxSnapshotBytes caps a snapshot and a desync dump.
+	MaxSnapshotBytes int64
+	// HistoryRetain is how long events at or below the snapshot's tick
+	// are kept before they are dropped.
+	HistoryRetain time.Duration
 	// Clock tells the time. Nil means the backend's own: the process's
 	// clock for the memory store, Redis's TIME for the Redis store (so
 	// that replicas' clock skew cannot reorder or reopen a tick). Tests set
@@ -68,6 +84,11 @@ func DefaultConfig() Config {
 		MaxSyncsPerSecond:   50,
 		MaxEventsPerSecond:  100,
 		EventBurst:          protocol.DefaultMaxEventsPerSync,
+		CheckpointInterval:  20,
+		CheckpointQuorum:    2,
+		SnapshotEvery:       10_000,
+		MaxSnapshotBytes:    4 << 20,
+		HistoryRetain:       60 * time.Second,
 	}
 }
 
@@ -96,6 +117,16 @@ func (c Config) Validate() error {
 		return errors.New("the rates of syncs and events must not be negative")
 	case c.MaxEventsPerSecond > 0 && c.EventBurst < 1:
 		return errors.New("the event burst must be at least 1")
+	case c.CheckpointInterval < 0:
+		return errors.New("the checkpoint interval must not be negative")
+	case c.CheckpointInterval > 0 && c.CheckpointQuorum < 1:
+		return errors.New("the checkpoint quorum must be at least 1")
+	case c.SnapshotEvery < 0:
+		return errors.New("snapshot every must not be negative")
+	case c.CheckpointInterval > 0 && c.MaxSnapshotBytes < 1:
+		return errors.New("max snapshot bytes must be at least 1")
+	case c.HistoryRetain < 0:
+		return errors.New("the history retain must not be negative")
 	}
 	return nil
 }

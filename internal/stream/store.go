@@ -30,6 +30,8 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
 )
 
 // Store holds streams. Implementations must be safe for concurrent use and
@@ -52,6 +54,29 @@ type Store interface {
 
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
+
+	// PutSnapshot stores up as the stream's snapshot if its SHA-256 is the
+	// canonical hash of checkpoint up.T and the stream holds no later
+	// snapshot; otherwise it returns ErrSnapshotMismatch (no canonical hash
+	// or another one) or stores nothing (a later one is kept). It returns
+	// the tick of the stream's snapshot after the call. An unknown stream
+	// or client is ErrNotFound.
+	PutSnapshot(ctx context.Context, up *Upload) (int64, error)
+
+	// Snapshot returns the stream's snapshot, or ErrNotFound.
+	Snapshot(ctx context.Context, stream string) (*Snapshot, error)
+
+	// PutDump stores up as the client's desync dump of checkpoint up.T, if
+	// a desync report of that checkpoint asked the client for one;
+	// otherwise it returns ErrNotFound.
+	PutDump(ctx context.Context, up *Upload) error
+
+	// Desyncs returns the stream's desync reports, oldest first, or
+	// ErrNotFound for an unknown stream.
+	Desyncs(ctx context.Context, stream string) ([]DesyncReport, error)
+
+	// Dump returns a client's desync dump of checkpoint t, or ErrNotFound.
+	Dump(ctx context.Context, stream string, t int64, publicID string) ([]byte, error)
 }
 
 // SyncRequest is one validated client request.
@@ -68,6 +93,9 @@ type SyncRequest struct {
 	Batch string
 	// Events are the events to append, in order.
 	Events []Event
+	// Hashes are the client's state hashes of checkpoint ticks, each a
+	// multiple of the checkpoint interval below LastKnownTick.
+	Hashes []protocol.HashReport
 	// Buf, if not nil, is scratch space the caller owns: the store may
 	// append the reply's events to Buf[:0] instead of allocating, so
 	// SyncResult.Events may share Buf's memory.
@@ -99,6 +127,16 @@ type SyncResult struct {
 	// More is set when the reply was cut short; the client should sync
 	// again at once from T.
 	More bool
+	// Checkpoint is the checkpoint interval in ticks; 0 when off.
+	Checkpoint int64
+	// Base, when set, is the tick of the stream's snapshot: the events
+	// the client asked for were compacted, and Events start after Base.
+	Base *int64
+	// Snap, when set, asks the client for its snapshot of that checkpoint.
+	Snap *int64
+	// Dump, when set, asks the client for its desync dump of that
+	// checkpoint.
+	Dump *int64
 
 	// Created is set when this sync created the stream (and appended "_a").
 	Created bool
@@ -106,6 +144,9 @@ type SyncResult struct {
 	Connected bool
 	// Appended is the number of client events appended; 0 for a repeated batch.
 	Appended int
+	// Judged is the number of checkpoints judged, Diverged the clients
+	// named in the "_x" events appended, and Compacted the events dropped.
+	Judged, Diverged, Compacted int
 }
 
 // SweepResult says what a Sweep did.
@@ -148,6 +189,8 @@ type StreamStats struct {
 	Stream  string
 	T       int64
 	Clients int
+	// Events and Bytes are the events the stream retains and their size.
+	Events, Bytes int64
 }
 
 // rank orders st.PerStream, the most connected clients first, then by

@@ -93,6 +93,7 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 		createdMs: now.UnixMilli(),
 		tickRate:  m.cfg.TickRate,
 		clients:   make(map[string]*memClient),
+		ck:        memCheckpoints{want: -1, floor: -1},
 	}
 	s.append(0, protocol.TypeReset, protocol.AppendString(nil, s.epoch), serverOrigin)
 
@@ -182,7 +183,8 @@ func (m *MemoryStore) Stats(_ context.Context, limit int) (Stats, error) {
 	st := Stats{Streams: len(all), PerStream: make([]StreamStats, 0, len(all))}
 	for _, s := range all {
 		s.mu.Lock()
-		ss := StreamStats{Stream: s.name, T: s.tickAt(now), Clients: s.connected}
+		ss := StreamStats{Stream: s.name, T: s.tickAt(now), Clients: s.connected,
+			Events: int64(len(s.index)), Bytes: s.bytes()}
 		s.mu.Unlock()
 		st.Clients += ss.Clients
 		st.PerStream = append(st.PerStream, ss)
@@ -204,12 +206,17 @@ type memStream struct {
 
 	mu    sync.Mutex
 	lastT int64
-	// log holds every event encoded as JSON, each preceded by a comma;
-	// index[i] says where event i ends in log and its tick. Both only grow,
-	// and index is in tick order, so a reply is one binary search and one
-	// copy of bytes encoded once, at append time.
+	// log holds the retained events encoded as JSON, each preceded by a
+	// comma; index[i] says where event i ends and its tick. Both grow at
+	// the end and lose their start to compaction; index is in tick order,
+	// so a reply is one binary search and one copy of bytes encoded once,
+	// at append time. Ends count from the stream's first byte: the
+	// compacted bytes, base of them, come before log[0].
 	log   []byte
 	index []eventRef
+	base  int64
+
+	ck memCheckpoints
 
 	clients      map[string]*memClient // by private id
 	nextID       int
@@ -233,6 +240,11 @@ type memClient struct {
 	// The client's fair-use buckets (ratelimit.go), as of refilled (ms).
 	syncTokens, eventTokens float64
 	refilled                int64
+	// Its hash reports, the newest maxVotes, and the checkpoint whose
+	// desync dump it is to be asked for, when dumpAsked.
+	votes     []protocol.HashReport
+	dumpAsk   int64
+	dumpAsked bool
 }
 
 // batchRing remembers the last protocol.BatchMemory batch ids of a client.
@@ -257,7 +269,19 @@ func (s *memStream) tickAt(now time.Time) int64 {
 
 func (s *memStream) append(t int64, typ string, body []byte, origin string) {
 	s.log = appendEvent(s.log, t, typ, origin, body)
-	s.index = append(s.index, eventRef{t: t, end: int64(len(s.log))})
+	s.index = append(s.index, eventRef{t: t, end: s.base + int64(len(s.log))})
+	s.ck.sinceSnap++
+}
+
+// drop drops the first n events: compaction.
+func (s *memStream) drop(n int) {
+	if n == 0 {
+		return
+	}
+	cut := s.index[n-1].end
+	s.log = s.log[cut-s.base:]
+	s.index = s.index[n:]
+	s.base = cut
 }
 
 // sync applies req at now. s.mu must be held. Every check comes before the
@@ -300,6 +324,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 			size += int64(eventLen(t, e.Type, pub, e.Body))
 		}
 	}
+	compacted := s.compact(&m.cfg, t)
 	// A request that appends nothing is always served: a stream past its
 	// caps (by the disconnects a sweep appends) can still be read.
 	switch {
@@ -330,7 +355,8 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 			c.queued = true
 		}
 	}
-	res := &SyncResult{PublicID: c.publicID, Epoch: s.epoch, TickRate: s.tickRate, Connected: connect}
+	res := &SyncResult{PublicID: c.publicID, Epoch: s.epoch, TickRate: s.tickRate, Connected: connect,
+		Checkpoint: m.cfg.CheckpointInterval, Compacted: compacted}
 	if !repeat {
 		for _, e := range req.Events {
 			s.append(t, e.Type, e.Body, c.publicID)
@@ -344,9 +370,18 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		}
 	}
 
+	if m.cfg.CheckpointInterval > 0 {
+		s.checkpoint(&m.cfg, t, c, req, res)
+	}
+
 	from := req.LastKnownTick
 	if from > t || (req.Epoch != "" && req.Epoch != s.epoch) {
 		from = 0 // the client is behind a reset: send the whole stream
+	}
+	if s.ck.floor >= 0 && from <= s.ck.floor {
+		// What the client asks for is compacted: it starts from the snapshot.
+		base := s.ck.snap.T
+		res.Base, from = &base, base+1
 	}
 	lo, hi := s.search(from, 0), s.search(t, 0)
 	end, more := s.page(lo, hi, m.cfg.PageEvents, m.cfg.PageBytes)
@@ -355,15 +390,16 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		res.T = s.index[end].t
 	}
 	if end > lo {
-		res.Events = append(req.Buf[:0], s.log[s.start(lo)+1:s.index[end-1].end]...)
+		res.Events = append(req.Buf[:0], s.log[s.start(lo)+1-s.base:s.index[end-1].end-s.base]...)
 	}
 	return res, nil
 }
 
-// start returns where event i starts in log, at its comma.
+// start returns where event i starts, at its comma, counting from the
+// stream's first byte (log[0] is at base).
 func (s *memStream) start(i int) int64 {
 	if i == 0 {
-		return 0
+		return s.base
 	}
 	return s.index[i-1].end
 }
@@ -375,7 +411,7 @@ func (s *memStream) bytes() int64 { return int64(len(s.log) - len(s.index)) }
 // tickBytes returns the bytes of the events of tick t, the tick in
 // progress, each with its comma: the last events of the log.
 func (s *memStream) tickBytes(t int64) int64 {
-	return int64(len(s.log)) - s.start(s.search(t, 0))
+	return s.base + int64(len(s.log)) - s.start(s.search(t, 0))
 }
 
 // search returns the index of the first event at or after tick t, looking

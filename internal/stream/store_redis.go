@@ -25,8 +25,14 @@ import (
 var (
 	//go:embed lua/prelude.lua
 	preludeLua string
+	//go:embed lua/checkpoint.lua
+	checkpointLua string
 	//go:embed lua/sync.lua
 	syncLua string
+	//go:embed lua/put_snapshot.lua
+	putSnapshotLua string
+	//go:embed lua/put_dump.lua
+	putDumpLua string
 	//go:embed lua/sweep.lua
 	sweepLua string
 	//go:embed lua/claim.lua
@@ -43,8 +49,11 @@ type script struct {
 }
 
 // streamScript returns a script of lua/ that works on a stream's keys,
-// with the prelude every such script shares.
+// with the prelude every such script shares and, for those that need its
+// rules, lua/checkpoint.lua.
 func streamScript(body string) script { return newScript(preludeLua + body) }
+
+func checkpointScript(body string) script { return newScript(preludeLua + checkpointLua + body) }
 
 func newScript(text string) script {
 	return script{lua: rueidis.NewLuaScript(text), sha: fmt.Sprintf("%x", sha1.Sum([]byte(text)))}
@@ -179,8 +188,10 @@ type RedisStore struct {
 	cfg    RedisConfig
 	conf   scriptConf // cfg as script arguments
 	client rueidis.Client
-	sync   script
-	sweep  script
+	sync    script
+	sweep   script
+	putSnap script
+	putDump script
 	claim  script
 	resch  script
 	index  string // the deadline index: stream -> next time a sweep is due, ms
@@ -219,8 +230,10 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		cfg:    cfg,
 		conf:   newScriptConf(cfg.Config),
 		client: client,
-		sync:   streamScript(syncLua),
-		sweep:  streamScript(sweepLua),
+		sync:    checkpointScript(syncLua),
+		sweep:   streamScript(sweepLua),
+		putSnap: checkpointScript(putSnapshotLua),
+		putDump: checkpointScript(putDumpLua),
 		claim:  newScript(claimLua), // on the index, not a stream: no prelude
 		resch:  newScript(rescheduleLua),
 		index:  cfg.Prefix + "deadlines",
@@ -257,15 +270,17 @@ type streamKeys struct {
 	log     string // stream: the events, ids <tick>-<n>
 	ids     string // hash: keyed hash of a private id -> public id
 	seen    string // zset: public id -> last heard from (ms), connected clients only
-	clients string // hash: public id -> its last batch hashes; "r:" + public id -> its fair-use buckets
+	clients string // hash: public id -> its last batch hashes; "r:" + public id -> its fair-use buckets;
+	// "v:" + public id -> its hash reports; "d:" + public id -> the dump to ask it for
+	desyncs string // hash: "r" -> the desync reports; "d:<tick>:<public id>" -> a dump
 }
 
 func (r *RedisStore) keys(stream string) streamKeys {
 	tag := r.cfg.Prefix + "{" + stream + "}:"
-	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", clients: tag + "b"}
+	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", clients: tag + "b", desyncs: tag + "x"}
 }
 
-func (k streamKeys) all() []string { return []string{k.meta, k.log, k.ids, k.seen, k.clients} }
+func (k streamKeys) all() []string { return []string{k.meta, k.log, k.ids, k.seen, k.clients, k.desyncs} }
 
 // nowArg is the time argument of the scripts: "" lets Redis use its clock.
 func (r *RedisStore) nowArg() string {
@@ -310,6 +325,9 @@ var scriptErrors = map[string]error{
 	"event_cap":   ErrEventCap,
 	"byte_cap":    ErrByteCap,
 	"tick_full":   ErrTickFull,
+	"not_found":   ErrNotFound,
+	// Of put_snapshot.lua.
+	"snapshot_mismatch": ErrSnapshotMismatch,
 }
 
 // failed says what an error of the client means for a request that was
@@ -356,6 +374,7 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	}
 
 	res := &reply.SyncResult
+	res.Checkpoint = r.cfg.CheckpointInterval
 	res.Events = req.Buf[:0]
 	if reply.skipped {
 		// The script read only what follows the cached ticks.
@@ -376,7 +395,7 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
 func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []string {
 	c := &r.conf
-	args := make([]string, 0, 24+2*len(req.Events))
+	args := make([]string, 0, 31+2*len(req.Events)+2*len(req.Hashes))
 	args = append(args,
 		r.nowArg(),                               // 1
 		r.hashID(req.PrivateID),                  // 2
@@ -402,9 +421,19 @@ func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []s
 		c.eventRate,                   // 22
 		c.eventBurst,                  // 23
 		strconv.Itoa(len(req.Events)), // 24
+		c.checkpoint,                  // 25
+		c.quorum,                      // 26
+		c.snapshotEvery,               // 27
+		c.judgeTicks,                  // 28
+		c.keepTicks,                   // 29
+		c.retainTicks,                 // 30
+		strconv.Itoa(len(req.Hashes)), // 31
 	)
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
+	}
+	for _, h := range req.Hashes {
+		args = append(args, strconv.FormatInt(h.T, 10), h.H)
 	}
 	return args
 }
@@ -414,6 +443,7 @@ func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []s
 type scriptConf struct {
 	tickRate, maxClients, maxEvents, maxBytes, pageEvents, pageBytes, batchMemory string
 	syncRate, syncBurst, eventRate, eventBurst                                    string
+	checkpoint, quorum, snapshotEvery, judgeTicks, keepTicks, retainTicks         string
 }
 
 func newScriptConf(c Config) scriptConf {
@@ -425,6 +455,9 @@ func newScriptConf(c Config) scriptConf {
 		batchMemory: strconv.Itoa(protocol.BatchMemory),
 		syncRate:    f(c.MaxSyncsPerSecond), syncBurst: f(c.syncBurst()),
 		eventRate: f(c.MaxEventsPerSecond), eventBurst: strconv.Itoa(c.EventBurst),
+		checkpoint: strconv.FormatInt(c.CheckpointInterval, 10), quorum: strconv.Itoa(c.CheckpointQuorum),
+		snapshotEvery: strconv.FormatInt(c.SnapshotEvery, 10), judgeTicks: strconv.FormatInt(c.judgeTicks(), 10),
+		keepTicks: strconv.FormatInt(c.keepTicks(), 10), retainTicks: strconv.FormatInt(c.retainTicks(), 10),
 	}
 }
 
@@ -476,6 +509,8 @@ func decodeSyncReply(vals []rueidis.RedisMessage) (*syncReply, error) {
 	out.events = rd.bytes()
 	out.skipped = rd.flag()
 	out.covered = rd.int()
+	out.Snap, out.Dump, out.Base = rd.tick(), rd.tick(), rd.tick()
+	out.Judged, out.Diverged, out.Compacted = int(rd.int()), int(rd.int()), int(rd.int())
 	if err := rd.done(); err != nil {
 		return nil, fmt.Errorf("redis store: the sync script's reply: %w", err)
 	}
@@ -536,6 +571,14 @@ func (s *scriptReply) int() int64 {
 		s.err = fmt.Errorf("value %d: %w", s.i, err)
 	}
 	return v
+}
+
+// tick reads a tick that -1 stands for the absence of.
+func (s *scriptReply) tick() *int64 {
+	if v := s.int(); v >= 0 && s.err == nil {
+		return &v
+	}
+	return nil
 }
 
 // flag reads a value that must be 0 or 1.
@@ -722,7 +765,7 @@ func (r *RedisStore) Stats(ctx context.Context, limit int) (Stats, error) {
 	for chunk := range slices.Chunk(names, 1000) {
 		cmds := make(rueidis.Commands, len(chunk))
 		for i, name := range chunk {
-			cmds[i] = r.client.B().Hmget().Key(r.keys(name).meta).Field("created", "rate", "last_t", "connected").Build()
+			cmds[i] = r.client.B().Hmget().Key(r.keys(name).meta).Field("created", "rate", "last_t", "connected", "count", "bytes").Build()
 		}
 		for i, resp := range r.client.DoMulti(ctx, cmds...) {
 			vals, err := resp.ToArray()
@@ -733,7 +776,13 @@ func (r *RedisStore) Stats(ctx context.Context, limit int) (Stats, error) {
 				continue // expired since it was listed
 			}
 			rd := scriptReply{vals: vals}
-			created, rate, lastT, clients := rd.int(), rd.int(), rd.int(), rd.int()
+			created, rate, lastT, clients, events := rd.int(), rd.int(), rd.int(), rd.int(), rd.int()
+			var bytes int64
+			if !vals[5].IsNil() { // streams of versions that did not count bytes
+				bytes = rd.int()
+			} else {
+				rd.next()
+			}
 			if rd.done() != nil {
 				continue // a meta that eviction left incomplete: docs/operations.md asks for noeviction
 			}
@@ -741,6 +790,7 @@ func (r *RedisStore) Stats(ctx context.Context, limit int) (Stats, error) {
 			st.Clients += int(clients)
 			st.PerStream = append(st.PerStream, StreamStats{
 				Stream: chunk[i], T: tickAt(created, now, int(rate), lastT), Clients: int(clients),
+				Events: events, Bytes: bytes,
 			})
 		}
 	}

@@ -18,7 +18,7 @@ func TestDecodeSyncReply(t *testing.T) {
 	reply := scriptReplies(t)
 
 	t.Run("ok", func(t *testing.T) {
-		got, err := decodeSyncReply(reply(t, `{"ok", "3", 42, "ep", 20, 1, 0, 1, 2, '{"t":41}', 0, 40}`))
+		got, err := decodeSyncReply(reply(t, `{"ok", "3", 42, "ep", 20, 1, 0, 1, 2, '{"t":41}', 0, 40, 20, -1, 0, 1, 2, 3}`))
 		require.NoError(t, err)
 		assert.Equal(t, "3", got.PublicID)
 		assert.Equal(t, int64(42), got.T)
@@ -31,6 +31,12 @@ func TestDecodeSyncReply(t *testing.T) {
 		assert.Equal(t, `{"t":41}`, string(got.events))
 		assert.False(t, got.skipped)
 		assert.Equal(t, int64(40), got.covered)
+		require.NotNil(t, got.Snap)
+		assert.Equal(t, int64(20), *got.Snap)
+		assert.Nil(t, got.Dump, "-1 is none")
+		require.NotNil(t, got.Base)
+		assert.Equal(t, int64(0), *got.Base, "tick 0 is a checkpoint")
+		assert.Equal(t, []int{1, 2, 3}, []int{got.Judged, got.Diverged, got.Compacted})
 	})
 	for _, tt := range []struct {
 		code string
@@ -52,11 +58,11 @@ func TestDecodeSyncReply(t *testing.T) {
 	}{
 		{name: "unknown code", give: `{"err", "nope"}`, want: `unknown error "nope"`},
 		{name: "unknown status", give: `{"maybe"}`, want: `answered "maybe"`},
-		{name: "a value missing", give: `{"ok", "3", 42, "ep", 20, 1, 0, 1, 2, "", 0}`, want: "value 12 is missing"},
-		{name: "a value too many", give: `{"ok", "3", 42, "ep", 20, 1, 0, 1, 2, "", 0, 40, 7}`, want: "13 values, not 12"},
-		{name: "a number that is not", give: `{"ok", "3", "x", "ep", 20, 1, 0, 1, 2, "", 0, 40}`, want: "value 3"},
-		{name: "a flag that is not", give: `{"ok", "3", 42, "ep", 20, 2, 0, 1, 2, "", 0, 40}`, want: "value 6 is 2, not 0 or 1"},
-		{name: "a string that is a list", give: `{"ok", {"3"}, 42, "ep", 20, 1, 0, 1, 2, "", 0, 40}`, want: "value 2"},
+		{name: "a value missing", give: `{"ok", "3", 42, "ep", 20, 1, 0, 1, 2, "", 0, 40, 20, -1, -1, 0, 0}`, want: "value 18 is missing"},
+		{name: "a value too many", give: `{"ok", "3", 42, "ep", 20, 1, 0, 1, 2, "", 0, 40, 20, -1, -1, 0, 0, 0, 7}`, want: "19 values, not 18"},
+		{name: "a number that is not", give: `{"ok", "3", "x", "ep", 20, 1, 0, 1, 2, "", 0, 40, 20, -1, -1, 0, 0, 0}`, want: "value 3"},
+		{name: "a flag that is not", give: `{"ok", "3", 42, "ep", 20, 2, 0, 1, 2, "", 0, 40, 20, -1, -1, 0, 0, 0}`, want: "value 6 is 2, not 0 or 1"},
+		{name: "a string that is a list", give: `{"ok", {"3"}, 42, "ep", 20, 1, 0, 1, 2, "", 0, 40, 20, -1, -1, 0, 0, 0}`, want: "value 2"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := decodeSyncReply(reply(t, tt.give))

@@ -34,8 +34,13 @@ local function encode_event(t, typ, origin, body)
 end
 
 -- A stream's meta hash (KEYS[1] of every stream script), as a table.
+-- count and bytes are the retained events'; since_snap counts the events
+-- appended since the last snapshot was stored; floor is the last tick
+-- compacted (-1: none); snap_t the snapshot's tick; cks the checkpoints
+-- (cks_load); ck_want, ck_ask_pub and ck_ask_until the snapshot asked for
+-- (memCheckpoints in store_memory_checkpoint.go).
 local META = {"epoch", "created", "rate", "last_t", "next_id", "connected", "count", "lid_t", "lid_seq", "empty_since",
-  "bytes", "tick_bytes"}
+  "bytes", "tick_bytes", "since_snap", "floor", "snap_t", "cks", "ck_want", "ck_ask_pub", "ck_ask_until"}
 
 local function meta_load(key)
   local v = redis.call("HMGET", key, unpack(META))
@@ -43,13 +48,16 @@ local function meta_load(key)
   return {epoch = v[1], created = tonumber(v[2]), rate = tonumber(v[3]), last_t = tonumber(v[4]),
     next_id = tonumber(v[5]), connected = tonumber(v[6]), count = tonumber(v[7]),
     lid_t = tonumber(v[8]), lid_seq = tonumber(v[9]), empty_since = tonumber(v[10]),
-    bytes = tonumber(v[11]) or 0, tick_bytes = tonumber(v[12]) or 0}
+    bytes = tonumber(v[11]) or 0, tick_bytes = tonumber(v[12]) or 0,
+    since_snap = tonumber(v[13]) or 0, floor = tonumber(v[14]) or -1, snap_t = tonumber(v[15]),
+    cks = v[16] or "", ck_want = tonumber(v[17]) or -1, ck_ask_pub = v[18] or "", ck_ask_until = tonumber(v[19]) or 0}
 end
 
 -- meta_save writes back what the scripts change of a stream's meta.
 local function meta_save(key, m)
   redis.call("HSET", key, "last_t", m.last_t, "next_id", m.next_id, "connected", m.connected,
-    "count", m.count, "lid_t", m.lid_t, "lid_seq", m.lid_seq, "bytes", m.bytes, "tick_bytes", m.tick_bytes)
+    "count", m.count, "lid_t", m.lid_t, "lid_seq", m.lid_seq, "bytes", m.bytes, "tick_bytes", m.tick_bytes,
+    "since_snap", m.since_snap)
 end
 
 -- log_append appends one encoded event of tick t to the log at key. Entry
@@ -65,6 +73,7 @@ local function log_append(key, m, t, ev)
   end
   redis.call("XADD", key, t .. "-" .. m.lid_seq, "e", ev)
   m.count = m.count + 1
+  m.since_snap = m.since_snap + 1
   m.bytes = m.bytes + #ev
   m.tick_bytes = m.tick_bytes + 1 + #ev
 end

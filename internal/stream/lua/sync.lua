@@ -3,7 +3,10 @@
 --   3 ids (hash: keyed hash of private id -> public id),
 --   4 seen (zset: public id -> last heard from, ms; connected clients only),
 --   5 clients (hash: public id -> last batch hashes, comma-separated;
---     "r:" .. public id -> the fair-use buckets: "<syncs> <events> <ms>").
+--     "r:" .. public id -> the fair-use buckets: "<syncs> <events> <ms>";
+--     "v:" .. public id -> its hash reports; "d:" .. public id -> the
+--     checkpoint whose dump it is to be asked for),
+--   6 desyncs (hash: the desync reports and dumps, lua/checkpoint.lua).
 -- ARGV: syncArgs (store_redis.go), in this order:
 --   1 now in ms, or ""; 2 keyed hash of the private id; 3 last known tick;
 --   4 epoch the client gave, or ""; 5 batch hash, or ""; 6 epoch for a new stream;
@@ -13,12 +16,18 @@
 --   sealed ticks, or ""; 16 the first tick it holds; 17 the first tick it does not
 --   hold; 18 and 19 the page events and bytes left beside the cached events;
 --   20 syncs a second a client may make, 21 their burst, 22 events a second
---   a client may post, 23 their burst; 24 the number of events; then per event
---   its type and its body, both JSON string literals.
+--   a client may post, 23 their burst; 24 the number of events; 25 the
+--   checkpoint interval (0: off); 26 the quorum; 27 snapshot every (events);
+--   28 the ticks a checkpoint waits to be judged; 29 the ticks one is kept;
+--   30 the ticks history is retained; 31 the number of hash reports; then per
+--   event its type and its body, both JSON string literals; then per hash
+--   report its tick and its hash.
 -- Returns {"err", code} (scriptErrors in store_redis.go), {"err", "rate_limited",
 -- "syncs" or "events", wait in ms}, or decodeSyncReply's
 -- {"ok", public id, t, epoch, tick rate, more, created, connected, appended, events,
--- 1 if the cached ticks were skipped, the first tick the reply covers}.
+-- 1 if the cached ticks were skipped, the first tick the reply covers,
+-- the checkpoint whose snapshot is asked for or -1, the one whose dump is or -1,
+-- the base or -1, checkpoints judged, clients diverged, events compacted}.
 
 local now = now_ms(ARGV[1])
 local m = meta_load(KEYS[1])
@@ -27,7 +36,8 @@ if not m then
   if ARGV[13] ~= "1" then return {"err", "server_full"} end
   created = true
   m = {epoch = ARGV[6], created = now, rate = tonumber(ARGV[7]), last_t = 0,
-    next_id = 0, connected = 0, count = 0, lid_t = 0, lid_seq = 0, bytes = 0, tick_bytes = 0}
+    next_id = 0, connected = 0, count = 0, lid_t = 0, lid_seq = 0, bytes = 0, tick_bytes = 0,
+    since_snap = 0, floor = -1, cks = "", ck_want = -1, ck_ask_pub = "", ck_ask_until = 0}
 end
 local t = tick_at(m.created, m.rate, now, m.last_t)
 
@@ -42,6 +52,7 @@ if ARGV[5] ~= "" and not isNew then
   if batches and string.find("," .. batches .. ",", "," .. ARGV[5] .. ",", 1, true) then rep = true end
 end
 local nev = tonumber(ARGV[24])
+local EV = 32 -- the first event's ARGV
 
 -- The fair-use buckets (ratelimit.go): a new client's are full.
 local srate, sburst, erate, eburst = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
@@ -74,7 +85,24 @@ end
 if created then add(0, encode_event(0, '"_a"', "_", '"' .. m.epoch .. '"')) end
 if connect then add(t, encode_event(t, '"_c"', "_", '"' .. who .. '"')) end
 if not rep then
-  for i = 0, nev - 1 do add(t, encode_event(t, ARGV[25 + 2 * i], who, ARGV[26 + 2 * i])) end
+  for i = 0, nev - 1 do add(t, encode_event(t, ARGV[EV + 2 * i], who, ARGV[EV + 1 + 2 * i])) end
+end
+-- Compaction (memStream.compact): the events at or below the snapshot's
+-- tick older than the history retained go, a page at most. Saved at once:
+-- the request may still fail, and compaction stands regardless.
+local compacted = 0
+if m.snap_t then
+  local target = math.min(m.snap_t, t - tonumber(ARGV[30]) - 1)
+  if target > m.floor then
+    local out, more, next_t = read_page(KEYS[2], 0, target + 1, tonumber(ARGV[11]), tonumber(ARGV[12]), false)
+    local freed = 0
+    for _, ev in ipairs(out) do freed = freed + #ev end
+    m.floor = target
+    if more == 1 then m.floor = next_t - 1 end
+    if #out > 0 then redis.call("XTRIM", KEYS[2], "MINID", (m.floor + 1) .. "-0") end
+    compacted, m.count, m.bytes = #out, m.count - #out, m.bytes - freed
+    redis.call("HSET", KEYS[1], "floor", m.floor, "count", m.count, "bytes", m.bytes)
+  end
 end
 if #adds > 0 and m.count + #adds > tonumber(ARGV[9]) then return {"err", "event_cap"} end
 if #adds > 0 and m.bytes + size > tonumber(ARGV[10]) then return {"err", "byte_cap"} end
@@ -117,12 +145,133 @@ if not rep then
     redis.call("HSET", KEYS[5], pub, table.concat(list, ","))
   end
 end
+-- Checkpoints (memStream.checkpoint).
+local snap_ask, dump_ask, judged, diverged = -1, -1, 0, 0
+local N = tonumber(ARGV[25])
+if N > 0 then
+  local quorum, snap_every = tonumber(ARGV[26]), tonumber(ARGV[27])
+  local judge_ticks, keep_ticks = tonumber(ARGV[28]), tonumber(ARGV[29])
+  local recs = cks_load(m.cks)
+  local mine = votes_load(redis.call("HGET", KEYS[5], "v:" .. pub))
+  local reps = nil -- the desync reports, loaded when needed
+
+  -- connected_votes mirrors memStream.votes.
+  local function connected_votes(ck)
+    local pubs = redis.call("ZRANGE", KEYS[4], 0, -1)
+    table.sort(pubs, pub_less)
+    local out = {}
+    for _, p in ipairs(pubs) do
+      local h = vote_of(votes_load(redis.call("HGET", KEYS[5], "v:" .. p)), ck)
+      if h then out[#out + 1] = {p, h} end
+    end
+    return out
+  end
+  local function ask_dump(rep, p, h)
+    if #rep.clients >= MAX_DUMPS then return end
+    for _, c in ipairs(rep.clients) do
+      if c.pub == p then return end
+    end
+    rep.clients[#rep.clients + 1] = {pub = p, hash = h or "", dump = "0"}
+    redis.call("HSET", KEYS[5], "d:" .. p, rep.t)
+  end
+  -- desync mirrors memStream.desync.
+  local function desync(ck, canonical, div)
+    log_append(KEYS[2], m, t, encode_event(t, '"_x"', "_", desync_body(ck, div)))
+    diverged = diverged + #div
+    if not reps then reps = reports_load(redis.call("HGET", KEYS[6], "r")) end
+    local rep = nil
+    for _, r in ipairs(reps) do
+      if r.t == ck then rep = r end
+    end
+    local votes = connected_votes(ck)
+    if not rep then
+      rep = {t = ck, at = t, hash = canonical or "", clients = {}}
+      if canonical then
+        for _, v in ipairs(votes) do
+          if v[2] == canonical then ask_dump(rep, v[1], v[2]); break end
+        end
+      end
+      reps[#reps + 1] = rep
+      if #reps > MAX_REPORTS then
+        for _, c in ipairs(reps[1].clients) do redis.call("HDEL", KEYS[6], "d:" .. reps[1].t .. ":" .. c.pub) end
+        table.remove(reps, 1)
+      end
+    end
+    for _, p in ipairs(div) do
+      local h = nil
+      for _, v in ipairs(votes) do
+        if v[1] == p then h = v[2] end
+      end
+      ask_dump(rep, p, h)
+    end
+  end
+  -- judge mirrors memStream.judge.
+  local function judge(r)
+    local canonical, div = tally(connected_votes(r.t), m.connected, quorum)
+    r.state = canonical or "!"
+    judged = judged + 1
+    if #div > 0 then desync(r.t, canonical, div) end
+    if canonical and snap_every > 0 and m.since_snap >= snap_every and (not m.snap_t or r.t > m.snap_t) and r.t > m.ck_want then
+      m.ck_want = r.t
+    end
+  end
+
+  -- The reports (memStream.report); those of another epoch are moot.
+  if ARGV[4] == "" or ARGV[4] == m.epoch then
+    local H = EV + 2 * nev
+    for i = 0, tonumber(ARGV[31]) - 1 do
+      local ck, h = tonumber(ARGV[H + 2 * i]), ARGV[H + 1 + 2 * i]
+      local r = ck_find(recs, ck)
+      if ck % N == 0 and ck < t and ck > t - keep_ticks and (r or #recs < MAX_CHECKPOINTS or ck > recs[1].t)
+        and add_vote(mine, ck, h) then
+        redis.call("HSET", KEYS[5], "v:" .. pub, votes_save(mine))
+        if not r then
+          if #recs >= MAX_CHECKPOINTS then
+            if recs[1].state == "?" then judge(recs[1]) end
+            table.remove(recs, 1)
+          end
+          local at = #recs + 1
+          for k, x in ipairs(recs) do
+            if x.t > ck then at = k; break end
+          end
+          table.insert(recs, at, {t = ck, votes = 1, state = "?"})
+        elseif r.state == "?" then
+          r.votes = r.votes + 1
+        elseif r.state ~= "!" and h ~= r.state then
+          desync(ck, r.state, {pub}) -- a late report that differs
+        end
+      end
+    end
+  end
+  for _, r in ipairs(recs) do
+    if r.state == "?" and (t >= r.t + 1 + judge_ticks or r.votes >= m.connected) then judge(r) end
+  end
+  while #recs > 0 and recs[1].t <= t - keep_ticks do table.remove(recs, 1) end
+  if m.ck_want >= 0 and not ck_find(recs, m.ck_want) then m.ck_want = -1 end
+
+  if m.ck_want >= 0 and (m.ck_ask_pub == "" or t >= m.ck_ask_until) and vote_of(mine, m.ck_want) == ck_find(recs, m.ck_want).state then
+    snap_ask, m.ck_ask_pub, m.ck_ask_until = m.ck_want, pub, t + judge_ticks
+  end
+  local d = redis.call("HGET", KEYS[5], "d:" .. pub)
+  if d then
+    dump_ask = tonumber(d)
+    redis.call("HDEL", KEYS[5], "d:" .. pub)
+  end
+  if reps then redis.call("HSET", KEYS[6], "r", reports_save(reps)) end
+  redis.call("HSET", KEYS[1], "cks", cks_save(recs), "ck_want", m.ck_want, "ck_ask_pub", m.ck_ask_pub,
+    "ck_ask_until", m.ck_ask_until)
+end
+
 m.last_t = t
 meta_save(KEYS[1], m)
 
 -- The reply: events with from <= tick < t, at most a page, cut between ticks.
 local from = tonumber(ARGV[3])
 if from > t or (ARGV[4] ~= "" and ARGV[4] ~= m.epoch) then from = 0 end
+local base = -1
+if m.floor >= 0 and from <= m.floor then
+  base, from = m.snap_t, m.snap_t + 1 -- compacted: the client starts from the snapshot
+end
 local page, page_bytes = tonumber(ARGV[11]), tonumber(ARGV[12])
 -- The replica holds the sealed ticks [ARGV[16], ARGV[17]) of this epoch:
 -- they are final, so only what follows them is read here.
@@ -136,4 +285,5 @@ local out, more, replyT = read_page(KEYS[2], from, t, page, page_bytes, must_fit
 local c, k = 0, 0
 if created then c = 1 end
 if connect then k = 1 end
-return {"ok", pub, replyT, m.epoch, m.rate, more, c, k, appended, table.concat(out, ","), skipped, asked}
+return {"ok", pub, replyT, m.epoch, m.rate, more, c, k, appended, table.concat(out, ","), skipped, asked,
+  snap_ask, dump_ask, base, judged, diverged, compacted}

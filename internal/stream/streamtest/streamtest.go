@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("ExpiryCancelled", func(t *testing.T) { testExpiryCancelled(t, newStore) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, newStore) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newStore) })
+	runCheckpoints(t, newStore)
 }
 
 // env is one test's store and clock.

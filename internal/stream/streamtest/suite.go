@@ -425,8 +425,9 @@ func testStats(t *testing.T, newStore Factory) {
 	assert.Equal(t, 3, st.Streams)
 	assert.Equal(t, 5, st.Clients)
 	assert.Equal(t, []stream.StreamStats{
-		{Stream: "crowded", T: 21, Clients: 3},
-		{Stream: "also-quiet", T: 21, Clients: 1},
+		// _a (78 bytes) and a _c (43) per client
+		{Stream: "crowded", T: 21, Clients: 3, Events: 4, Bytes: 78 + 3*43},
+		{Stream: "also-quiet", T: 21, Clients: 1, Events: 2, Bytes: 78 + 43},
 	}, st.PerStream)
 
 	e.clock.Advance(9 * time.Second)

@@ -1,0 +1,219 @@
+package stream
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// Checkpoints, one rule for both stores (docs/protocol.md, "Checkpoints").
+// Clients report the hash of their state at the end of every checkpoint
+// tick (a multiple of Config.CheckpointInterval); the store judges each
+// checkpoint, appends "_x" naming the clients that diverged, asks one
+// client that agreed for a snapshot, keeps the snapshot whose SHA-256 is
+// the canonical hash, and drops the history it makes unnecessary.
+//
+// A stream's checkpoint state is bounded however clients behave: at most
+// maxCheckpoints checkpoints, maxVotes votes per client, maxDesyncReports
+// reports of maxDumpsPerReport dumps of at most Config.MaxSnapshotBytes,
+// and one snapshot. Mirrored in lua/prelude.lua and lua/sync.lua.
+const (
+	// judgeAfter is the longest a checkpoint waits for reports after it
+	// is sealed before it is judged.
+	judgeAfter = 2 * time.Second
+	// keepVerdicts is how long a checkpoint is kept: reports of older
+	// checkpoints are ignored, and a snapshot of one is refused.
+	keepVerdicts = 10 * time.Second
+	// maxCheckpoints caps the checkpoints a stream keeps; a report that
+	// would open another closes the oldest (judging it if it is open).
+	maxCheckpoints = 32
+	// maxVotes is how many reports a stream keeps per client: its newest.
+	maxVotes = protocol.MaxHashReports
+	// maxDesyncReports is how many desync reports a stream keeps.
+	maxDesyncReports = 4
+	// maxDumpsPerReport caps the clients asked for a dump per report: one
+	// that agreed and up to three that diverged.
+	maxDumpsPerReport = 4
+)
+
+// Errors of the checkpoint calls.
+var (
+	// ErrNotFound means the stream, its client, its snapshot or the dump
+	// asked for does not exist (code not_found).
+	ErrNotFound = errors.New("not found")
+	// ErrSnapshotMismatch means a snapshot's SHA-256 is not the canonical
+	// hash of its checkpoint, or the checkpoint has none (code
+	// snapshot_mismatch). Nothing was stored.
+	ErrSnapshotMismatch = errors.New("the snapshot's SHA-256 is not the canonical hash of its checkpoint")
+)
+
+// Snapshot is a stream's state at the end of a checkpoint tick, as a
+// client serialized it, verified against the canonical hash.
+type Snapshot struct {
+	T     int64
+	Hash  string // lowercase hex SHA-256 of Data
+	Epoch string
+	Data  []byte
+}
+
+// Upload is a client's snapshot or desync dump of checkpoint tick T.
+type Upload struct {
+	Stream    string
+	PrivateID string
+	T         int64
+	Data      []byte
+}
+
+// DesyncReport says who diverged at a checkpoint.
+type DesyncReport struct {
+	// T is the checkpoint tick; At the tick of the "_x" that named them.
+	T, At int64
+	// Hash is the canonical hash, or "" when the reporters tied.
+	Hash string
+	// Clients are the clients asked for a dump: first one that agreed
+	// (when there is a canonical hash), then those that diverged.
+	Clients []DesyncClient
+}
+
+// DesyncClient is one client of a DesyncReport.
+type DesyncClient struct {
+	PublicID string
+	Hash     string // the hash it reported
+	Dump     bool   // its dump has been uploaded
+}
+
+// hashOf returns the hash of a snapshot: lowercase hex SHA-256.
+func hashOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// vote is a client's report of a checkpoint, as the tally sees it.
+type vote struct {
+	pub  string
+	hash string
+}
+
+// judge tallies the votes of one checkpoint, given in ascending public id
+// order, of connected clients. The hash reported most is canonical if at
+// least quorum clients (all of them, when fewer are connected) reported
+// it and no other hash as many; the clients that reported another have
+// diverged. When hashes tie for the most, every reporter has diverged.
+// Mirrored in judge (lua/sync.lua).
+func judge(votes []vote, connected, quorum int) (canonical string, diverged []string) {
+	counts := make(map[string]int, 2)
+	top := 0
+	for _, v := range votes {
+		counts[v.hash]++
+		top = max(top, counts[v.hash])
+	}
+	var tops []string
+	for _, v := range votes {
+		if counts[v.hash] == top && !slices.Contains(tops, v.hash) {
+			tops = append(tops, v.hash)
+		}
+	}
+	switch {
+	case len(tops) > 1: // a tie: nobody can tell who is right
+		for _, v := range votes {
+			diverged = append(diverged, v.pub)
+		}
+	case top > 0 && top >= min(quorum, max(connected, 1)):
+		canonical = tops[0]
+		for _, v := range votes {
+			if v.hash != canonical {
+				diverged = append(diverged, v.pub)
+			}
+		}
+	}
+	return canonical, diverged
+}
+
+// desyncBody returns the body of "_x": a JSON string literal holding
+// {"t":<checkpoint>,"ids":[<public ids>]}. Mirrored in desync_body
+// (lua/prelude.lua).
+func desyncBody(t int64, ids []string) []byte {
+	b := append(make([]byte, 0, 32+8*len(ids)), `{"t":`...)
+	b = strconv.AppendInt(b, t, 10)
+	b = append(b, `,"ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = protocol.AppendString(b, id)
+	}
+	b = append(b, "]}"...)
+	return protocol.AppendString(nil, string(b))
+}
+
+// pubLess orders public ids as numbers.
+func pubLess(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// The checkpoint rule's durations in ticks of the stream's rate.
+func (c Config) judgeTicks() int64 { return durationTicks(judgeAfter, c.TickRate) }
+func (c Config) keepTicks() int64  { return durationTicks(keepVerdicts, c.TickRate) }
+func (c Config) retainTicks() int64 {
+	return durationTicks(c.HistoryRetain, c.TickRate)
+}
+
+// durationTicks returns d in ticks at rate, rounded up.
+func durationTicks(d time.Duration, rate int) int64 {
+	return int64((d*time.Duration(rate) + time.Second - 1) / time.Second)
+}
+
+// reportable reports whether a report of checkpoint ck, made at tick t,
+// is one the store considers: a sealed checkpoint kept for keepTicks.
+// (The api package has already refused reports that are not multiples
+// of the interval.)
+func (c Config) reportable(ck, t int64) bool {
+	return ck%c.CheckpointInterval == 0 && ck < t && ck > t-c.keepTicks()
+}
+
+// addVote adds the report (ck, hash) to a client's votes, kept in
+// ascending tick order, its newest maxVotes. It returns the votes and
+// whether the report was new.
+func addVote(votes []protocol.HashReport, ck int64, hash string) ([]protocol.HashReport, bool) {
+	i, found := slices.BinarySearchFunc(votes, ck, func(v protocol.HashReport, t int64) int {
+		switch {
+		case v.T < t:
+			return -1
+		case v.T > t:
+			return 1
+		}
+		return 0
+	})
+	if found || (len(votes) >= maxVotes && i == 0) {
+		return votes, false // a repeat, or older than every vote kept
+	}
+	votes = slices.Insert(votes, i, protocol.HashReport{T: ck, H: hash})
+	if len(votes) > maxVotes {
+		votes = slices.Delete(votes, 0, 1)
+	}
+	return votes, true
+}
+
+// voteOf returns a client's hash for checkpoint ck, or "".
+func voteOf(votes []protocol.HashReport, ck int64) string {
+	for _, v := range votes {
+		if v.T == ck {
+			return v.H
+		}
+	}
+	return ""
+}

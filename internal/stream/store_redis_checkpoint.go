@@ -1,0 +1,155 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/rueidis"
+)
+
+// PutSnapshot implements Store (lua/put_snapshot.lua).
+func (r *RedisStore) PutSnapshot(ctx context.Context, up *Upload) (int64, error) {
+	hash := hashOf(up.Data)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	vals, err := r.putSnap.exec(ctx, r.client, r.keys(up.Stream).all(),
+		[]string{r.hashID(up.PrivateID), strconv.FormatInt(up.T, 10), hash, string(up.Data)}).ToArray()
+	if err != nil {
+		return 0, failed(err)
+	}
+	rd := scriptReply{vals: vals}
+	if err := rd.status("put_snapshot"); err != nil {
+		return 0, err
+	}
+	t := rd.int()
+	return t, rd.done()
+}
+
+// Snapshot implements Store.
+func (r *RedisStore) Snapshot(ctx context.Context, stream string) (*Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	vals, err := r.client.Do(ctx, r.client.B().Hmget().Key(r.keys(stream).meta).
+		Field("epoch", "snap_t", "snap_h", "snap").Build()).ToArray()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if vals[0].IsNil() || vals[1].IsNil() {
+		return nil, ErrNotFound
+	}
+	rd := scriptReply{vals: vals}
+	snap := &Snapshot{Epoch: rd.str(), T: rd.int(), Hash: rd.str(), Data: rd.bytes()}
+	if err := rd.done(); err != nil {
+		return nil, fmt.Errorf("redis store: a snapshot: %w", err)
+	}
+	return snap, nil
+}
+
+// PutDump implements Store (lua/put_dump.lua).
+func (r *RedisStore) PutDump(ctx context.Context, up *Upload) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	vals, err := r.putDump.exec(ctx, r.client, r.keys(up.Stream).all(),
+		[]string{r.hashID(up.PrivateID), strconv.FormatInt(up.T, 10), string(up.Data)}).ToArray()
+	if err != nil {
+		return failed(err)
+	}
+	rd := scriptReply{vals: vals}
+	if err := rd.status("put_dump"); err != nil {
+		return err
+	}
+	return rd.done()
+}
+
+// Desyncs implements Store.
+func (r *RedisStore) Desyncs(ctx context.Context, stream string) ([]DesyncReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	k := r.keys(stream)
+	resps := r.client.DoMulti(ctx,
+		r.client.B().Exists().Key(k.meta).Build(),
+		r.client.B().Hget().Key(k.desyncs).Field("r").Build())
+	n, err := resps[0].AsInt64()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if n == 0 {
+		return nil, ErrNotFound
+	}
+	s, err := resps[1].ToString()
+	if rueidis.IsRedisNil(err) {
+		return []DesyncReport{}, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return parseReports(s)
+}
+
+// parseReports parses the desync reports as lua/checkpoint.lua writes them.
+func parseReports(s string) ([]DesyncReport, error) {
+	out := []DesyncReport{}
+	for line := range strings.SplitSeq(s, ";") {
+		if line == "" {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			return nil, fmt.Errorf("redis store: a desync report %q", line)
+		}
+		t, err1 := strconv.ParseInt(f[0], 10, 64)
+		at, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("redis store: a desync report %q", line)
+		}
+		rep := DesyncReport{T: t, At: at, Hash: f[2]}
+		if rep.Hash == "-" {
+			rep.Hash = ""
+		}
+		for _, c := range f[3:] {
+			parts := strings.Split(c, "=")
+			if len(parts) != 3 {
+				return nil, fmt.Errorf("redis store: a desync report's client %q", c)
+			}
+			rep.Clients = append(rep.Clients, DesyncClient{PublicID: parts[0], Hash: parts[1], Dump: parts[2] == "1"})
+		}
+		out = append(out, rep)
+	}
+	return out, nil
+}
+
+// Dump implements Store.
+func (r *RedisStore) Dump(ctx context.Context, stream string, t int64, publicID string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	b, err := r.client.Do(ctx, r.client.B().Hget().Key(r.keys(stream).desyncs).
+		Field("d:"+strconv.FormatInt(t, 10)+":"+publicID).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return b, nil
+}
+
+// status reads the {"ok", ...} or {"err", code} head of a script's reply.
+func (s *scriptReply) status(script string) error {
+	switch status := s.str(); status {
+	case "ok":
+		return nil
+	case "err":
+		code := s.str()
+		if err := scriptErrors[code]; err != nil {
+			return err
+		}
+		return fmt.Errorf("redis store: %s answered the unknown error %q", script, code)
+	default:
+		if s.err != nil {
+			return fmt.Errorf("redis store: %s's reply: %w", script, s.err)
+		}
+		return fmt.Errorf("redis store: %s answered %q, not ok or err", script, status)
+	}
+}

@@ -1,0 +1,326 @@
+package streamtest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// runCheckpoints adds the checkpoint tests to Run.
+func runCheckpoints(t *testing.T, newStore Factory) {
+	t.Run("CheckpointAllReported", func(t *testing.T) { testCheckpointAllReported(t, newStore) })
+	t.Run("CheckpointTimeout", func(t *testing.T) { testCheckpointTimeout(t, newStore) })
+	t.Run("CheckpointTie", func(t *testing.T) { testCheckpointTie(t, newStore) })
+	t.Run("CheckpointQuorum", func(t *testing.T) { testCheckpointQuorum(t, newStore) })
+	t.Run("CheckpointIgnored", func(t *testing.T) { testCheckpointIgnored(t, newStore) })
+	t.Run("CheckpointOff", func(t *testing.T) { testCheckpointOff(t, newStore) })
+	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
+	t.Run("Compaction", func(t *testing.T) { testCompaction(t, newStore) })
+	t.Run("Dumps", func(t *testing.T) { testDumps(t, newStore) })
+}
+
+// report syncs as privateID from tick from, reporting hash h of checkpoint ck.
+func (e *env) report(name, privateID string, from, ck int64, h string) Reply {
+	e.t.Helper()
+	return e.sync(&stream.SyncRequest{Stream: name, PrivateID: privateID, LastKnownTick: from,
+		Hashes: []protocol.HashReport{{T: ck, H: h}}})
+}
+
+// desyncs returns the "_x" events of the stream, read from tick 0.
+func (e *env) desyncs(name string) []protocol.Event {
+	e.t.Helper()
+	var out []protocol.Event
+	for _, x := range e.all(name, "reader") {
+		if x.Type == protocol.TypeDesync {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func xBody(t int64, ids ...string) string {
+	b, _ := json.Marshal(protocol.Desync{T: t, IDs: ids})
+	return string(b)
+}
+
+// at moves the clock to the start of tick k.
+func (e *env) at(k int64) {
+	e.clock.Set(Start.Add(time.Duration(k-1) * time.Second / time.Duration(e.cfg.TickRate)))
+}
+
+func testCheckpointAllReported(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, nil)
+	for _, c := range []string{"a", "b", "c"} {
+		e.poll("s", c, 0)
+	}
+	e.at(25)
+	assert.EqualValues(t, 20, e.report("s", "a", 25, 20, "aa").Checkpoint, "every reply says the interval")
+	r := e.report("s", "b", 25, 20, "aa")
+	assert.Zero(t, r.Judged, "c has not reported")
+	r = e.report("s", "c", 25, 20, "bb")
+	assert.Equal(t, 1, r.Judged, "judged once every connected client reported")
+	assert.Equal(t, 1, r.Diverged)
+	e.at(26)
+	assert.Equal(t, []protocol.Event{ev(25, "_x", "_", xBody(20, "3"))}, e.desyncs("s"))
+}
+
+func testCheckpointTimeout(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, nil)
+	for _, c := range []string{"a", "b", "c"} {
+		e.poll("s", c, 0)
+	}
+	e.at(30)
+	e.report("s", "a", 30, 20, "aa")
+	e.report("s", "b", 30, 20, "aa")
+	e.at(60) // sealed at 21: judged from 21 + 2 s (40 ticks) on
+	assert.Zero(t, e.poll("s", "c", 60).Judged)
+	e.at(61)
+	assert.Equal(t, 1, e.poll("s", "c", 60).Judged)
+	e.at(62)
+	assert.Empty(t, e.desyncs("s"), "c did not report: it did not diverge")
+
+	r := e.report("s", "c", 62, 20, "aa")
+	assert.Zero(t, r.Diverged, "a late report that agrees")
+	e.report("s", "a", 62, 20, "cc") // a repeat: the first report counts
+	e.at(70)
+	assert.Empty(t, e.desyncs("s"))
+	e.report("s", "d", 70, 20, "bb") // a late report that differs (4 is the reader)
+	e.at(71)
+	assert.Equal(t, []protocol.Event{ev(70, "_x", "_", xBody(20, "5"))}, e.desyncs("s"))
+}
+
+func testCheckpointTie(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, nil)
+	e.poll("s", "a", 0)
+	e.poll("s", "b", 0)
+	e.at(22)
+	e.report("s", "a", 22, 20, "aa")
+	assert.Equal(t, 2, e.report("s", "b", 22, 20, "bb").Diverged)
+	e.at(23)
+	assert.Equal(t, []protocol.Event{ev(22, "_x", "_", xBody(20, "1", "2"))}, e.desyncs("s"))
+}
+
+func testCheckpointQuorum(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, nil)
+	e.poll("s", "a", 0)
+	e.poll("s", "b", 0)
+	e.poll("s", "c", 0)
+	e.at(22)
+	e.report("s", "a", 22, 20, "aa")
+	e.report("s", "b", 22, 20, "aa")
+	e.report("s", "c", 22, 0, "ff") // tick 0 is a checkpoint too
+	e.at(100)
+	r := e.poll("s", "a", 100)
+	assert.Equal(t, 2, r.Judged)
+	assert.Zero(t, r.Diverged, "one report of tick 0 is below the quorum of 2: no verdict, nobody diverged")
+
+	// Alone, a client is its own quorum.
+	e2 := newEnv(t, newStore, nil)
+	e2.poll("solo", "a", 0)
+	e2.at(45)
+	r = e2.report("solo", "a", 45, 40, "ab")
+	assert.Equal(t, 1, r.Judged)
+	_, err := e2.store.PutSnapshot(context.Background(), &stream.Upload{Stream: "solo", PrivateID: "a", T: 40, Data: []byte("x")})
+	assert.ErrorIs(t, err, stream.ErrSnapshotMismatch, "the canonical hash is ab")
+}
+
+func testCheckpointIgnored(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, nil)
+	e.poll("s", "a", 0)
+	e.poll("s", "b", 0)
+	e.at(400)
+	e.report("s", "a", 400, 400, "aa") // not sealed
+	e.report("s", "a", 400, 200, "aa") // older than 10 s
+	r := e.sync(&stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 400,
+		Epoch: "00000000-0000-4000-8000-000000000000", Hashes: []protocol.HashReport{{T: 380, H: "aa"}}})
+	assert.Zero(t, r.Judged, "a report of another epoch")
+	e.report("s", "b", 400, 380, "bb")
+	e.at(500)
+	r = e.poll("s", "a", 500)
+	assert.Zero(t, r.Diverged, "only b's report of 380 counted: below the quorum")
+	assert.Empty(t, e.desyncs("s"))
+}
+
+func testCheckpointOff(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, func(c *stream.Config) { c.CheckpointInterval = 0 })
+	e.poll("s", "a", 0)
+	e.at(30)
+	r := e.report("s", "a", 30, 20, "aa")
+	assert.Zero(t, r.Checkpoint)
+	assert.Zero(t, r.Judged)
+}
+
+// state is a tiny deterministic simulation: the events it applied, folded.
+type state struct {
+	n   uint64
+	sum [32]byte
+}
+
+func (s *state) apply(x protocol.Event) {
+	h := sha256.New()
+	h.Write(s.sum[:])
+	h.Write([]byte(eventJSON(x)))
+	copy(s.sum[:], h.Sum(nil))
+	s.n++
+}
+
+func (s *state) bytes() []byte { return binary.BigEndian.AppendUint64(s.sum[:], s.n) }
+
+func (s *state) hash() string {
+	sum := sha256.Sum256(s.bytes())
+	return hex.EncodeToString(sum[:])
+}
+
+func restore(b []byte) state {
+	var s state
+	copy(s.sum[:], b[:32])
+	s.n = binary.BigEndian.Uint64(b[32:])
+	return s
+}
+
+func testSnapshot(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, func(c *stream.Config) { c.SnapshotEvery = 5 })
+	_, err := e.store.Snapshot(ctx, "s")
+	require.ErrorIs(t, err, stream.ErrNotFound)
+	e.poll("s", "a", 0)
+	e.poll("s", "b", 0)
+	e.post("s", "a", 0, "1", "2", "3")
+	e.at(21)
+	var st state
+	for _, x := range e.all("s", "a") {
+		st.apply(x)
+	}
+	e.report("s", "a", 21, 20, st.hash())
+	r := e.report("s", "b", 21, 20, st.hash())
+	require.Equal(t, 1, r.Judged)
+	require.NotNil(t, r.Snap, "b agreed: it is asked for the snapshot")
+	assert.EqualValues(t, 20, *r.Snap)
+	assert.Nil(t, e.poll("s", "a", 21).Snap, "one client is asked at a time")
+
+	up := &stream.Upload{Stream: "s", PrivateID: "b", T: 20, Data: []byte("not the state")}
+	_, err = e.store.PutSnapshot(ctx, up)
+	require.ErrorIs(t, err, stream.ErrSnapshotMismatch)
+	_, err = e.store.Snapshot(ctx, "s")
+	require.ErrorIs(t, err, stream.ErrNotFound, "nothing stored")
+	_, err = e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "nobody", T: 20, Data: st.bytes()})
+	require.ErrorIs(t, err, stream.ErrNotFound)
+
+	up.Data = st.bytes()
+	got, err := e.store.PutSnapshot(ctx, up)
+	require.NoError(t, err)
+	assert.EqualValues(t, 20, got)
+	snap, err := e.store.Snapshot(ctx, "s")
+	require.NoError(t, err)
+	assert.Equal(t, &stream.Snapshot{T: 20, Hash: st.hash(), Epoch: r.Epoch, Data: st.bytes()}, snap)
+
+	e.at(22 + 40) // b was asked at 21; another may be asked from 2 s later
+	assert.Nil(t, e.poll("s", "a", 62).Snap, "stored: nobody is asked again")
+}
+
+func testCompaction(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, func(c *stream.Config) {
+		c.SnapshotEvery = 1
+		c.HistoryRetain = time.Second
+		c.MaxEventsPerStream = 12
+	})
+	e.poll("s", "a", 0)
+	e.post("s", "a", 0, "1", "2", "3")
+	e.at(15)
+	e.post("s", "a", 0, "4", "5")
+	e.at(21)
+	var st state
+	for _, x := range e.all("s", "a") {
+		st.apply(x)
+	}
+	r := e.report("s", "a", 21, 20, st.hash())
+	require.NotNil(t, r.Snap)
+	_, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "a", T: 20, Data: st.bytes()})
+	require.NoError(t, err)
+	e.post("s", "a", 21, "6")
+
+	e.at(35) // events older than 1 s (20 ticks), at or below the snapshot's tick, go: to 14
+	r = e.poll("s", "b", 0)
+	assert.Equal(t, 4, r.Compacted, "a's _c, the moves of tick 1 (_a at tick 0 went at tick 21)")
+	require.NotNil(t, r.Base, "a client that asks for compacted ticks starts from the snapshot")
+	assert.EqualValues(t, 20, *r.Base)
+	assert.Equal(t, []protocol.Event{ev(21, "move", "1", "6")}, r.Events)
+	r = e.poll("s", "a", 15)
+	assert.Nil(t, r.Base, "a client past the compacted ticks carries on")
+	assert.Equal(t, []protocol.Event{ev(15, "move", "1", "4"), ev(15, "move", "1", "5"), ev(21, "move", "1", "6")}, r.Events)
+	e.at(41)
+	r = e.poll("s", "c", 0)
+	assert.Equal(t, 2, r.Compacted)
+	require.NotNil(t, r.Base)
+	assert.Equal(t, []protocol.Event{ev(21, "move", "1", "6"), ev(35, "_c", "_", "2")}, r.Events)
+	assert.Nil(t, e.poll("s", "a", 21).Base, "a client past the snapshot carries on")
+
+	// The client that joins loads the snapshot and reaches the same state.
+	snap, err := e.store.Snapshot(ctx, "s")
+	require.NoError(t, err)
+	joined := restore(snap.Data)
+	assert.Equal(t, st, joined)
+
+	// The caps apply to what is kept: 3 events are, 9 more fit.
+	assert.EqualValues(t, 3, e.stats().PerStream[0].Events)
+	e.post("s", "a", 42, "7", "8", "9", "10", "11", "12", "13", "14")
+	_, err = e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 42, Events: Moves("15", "16")})
+	require.ErrorIs(t, err, stream.ErrEventCap)
+}
+
+func testDumps(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, nil)
+	reps, err := e.store.Desyncs(ctx, "s")
+	require.ErrorIs(t, err, stream.ErrNotFound)
+	for _, c := range []string{"a", "b", "c"} {
+		e.poll("s", c, 0)
+	}
+	e.at(21)
+	e.report("s", "a", 21, 20, "aa")
+	e.report("s", "b", 21, 20, "aa")
+	r := e.report("s", "c", 21, 20, "cc")
+	require.NotNil(t, r.Dump, "c diverged: asked for a dump at once")
+	assert.EqualValues(t, 20, *r.Dump)
+	r = e.poll("s", "a", 21)
+	require.NotNil(t, r.Dump, "a agreed: asked for the dump to compare with")
+	assert.Nil(t, e.poll("s", "a", 21).Dump, "asked once")
+	assert.Nil(t, e.poll("s", "b", 21).Dump, "one client that agreed is asked")
+
+	require.ErrorIs(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "b", T: 20, Data: []byte("b")}), stream.ErrNotFound)
+	require.NoError(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "c", T: 20, Data: []byte("state of c")}))
+	reps, err = e.store.Desyncs(ctx, "s")
+	require.NoError(t, err)
+	assert.Equal(t, []stream.DesyncReport{{T: 20, At: 21, Hash: "aa", Clients: []stream.DesyncClient{
+		{PublicID: "1", Hash: "aa"}, {PublicID: "3", Hash: "cc", Dump: true}}}}, reps)
+	d, err := e.store.Dump(ctx, "s", 20, "3")
+	require.NoError(t, err)
+	assert.Equal(t, "state of c", string(d))
+	_, err = e.store.Dump(ctx, "s", 20, "1")
+	assert.ErrorIs(t, err, stream.ErrNotFound, "not uploaded yet")
+
+	// The newest reports are kept.
+	for k := int64(40); k <= 120; k += 20 {
+		e.at(k + 1)
+		e.report("s", "a", k+1, k, "aa")
+		e.report("s", "b", k+1, k, "aa")
+		e.report("s", "c", k+1, k, "cc")
+	}
+	reps, err = e.store.Desyncs(ctx, "s")
+	require.NoError(t, err)
+	require.Len(t, reps, 4)
+	assert.EqualValues(t, 60, reps[0].T)
+	_, err = e.store.Dump(ctx, "s", 20, "3")
+	assert.ErrorIs(t, err, stream.ErrNotFound, "gone with its report")
+}
