@@ -185,16 +185,16 @@ func distinct(s string) int {
 // Redis starts every stream anew (clients see a new epoch and replay from
 // "_a"); with AOF (appendfsync always) nothing is lost.
 type RedisStore struct {
-	cfg    RedisConfig
-	conf   scriptConf // cfg as script arguments
-	client rueidis.Client
+	cfg     RedisConfig
+	conf    scriptConf // cfg as script arguments
+	client  rueidis.Client
 	sync    script
 	sweep   script
 	putSnap script
 	putDump script
-	claim  script
-	resch  script
-	index  string // the deadline index: stream -> next time a sweep is due, ms
+	claim   script
+	resch   script
+	index   string // the deadline index: stream -> next time a sweep is due, ms
 
 	tails *tailCache // sealed ticks read before, per stream
 
@@ -227,17 +227,17 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		}
 	}
 	return &RedisStore{
-		cfg:    cfg,
-		conf:   newScriptConf(cfg.Config),
-		client: client,
+		cfg:     cfg,
+		conf:    newScriptConf(cfg.Config),
+		client:  client,
 		sync:    checkpointScript(syncLua),
 		sweep:   streamScript(sweepLua),
 		putSnap: checkpointScript(putSnapshotLua),
 		putDump: checkpointScript(putDumpLua),
-		claim:  newScript(claimLua), // on the index, not a stream: no prelude
-		resch:  newScript(rescheduleLua),
-		index:  cfg.Prefix + "deadlines",
-		tails:  newTailCache(cfg.TailCacheBytes, cfg.PageEvents, cfg.PageBytes),
+		claim:   newScript(claimLua), // on the index, not a stream: no prelude
+		resch:   newScript(rescheduleLua),
+		index:   cfg.Prefix + "deadlines",
+		tails:   newTailCache(cfg.TailCacheBytes, cfg.PageEvents, cfg.PageBytes),
 	}, nil
 }
 
@@ -280,7 +280,9 @@ func (r *RedisStore) keys(stream string) streamKeys {
 	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", clients: tag + "b", desyncs: tag + "x"}
 }
 
-func (k streamKeys) all() []string { return []string{k.meta, k.log, k.ids, k.seen, k.clients, k.desyncs} }
+func (k streamKeys) all() []string {
+	return []string{k.meta, k.log, k.ids, k.seen, k.clients, k.desyncs}
+}
 
 // nowArg is the time argument of the scripts: "" lets Redis use its clock.
 func (r *RedisStore) nowArg() string {
