@@ -129,10 +129,15 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.Stream.EventBurst, "client-event-burst", cfg.Stream.EventBurst, "most events a client may post at once, beside its rate; at least -max-events-per-sync")
 	fs.IntVar(&cfg.Stream.PageEvents, "page-events", cfg.Stream.PageEvents, "most events in one reply (a tick is never split)")
 	fs.IntVar(&cfg.Stream.PageBytes, "page-bytes", cfg.Stream.PageBytes, "most bytes of events in one reply (a tick is never split)")
+	fs.Int64Var(&cfg.Stream.CheckpointInterval, "checkpoint-interval", cfg.Stream.CheckpointInterval, "ticks between checkpoints clients report state hashes for; 0 turns checkpoints, desync detection, snapshots and compaction off")
+	fs.IntVar(&cfg.Stream.CheckpointQuorum, "checkpoint-quorum", cfg.Stream.CheckpointQuorum, "fewest clients that must agree on a checkpoint's hash for it to be canonical (all of them when fewer are connected)")
+	fs.Int64Var(&cfg.Stream.SnapshotEvery, "snapshot-every", cfg.Stream.SnapshotEvery, "events appended since the last snapshot after which a client is asked for one; 0 asks for none (full history)")
+	fs.Int64Var(&cfg.Stream.MaxSnapshotBytes, "max-snapshot-bytes", cfg.Stream.MaxSnapshotBytes, "largest snapshot or desync dump (413 past it)")
+	fs.DurationVar(&cfg.Stream.HistoryRetain, "history-retain", cfg.Stream.HistoryRetain, "how long events at or below the snapshot's tick are kept before they are compacted")
 	fs.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body-bytes", cfg.Limits.MaxBodyBytes, "largest request body")
 	fs.IntVar(&cfg.Limits.MaxEventsPerSync, "max-events-per-sync", cfg.Limits.MaxEventsPerSync, "most events in one request")
 	fs.IntVar(&cfg.Limits.MaxEventBodyBytes, "max-event-body-bytes", cfg.Limits.MaxEventBodyBytes, "largest event body, as sent")
-	fs.Int64Var(&cfg.Limits.MaxInflightBytes, "max-inflight-bytes", cfg.Limits.MaxInflightBytes, "memory the syncs in progress may hold together (a body and a page each); past it, 503 server_busy")
+	fs.Int64Var(&cfg.Limits.MaxInflightBytes, "max-inflight-bytes", cfg.Limits.MaxInflightBytes, "memory the requests in progress may hold together (a body and a page per sync, -max-snapshot-bytes per upload); past it, 503 server_busy")
 	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
 		cfg.CORSOrigins = nil
 		for _, o := range strings.Split(s, ",") {
@@ -192,5 +197,6 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return cfg, nil
 	}
 	cfg.Limits.MaxReplyBytes = cfg.Stream.PageBytes // what the store may reply
+	cfg.Limits.MaxSnapshotBytes = cfg.Stream.MaxSnapshotBytes
 	return cfg, cfg.Validate()
 }

@@ -56,8 +56,16 @@ func (l *lateStore) Ping(ctx context.Context) error {
 	return err
 }
 
-func (l *lateStore) PutSnapshot(ctx context.Context, up *stream.Upload) (int64, error) {
-	return late(l, func(s stream.Store) (int64, error) { return s.PutSnapshot(ctx, up) })
+func (l *lateStore) PutSnapshot(ctx context.Context, up *stream.Upload) (int64, bool, error) {
+	type put struct {
+		t      int64
+		stored bool
+	}
+	p, err := late(l, func(s stream.Store) (put, error) {
+		t, stored, err := s.PutSnapshot(ctx, up)
+		return put{t, stored}, err
+	})
+	return p.t, p.stored, err
 }
 
 func (l *lateStore) Snapshot(ctx context.Context, name string) (*stream.Snapshot, error) {

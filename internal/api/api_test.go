@@ -163,7 +163,7 @@ func TestGetIsSyncWithoutBody(t *testing.T) {
 	h.clock.Advance(time.Second)
 	rec := h.do(http.MethodGet, "/s/a/5", "")
 	require.Equal(t, http.StatusOK, rec.Code)
-	assert.JSONEq(t, `{"id":"1","t":21,"epoch":"`+h.sync("/s/a/0", "").Epoch+`","tps":20,"events":[]}`, rec.Body.String(),
+	assert.JSONEq(t, `{"id":"1","t":21,"epoch":"`+h.sync("/s/a/0", "").Epoch+`","tps":20,"ckpt":20,"events":[]}`, rec.Body.String(),
 		"events is always an array")
 }
 

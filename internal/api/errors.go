@@ -46,6 +46,13 @@ func toAPIError(err error) *apiError {
 		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
 		ae.retryAfter = max(1, int(math.Ceil(rl.Wait.Seconds())))
 		return ae
+	case errors.Is(err, stream.ErrBadReport):
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%v", err)
+	case errors.Is(err, stream.ErrNotFound):
+		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
+	case errors.Is(err, stream.ErrSnapshotMismatch):
+		return errorf(http.StatusConflict, protocol.CodeSnapshotMismatch,
+			"%v (or the checkpoint was not judged with one, or is older than 10 s); nothing was stored", err)
 	case errors.Is(err, stream.ErrTickFull):
 		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
 		ae.retryAfter = 1

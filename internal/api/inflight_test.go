@@ -36,6 +36,7 @@ func TestInflightBytesAreBounded(t *testing.T) {
 	require.NoError(t, err)
 	g := &gate{Store: mem, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	limits := api.DefaultLimits()
+	limits.MaxSnapshotBytes = 1
 	limits.MaxInflightBytes = limits.MaxBodyBytes + int64(limits.MaxReplyBytes) // room for one sync
 	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: mem})
 	require.NoError(t, err)

@@ -33,9 +33,13 @@ type Limits struct {
 	// stream.Config.PageBytes.
 	MaxReplyBytes int
 	// MaxInflightBytes bounds the memory of the syncs in progress: each
-	// holds up to MaxBodyBytes and MaxReplyBytes until it is answered. A
-	// sync that does not fit is answered 503 server_busy.
+	// holds up to MaxBodyBytes and MaxReplyBytes until it is answered, an
+	// upload MaxSnapshotBytes. A request that does not fit is answered 503
+	// server_busy.
 	MaxInflightBytes int64
+	// MaxSnapshotBytes caps a snapshot or desync dump: the store's
+	// stream.Config.MaxSnapshotBytes.
+	MaxSnapshotBytes int64
 }
 
 // DefaultLimits returns the protocol's default limits.
@@ -46,6 +50,7 @@ func DefaultLimits() Limits {
 		MaxEventBodyBytes: protocol.DefaultMaxEventBodyBytes,
 		MaxReplyBytes:     1 << 20,
 		MaxInflightBytes:  256 << 20,
+		MaxSnapshotBytes:  4 << 20,
 	}
 }
 
@@ -60,8 +65,11 @@ func (l Limits) Validate() error {
 		return errors.New("max event body bytes must not be negative")
 	case l.MaxReplyBytes < 1:
 		return errors.New("max reply bytes must be at least 1")
-	case l.MaxInflightBytes < l.MaxBodyBytes+int64(l.MaxReplyBytes):
-		return fmt.Errorf("max in-flight bytes must hold one sync: at least %d (max body bytes and page bytes)", l.MaxBodyBytes+int64(l.MaxReplyBytes))
+	case l.MaxSnapshotBytes < 1:
+		return errors.New("max snapshot bytes must be at least 1")
+	case l.MaxInflightBytes < max(l.MaxBodyBytes+int64(l.MaxReplyBytes), l.MaxSnapshotBytes):
+		return fmt.Errorf("max in-flight bytes must hold one sync and one snapshot: at least %d (max body bytes and page bytes, or max snapshot bytes)",
+			max(l.MaxBodyBytes+int64(l.MaxReplyBytes), l.MaxSnapshotBytes))
 	}
 	return nil
 }
@@ -95,7 +103,7 @@ type Server struct {
 	router   chi.Router
 	draining atomic.Bool
 	date     dateHeader
-	inflight budget // the bytes the syncs in progress may hold
+	inflight budget // the bytes the requests in progress may hold
 
 	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
 }
@@ -132,12 +140,7 @@ func New(cfg Config) (*Server, error) {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		// Every route answers the standard methods itself (so a refused one
 		// is counted under its route); chi cannot route other tokens.
-		allow := syncMethods
-		switch r.URL.Path {
-		case "/healthz", "/readyz", "/metrics":
-			allow = opsMethods
-		}
-		w.Header().Set("Allow", allow)
+		w.Header().Set("Allow", allowed(r.URL.Path))
 		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
 			"method %s is not allowed here", r.Method))
 	})
@@ -149,6 +152,20 @@ func New(cfg Config) (*Server, error) {
 		r.HandleFunc("/metrics", s.opsRoute(cfg.MetricsHandler))
 	}
 	r.HandleFunc("/{stream}/{client}/{tick}", s.syncRoute)
+	r.HandleFunc("/{stream}/snapshot", s.route(readMethods, s.getSnapshot, http.MethodGet, http.MethodHead))
+	r.HandleFunc("/{stream}/desyncs", s.route(readMethods, s.getDesyncs, http.MethodGet, http.MethodHead))
+	// A dump's path and an upload's may be the same (a private id
+	// "desyncs"): these routes are by method, so that chi finds the other.
+	for pattern, methods := range map[string]map[string]http.HandlerFunc{
+		"/{stream}/desyncs/{tick}/{id}":      {http.MethodGet: s.getDump, http.MethodHead: s.getDump},
+		"/{stream}/{client}/snapshot/{tick}": {http.MethodPut: s.putSnapshot},
+		"/{stream}/{client}/dump/{tick}":     {http.MethodPut: s.putDump},
+	} {
+		for method, h := range methods {
+			r.MethodFunc(method, pattern, h)
+		}
+		r.Options(pattern, func(w http.ResponseWriter, r *http.Request) { preflight(w, allowed(r.URL.Path)) })
+	}
 	s.router = r
 	return s, nil
 }

@@ -109,13 +109,33 @@ func appendReplyHead(b []byte, res *stream.SyncResult) []byte {
 	b = protocol.AppendString(b, res.Epoch)
 	b = append(b, `,"tps":`...)
 	b = strconv.AppendInt(b, int64(res.TickRate), 10)
+	b = append(b, `,"ckpt":`...)
+	b = strconv.AppendInt(b, res.Checkpoint, 10)
+	b = appendTick(b, `,"base":`, res.Base)
+	b = appendTick(b, `,"snap":`, res.Snap)
+	b = appendTick(b, `,"dump":`, res.Dump)
 	return append(b, `,"events":[`...)
+}
+
+// appendTick appends a reply field holding a tick, when t is set.
+func appendTick(b []byte, field string, t *int64) []byte {
+	if t == nil {
+		return b
+	}
+	return strconv.AppendInt(append(b, field...), *t, 10)
 }
 
 // wireRequest is the JSON body of a sync. Unknown fields are ignored.
 type wireRequest struct {
 	Batch  *string     `json:"batch"`
 	Events []wireEvent `json:"events"`
+	Hashes []wireHash  `json:"hashes"`
+}
+
+// wireHash is one hash report.
+type wireHash struct {
+	T *int64  `json:"t"`
+	H *string `json:"h"`
 }
 
 // wireEvent is one posted event; fields other than type and body (such as
@@ -134,13 +154,8 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 		Stream:    chi.URLParam(r, "stream"),
 		PrivateID: chi.URLParam(r, "client"),
 	}
-	if !protocol.ValidName(req.Stream) {
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadStream,
-			"the stream name must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
-	}
-	if !protocol.ValidName(req.PrivateID) {
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadClient,
-			"the private id must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
+	if err := validNames(req.Stream, req.PrivateID); err != nil {
+		return nil, err
 	}
 	tick, ok := parseTick(chi.URLParam(r, "tick"))
 	if !ok {
@@ -198,7 +213,42 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 		}
 		req.Events[i] = ev
 	}
+	if req.Hashes, err = parseHashes(wire.Hashes, req.LastKnownTick); err != nil {
+		return nil, err
+	}
 	return req, nil
+}
+
+// parseHashes validates the shape of a request's hash reports: at most
+// protocol.MaxHashReports, each of a distinct tick below the client's last
+// known tick, with a hash of 1 to protocol.MaxHashLen lowercase hex
+// characters. The store checks that each is a checkpoint tick.
+func parseHashes(wire []wireHash, lastKnown int64) ([]protocol.HashReport, error) {
+	if len(wire) == 0 {
+		return nil, nil
+	}
+	if len(wire) > protocol.MaxHashReports {
+		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			"a request may carry at most %d hashes, not %d", protocol.MaxHashReports, len(wire))
+	}
+	out := make([]protocol.HashReport, len(wire))
+	for i, h := range wire {
+		switch {
+		case h.T == nil || *h.T < 0 || *h.T >= lastKnown:
+			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+				"hashes[%d].t must be a checkpoint tick below the last known tick %d", i, lastKnown)
+		case h.H == nil || !protocol.ValidHash(*h.H):
+			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+				"hashes[%d].h must be 1 to %d lowercase hex characters", i, protocol.MaxHashLen)
+		}
+		for _, prev := range out[:i] {
+			if prev.T == *h.T {
+				return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "hashes[%d].t repeats tick %d", i, *h.T)
+			}
+		}
+		out[i] = protocol.HashReport{T: *h.T, H: *h.H}
+	}
+	return out, nil
 }
 
 func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
@@ -225,6 +275,19 @@ func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 			"events[%d].body must be valid UTF-8", i)
 	}
 	return stream.Event{Type: *e.Type, Body: body}, nil
+}
+
+// validNames validates a stream name and a client's id, private or public.
+func validNames(stream, client string) error {
+	if !protocol.ValidName(stream) {
+		return errorf(http.StatusBadRequest, protocol.CodeBadStream,
+			"the stream name must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
+	}
+	if !protocol.ValidName(client) {
+		return errorf(http.StatusBadRequest, protocol.CodeBadClient,
+			"the client id must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
+	}
+	return nil
 }
 
 // parseTick parses a last known tick: decimal digits only, within int64.

@@ -45,6 +45,13 @@ type Metrics struct {
 	streamsExpired prometheus.Counter
 	sweepErrors    prometheus.Counter
 	sweepFailed    prometheus.Counter // streams a sweep could not sweep
+
+	// Checkpoints (docs/protocol.md).
+	judged        prometheus.Counter
+	desyncs       prometheus.Counter
+	compacted     prometheus.Counter
+	snapshots     prometheus.Counter
+	snapshotBytes prometheus.Counter
 }
 
 // Config configures New.
@@ -117,6 +124,14 @@ func New(cfg Config) (*Metrics, error) {
 			Help: "Streams a sweep could not sweep (each is tried again); the others were swept.",
 		}),
 	}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "checkpoint", Name: name, Help: help})
+	}
+	m.judged = counter("judged_total", "Checkpoints judged.")
+	m.desyncs = counter("desyncs_total", "Clients named in _x events: their state diverged from the canonical one.")
+	m.compacted = counter("events_compacted_total", "Events dropped below a verified snapshot.")
+	m.snapshots = counter("snapshots_stored_total", "Snapshots verified and stored.")
+	m.snapshotBytes = counter("snapshot_bytes_total", "Bytes of the snapshots stored.")
 	for _, code := range protocol.ErrorCodes {
 		m.rejections.WithLabelValues(code) // 0, not "no data", until the first
 	}
@@ -142,6 +157,7 @@ func New(cfg Config) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.rejections, m.events,
 		m.streamsCreated, m.streamsExpired, m.sweepErrors, m.sweepFailed, buildInfo, streamCap,
+		m.judged, m.desyncs, m.compacted, m.snapshots, m.snapshotBytes,
 		m.store.duration, m.store.errors,
 		newStreamCollector(cfg, timeout),
 		collectors.NewGoCollector(),
@@ -176,6 +192,21 @@ func (m *Metrics) ObserveSync(res *stream.SyncResult) {
 	if res.Appended > 0 {
 		m.byKind[kindClient].Add(float64(res.Appended))
 	}
+	if res.Judged > 0 {
+		m.judged.Add(float64(res.Judged))
+	}
+	if res.Diverged > 0 {
+		m.desyncs.Add(float64(res.Diverged))
+	}
+	if res.Compacted > 0 {
+		m.compacted.Add(float64(res.Compacted))
+	}
+}
+
+// SnapshotStored counts a snapshot of size bytes stored.
+func (m *Metrics) SnapshotStored(size int) {
+	m.snapshots.Inc()
+	m.snapshotBytes.Add(float64(size))
 }
 
 // ObserveSweep counts what a sweep did.
@@ -204,6 +235,7 @@ type streamCollector struct {
 	lastOK bool
 
 	up, tick, clients, streams, connected, omitted *prometheus.Desc
+	events, bytes                                  *prometheus.Desc
 }
 
 func newStreamCollector(cfg Config, timeout time.Duration) *streamCollector {
@@ -219,6 +251,10 @@ func newStreamCollector(cfg Config, timeout time.Duration) *streamCollector {
 			"The tick in progress of a stream.", []string{"stream"}, nil),
 		clients: prometheus.NewDesc(namespace+"_stream_clients",
 			"Connected clients of a stream.", []string{"stream"}, nil),
+		events: prometheus.NewDesc(namespace+"_stream_events_retained",
+			"Events a stream retains (compaction drops those below its snapshot).", []string{"stream"}, nil),
+		bytes: prometheus.NewDesc(namespace+"_stream_bytes_retained",
+			"Bytes of the events a stream retains.", []string{"stream"}, nil),
 		streams: prometheus.NewDesc(namespace+"_store_streams",
 			"Streams held.", nil, nil),
 		connected: prometheus.NewDesc(namespace+"_store_clients_connected",
@@ -229,7 +265,7 @@ func newStreamCollector(cfg Config, timeout time.Duration) *streamCollector {
 }
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.tick, c.clients, c.streams, c.connected, c.omitted} {
+	for _, d := range []*prometheus.Desc{c.up, c.tick, c.clients, c.streams, c.connected, c.omitted, c.events, c.bytes} {
 		ch <- d
 	}
 }
@@ -260,5 +296,7 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range st.PerStream {
 		ch <- prometheus.MustNewConstMetric(c.tick, prometheus.GaugeValue, float64(s.T), s.Stream)
 		ch <- prometheus.MustNewConstMetric(c.clients, prometheus.GaugeValue, float64(s.Clients), s.Stream)
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.GaugeValue, float64(s.Events), s.Stream)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Bytes), s.Stream)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -46,6 +47,9 @@ var (
 	// ErrNotFound means the stream, its client, its snapshot or the dump
 	// asked for does not exist (code not_found).
 	ErrNotFound = errors.New("not found")
+	// ErrBadReport means a hash report is not of a checkpoint tick, or
+	// checkpoints are off. Nothing was applied (code bad_request).
+	ErrBadReport = errors.New("a hash report must be of a checkpoint tick, a multiple of the checkpoint interval")
 	// ErrSnapshotMismatch means a snapshot's SHA-256 is not the canonical
 	// hash of its checkpoint, or the checkpoint has none (code
 	// snapshot_mismatch). Nothing was stored.
@@ -177,12 +181,22 @@ func durationTicks(d time.Duration, rate int) int64 {
 	return int64((d*time.Duration(rate) + time.Second - 1) / time.Second)
 }
 
+// checkReports returns ErrBadReport unless every report is of a
+// checkpoint tick. Both stores call it before anything else.
+func (c Config) checkReports(hashes []protocol.HashReport) error {
+	for _, h := range hashes {
+		if c.CheckpointInterval == 0 || h.T%c.CheckpointInterval != 0 {
+			return fmt.Errorf("%w (%d; 0 means checkpoints are off): not tick %d", ErrBadReport, c.CheckpointInterval, h.T)
+		}
+	}
+	return nil
+}
+
 // reportable reports whether a report of checkpoint ck, made at tick t,
 // is one the store considers: a sealed checkpoint kept for keepTicks.
-// (The api package has already refused reports that are not multiples
-// of the interval.)
+// (checkReports has refused those that are not multiples of the interval.)
 func (c Config) reportable(ck, t int64) bool {
-	return ck%c.CheckpointInterval == 0 && ck < t && ck > t-c.keepTicks()
+	return ck < t && ck > t-c.keepTicks()
 }
 
 // addVote adds the report (ck, hash) to a client's votes, kept in

@@ -58,10 +58,10 @@ type Store interface {
 	// PutSnapshot stores up as the stream's snapshot if its SHA-256 is the
 	// canonical hash of checkpoint up.T and the stream holds no later
 	// snapshot; otherwise it returns ErrSnapshotMismatch (no canonical hash
-	// or another one) or stores nothing (a later one is kept). It returns
-	// the tick of the stream's snapshot after the call. An unknown stream
-	// or client is ErrNotFound.
-	PutSnapshot(ctx context.Context, up *Upload) (int64, error)
+	// or another one) or stores nothing (one of that tick or a later one is
+	// kept). It returns the tick of the stream's snapshot after the call
+	// and whether up is it now. An unknown stream or client is ErrNotFound.
+	PutSnapshot(ctx context.Context, up *Upload) (t int64, stored bool, err error)
 
 	// Snapshot returns the stream's snapshot, or ErrNotFound.
 	Snapshot(ctx context.Context, stream string) (*Snapshot, error)

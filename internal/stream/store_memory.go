@@ -53,6 +53,9 @@ func NewMemoryStore(cfg Config) (*MemoryStore, error) {
 
 // Sync implements Store.
 func (m *MemoryStore) Sync(_ context.Context, req *SyncRequest) (*SyncResult, error) {
+	if err := m.cfg.checkReports(req.Hashes); err != nil {
+		return nil, err
+	}
 	for {
 		m.mu.RLock()
 		s := m.streams[req.Stream]

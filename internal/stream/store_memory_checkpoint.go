@@ -246,29 +246,29 @@ func (m *MemoryStore) lockStream(name string) *memStream {
 }
 
 // PutSnapshot implements Store.
-func (m *MemoryStore) PutSnapshot(_ context.Context, up *Upload) (int64, error) {
+func (m *MemoryStore) PutSnapshot(_ context.Context, up *Upload) (int64, bool, error) {
 	hash := hashOf(up.Data) // before the lock
 	s := m.lockStream(up.Stream)
 	if s == nil {
-		return 0, ErrNotFound
+		return 0, false, ErrNotFound
 	}
 	defer s.mu.Unlock()
 	if s.clients[up.PrivateID] == nil {
-		return 0, ErrNotFound
+		return 0, false, ErrNotFound
 	}
 	r := s.record(up.T)
 	if r == nil || !r.judged || r.canonical != hash {
-		return 0, ErrSnapshotMismatch
+		return 0, false, ErrSnapshotMismatch
 	}
 	if s.ck.snap != nil && s.ck.snap.T >= up.T {
-		return s.ck.snap.T, nil // a later one is kept
+		return s.ck.snap.T, false, nil // this one or a later one is kept
 	}
 	s.ck.snap = &Snapshot{T: up.T, Hash: hash, Epoch: s.epoch, Data: slices.Clone(up.Data)}
 	s.ck.sinceSnap = 0
 	if s.ck.want <= up.T {
 		s.ck.want, s.ck.askPub = -1, ""
 	}
-	return up.T, nil
+	return up.T, true, nil
 }
 
 // Snapshot implements Store.

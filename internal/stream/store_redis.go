@@ -344,6 +344,9 @@ func failed(err error) error {
 
 // Sync implements Store.
 func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, error) {
+	if err := r.cfg.checkReports(req.Hashes); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	mayCreate := r.streams(ctx) < int64(r.cfg.MaxStreams)

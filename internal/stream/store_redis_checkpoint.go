@@ -10,21 +10,21 @@ import (
 )
 
 // PutSnapshot implements Store (lua/put_snapshot.lua).
-func (r *RedisStore) PutSnapshot(ctx context.Context, up *Upload) (int64, error) {
+func (r *RedisStore) PutSnapshot(ctx context.Context, up *Upload) (int64, bool, error) {
 	hash := hashOf(up.Data)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	vals, err := r.putSnap.exec(ctx, r.client, r.keys(up.Stream).all(),
 		[]string{r.hashID(up.PrivateID), strconv.FormatInt(up.T, 10), hash, string(up.Data)}).ToArray()
 	if err != nil {
-		return 0, failed(err)
+		return 0, false, failed(err)
 	}
 	rd := scriptReply{vals: vals}
 	if err := rd.status("put_snapshot"); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	t := rd.int()
-	return t, rd.done()
+	t, stored := rd.int(), rd.flag()
+	return t, stored, rd.done()
 }
 
 // Snapshot implements Store.

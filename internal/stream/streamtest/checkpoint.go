@@ -24,6 +24,7 @@ func runCheckpoints(t *testing.T, newStore Factory) {
 	t.Run("CheckpointQuorum", func(t *testing.T) { testCheckpointQuorum(t, newStore) })
 	t.Run("CheckpointIgnored", func(t *testing.T) { testCheckpointIgnored(t, newStore) })
 	t.Run("CheckpointOff", func(t *testing.T) { testCheckpointOff(t, newStore) })
+	t.Run("BadReport", func(t *testing.T) { testBadReport(t, newStore) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
 	t.Run("Compaction", func(t *testing.T) { testCompaction(t, newStore) })
 	t.Run("Dumps", func(t *testing.T) { testDumps(t, newStore) })
@@ -130,7 +131,7 @@ func testCheckpointQuorum(t *testing.T, newStore Factory) {
 	e2.at(45)
 	r = e2.report("solo", "a", 45, 40, "ab")
 	assert.Equal(t, 1, r.Judged)
-	_, err := e2.store.PutSnapshot(context.Background(), &stream.Upload{Stream: "solo", PrivateID: "a", T: 40, Data: []byte("x")})
+	_, _, err := e2.store.PutSnapshot(context.Background(), &stream.Upload{Stream: "solo", PrivateID: "a", T: 40, Data: []byte("x")})
 	assert.ErrorIs(t, err, stream.ErrSnapshotMismatch, "the canonical hash is ab")
 }
 
@@ -155,9 +156,23 @@ func testCheckpointOff(t *testing.T, newStore Factory) {
 	e := newEnv(t, newStore, func(c *stream.Config) { c.CheckpointInterval = 0 })
 	e.poll("s", "a", 0)
 	e.at(30)
-	r := e.report("s", "a", 30, 20, "aa")
-	assert.Zero(t, r.Checkpoint)
-	assert.Zero(t, r.Judged)
+	assert.Zero(t, e.poll("s", "a", 30).Checkpoint)
+	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 30,
+		Hashes: []protocol.HashReport{{T: 20, H: "aa"}}})
+	assert.ErrorIs(t, err, stream.ErrBadReport, "checkpoints are off")
+}
+
+// testBadReport: a report of a tick that is not a checkpoint fails the
+// whole request.
+func testBadReport(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, nil)
+	e.poll("s", "a", 0)
+	e.at(30)
+	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 30,
+		Events: Moves("x"), Hashes: []protocol.HashReport{{T: 20, H: "aa"}, {T: 21, H: "aa"}}})
+	require.ErrorIs(t, err, stream.ErrBadReport)
+	e.at(31)
+	assert.Empty(t, e.poll("s", "a", 30).Events, "nothing applied")
 }
 
 // state is a tiny deterministic simulation: the events it applied, folded.
@@ -209,17 +224,22 @@ func testSnapshot(t *testing.T, newStore Factory) {
 	assert.Nil(t, e.poll("s", "a", 21).Snap, "one client is asked at a time")
 
 	up := &stream.Upload{Stream: "s", PrivateID: "b", T: 20, Data: []byte("not the state")}
-	_, err = e.store.PutSnapshot(ctx, up)
+	_, _, err = e.store.PutSnapshot(ctx, up)
 	require.ErrorIs(t, err, stream.ErrSnapshotMismatch)
 	_, err = e.store.Snapshot(ctx, "s")
 	require.ErrorIs(t, err, stream.ErrNotFound, "nothing stored")
-	_, err = e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "nobody", T: 20, Data: st.bytes()})
+	_, _, err = e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "nobody", T: 20, Data: st.bytes()})
 	require.ErrorIs(t, err, stream.ErrNotFound)
 
 	up.Data = st.bytes()
-	got, err := e.store.PutSnapshot(ctx, up)
+	got, stored, err := e.store.PutSnapshot(ctx, up)
 	require.NoError(t, err)
 	assert.EqualValues(t, 20, got)
+	assert.True(t, stored)
+	got, stored, err = e.store.PutSnapshot(ctx, up)
+	require.NoError(t, err)
+	assert.EqualValues(t, 20, got)
+	assert.False(t, stored, "stored already")
 	snap, err := e.store.Snapshot(ctx, "s")
 	require.NoError(t, err)
 	assert.Equal(t, &stream.Snapshot{T: 20, Hash: st.hash(), Epoch: r.Epoch, Data: st.bytes()}, snap)
@@ -246,7 +266,7 @@ func testCompaction(t *testing.T, newStore Factory) {
 	}
 	r := e.report("s", "a", 21, 20, st.hash())
 	require.NotNil(t, r.Snap)
-	_, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "a", T: 20, Data: st.bytes()})
+	_, _, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "a", T: 20, Data: st.bytes()})
 	require.NoError(t, err)
 	e.post("s", "a", 21, "6")
 
