@@ -45,6 +45,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,9 +118,10 @@ type Client struct {
 	syncMu sync.Mutex // one sync at a time
 
 	mu       sync.Mutex
-	queue    []pending // events not yet in a batch
-	inflight *batch    // the batch being sent until a reply confirms it
-	probe    bool      // a sync failed: ask for the epoch before sending events
+	queue    []pending    // events not yet in a batch
+	inflight *batch       // the batch being sent until a reply confirms it
+	probe    bool         // a sync failed: ask for the epoch before sending events
+	hashes   []HashReport // to report with the next syncs
 	lastT    int64
 	epoch    string
 	publicID string
@@ -250,7 +252,17 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 	if c.probe && c.epoch != "" {
 		sent = nil // the epoch first: the stream may have started anew meanwhile
 	}
-	body = encodeBatch(sent)
+	// Reports of ticks the request does not cover wait for a later sync.
+	var hashes []HashReport
+	for _, h := range c.hashes {
+		if h.T < c.lastT {
+			hashes = append(hashes, h)
+		}
+	}
+	if sent == nil && c.probe {
+		hashes = nil
+	}
+	body = encodeRequest(sent, hashes)
 	c.mu.Unlock()
 
 	reply, err := c.roundTrip(ctx, target, body)
@@ -262,19 +274,27 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 	}
 	c.probe = false
 	u := Update{
-		PublicID: reply.ID,
-		T:        reply.T,
-		Epoch:    reply.Epoch,
-		TickRate: reply.TPS,
-		Events:   reply.Events,
-		Reset:    len(reply.Events) > 0 && reply.Events[0].Type == TypeReset,
-		More:     reply.More,
+		PublicID:   reply.ID,
+		T:          reply.T,
+		Epoch:      reply.Epoch,
+		TickRate:   reply.TPS,
+		Events:     reply.Events,
+		Reset:      len(reply.Events) > 0 && reply.Events[0].Type == TypeReset,
+		More:       reply.More,
+		Checkpoint: reply.Ckpt,
+		Base:       reply.Base,
+		Snap:       reply.Snap,
+		Dump:       reply.Dump,
 	}
 	if sent != nil {
 		c.inflight = nil // the server has it
 	}
-	if c.epoch != "" && reply.Epoch != c.epoch && !c.cfg.KeepQueueOnReset {
-		u.Dropped = c.dropQueue()
+	c.hashes = slices.DeleteFunc(c.hashes, func(h HashReport) bool { return slices.Contains(hashes, h) })
+	if c.epoch != "" && reply.Epoch != c.epoch {
+		c.hashes = c.hashes[:0] // of a game that is gone
+		if !c.cfg.KeepQueueOnReset {
+			u.Dropped = c.dropQueue()
+		}
 	}
 	c.lastT, c.epoch, c.publicID = reply.T, reply.Epoch, reply.ID
 	return u, nil
@@ -308,24 +328,47 @@ func (c *Client) takeBatch() *batch {
 	return b
 }
 
-func encodeBatch(b *batch) []byte {
-	if b == nil {
+// encodeRequest encodes the body of a sync: the batch b, if any, and the
+// hash reports; nil when there is neither.
+func encodeRequest(b *batch, hashes []HashReport) []byte {
+	if b == nil && len(hashes) == 0 {
 		return nil
 	}
-	out := append(make([]byte, 0, 64+len(b.events)*48), `{"batch":`...)
-	out = protocol.AppendString(out, b.id)
-	out = append(out, `,"events":[`...)
-	for i, e := range b.events {
-		if i > 0 {
+	out := append(make([]byte, 0, 64), '{')
+	if b != nil {
+		out = append(out, `"batch":`...)
+		out = protocol.AppendString(out, b.id)
+		out = append(out, `,"events":[`...)
+		for i, e := range b.events {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"type":`...)
+			out = protocol.AppendString(out, e.typ)
+			out = append(out, `,"body":`...)
+			out = append(out, e.body...)
+			out = append(out, '}')
+		}
+		out = append(out, ']')
+	}
+	if len(hashes) > 0 {
+		if b != nil {
 			out = append(out, ',')
 		}
-		out = append(out, `{"type":`...)
-		out = protocol.AppendString(out, e.typ)
-		out = append(out, `,"body":`...)
-		out = append(out, e.body...)
-		out = append(out, '}')
+		out = append(out, `"hashes":[`...)
+		for i, h := range hashes {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"t":`...)
+			out = strconv.AppendInt(out, h.T, 10)
+			out = append(out, `,"h":`...)
+			out = protocol.AppendString(out, h.Hash)
+			out = append(out, '}')
+		}
+		out = append(out, ']')
 	}
-	return append(out, "]}"...)
+	return append(out, '}')
 }
 
 type wireReply struct {
@@ -335,6 +378,10 @@ type wireReply struct {
 	TPS    int     `json:"tps"`
 	Events []Event `json:"events"`
 	More   bool    `json:"more"`
+	Ckpt   int64   `json:"ckpt"`
+	Base   *int64  `json:"base"`
+	Snap   *int64  `json:"snap"`
+	Dump   *int64  `json:"dump"`
 }
 
 func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wireReply, error) {
@@ -357,12 +404,7 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 		return nil, fmt.Errorf("esclient: reading the reply: %w", redact(err, c.cfg.PrivateID))
 	}
 	if resp.StatusCode != http.StatusOK {
-		e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data)), RetryAfter: retryAfter(resp.Header)}
-		var wire protocol.ErrorReply
-		if json.Unmarshal(data, &wire) == nil && wire.Error.Code != "" {
-			e.Code, e.Message = wire.Error.Code, wire.Error.Message
-		}
-		return nil, e
+		return nil, replyError(resp, data)
 	}
 	var reply wireReply
 	if err := decodeReply(data, &reply); err != nil {
@@ -372,6 +414,16 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 		return nil, errors.New("esclient: the reply is not a sync reply")
 	}
 	return &reply, nil
+}
+
+// replyError returns the *Error of a reply that is not a success.
+func replyError(resp *http.Response, data []byte) *Error {
+	e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data)), RetryAfter: retryAfter(resp.Header)}
+	var wire protocol.ErrorReply
+	if json.Unmarshal(data, &wire) == nil && wire.Error.Code != "" {
+		e.Code, e.Message = wire.Error.Code, wire.Error.Message
+	}
+	return e
 }
 
 // redactedError hides the private id, which is part of every request URL,

@@ -171,11 +171,25 @@ func (s *scanner) reply(r *wireReply) bool {
 			ok = s.events(r)
 		case "more":
 			r.More, ok = s.boolean()
+		case "ckpt":
+			r.Ckpt, ok = s.int()
+		case "base":
+			r.Base, ok = s.tick()
+		case "snap":
+			r.Snap, ok = s.tick()
+		case "dump":
+			r.Dump, ok = s.tick()
 		}
 		return ok
 	})
 	s.ws()
 	return ok && s.i == len(s.b) && r.Events != nil
+}
+
+// tick reads a tick into a new *int64.
+func (s *scanner) tick() (*int64, bool) {
+	v, ok := s.int()
+	return &v, ok
 }
 
 func (s *scanner) events(r *wireReply) bool {

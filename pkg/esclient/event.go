@@ -12,6 +12,10 @@ const (
 	TypeConnect = protocol.TypeConnect
 	// TypeDisconnect marks a client gone silent; its body is its public id.
 	TypeDisconnect = protocol.TypeDisconnect
+	// TypeDesync names the clients whose state diverged at a checkpoint;
+	// its body is the JSON text {"t":<checkpoint>,"ids":[<public ids>]}
+	// (ParseDesync reads it).
+	TypeDesync = protocol.TypeDesync
 	// ServerOrigin is the origin of the server's events.
 	ServerOrigin = protocol.ServerOrigin
 )
@@ -64,4 +68,19 @@ type Update struct {
 	// Dropped is the number of queued events dropped because the stream
 	// started anew (see Config.KeepQueueOnReset).
 	Dropped int
+
+	// Checkpoint is the stream's checkpoint interval in ticks: report the
+	// state hash of every multiple of it (ReportHash); 0 when the server
+	// has checkpoints off.
+	Checkpoint int64
+	// Base, when set, says that the ticks asked for were compacted: Events
+	// start after the snapshot of tick *Base, which the client loads first
+	// (GetSnapshot).
+	Base *int64
+	// Snap, when set, asks for this client's snapshot of checkpoint *Snap
+	// (PutSnapshot).
+	Snap *int64
+	// Dump, when set, asks for this client's snapshot of checkpoint *Dump,
+	// for a desync report (PutDump).
+	Dump *int64
 }

@@ -157,10 +157,11 @@ const (
 
 // Driver drives a Sim from a stream.
 type Driver struct {
-	client *esclient.Client // nil for Replay
-	sim    Sim
-	cfg    Config
-	hasher StateHasher
+	client  *esclient.Client // nil for Replay
+	sim     Sim
+	cfg     Config
+	hasher  StateHasher
+	snapper Snapshotter // nil: no checkpoints
 
 	// The simulation: touched only on the goroutine that processes ticks.
 	next       int64 // the next tick to process
@@ -178,14 +179,23 @@ type Driver struct {
 	replaying  atomic.Bool // a tick below live is being processed: SendEvent refuses
 	last       time.Time
 	acc        time.Duration
+	ckpt       int64 // the checkpoint interval; 0 for none
+
+	ckMu    sync.Mutex   // kept, shared with uploads
+	kept    []checkpoint // the snapshots of the last checkpoints, oldest first
+	uploads sync.WaitGroup
 
 	// Shared with the network goroutine.
 	mu       sync.Mutex
 	buf      []esclient.Event // received, not yet processed, in order
 	knownT   int64            // every tick below is final
 	tickRate int
-	reset    bool  // the stream restarted from _a: process from tick 0 again
-	liveFrom int64 // the t of the first whole reply of the epoch; MaxInt64 before
+	reset    bool               // the stream restarted from _a: process from tick 0 again
+	liveFrom int64              // the t of the first whole reply of the epoch; MaxInt64 before
+	netCkpt  int64              // the checkpoint interval the server gave
+	restore  *esclient.Snapshot // to load before the next tick
+	resync   bool               // an "_x" named this client: reload the snapshot
+	resyncs  int
 	netErr   error
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -218,6 +228,7 @@ func newDriver(sim Sim, cfg Config) *Driver {
 	if cfg.RecordHashes > 0 {
 		d.hasher, _ = sim.(StateHasher)
 	}
+	d.snapper, _ = sim.(Snapshotter)
 	return d
 }
 
@@ -386,6 +397,8 @@ func (d *Driver) process(k int64, events []esclient.Event) {
 			d.sim.OnConnect(d, e.Body)
 		case esclient.TypeDisconnect:
 			d.sim.OnDisconnect(d, e.Body)
+		case esclient.TypeDesync:
+			d.onDesync(e)
 		default:
 			if !strings.HasPrefix(e.Type, esclient.ServerOrigin) {
 				d.sim.OnClientEvent(d, e)
@@ -405,6 +418,9 @@ func (d *Driver) process(k int64, events []esclient.Event) {
 	d.ops = d.ops[:0]
 	d.processing = false
 	d.next = k + 1
+	if d.snapper != nil && d.client != nil && d.ckpt > 0 && k%d.ckpt == 0 {
+		d.checkpointAt(k)
+	}
 	if d.hasher != nil {
 		th := TickHash{Epoch: d.epoch, Tick: k, Hash: d.hasher.StateHash(d)}
 		if len(d.hashes) < d.cfg.RecordHashes {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/goeventstream/eventstream/pkg/esclient"
@@ -17,11 +18,23 @@ func (d *Driver) Update(now time.Time) int {
 	d.start(context.Background())
 
 	d.mu.Lock()
+	if snap := d.restore; snap != nil {
+		d.restore = nil
+		d.mu.Unlock()
+		err := d.restoreFrom(snap.Data)
+		d.mu.Lock()
+		if err != nil { // start again from tick 0
+			d.netErr = err
+			d.client.Rewind(0)
+			d.buf, d.reset, d.knownT, d.liveFrom = nil, true, 0, math.MaxInt64
+		}
+	}
 	if d.reset {
 		d.reset = false
 		d.next = 0
 	}
 	d.live = d.liveFrom
+	d.ckpt = d.netCkpt
 	tickDur := time.Second / time.Duration(d.tickRate)
 	n := d.due(now, tickDur)
 	end := d.next + int64(n)
@@ -104,6 +117,7 @@ func (d *Driver) Close() error {
 	}
 	cancel()
 	<-done
+	d.uploads.Wait()
 	return nil
 }
 
@@ -127,7 +141,7 @@ func (d *Driver) start(ctx context.Context) {
 	d.done = make(chan struct{})
 	go func() {
 		defer close(d.done)
-		err := d.client.Run(ctx, d.receive)
+		err := d.client.Run(ctx, func(u esclient.Update) { d.receive(ctx, u) })
 		if err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
 			d.mu.Lock()
 			d.netErr = err
@@ -137,9 +151,47 @@ func (d *Driver) start(ctx context.Context) {
 }
 
 // receive takes an update from the network goroutine.
-func (d *Driver) receive(u esclient.Update) {
+func (d *Driver) receive(ctx context.Context, u esclient.Update) {
+	d.mu.Lock()
+	resync := d.resync
+	d.mu.Unlock()
+	var snap *esclient.Snapshot
+	if d.snapper != nil && (u.Base != nil || resync) {
+		var err error
+		if snap, err = d.loadSnapshot(ctx); err != nil {
+			if u.Base != nil {
+				d.client.Rewind(0) // it cannot be played without the snapshot: ask again
+				return
+			}
+			resync = false // try again after the next sync
+		}
+	}
+
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.netCkpt = u.Checkpoint
+	d.upload(ctx, u)
+	if resync { // re-simulate from the snapshot, or from tick 0
+		d.resync = false
+		d.resyncs++
+		d.buf, d.liveFrom = nil, math.MaxInt64
+		if snap != nil {
+			d.restore, d.knownT = snap, snap.T+1
+			d.client.Rewind(snap.T + 1)
+		} else {
+			d.reset, d.knownT = true, 0
+			d.client.Rewind(0)
+		}
+		return // this update's events come again
+	}
+	if u.Base != nil {
+		if snap == nil {
+			d.netErr = errors.New("gamesim: the stream was compacted: its Sim must implement Snapshotter to join it")
+			return
+		}
+		d.buf, d.restore = nil, snap
+		u.Events = slices.DeleteFunc(u.Events, func(e esclient.Event) bool { return e.T <= snap.T })
+	}
 	if u.Reset {
 		d.buf = nil // the old incarnation's events are moot
 		d.reset = true

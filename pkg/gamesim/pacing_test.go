@@ -1,6 +1,7 @@
 package gamesim
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ const tick = 50 * time.Millisecond
 
 func TestPacingFollowsTheTickRate(t *testing.T) {
 	d := newDriver(&nopSim{}, Config{})
-	d.receive(update(5, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "e"}))
+	d.receive(context.Background(), update(5, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "e"}))
 
 	assert.Equal(t, 1, d.Update(t0), "5 available: 1 to come within 4 of t")
 	assert.Equal(t, 0, d.Update(t0.Add(tick/2)))
@@ -37,14 +38,14 @@ func TestPacingFollowsTheTickRate(t *testing.T) {
 	assert.Equal(t, 0, d.Update(t0.Add(20*tick)))
 
 	// Waiting for the server banked no time: new ticks play at the rate.
-	d.receive(update(9))
+	d.receive(context.Background(), update(9))
 	assert.Equal(t, 1, d.Update(t0.Add(20*tick+tick/2)), "not a burst of 4")
 	assert.Equal(t, 1, d.Update(t0.Add(21*tick+tick/2)))
 }
 
 func TestPacingCatchesUpWhenBehind(t *testing.T) {
 	d := newDriver(&nopSim{}, Config{MaxTicksPerUpdate: 10})
-	d.receive(update(30, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "e"}))
+	d.receive(context.Background(), update(30, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "e"}))
 
 	assert.Equal(t, 10, d.Update(t0), "bounded work per call")
 	assert.Equal(t, 10, d.Update(t0.Add(time.Millisecond)))
@@ -57,13 +58,13 @@ func TestPacingCatchesUpWhenBehind(t *testing.T) {
 func TestPacingRestartsOnReset(t *testing.T) {
 	sim := &nopSim{}
 	d := newDriver(sim, Config{})
-	d.receive(update(3, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "old"}))
+	d.receive(context.Background(), update(3, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "old"}))
 	for i := range 10 {
 		d.Update(t0.Add(time.Duration(i) * tick))
 	}
 	require.Equal(t, int64(2), d.Tick())
 
-	d.receive(update(2, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "new"}))
+	d.receive(context.Background(), update(2, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "new"}))
 	d.Update(t0.Add(20 * tick))
 	d.Update(t0.Add(21 * tick))
 	assert.Equal(t, int64(1), d.Tick(), "the new stream is processed from tick 0")

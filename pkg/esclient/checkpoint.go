@@ -1,0 +1,179 @@
+package esclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// Checkpoints (docs/protocol.md, "Checkpoints"): the client reports the
+// hash of its state at every checkpoint tick, uploads its snapshot or a
+// desync dump when the server asks (Update.Snap, Update.Dump), and loads
+// the stream's snapshot when a reply starts after one (Update.Base).
+// pkg/gamesim does all of this for a Sim that implements its Snapshotter.
+
+// HashReport is the state hash of a checkpoint tick.
+type HashReport struct {
+	T    int64
+	Hash string // lowercase hex SHA-256 of the snapshot (HashOf)
+}
+
+// maxPendingHashes bounds the reports waiting to be sent: the newest are kept.
+const maxPendingHashes = protocol.MaxHashReports
+
+// HashOf returns the hash of a snapshot as the protocol defines it:
+// lowercase hex SHA-256.
+func HashOf(snapshot []byte) string {
+	sum := sha256.Sum256(snapshot)
+	return hex.EncodeToString(sum[:])
+}
+
+// ReportHash queues the state hash of checkpoint tick t for the next sync
+// that covers it (t below the sync's last known tick). At most 16 reports
+// wait; older ones are dropped. Reports of a stream that started anew are
+// dropped.
+func (c *Client) ReportHash(t int64, hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.hashes {
+		if h.T == t {
+			return
+		}
+	}
+	c.hashes = append(c.hashes, HashReport{T: t, Hash: hash})
+	if len(c.hashes) > maxPendingHashes {
+		c.hashes = c.hashes[len(c.hashes)-maxPendingHashes:]
+	}
+}
+
+// Rewind makes the next sync ask for the stream from tick t on, to
+// re-simulate from a snapshot of tick t-1 (or from 0).
+func (c *Client) Rewind(t int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastT = max(t, 0)
+}
+
+// Snapshot is a stream's verified state at the end of a checkpoint tick.
+type Snapshot struct {
+	T     int64
+	Hash  string
+	Epoch string
+	Data  []byte
+}
+
+// ErrNoSnapshot means the stream has no snapshot.
+var ErrNoSnapshot = errors.New("esclient: the stream has no snapshot")
+
+// GetSnapshot fetches the stream's snapshot and checks that its bytes
+// have the hash the server verified. It returns ErrNoSnapshot when there
+// is none.
+func (c *Client) GetSnapshot(ctx context.Context) (*Snapshot, error) {
+	resp, err := c.do(ctx, http.MethodGet, c.cfg.BaseURL+"/"+c.cfg.Stream+"/snapshot", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, ErrNoSnapshot
+	}
+	data, err := c.body(resp)
+	if err != nil {
+		return nil, err
+	}
+	t, err := strconv.ParseInt(resp.Header.Get("Eventstream-Tick"), 10, 64)
+	if err != nil {
+		return nil, errors.New("esclient: a snapshot without its tick")
+	}
+	snap := &Snapshot{T: t, Hash: resp.Header.Get("Eventstream-Hash"), Epoch: resp.Header.Get("Eventstream-Epoch"), Data: data}
+	if HashOf(data) != snap.Hash {
+		return nil, fmt.Errorf("esclient: the snapshot of tick %d does not have its hash", t)
+	}
+	return snap, nil
+}
+
+// PutSnapshot uploads this client's snapshot of checkpoint tick t, as the
+// server asked (Update.Snap). It reports whether the server stored it (it
+// keeps one of that tick or a later one otherwise); an *Error with code
+// snapshot_mismatch means the bytes do not hash to the canonical hash.
+func (c *Client) PutSnapshot(ctx context.Context, t int64, data []byte) (bool, error) {
+	resp, err := c.do(ctx, http.MethodPut, c.prefix+"snapshot/"+strconv.FormatInt(t, 10), data)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	body, err := c.body(resp)
+	if err != nil {
+		return false, err
+	}
+	var reply struct {
+		Stored bool `json:"stored"`
+	}
+	if err := json.Unmarshal(body, &reply); err != nil {
+		return false, fmt.Errorf("esclient: the reply to a snapshot: %w", err)
+	}
+	return reply.Stored, nil
+}
+
+// PutDump uploads this client's snapshot of checkpoint tick t for a desync
+// report, as the server asked (Update.Dump).
+func (c *Client) PutDump(ctx context.Context, t int64, data []byte) error {
+	resp, err := c.do(ctx, http.MethodPut, c.prefix+"dump/"+strconv.FormatInt(t, 10), data)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = c.body(resp)
+	return err
+}
+
+// do sends one request other than a sync.
+func (c *Client) do(ctx context.Context, method, target string, body []byte) (*http.Response, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, r)
+	if err != nil {
+		return nil, fmt.Errorf("esclient: %w", redact(err, c.cfg.PrivateID))
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("esclient: %s: %w", strings.ToLower(method), redact(err, c.cfg.PrivateID))
+	}
+	return resp, nil
+}
+
+// body reads a reply's body, or returns the *Error it holds.
+func (c *Client) body(resp *http.Response) ([]byte, error) {
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("esclient: reading the reply: %w", redact(err, c.cfg.PrivateID))
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, replyError(resp, data)
+	}
+	return data, nil
+}
+
+// ParseDesync reads the body of a TypeDesync event.
+func ParseDesync(body string) (t int64, ids []string, err error) {
+	var d protocol.Desync
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		return 0, nil, fmt.Errorf("esclient: a desync body: %w", err)
+	}
+	return d.T, d.IDs, nil
+}
