@@ -8,10 +8,18 @@
 // Every second of game time (20 ticks) each player prints its public id,
 // the tick and the hash of its state. Start a second run on the same
 // stream: it prints the same hash for the same tick.
+//
+// The world is a gamesim.Snapshotter, so it takes part in the server's
+// checkpoints: -desync-at 200 breaks player 1's state once, at tick 200,
+// as a bug would. The server names it in an "_x" within a checkpoint or
+// two, every player prints the desync, player 1 reloads the last verified
+// snapshot and agrees again, and GET /{stream}/desyncs lists the two
+// dumps to diff.
 package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +57,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	streamName := fs.String("stream", "demo", "the stream (game) to join")
 	n := fs.Int("n", 4, "players to run in this process")
 	duration := fs.Duration("duration", 0, "how long to play; 0 means until interrupted")
+	desyncAt := fs.Int64("desync-at", 0, "break player 1's state at this tick, once, to show desync detection; 0 never")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,7 +78,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		go func() {
-			errs <- play(ctx, i+1, c, func(line string) {
+			var breakAt int64
+			if i == 0 {
+				breakAt = *desyncAt
+			}
+			errs <- play(ctx, i+1, c, breakAt, func(line string) {
 				mu.Lock()
 				defer mu.Unlock()
 				fmt.Fprintln(out, line)
@@ -86,8 +99,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // play runs one player: a game loop calling Update, and random input.
-func play(ctx context.Context, player int, c *esclient.Client, print func(string)) error {
-	d := gamesim.New(c, &world{}, gamesim.Config{RecordHashes: 64})
+func play(ctx context.Context, player int, c *esclient.Client, breakAt int64, print func(string)) error {
+	w := &world{breakAt: breakAt}
+	w.print = func(d *gamesim.Driver, format string, args ...any) {
+		print(fmt.Sprintf("player %d id=%s tick=%d ", player, d.PublicID(), d.Tick()) + fmt.Sprintf(format, args...))
+	}
+	d := gamesim.New(c, w, gamesim.Config{RecordHashes: 64})
 	defer d.Close()
 	hands := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(player)))
 	frame := time.NewTicker(16 * time.Millisecond) // about 60 frames a second
@@ -128,11 +145,32 @@ type world struct {
 	bots  map[string]*bot // by public id; iterated only through order
 	order []string        // public ids in connect order
 	food  []cell          // in the order it was dropped
+
+	// Not simulation state: the bug -desync-at plants, and the output.
+	breakAt int64
+	broken  bool
+	print   func(d *gamesim.Driver, format string, args ...any)
 }
 
 type cell struct{ x, y int }
 
-func (w *world) OnReset(*gamesim.Driver, gamesim.Reset) { *w = world{bots: map[string]*bot{}} }
+func (w *world) OnReset(*gamesim.Driver, gamesim.Reset) {
+	w.bots, w.order, w.food = map[string]*bot{}, nil, nil
+}
+
+// OnDesync implements gamesim.DesyncHandler: every player learns of it at
+// the same tick; the Driver of the one named reloads the last verified
+// snapshot by itself.
+func (w *world) OnDesync(d *gamesim.Driver, x gamesim.Desync) {
+	if d.Replaying() {
+		return // told already
+	}
+	what := "another player"
+	if x.Self {
+		what = "me: reloading the last verified snapshot"
+	}
+	w.print(d, "desync at checkpoint %d: players %v (%s)", x.Checkpoint, x.IDs, what)
+}
 
 func (w *world) OnConnect(d *gamesim.Driver, id string) {
 	b := w.bots[id]
@@ -187,6 +225,11 @@ type bot struct {
 }
 
 func (b *bot) SimTick(d *gamesim.Driver) {
+	if w := b.w; w.breakAt > 0 && !w.broken && d.Tick() >= w.breakAt && !d.Replaying() {
+		w.broken = true // a bug: state no other player has
+		b.score += 1000
+		w.print(d, "broke its state on purpose (-desync-at)")
+	}
 	dx, dy := 0, 0
 	switch b.heading {
 	case 'N':
@@ -206,4 +249,131 @@ func (b *bot) SimTick(d *gamesim.Driver) {
 		b.w.food = slices.Delete(b.w.food, i, i+1)
 		b.score++
 	}
+}
+
+// Snapshot implements gamesim.Snapshotter: the whole state, canonically
+// (ids in connect order, never map order), entities in spawn order.
+func (w *world) Snapshot(d *gamesim.Driver, b []byte) ([]byte, error) {
+	b = binary.AppendUvarint(b, uint64(len(w.order)))
+	for _, id := range w.order {
+		bt := w.bots[id]
+		b = binary.AppendUvarint(b, uint64(len(id)))
+		b = append(b, id...)
+		b = binary.AppendVarint(b, int64(bt.at.x))
+		b = binary.AppendVarint(b, int64(bt.at.y))
+		b = append(b, bt.heading)
+		b = binary.AppendVarint(b, int64(bt.score))
+		b = binary.AppendUvarint(b, map[bool]uint64{false: 0, true: 1}[bt.online])
+	}
+	entities := d.Entities()
+	b = binary.AppendUvarint(b, uint64(len(entities)))
+	for _, e := range entities {
+		i := slices.IndexFunc(w.order, func(id string) bool { return w.bots[id] == e })
+		if i < 0 {
+			return nil, errors.New("an entity that is not a bot")
+		}
+		b = binary.AppendUvarint(b, uint64(i))
+	}
+	b = binary.AppendUvarint(b, uint64(len(w.food)))
+	for _, f := range w.food {
+		b = binary.AppendVarint(b, int64(f.x))
+		b = binary.AppendVarint(b, int64(f.y))
+	}
+	return b, nil
+}
+
+// Restore implements gamesim.Snapshotter.
+func (w *world) Restore(d *gamesim.Driver, data []byte) error {
+	r := reader{b: data}
+	w.bots, w.order, w.food = map[string]*bot{}, nil, nil
+	for range r.count() {
+		id := string(r.bytes(int(r.uint())))
+		bt := &bot{w: w, at: cell{int(r.int()), int(r.int())}}
+		bt.heading = r.byte()
+		bt.score = int(r.int())
+		bt.online = r.uint() == 1
+		w.bots[id] = bt
+		w.order = append(w.order, id)
+	}
+	for range r.count() {
+		i := r.uint()
+		if r.err == nil && i >= uint64(len(w.order)) {
+			return errors.New("an entity of no bot")
+		}
+		if r.err == nil {
+			if err := d.Spawn(w.bots[w.order[i]]); err != nil {
+				return err
+			}
+		}
+	}
+	for range r.count() {
+		w.food = append(w.food, cell{int(r.int()), int(r.int())})
+	}
+	if r.err == nil {
+		w.print(d, "loaded the verified snapshot of tick %d", d.Tick())
+	}
+	return r.err
+}
+
+// reader reads what Snapshot appended, keeping the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a number of items, each at least one byte.
+func (r *reader) count() uint64 {
+	n := r.uint()
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return 0
+	}
+	return n
+}
+
+func (r *reader) int() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) bytes(n int) []byte {
+	if n > len(r.b) {
+		r.fail()
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = errors.New("a snapshot cut short")
+	}
+	r.b = nil
 }
