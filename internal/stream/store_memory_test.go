@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -18,4 +19,18 @@ func TestMemoryStoreConformance(t *testing.T) {
 		require.NoError(t, err)
 		return s
 	})
+}
+
+// TestMemoryStoreLongLife runs a stream for 24 hours of stream time at
+// 100 events a second (8.6M events) on the fake clock.
+func TestMemoryStoreLongLife(t *testing.T) {
+	d := 24 * time.Hour
+	if testing.Short() {
+		d = time.Hour
+	}
+	streamtest.LongLife(t, func(t *testing.T, cfg stream.Config) stream.Store {
+		s, err := stream.NewMemoryStore(cfg)
+		require.NoError(t, err)
+		return s
+	}, d)
 }

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -33,6 +34,23 @@ func redisFactory(url string) streamtest.Factory {
 func TestRedisStoreConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	streamtest.Run(t, redisFactory(srv.URL()))
+}
+
+// TestRedisStoreLongLife runs a stream for 2 hours of stream time at 100
+// events a second (720 000 events) on the fake clock; set
+// EVENTSTREAMD_LONG_LIFE to a duration (24h) for a longer run.
+func TestRedisStoreLongLife(t *testing.T) {
+	d := 2 * time.Hour
+	if v := os.Getenv("EVENTSTREAMD_LONG_LIFE"); v != "" {
+		var err error
+		d, err = time.ParseDuration(v)
+		require.NoError(t, err)
+	}
+	if testing.Short() {
+		d = 10 * time.Minute
+	}
+	srv := redistest.Start(t)
+	streamtest.LongLife(t, redisFactory(srv.URL()), d)
 }
 
 func TestRedisClusterConformance(t *testing.T) {

@@ -191,8 +191,11 @@ func (s *state) apply(x protocol.Event) {
 
 func (s *state) bytes() []byte { return binary.BigEndian.AppendUint64(s.sum[:], s.n) }
 
-func (s *state) hash() string {
-	sum := sha256.Sum256(s.bytes())
+func (s *state) hash() string { return sha256Hex(s.bytes()) }
+
+// sha256Hex is the hash of a snapshot as the protocol defines it.
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -293,7 +296,13 @@ func testCompaction(t *testing.T, newStore Factory) {
 	assert.Equal(t, st, joined)
 
 	// The caps apply to what is kept: 3 events are, 9 more fit.
+	kept := append(r.Events, ev(41, "_c", "_", "3"))
+	size := 0
+	for _, x := range kept {
+		size += len(eventJSON(x))
+	}
 	assert.EqualValues(t, 3, e.stats().PerStream[0].Events)
+	assert.EqualValues(t, size, e.stats().PerStream[0].Bytes, "the bytes of what is kept")
 	e.post("s", "a", 42, "7", "8", "9", "10", "11", "12", "13", "14")
 	_, err = e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 42, Events: Moves("15", "16")})
 	require.ErrorIs(t, err, stream.ErrEventCap)
