@@ -14,6 +14,8 @@ var replies = []string{
 	`{"id":"12","t":9,"epoch":"e","tps":20,"events":[{"t":4,"type":"move","origin":"3","body":"\u0041 \"q\" \\ é"},{"t":4,"type":"x","origin":"3","body":""}],"more":true}`,
 	` { "events" : [ { "body":"b", "origin":"2", "type":"t", "t":7 } ], "more":false, "tps":30, "epoch":"e", "t":8, "id":"2" } `,
 	`{"id":"1","t":1,"epoch":"e","tps":20,"events":[],"extra":1}`,
+	`{"id":"1","t":41,"epoch":"e","tps":20,"ckpt":20,"base":20,"snap":0,"dump":40,"events":[]}`,
+	`{"id":"1","t":41,"epoch":"e","tps":20,"ckpt":20,"base":"x","events":[]}`,
 	`{"id":"1","t":1e3,"epoch":"e","tps":20,"events":[]}`,
 	`{"id":"1","t":1,"epoch":"e","tps":20,"events":[{"t":0,"type":"a","origin":"_","body":"bad \xff utf8"}]}`,
 	`{"id":"1","t":1,"epoch":"e","tps":20,"events":[{"t":0,"type":"a","origin":"_","body":"\ud800"}]}`,
