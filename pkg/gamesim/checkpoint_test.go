@@ -1,0 +1,168 @@
+package gamesim_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/fnv"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/apitest"
+	"github.com/goeventstream/eventstream/internal/stream"
+	"github.com/goeventstream/eventstream/pkg/esclient"
+	"github.com/goeventstream/eventstream/pkg/gamesim"
+)
+
+// counters is a Snapshotter: one counter entity per connected client,
+// bumped by its owner's events and by Rand; breakAt plants a bug.
+type counters struct {
+	byID    map[string]*counter
+	breakAt int64
+	broken  bool
+
+	mu      sync.Mutex
+	desyncs []gamesim.Desync
+}
+
+type counter struct {
+	id string
+	n  int64
+}
+
+func (c *counter) SimTick(d *gamesim.Driver) { c.n += d.Rand().Int64N(3) }
+
+func (s *counters) OnReset(*gamesim.Driver, gamesim.Reset) { s.byID = map[string]*counter{} }
+func (s *counters) OnConnect(d *gamesim.Driver, id string) {
+	c := &counter{id: id}
+	s.byID[id] = c
+	_ = d.Spawn(c)
+}
+func (s *counters) OnDisconnect(*gamesim.Driver, string) {}
+func (s *counters) OnClientEvent(d *gamesim.Driver, e esclient.Event) {
+	if c := s.byID[e.Origin]; c != nil {
+		c.n += 10
+	}
+	if s.breakAt > 0 && !s.broken && d.Tick() >= s.breakAt && !d.Replaying() {
+		s.broken = true
+		for _, c := range s.byID {
+			c.n += 1000
+		}
+	}
+}
+
+func (s *counters) OnDesync(_ *gamesim.Driver, x gamesim.Desync) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.desyncs = append(s.desyncs, x)
+}
+
+func (s *counters) StateHash(d *gamesim.Driver) uint64 {
+	b, _ := s.Snapshot(d, nil)
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
+// Snapshot writes the counters in spawn order.
+func (s *counters) Snapshot(d *gamesim.Driver, b []byte) ([]byte, error) {
+	for _, e := range d.Entities() {
+		c := e.(*counter)
+		b = binary.AppendUvarint(b, uint64(len(c.id)))
+		b = append(b, c.id...)
+		b = binary.AppendVarint(b, c.n)
+	}
+	return b, nil
+}
+
+func (s *counters) Restore(d *gamesim.Driver, data []byte) error {
+	s.byID = map[string]*counter{}
+	for len(data) > 0 {
+		n, w := binary.Uvarint(data)
+		if w <= 0 || uint64(len(data)-w) < n {
+			return errors.New("cut short")
+		}
+		c := &counter{id: string(data[w : w+int(n)])}
+		data = data[w+int(n):]
+		v, w := binary.Varint(data)
+		if w <= 0 {
+			return errors.New("cut short")
+		}
+		c.n, data = v, data[w:]
+		s.byID[c.id] = c
+		if err := d.Spawn(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *counters) seen() []gamesim.Desync {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]gamesim.Desync(nil), s.desyncs...)
+}
+
+// TestResyncFromTickZero: with no snapshot (-snapshot-every 0), a client
+// the server names in "_x" replays the stream from tick 0 and agrees again.
+func TestResyncFromTickZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays for seconds of real time; skipped with -short")
+	}
+	cfg := stream.DefaultConfig()
+	cfg.SnapshotEvery = 0
+	srv, _ := apitest.NewServer(t, cfg, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sims := []*counters{{breakAt: 30}, {}, {}}
+	drivers := make([]*gamesim.Driver, len(sims))
+	var wg sync.WaitGroup
+	for i, sim := range sims {
+		c, err := esclient.New(esclient.Config{BaseURL: srv.URL, Stream: "c", PrivateID: "p" + string(rune('a'+i)),
+			HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}})
+		require.NoError(t, err)
+		drivers[i] = gamesim.New(c, sim, gamesim.Config{RecordHashes: 1 << 16})
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = drivers[i].Run(ctx) }()
+		go func() { // input
+			defer wg.Done()
+			for ctx.Err() == nil {
+				_ = drivers[i].SendEvent("x", "")
+				time.Sleep(150 * time.Millisecond)
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return drivers[0].Resyncs() == 1 }, 15*time.Second, 20*time.Millisecond)
+	time.Sleep(3 * time.Second) // plays on; nothing is timed by it
+	cancel()
+	wg.Wait()
+	assert.Equal(t, 1, drivers[0].Resyncs(), "it agreed after one resync")
+
+	for _, s := range sims {
+		x := s.seen()
+		require.NotEmpty(t, x)
+		assert.Equal(t, []string{drivers[0].PublicID()}, x[0].IDs, "the broken client, named to all")
+		assert.EqualValues(t, 40, x[0].Checkpoint)
+	}
+	assert.True(t, sims[0].seen()[0].Self)
+	assert.False(t, sims[1].seen()[0].Self)
+	// After its replay the broken client agrees with the others at every tick.
+	want := map[int64]uint64{}
+	for _, h := range drivers[1].Hashes() {
+		want[h.Tick] = h.Hash
+	}
+	last := drivers[0].Hashes()[len(drivers[0].Hashes())-1].Tick
+	compared := 0
+	for _, h := range drivers[0].Hashes() {
+		if w, ok := want[h.Tick]; ok && h.Tick > last-40 {
+			assert.Equal(t, w, h.Hash, "tick %d", h.Tick)
+			compared++
+		}
+	}
+	assert.Positive(t, compared)
+}
