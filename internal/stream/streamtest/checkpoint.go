@@ -311,7 +311,7 @@ func testCompaction(t *testing.T, newStore Factory) {
 func testDumps(t *testing.T, newStore Factory) {
 	ctx := context.Background()
 	e := newEnv(t, newStore, nil)
-	reps, err := e.store.Desyncs(ctx, "s")
+	_, err := e.store.Desyncs(ctx, "s")
 	require.ErrorIs(t, err, stream.ErrNotFound)
 	for _, c := range []string{"a", "b", "c"} {
 		e.poll("s", c, 0)
@@ -329,7 +329,7 @@ func testDumps(t *testing.T, newStore Factory) {
 
 	require.ErrorIs(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "b", T: 20, Data: []byte("b")}), stream.ErrNotFound)
 	require.NoError(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "c", T: 20, Data: []byte("state of c")}))
-	reps, err = e.store.Desyncs(ctx, "s")
+	reps, err := e.store.Desyncs(ctx, "s")
 	require.NoError(t, err)
 	assert.Equal(t, []stream.DesyncReport{{T: 20, At: 21, Hash: "aa", Clients: []stream.DesyncClient{
 		{PublicID: "1", Hash: "aa"}, {PublicID: "3", Hash: "cc", Dump: true}}}}, reps)
