@@ -1,14 +1,24 @@
 package api_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/redistest"
 	"github.com/goeventstream/eventstream/internal/stream"
+	"github.com/goeventstream/eventstream/internal/stream/streamtest"
 )
 
 // BenchmarkHTTPSync measures the HTTP path of a typical sync (handler,
@@ -36,4 +46,202 @@ func BenchmarkHTTPSync(b *testing.B) {
 			b.Fatal(rec.Body.String())
 		}
 	}
+}
+
+// BenchmarkHTTPSyncHashes measures what hash reports add to a sync: ten
+// clients of a stream sync five times a second each (a tick and a bit
+// apart), 20% with an event; with reports, each reports its state hash
+// once a second (every fifth sync), so a checkpoint is judged a second.
+// Compare reports=off and reports=on with benchstat -col /reports, on the
+// memory store and on Redis (its Lua time counts: Redis runs in the same
+// machine).
+func BenchmarkHTTPSyncHashes(b *testing.B) {
+	stores := map[string]redisURL{"memory": ""}
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		stores["redis"] = redisURL(redistest.Start(b).URL())
+	}
+	for _, store := range []string{"memory", "redis"} {
+		url, ok := stores[store]
+		if !ok {
+			continue
+		}
+		for _, reports := range []bool{false, true} {
+			b.Run(fmt.Sprintf("store=%s/reports=%s", store, map[bool]string{false: "off", true: "on"}[reports]), func(b *testing.B) {
+				benchHashes(b, url, reports)
+			})
+		}
+	}
+}
+
+func benchHashes(b *testing.B, url redisURL, reports bool) {
+	h := newHarnessOn(b, url, func(_ *api.Config, s *stream.Config) {
+		s.MaxSyncsPerSecond, s.MaxEventsPerSecond = 1e15, 1e15
+	})
+	const clients = 10
+	last := make([]int64, clients)
+	hash := strings.Repeat("ab", 32)
+	req := func(i int) *http.Request {
+		c := i % clients
+		body := ""
+		if i%5 == 0 {
+			body = `{"events":[{"type":"move","body":"left"}]`
+		}
+		// Each client's fifth sync reports the last checkpoint it has.
+		if ck := (last[c] - 1) / 20 * 20; reports && (i/clients)%5 == 0 && ck >= 0 && ck < last[c] {
+			if body == "" {
+				body = "{"
+			} else {
+				body += ","
+			}
+			body += `"hashes":[{"t":` + strconv.FormatInt(ck, 10) + `,"h":"` + hash + `"}]`
+		}
+		if body != "" {
+			body += "}"
+		}
+		return httptest.NewRequest(http.MethodPost, "/s/c"+strconv.Itoa(c)+"/"+strconv.FormatInt(last[c], 10), strings.NewReader(body))
+	}
+	i := 0
+	before := scriptTime(b, url)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.server.ServeHTTP(rec, req(i))
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Body.String())
+		}
+		last[i%clients] = replyT(rec.Body.Bytes())
+		i++
+		h.clock.Advance(time.Second / (5 * clients)) // five syncs a second per client
+	}
+	if url != "" {
+		b.ReportMetric(float64(scriptTime(b, url)-before)/float64(i), "redis-µs/op")
+	}
+	judged := counter(b, h, "eventstreamd_checkpoint_judged_total")
+	b.ReportMetric(judged*float64(5*clients)/float64(i), "judged/s") // per second of the clients' time
+	if reports && i > 100*clients && judged == 0 {
+		b.Fatal("no checkpoint was judged")
+	}
+}
+
+// replyT reads the t of a sync reply.
+func replyT(b []byte) int64 {
+	i := bytes.Index(b, []byte(`"t":`)) + 4
+	j := i
+	for b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	t, _ := strconv.ParseInt(string(b[i:j]), 10, 64)
+	return t
+}
+
+// BenchmarkLateJoin measures a late joiner's way to a verified state in a
+// stream that has run long enough to be compacted: its first sync (told
+// to start from the snapshot), the snapshot (checked against its hash)
+// and the retained events that follow, page by page, over the HTTP path
+// in process, decoded and applied. It must not grow with the stream's
+// total history.
+func BenchmarkLateJoin(b *testing.B) {
+	for _, history := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("history=%dk", history/1000), func(b *testing.B) {
+			h := newHarness(b, func(_ *api.Config, s *stream.Config) { s.MaxClientsPerStream = 1 << 30 })
+			life := streamtest.NewLife(b, h.store, h.clock)
+			// The worst moment: just before the next snapshot, with about
+			// 10 000 events (-snapshot-every) to play after the last one.
+			for range history/100 + 95 {
+				life.Round()
+			}
+			want := life.State()
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				n++
+				id := "joiner-" + strconv.Itoa(n)
+				var pages [][]byte
+				var base *int64
+				for from := int64(0); ; {
+					rec := h.do(http.MethodGet, "/"+streamtest.LifeStream+"/"+id+"/"+strconv.FormatInt(from, 10), "")
+					if rec.Code != http.StatusOK {
+						b.Fatal(rec.Body.String())
+					}
+					var reply struct {
+						T      int64           `json:"t"`
+						Base   *int64          `json:"base"`
+						More   bool            `json:"more"`
+						Events json.RawMessage `json:"events"`
+					}
+					if err := json.Unmarshal(rec.Body.Bytes(), &reply); err != nil {
+						b.Fatal(err)
+					}
+					if reply.Base != nil {
+						base = reply.Base
+					}
+					if ev := reply.Events[1 : len(reply.Events)-1]; len(ev) > 0 {
+						pages = append(pages, ev)
+					}
+					if from = reply.T; !reply.More {
+						break
+					}
+				}
+				rec := h.do(http.MethodGet, "/"+streamtest.LifeStream+"/snapshot", "")
+				snap := rec.Body.Bytes()
+				if base == nil || rec.Header().Get("Eventstream-Tick") != strconv.FormatInt(*base, 10) ||
+					rec.Header().Get("Eventstream-Hash") != hashHex(snap) {
+					b.Fatal("no verified snapshot to start from")
+				}
+				if got := streamtest.StateOf(snap, pages...); !bytes.Equal(got, want) {
+					b.Fatal("the joiner did not reach the others' state")
+				}
+			}
+		})
+	}
+}
+
+// counter reads a counter of the harness's registry.
+func counter(tb testing.TB, h *harness, name string) float64 {
+	tb.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	tb.Fatalf("no %s", name)
+	return 0
+}
+
+// scriptTime returns the microseconds Redis at url has spent in scripts
+// (INFO commandstats), or 0 for no Redis.
+func scriptTime(tb testing.TB, url redisURL) int64 {
+	if url == "" {
+		return 0
+	}
+	opt, err := rueidis.ParseURL(string(url))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := rueidis.NewClient(opt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	info, err := c.Do(context.Background(), c.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total int64
+	for line := range strings.Lines(info) {
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		for _, kv := range strings.Split(strings.TrimSpace(line[strings.Index(line, ":")+1:]), ",") {
+			if v, ok := strings.CutPrefix(kv, "usec="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
 }

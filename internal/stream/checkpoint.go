@@ -20,9 +20,9 @@ import (
 // the canonical hash, and drops the history it makes unnecessary.
 //
 // A stream's checkpoint state is bounded however clients behave: at most
-// maxCheckpoints checkpoints, maxVotes votes per client, maxDesyncReports
+// maxCheckpoints checkpoints of one vote per client, maxDesyncReports
 // reports of maxDumpsPerReport dumps of at most Config.MaxSnapshotBytes,
-// and one snapshot. Mirrored in lua/prelude.lua and lua/sync.lua.
+// and one snapshot. Mirrored in lua/checkpoint.lua and lua/sync.lua.
 const (
 	// judgeAfter is the longest a checkpoint waits for reports after it
 	// is sealed before it is judged.
@@ -33,8 +33,6 @@ const (
 	// maxCheckpoints caps the checkpoints a stream keeps; a report that
 	// would open another closes the oldest (judging it if it is open).
 	maxCheckpoints = 32
-	// maxVotes is how many reports a stream keeps per client: its newest.
-	maxVotes = protocol.MaxHashReports
 	// maxDesyncReports is how many desync reports a stream keeps.
 	maxDesyncReports = 4
 	// maxDumpsPerReport caps the clients asked for a dump per report: one
@@ -197,37 +195,4 @@ func (c Config) checkReports(hashes []protocol.HashReport) error {
 // (checkReports has refused those that are not multiples of the interval.)
 func (c Config) reportable(ck, t int64) bool {
 	return ck < t && ck > t-c.keepTicks()
-}
-
-// addVote adds the report (ck, hash) to a client's votes, kept in
-// ascending tick order, its newest maxVotes. It returns the votes and
-// whether the report was new.
-func addVote(votes []protocol.HashReport, ck int64, hash string) ([]protocol.HashReport, bool) {
-	i, found := slices.BinarySearchFunc(votes, ck, func(v protocol.HashReport, t int64) int {
-		switch {
-		case v.T < t:
-			return -1
-		case v.T > t:
-			return 1
-		}
-		return 0
-	})
-	if found || (len(votes) >= maxVotes && i == 0) {
-		return votes, false // a repeat, or older than every vote kept
-	}
-	votes = slices.Insert(votes, i, protocol.HashReport{T: ck, H: hash})
-	if len(votes) > maxVotes {
-		votes = slices.Delete(votes, 0, 1)
-	}
-	return votes, true
-}
-
-// voteOf returns a client's hash for checkpoint ck, or "".
-func voteOf(votes []protocol.HashReport, ck int64) string {
-	for _, v := range votes {
-		if v.T == ck {
-			return v.H
-		}
-	}
-	return ""
 }

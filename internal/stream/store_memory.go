@@ -96,7 +96,8 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 		createdMs: now.UnixMilli(),
 		tickRate:  m.cfg.TickRate,
 		clients:   make(map[string]*memClient),
-		ck:        memCheckpoints{want: -1, floor: -1},
+		byPub:     make(map[string]*memClient),
+		ck:        memCheckpoints{want: -1, floor: -1, due: noTick},
 	}
 	s.append(0, protocol.TypeReset, protocol.AppendString(nil, s.epoch), serverOrigin)
 
@@ -222,6 +223,7 @@ type memStream struct {
 	ck memCheckpoints
 
 	clients      map[string]*memClient // by private id
+	byPub        map[string]*memClient // by public id
 	nextID       int
 	connected    int
 	emptySince   time.Time
@@ -243,9 +245,7 @@ type memClient struct {
 	// The client's fair-use buckets (ratelimit.go), as of refilled (ms).
 	syncTokens, eventTokens float64
 	refilled                int64
-	// Its hash reports, the newest maxVotes, and the checkpoint whose
-	// desync dump it is to be asked for, when dumpAsked.
-	votes     []protocol.HashReport
+	// The checkpoint whose desync dump it is to be asked for, when dumpAsked.
 	dumpAsk   int64
 	dumpAsked bool
 }
@@ -344,6 +344,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		s.nextID++
 		c = &memClient{publicID: pub}
 		s.clients[strings.Clone(req.PrivateID)] = c
+		s.byPub[pub] = c
 	}
 	c.lastSeen = now
 	c.syncTokens = spend(syncs, 1, m.cfg.MaxSyncsPerSecond)

@@ -1,7 +1,9 @@
 package stream
 
 import (
+	"cmp"
 	"context"
+	"math"
 	"slices"
 
 	"github.com/goeventstream/eventstream/internal/protocol"
@@ -10,14 +12,19 @@ import (
 // memCheckpoints is a memory stream's checkpoint state (checkpoint.go).
 // It is guarded by the stream's mutex.
 type memCheckpoints struct {
-	records []ckRecord // by tick, at most maxCheckpoints
-	snap    *Snapshot
+	records []*ckRecord // by tick, at most maxCheckpoints
+	// due is the first tick at which an open checkpoint is to be judged,
+	// or noTick.
+	due  int64
+	snap *Snapshot
 	// sinceSnap counts the events appended since the last snapshot was
 	// stored (or the stream began).
 	sinceSnap int64
-	// want is the checkpoint whose snapshot the stream asks for, or -1;
-	// askPub was asked last, and another may be asked from tick askUntil.
+	// want is the checkpoint whose snapshot the stream asks for, or -1,
+	// and wantHash its canonical hash; askPub was asked last, and another
+	// may be asked from tick askUntil.
 	want     int64
+	wantHash string
 	askPub   string
 	askUntil int64
 	// floor is the last tick compacted: the events at or below it are
@@ -29,7 +36,7 @@ type memCheckpoints struct {
 // ckRecord is one checkpoint: open until judged, then its verdict.
 type ckRecord struct {
 	t         int64
-	votes     int // the reports received
+	votes     map[string]string // public id -> the hash it reported
 	judged    bool
 	canonical string // once judged: "" when there is none
 }
@@ -40,32 +47,15 @@ type memReport struct {
 	dumps map[string][]byte
 }
 
-// checkpoint records the request's hash reports, judges the checkpoints
-// that are due, and asks the client for a snapshot or a dump. s.mu must
-// be held; c is the client of req, connected.
+// checkpoint records the request's hash reports and judges the
+// checkpoints that are due, then asks the client for a snapshot or a
+// dump. s.mu must be held; c is the client of req, connected.
 func (s *memStream) checkpoint(cfg *Config, t int64, c *memClient, req *SyncRequest, res *SyncResult) {
-	if req.Epoch == "" || req.Epoch == s.epoch { // reports of an older epoch are moot
-		for _, h := range req.Hashes {
-			s.report(cfg, t, c, h, res)
-		}
+	reports := len(req.Hashes) > 0 && (req.Epoch == "" || req.Epoch == s.epoch) // those of an older epoch are moot
+	if reports || t >= s.ck.due {
+		s.judgeDue(cfg, t, c, req.Hashes, reports, res)
 	}
-	for i := range s.ck.records {
-		r := &s.ck.records[i]
-		if !r.judged && (t >= r.t+1+cfg.judgeTicks() || r.votes >= s.connected) {
-			s.judge(cfg, t, r, res)
-		}
-	}
-	// Checkpoints past keeping go, and the snapshot wanted of one with them.
-	n := 0
-	for n < len(s.ck.records) && s.ck.records[n].t <= t-cfg.keepTicks() {
-		n++
-	}
-	s.ck.records = slices.Delete(s.ck.records, 0, n)
-	if s.ck.want >= 0 && s.record(s.ck.want) == nil {
-		s.ck.want = -1
-	}
-
-	if w := s.ck.want; w >= 0 && (s.ck.askPub == "" || t >= s.ck.askUntil) && voteOf(c.votes, w) == s.record(w).canonical {
+	if w := s.ck.want; w >= 0 && (s.ck.askPub == "" || t >= s.ck.askUntil) && s.voteOf(w, c.publicID) == s.ck.wantHash {
 		res.Snap = &w
 		s.ck.askPub, s.ck.askUntil = c.publicID, t+cfg.judgeTicks()
 	}
@@ -76,14 +66,54 @@ func (s *memStream) checkpoint(cfg *Config, t int64, c *memClient, req *SyncRequ
 	}
 }
 
+// judgeDue records the reports, if any, then judges every open
+// checkpoint that is due: sealed for judgeAfter, or, when reports came,
+// reported by as many clients as are connected. Checkpoints older than
+// keepVerdicts go.
+func (s *memStream) judgeDue(cfg *Config, t int64, c *memClient, hashes []protocol.HashReport, reports bool, res *SyncResult) {
+	if reports {
+		for _, h := range hashes {
+			s.report(cfg, t, c, h, res)
+		}
+	}
+	s.ck.due = noTick
+	for _, r := range s.ck.records {
+		if !r.judged && (t >= r.t+1+cfg.judgeTicks() || (reports && len(r.votes) >= s.connected)) {
+			s.judge(cfg, t, r, res)
+		}
+		if !r.judged {
+			s.ck.due = min(s.ck.due, r.t+1+cfg.judgeTicks())
+		}
+	}
+	n := 0
+	for n < len(s.ck.records) && s.ck.records[n].t <= t-cfg.keepTicks() {
+		n++
+	}
+	s.ck.records = slices.Delete(s.ck.records, 0, n)
+	if s.ck.want >= 0 && s.record(s.ck.want) == nil {
+		s.ck.want = -1
+	}
+}
+
+// noTick is a tick no stream reaches.
+const noTick = math.MaxInt64
+
 // record returns the kept checkpoint ck, or nil.
 func (s *memStream) record(ck int64) *ckRecord {
-	for i := range s.ck.records {
-		if s.ck.records[i].t == ck {
-			return &s.ck.records[i]
+	for _, r := range s.ck.records {
+		if r.t == ck {
+			return r
 		}
 	}
 	return nil
+}
+
+// voteOf returns the hash the client pub reported for checkpoint ck, or "".
+func (s *memStream) voteOf(ck int64, pub string) string {
+	if r := s.record(ck); r != nil {
+		return r.votes[pub]
+	}
+	return ""
 }
 
 // report records client c's report h at tick t.
@@ -91,74 +121,71 @@ func (s *memStream) report(cfg *Config, t int64, c *memClient, h protocol.HashRe
 	if !cfg.reportable(h.T, t) {
 		return
 	}
-	recs := s.ck.records
-	if r := s.record(h.T); r == nil && len(recs) >= maxCheckpoints && h.T < recs[0].t {
-		return // older than every checkpoint kept
-	}
-	votes, added := addVote(c.votes, h.T, h.H)
-	if !added {
-		return
-	}
-	c.votes = votes
 	r := s.record(h.T)
-	switch {
-	case r == nil:
+	if r == nil {
 		if len(s.ck.records) >= maxCheckpoints {
-			if oldest := &s.ck.records[0]; !oldest.judged {
+			oldest := s.ck.records[0]
+			if h.T < oldest.t {
+				return // older than every checkpoint kept
+			}
+			if !oldest.judged {
 				s.judge(cfg, t, oldest, res)
 			}
 			s.ck.records = slices.Delete(s.ck.records, 0, 1)
 		}
-		i, _ := slices.BinarySearchFunc(s.ck.records, h.T, func(r ckRecord, t int64) int { return int(r.t - t) })
-		s.ck.records = slices.Insert(s.ck.records, i, ckRecord{t: h.T, votes: 1})
-	case !r.judged:
-		r.votes++
-	case r.canonical != "" && h.H != r.canonical:
-		s.desync(t, r.t, r.canonical, []string{c.publicID}, res) // a late report that differs
+		r = &ckRecord{t: h.T, votes: make(map[string]string)}
+		i, _ := slices.BinarySearchFunc(s.ck.records, h.T, func(r *ckRecord, t int64) int { return cmp.Compare(r.t, t) })
+		s.ck.records = slices.Insert(s.ck.records, i, r)
+	}
+	if _, repeat := r.votes[c.publicID]; repeat {
+		return // the first report counts
+	}
+	r.votes[c.publicID] = h.H
+	if r.judged && r.canonical != "" && h.H != r.canonical {
+		s.desync(t, r, []string{c.publicID}, res) // a late report that differs
 	}
 }
 
 // judge judges the open checkpoint r at tick t.
 func (s *memStream) judge(cfg *Config, t int64, r *ckRecord, res *SyncResult) {
-	votes := s.votes(r.t)
-	canonical, diverged := judge(votes, s.connected, cfg.CheckpointQuorum)
+	canonical, diverged := judge(s.votes(r), s.connected, cfg.CheckpointQuorum)
 	r.judged, r.canonical = true, canonical
 	res.Judged++
 	if len(diverged) > 0 {
-		s.desync(t, r.t, canonical, diverged, res)
+		s.desync(t, r, diverged, res)
 	}
 	if canonical != "" && cfg.SnapshotEvery > 0 && s.ck.sinceSnap >= cfg.SnapshotEvery &&
 		(s.ck.snap == nil || r.t > s.ck.snap.T) && r.t > s.ck.want {
-		s.ck.want = r.t
+		s.ck.want, s.ck.wantHash = r.t, canonical
 	}
 }
 
-// votes returns the votes of the connected clients for checkpoint ck, in
+// votes returns the votes of the connected clients for checkpoint r, in
 // ascending public id order.
-func (s *memStream) votes(ck int64) []vote {
-	var out []vote
-	for _, c := range s.clients {
-		if h := voteOf(c.votes, ck); c.connected && h != "" {
-			out = append(out, vote{pub: c.publicID, hash: h})
+func (s *memStream) votes(r *ckRecord) []vote {
+	out := make([]vote, 0, len(r.votes))
+	for pub, h := range r.votes {
+		if s.clientByPub(pub).connected {
+			out = append(out, vote{pub: pub, hash: h})
 		}
 	}
 	slices.SortFunc(out, func(a, b vote) int { return pubLess(a.pub, b.pub) })
 	return out
 }
 
-// desync appends "_x" at tick t naming the clients diverged at checkpoint
-// ck, and records who is to be asked for a dump.
-func (s *memStream) desync(t, ck int64, canonical string, diverged []string, res *SyncResult) {
+// desync appends "_x" at tick t naming the clients diverged at
+// checkpoint r, and records who is to be asked for a dump.
+func (s *memStream) desync(t int64, r *ckRecord, diverged []string, res *SyncResult) {
 	s.lastT = t
-	s.append(t, protocol.TypeDesync, desyncBody(ck, diverged), serverOrigin)
+	s.append(t, protocol.TypeDesync, desyncBody(r.t, diverged), serverOrigin)
 	res.Diverged += len(diverged)
 
-	rep := s.desyncReport(ck)
+	rep := s.desyncReport(r.t)
 	if rep == nil {
-		rep = &memReport{DesyncReport: DesyncReport{T: ck, At: t, Hash: canonical}, dumps: make(map[string][]byte)}
-		if canonical != "" {
-			for _, v := range s.votes(ck) {
-				if v.hash == canonical {
+		rep = &memReport{DesyncReport: DesyncReport{T: r.t, At: t, Hash: r.canonical}, dumps: make(map[string][]byte)}
+		if r.canonical != "" {
+			for _, v := range s.votes(r) {
+				if v.hash == r.canonical {
 					s.askDump(rep, v.pub, v.hash)
 					break
 				}
@@ -170,7 +197,7 @@ func (s *memStream) desync(t, ck int64, canonical string, diverged []string, res
 		}
 	}
 	for _, pub := range diverged {
-		s.askDump(rep, pub, voteOf(s.clientByPub(pub).votes, ck))
+		s.askDump(rep, pub, r.votes[pub])
 	}
 }
 
@@ -198,12 +225,11 @@ func (s *memStream) askDump(rep *memReport, pub, hash string) {
 
 // clientByPub returns the client of a public id; it must exist.
 func (s *memStream) clientByPub(pub string) *memClient {
-	for _, c := range s.clients {
-		if c.publicID == pub {
-			return c
-		}
+	c := s.byPub[pub]
+	if c == nil {
+		panic("stream: no client has public id " + pub)
 	}
-	panic("stream: no client has public id " + pub)
+	return c
 }
 
 // compact drops the events at or below the snapshot's tick that are
@@ -257,7 +283,7 @@ func (m *MemoryStore) PutSnapshot(_ context.Context, up *Upload) (int64, bool, e
 		return 0, false, ErrNotFound
 	}
 	r := s.record(up.T)
-	if r == nil || !r.judged || r.canonical != hash {
+	if r == nil || !r.judged || r.canonical != hash || up.T <= s.tickAt(m.clock.Now())-m.cfg.keepTicks() {
 		return 0, false, ErrSnapshotMismatch
 	}
 	if s.ck.snap != nil && s.ck.snap.T >= up.T {

@@ -15,7 +15,7 @@ func (r *RedisStore) PutSnapshot(ctx context.Context, up *Upload) (int64, bool, 
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	vals, err := r.putSnap.exec(ctx, r.client, r.keys(up.Stream).all(),
-		[]string{r.hashID(up.PrivateID), strconv.FormatInt(up.T, 10), hash, string(up.Data)}).ToArray()
+		[]string{r.hashID(up.PrivateID), strconv.FormatInt(up.T, 10), hash, string(up.Data), r.nowArg(), r.conf.keepTicks}).ToArray()
 	if err != nil {
 		return 0, false, failed(err)
 	}

@@ -1,70 +1,63 @@
 -- Checkpoints: the rules of checkpoint.go and store_memory_checkpoint.go,
 -- for the scripts that need them (sync, put_snapshot, put_dump). Each
 -- function names its Go mirror.
--- A stream's checkpoints are its meta's cks: "<tick>,<reports>,<state>;"
--- per checkpoint, state "?" while open, "!" when judged without a
--- canonical hash, else the canonical hash. A client's reports are its
--- clients field "v:<public id>": "<tick>=<hash>,", ascending. The desync
--- reports are the desyncs hash's field "r": "<tick> <at> <hash or -> <client>...;"
--- with each client "<public id>=<hash>=<0 or 1: its dump is stored>"; dumps
--- are its fields "d:<tick>:<public id>".
+-- A stream's open checkpoints are its meta's cks, "<tick>,<reports>;" each,
+-- ascending; a judged one is its meta's field "h:<tick>" (the canonical
+-- hash, or "!" for none), its tick listed in ck_j ("<tick> " each,
+-- ascending). So a sync with reports reads the few open checkpoints, not
+-- every one kept. A client's report of checkpoint c is the clients field
+-- "v:<c>:<public id>". The desync reports are the desyncs hash's field
+-- "r": "<tick> <at> <hash or -> <client>...;" with each client
+-- "<public id>=<hash>=<0 or 1: its dump is stored>"; dumps are its fields
+-- "d:<tick>:<public id>".
 
-local MAX_CHECKPOINTS, MAX_VOTES, MAX_REPORTS, MAX_DUMPS = 32, 16, 4, 4
+local MAX_CHECKPOINTS, MAX_REPORTS, MAX_DUMPS = 32, 4, 4
 
 local function cks_load(s)
   local out = {}
-  for t, n, st in string.gmatch(s, "(%d+),(%d+),([^;]*);") do
-    out[#out + 1] = {t = tonumber(t), votes = tonumber(n), state = st}
+  for t, n in string.gmatch(s, "(%d+),(%d+);") do
+    out[#out + 1] = {t = tonumber(t), votes = tonumber(n)}
   end
   return out
 end
 
 local function cks_save(recs)
   local b = {}
-  for i, r in ipairs(recs) do b[i] = r.t .. "," .. r.votes .. "," .. r.state .. ";" end
+  for i, r in ipairs(recs) do b[i] = r.t .. "," .. r.votes .. ";" end
   return table.concat(b)
 end
 
 local function ck_find(recs, t)
-  for _, r in ipairs(recs) do
-    if r.t == t then return r end
+  for i, r in ipairs(recs) do
+    if r.t == t then return r, i end
   end
   return nil
 end
 
-local function votes_load(s)
-  local out = {}
-  if s then
-    for t, h in string.gmatch(s, "(%d+)=(%x+),") do out[#out + 1] = {t = tonumber(t), h = h} end
-  end
-  return out
-end
-
-local function votes_save(vs)
-  local b = {}
-  for i, v in ipairs(vs) do b[i] = v.t .. "=" .. v.h .. "," end
-  return table.concat(b)
-end
-
--- vote_of mirrors voteOf: the hash of checkpoint t, or nil.
-local function vote_of(vs, t)
-  for _, v in ipairs(vs) do
-    if v.t == t then return v.h end
-  end
+-- ck_verdict returns the canonical hash of judged checkpoint t, "!" for
+-- none, or nil when it is not judged (or not kept).
+local function ck_verdict(meta, t)
+  local v = redis.call("HGET", meta, "h:" .. t)
+  if v then return v end
   return nil
 end
 
--- add_vote mirrors addVote: the newest MAX_VOTES, ascending.
-local function add_vote(vs, t, h)
-  local i = #vs + 1
-  for k, v in ipairs(vs) do
-    if v.t == t then return false end
-    if v.t > t then i = k; break end
+-- ck_first returns the oldest judged checkpoint of the list j, or nil.
+local function ck_first(j)
+  return tonumber(string.match(j, "^(%d+) "))
+end
+
+-- ck_drop forgets judged checkpoint t, the first of the list j: its
+-- verdict and its reports, of every public id the stream gave
+-- (memStream drops its record). It returns the list without t.
+local function ck_drop(meta, clients, j, t, next_id)
+  redis.call("HDEL", meta, "h:" .. t)
+  for lo = 1, next_id, 500 do
+    local f = {}
+    for p = lo, math.min(lo + 499, next_id) do f[#f + 1] = "v:" .. t .. ":" .. p end
+    redis.call("HDEL", clients, unpack(f))
   end
-  if #vs >= MAX_VOTES and i == 1 then return false end
-  table.insert(vs, i, {t = t, h = h})
-  if #vs > MAX_VOTES then table.remove(vs, 1) end
-  return true
+  return string.sub(j, #tostring(t) + 2)
 end
 
 -- pub_less orders public ids as numbers (pubLess).

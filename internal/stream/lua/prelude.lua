@@ -36,11 +36,15 @@ end
 -- A stream's meta hash (KEYS[1] of every stream script), as a table.
 -- count and bytes are the retained events'; since_snap counts the events
 -- appended since the last snapshot was stored; floor is the last tick
--- compacted (-1: none); snap_t the snapshot's tick; cks the checkpoints
--- (cks_load); ck_want, ck_ask_pub and ck_ask_until the snapshot asked for
--- (memCheckpoints in store_memory_checkpoint.go).
+-- compacted (-1: none); snap_t the snapshot's tick; cks and ck_j the open
+-- and the judged checkpoints (lua/checkpoint.lua) and ck_due the first tick
+-- one is due to be judged (-1: none);
+-- ck_want, ck_want_h, ck_ask_pub and ck_ask_until the snapshot asked for;
+-- dumps the clients to be asked for a dump (memCheckpoints in
+-- store_memory_checkpoint.go).
 local META = {"epoch", "created", "rate", "last_t", "next_id", "connected", "count", "lid_t", "lid_seq", "empty_since",
-  "bytes", "tick_bytes", "since_snap", "floor", "snap_t", "cks", "ck_want", "ck_ask_pub", "ck_ask_until"}
+  "bytes", "tick_bytes", "since_snap", "floor", "snap_t", "cks", "ck_want", "ck_ask_pub", "ck_ask_until",
+  "ck_due", "ck_want_h", "dumps", "ck_j"}
 
 local function meta_load(key)
   local v = redis.call("HMGET", key, unpack(META))
@@ -50,7 +54,8 @@ local function meta_load(key)
     lid_t = tonumber(v[8]), lid_seq = tonumber(v[9]), empty_since = tonumber(v[10]),
     bytes = tonumber(v[11]) or 0, tick_bytes = tonumber(v[12]) or 0,
     since_snap = tonumber(v[13]) or 0, floor = tonumber(v[14]) or -1, snap_t = tonumber(v[15]),
-    cks = v[16] or "", ck_want = tonumber(v[17]) or -1, ck_ask_pub = v[18] or "", ck_ask_until = tonumber(v[19]) or 0}
+    cks = v[16] or "", ck_want = tonumber(v[17]) or -1, ck_ask_pub = v[18] or "", ck_ask_until = tonumber(v[19]) or 0,
+    ck_due = tonumber(v[20]) or -1, ck_want_h = v[21] or "", dumps = tonumber(v[22]) or 0, ck_j = v[23] or ""}
 end
 
 -- meta_save writes back what the scripts change of a stream's meta.

@@ -4,8 +4,8 @@
 --   4 seen (zset: public id -> last heard from, ms; connected clients only),
 --   5 clients (hash: public id -> last batch hashes, comma-separated;
 --     "r:" .. public id -> the fair-use buckets: "<syncs> <events> <ms>";
---     "v:" .. public id -> its hash reports; "d:" .. public id -> the
---     checkpoint whose dump it is to be asked for),
+--     "v:<checkpoint>:<public id>" -> its hash report; "d:" .. public id ->
+--     the checkpoint whose dump it is to be asked for),
 --   6 desyncs (hash: the desync reports and dumps, lua/checkpoint.lua).
 -- ARGV: syncArgs (store_redis.go), in this order:
 --   1 now in ms, or ""; 2 keyed hash of the private id; 3 last known tick;
@@ -37,7 +37,8 @@ if not m then
   created = true
   m = {epoch = ARGV[6], created = now, rate = tonumber(ARGV[7]), last_t = 0,
     next_id = 0, connected = 0, count = 0, lid_t = 0, lid_seq = 0, bytes = 0, tick_bytes = 0,
-    since_snap = 0, floor = -1, cks = "", ck_want = -1, ck_ask_pub = "", ck_ask_until = 0}
+    since_snap = 0, floor = -1, cks = "", ck_want = -1, ck_ask_pub = "", ck_ask_until = 0,
+    ck_due = -1, ck_want_h = "", dumps = 0, ck_j = ""}
 end
 local t = tick_at(m.created, m.rate, now, m.last_t)
 
@@ -148,21 +149,26 @@ end
 -- Checkpoints (memStream.checkpoint).
 local snap_ask, dump_ask, judged, diverged = -1, -1, 0, 0
 local N = tonumber(ARGV[25])
-if N > 0 then
+local nrep = tonumber(ARGV[31])
+local reports = nrep > 0 and (ARGV[4] == "" or ARGV[4] == m.epoch) -- those of an older epoch are moot
+if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   local quorum, snap_every = tonumber(ARGV[26]), tonumber(ARGV[27])
   local judge_ticks, keep_ticks = tonumber(ARGV[28]), tonumber(ARGV[29])
-  local recs = cks_load(m.cks)
-  local mine = votes_load(redis.call("HGET", KEYS[5], "v:" .. pub))
+  local open = cks_load(m.cks)
+  local was = {m.ck_j, m.ck_due, m.ck_want, m.dumps}
   local reps = nil -- the desync reports, loaded when needed
 
-  -- connected_votes mirrors memStream.votes.
+  -- connected_votes mirrors memStream.votes: {public id, hash} in order.
   local function connected_votes(ck)
     local pubs = redis.call("ZRANGE", KEYS[4], 0, -1)
     table.sort(pubs, pub_less)
+    local f = {}
+    for i, p in ipairs(pubs) do f[i] = "v:" .. ck .. ":" .. p end
     local out = {}
-    for _, p in ipairs(pubs) do
-      local h = vote_of(votes_load(redis.call("HGET", KEYS[5], "v:" .. p)), ck)
-      if h then out[#out + 1] = {p, h} end
+    if #f == 0 then return out end
+    local hs = redis.call("HMGET", KEYS[5], unpack(f))
+    for i, p in ipairs(pubs) do
+      if hs[i] then out[#out + 1] = {p, hs[i]} end
     end
     return out
   end
@@ -172,22 +178,21 @@ if N > 0 then
       if c.pub == p then return end
     end
     rep.clients[#rep.clients + 1] = {pub = p, hash = h or "", dump = "0"}
-    redis.call("HSET", KEYS[5], "d:" .. p, rep.t)
+    if redis.call("HSET", KEYS[5], "d:" .. p, rep.t) == 1 then m.dumps = m.dumps + 1 end
   end
-  -- desync mirrors memStream.desync.
+  -- desync mirrors memStream.desync: canonical is nil for a tie.
   local function desync(ck, canonical, div)
     log_append(KEYS[2], m, t, encode_event(t, '"_x"', "_", desync_body(ck, div)))
     diverged = diverged + #div
     if not reps then reps = reports_load(redis.call("HGET", KEYS[6], "r")) end
     local rep = nil
-    for _, r in ipairs(reps) do
-      if r.t == ck then rep = r end
+    for _, x in ipairs(reps) do
+      if x.t == ck then rep = x end
     end
-    local votes = connected_votes(ck)
     if not rep then
       rep = {t = ck, at = t, hash = canonical or "", clients = {}}
       if canonical then
-        for _, v in ipairs(votes) do
+        for _, v in ipairs(connected_votes(ck)) do
           if v[2] == canonical then ask_dump(rep, v[1], v[2]); break end
         end
       end
@@ -197,69 +202,105 @@ if N > 0 then
         table.remove(reps, 1)
       end
     end
-    for _, p in ipairs(div) do
-      local h = nil
-      for _, v in ipairs(votes) do
-        if v[1] == p then h = v[2] end
-      end
-      ask_dump(rep, p, h)
-    end
+    for _, p in ipairs(div) do ask_dump(rep, p, redis.call("HGET", KEYS[5], "v:" .. ck .. ":" .. p)) end
   end
-  -- judge mirrors memStream.judge.
-  local function judge(r)
+  -- judge mirrors memStream.judge: the open checkpoint open[i] is judged.
+  local function judge(i)
+    local r = table.remove(open, i)
     local canonical, div = tally(connected_votes(r.t), m.connected, quorum)
-    r.state = canonical or "!"
+    redis.call("HSET", KEYS[1], "h:" .. r.t, canonical or "!")
+    -- Into the list of the judged, in order.
+    local before, after = {}, {}
+    for x in string.gmatch(m.ck_j, "(%d+) ") do
+      if tonumber(x) < r.t then before[#before + 1] = x else after[#after + 1] = x end
+    end
+    before[#before + 1] = tostring(r.t)
+    for _, x in ipairs(after) do before[#before + 1] = x end
+    m.ck_j = table.concat(before, " ") .. " "
     judged = judged + 1
     if #div > 0 then desync(r.t, canonical, div) end
     if canonical and snap_every > 0 and m.since_snap >= snap_every and (not m.snap_t or r.t > m.snap_t) and r.t > m.ck_want then
-      m.ck_want = r.t
+      m.ck_want, m.ck_want_h = r.t, canonical
     end
   end
+  local function kept()
+    local _, n = string.gsub(m.ck_j, " ", "")
+    return #open + n
+  end
 
-  -- The reports (memStream.report); those of another epoch are moot.
-  if ARGV[4] == "" or ARGV[4] == m.epoch then
+  -- The reports (memStream.report).
+  if reports then
     local H = EV + 2 * nev
-    for i = 0, tonumber(ARGV[31]) - 1 do
+    for i = 0, nrep - 1 do
       local ck, h = tonumber(ARGV[H + 2 * i]), ARGV[H + 1 + 2 * i]
-      local r = ck_find(recs, ck)
-      if ck % N == 0 and ck < t and ck > t - keep_ticks and (r or #recs < MAX_CHECKPOINTS or ck > recs[1].t)
-        and add_vote(mine, ck, h) then
-        redis.call("HSET", KEYS[5], "v:" .. pub, votes_save(mine))
-        if not r then
-          if #recs >= MAX_CHECKPOINTS then
-            if recs[1].state == "?" then judge(recs[1]) end
-            table.remove(recs, 1)
+      local r = ck_find(open, ck)
+      local verdict = nil
+      if not r then verdict = ck_verdict(KEYS[1], ck) end
+      local ok = ck < t and ck > t - keep_ticks
+      if ok and not r and not verdict then
+        if kept() >= MAX_CHECKPOINTS then
+          local oldest = ck_first(m.ck_j)
+          if #open > 0 and (not oldest or open[1].t < oldest) then oldest = open[1].t end
+          if ck < oldest then
+            ok = false -- older than every checkpoint kept
+          else
+            if #open > 0 and open[1].t == oldest then judge(1) end
+            m.ck_j = ck_drop(KEYS[1], KEYS[5], m.ck_j, oldest, m.next_id)
           end
-          local at = #recs + 1
-          for k, x in ipairs(recs) do
+        end
+        if ok then
+          r = {t = ck, votes = 0}
+          local at = #open + 1
+          for k, x in ipairs(open) do
             if x.t > ck then at = k; break end
           end
-          table.insert(recs, at, {t = ck, votes = 1, state = "?"})
-        elseif r.state == "?" then
+          table.insert(open, at, r)
+        end
+      end
+      if ok and redis.call("HSETNX", KEYS[5], "v:" .. ck .. ":" .. pub, h) == 1 then -- the first report counts
+        if r then
           r.votes = r.votes + 1
-        elseif r.state ~= "!" and h ~= r.state then
-          desync(ck, r.state, {pub}) -- a late report that differs
+        elseif verdict ~= "!" and h ~= verdict then
+          desync(ck, verdict, {pub}) -- a late report that differs
         end
       end
     end
   end
-  for _, r in ipairs(recs) do
-    if r.state == "?" and (t >= r.t + 1 + judge_ticks or r.votes >= m.connected) then judge(r) end
+  local i = 1
+  while i <= #open do
+    local r = open[i]
+    if t >= r.t + 1 + judge_ticks or (reports and r.votes >= m.connected) then judge(i) else i = i + 1 end
   end
-  while #recs > 0 and recs[1].t <= t - keep_ticks do table.remove(recs, 1) end
-  if m.ck_want >= 0 and not ck_find(recs, m.ck_want) then m.ck_want = -1 end
-
-  if m.ck_want >= 0 and (m.ck_ask_pub == "" or t >= m.ck_ask_until) and vote_of(mine, m.ck_want) == ck_find(recs, m.ck_want).state then
-    snap_ask, m.ck_ask_pub, m.ck_ask_until = m.ck_want, pub, t + judge_ticks
+  m.ck_due = -1
+  for _, r in ipairs(open) do
+    if m.ck_due < 0 or r.t + 1 + judge_ticks < m.ck_due then m.ck_due = r.t + 1 + judge_ticks end
   end
+  local first = ck_first(m.ck_j)
+  while first and first <= t - keep_ticks do
+    m.ck_j = ck_drop(KEYS[1], KEYS[5], m.ck_j, first, m.next_id)
+    first = ck_first(m.ck_j)
+  end
+  if m.ck_want >= 0 and redis.call("HEXISTS", KEYS[1], "h:" .. m.ck_want) == 0 then m.ck_want = -1 end
+  if reps then redis.call("HSET", KEYS[6], "r", reports_save(reps)) end
+  if m.ck_j == was[1] and m.ck_due == was[2] and m.ck_want == was[3] and m.dumps == was[4] then
+    redis.call("HSET", KEYS[1], "cks", cks_save(open)) -- a report, the usual change
+  else
+    redis.call("HSET", KEYS[1], "cks", cks_save(open), "ck_j", m.ck_j, "ck_due", m.ck_due, "ck_want", m.ck_want,
+      "ck_want_h", m.ck_want_h, "dumps", m.dumps)
+  end
+end
+if N > 0 and m.ck_want >= 0 and (m.ck_ask_pub == "" or t >= m.ck_ask_until)
+  and redis.call("HGET", KEYS[5], "v:" .. m.ck_want .. ":" .. pub) == m.ck_want_h then
+  snap_ask = m.ck_want
+  redis.call("HSET", KEYS[1], "ck_ask_pub", pub, "ck_ask_until", t + tonumber(ARGV[28]))
+end
+if m.dumps > 0 then
   local d = redis.call("HGET", KEYS[5], "d:" .. pub)
   if d then
     dump_ask = tonumber(d)
     redis.call("HDEL", KEYS[5], "d:" .. pub)
+    redis.call("HSET", KEYS[1], "dumps", m.dumps - 1)
   end
-  if reps then redis.call("HSET", KEYS[6], "r", reports_save(reps)) end
-  redis.call("HSET", KEYS[1], "cks", cks_save(recs), "ck_want", m.ck_want, "ck_ask_pub", m.ck_ask_pub,
-    "ck_ask_until", m.ck_ask_until)
 end
 
 m.last_t = t

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
@@ -37,29 +38,11 @@ func LongLife(t *testing.T, newStore Factory, d time.Duration) {
 		c.MaxEventsPerStream = 4 * LongLifeMaxEvents
 		c.MaxStreamBytes = 4 * LongLifeMaxBytes
 	})
-	ctx := context.Background()
-	moves := make([]stream.Event, 100)
-	for i := range moves {
-		moves[i] = stream.Event{Type: "m", Body: Body("x")}
-	}
-	players := []*simClient{{id: "p1"}, {id: "p2"}}
+	life := NewLife(t, e.store, e.clock)
 	var maxEvents, maxBytes int64
-	snapshots := 0
 	rounds := int(d / time.Second)
 	for r := range rounds {
-		e.clock.Set(Start.Add(time.Duration(r) * time.Second)) // tick 20r+1
-		_, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "life", PrivateID: "poster", LastKnownTick: int64(20*r + 1),
-			Events: moves})
-		require.NoError(t, err, "round %d", r)
-		for _, p := range players {
-			if p.sync(t, e, ctx) {
-				snapshots++
-			}
-		}
-		if r%10 == 0 {
-			_, err := e.store.Sweep(ctx)
-			require.NoError(t, err)
-		}
+		life.Round()
 		if r%7 == 0 || r == rounds-1 { // not a divisor of the snapshots' period
 			st := e.stats()
 			require.Len(t, st.PerStream, 1)
@@ -67,24 +50,87 @@ func LongLife(t *testing.T, newStore Factory, d time.Duration) {
 		}
 	}
 	t.Logf("%v of stream time, %d events posted: at most %d events and %d bytes retained; %d snapshots stored",
-		d, 100*rounds, maxEvents, maxBytes, snapshots)
+		d, 100*rounds, maxEvents, maxBytes, life.Snapshots)
 	assert.LessOrEqual(t, maxEvents, int64(LongLifeMaxEvents))
 	assert.LessOrEqual(t, maxBytes, int64(LongLifeMaxBytes))
-	assert.Greater(t, snapshots, rounds*100/10_000-2, "a snapshot every 10 000 events")
+	assert.Greater(t, life.Snapshots, rounds*100/10_000-2, "a snapshot every 10 000 events")
 
 	// A client that joins now starts from the snapshot and reaches the
 	// others' state.
+	ctx := context.Background()
 	late := &simClient{id: "late"}
-	res, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "life", PrivateID: late.id})
+	res, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: LifeStream, PrivateID: late.id})
 	require.NoError(t, err)
 	require.NotNil(t, res.Base, "the stream is compacted")
-	snap, err := e.store.Snapshot(ctx, "life")
+	snap, err := e.store.Snapshot(ctx, LifeStream)
 	require.NoError(t, err)
 	require.Equal(t, *res.Base, snap.T)
 	late.restore(snap.Data)
 	late.apply(res.Events)
-	require.Equal(t, players[0].lastT, res.T, "the late joiner is at the others' tick")
-	assert.Equal(t, players[0].state(), late.state(), "the late joiner reached the same state")
+	require.Equal(t, life.players[0].lastT, res.T, "the late joiner is at the others' tick")
+	assert.Equal(t, life.State(), late.state(), "the late joiner reached the same state")
+}
+
+// LifeStream is the stream a Life plays.
+const LifeStream = "life"
+
+// Life plays LifeStream on store, one second of the fake clock per Round:
+// a client posts 100 events, and two clients simulate them, report the
+// hash of each checkpoint and upload their snapshot when asked. The
+// stream is created at Start.
+type Life struct {
+	tb      testing.TB
+	store   stream.Store
+	clock   *clock.Fake
+	moves   []stream.Event
+	players []*simClient
+	round   int
+	// Snapshots counts the snapshots stored.
+	Snapshots int
+}
+
+// NewLife returns a Life that has not played yet.
+func NewLife(tb testing.TB, store stream.Store, clk *clock.Fake) *Life {
+	moves := make([]stream.Event, 100)
+	for i := range moves {
+		moves[i] = stream.Event{Type: "m", Body: Body("x")}
+	}
+	return &Life{tb: tb, store: store, clock: clk, moves: moves, players: []*simClient{{id: "p1"}, {id: "p2"}}}
+}
+
+// Round plays one second.
+func (l *Life) Round() {
+	ctx := context.Background()
+	r := l.round
+	l.round++
+	l.clock.Set(Start.Add(time.Duration(r) * time.Second)) // tick 20r+1
+	_, err := l.store.Sync(ctx, &stream.SyncRequest{Stream: LifeStream, PrivateID: "poster", LastKnownTick: int64(20*r + 1),
+		Events: l.moves})
+	require.NoError(l.tb, err, "round %d", r)
+	for _, p := range l.players {
+		if p.sync(ctx, l.tb, l.store) {
+			l.Snapshots++
+		}
+	}
+	if r%10 == 0 {
+		_, err := l.store.Sweep(ctx)
+		require.NoError(l.tb, err)
+	}
+}
+
+// State returns the state the clients reached: what a client that joins
+// must reach.
+func (l *Life) State() []byte { return l.players[0].state() }
+
+// StateOf returns the state of a snapshot of the Life's clients with the
+// events that follow it: what a client that joins reaches.
+func StateOf(snapshot []byte, events ...[]byte) []byte {
+	c := &simClient{}
+	c.restore(snapshot)
+	for _, e := range events {
+		c.apply(e)
+	}
+	return c.state()
 }
 
 // simClient simulates a stream: its state is a CRC of every event's bytes
@@ -121,8 +167,8 @@ func (c *simClient) restore(b []byte) {
 // sync polls, reporting the hash of the last checkpoint reached, applies
 // the reply and uploads a snapshot when asked. It reports whether one was
 // stored.
-func (c *simClient) sync(t *testing.T, e *env, ctx context.Context) bool {
-	res, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "life", PrivateID: c.id, LastKnownTick: c.lastT, Hashes: c.pending})
+func (c *simClient) sync(ctx context.Context, t testing.TB, store stream.Store) bool {
+	res, err := store.Sync(ctx, &stream.SyncRequest{Stream: LifeStream, PrivateID: c.id, LastKnownTick: c.lastT, Hashes: c.pending})
 	require.NoError(t, err)
 	require.Nil(t, res.Base, "%s keeps up: it never needs the snapshot", c.id)
 	require.False(t, res.More)
@@ -142,7 +188,7 @@ func (c *simClient) sync(t *testing.T, e *env, ctx context.Context) bool {
 	if res.Snap != nil {
 		data := c.kept[*res.Snap]
 		require.NotNil(t, data, "%s keeps the snapshot asked for", c.id)
-		_, stored, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "life", PrivateID: c.id, T: *res.Snap, Data: data})
+		_, stored, err := store.PutSnapshot(ctx, &stream.Upload{Stream: LifeStream, PrivateID: c.id, T: *res.Snap, Data: data})
 		require.NoError(t, err)
 		return stored
 	}
