@@ -220,3 +220,13 @@ func (d *Driver) setErr(err error) {
 	defer d.mu.Unlock()
 	d.netErr = err
 }
+
+// SnapshotOf returns the snapshot of d's state, between ticks, as the
+// Driver makes it at a checkpoint: for tests and tools (a Replay's state
+// to compare with a desync dump). The Sim must implement Snapshotter.
+func SnapshotOf(d *Driver) ([]byte, error) {
+	if d.snapper == nil {
+		return nil, errors.New("gamesim: the Sim does not implement Snapshotter")
+	}
+	return d.snapshot(d.tick)
+}

@@ -166,3 +166,43 @@ func TestResyncFromTickZero(t *testing.T) {
 	}
 	assert.Positive(t, compared)
 }
+
+// TestReplayFromASnapshot: a snapshot taken at a tick of a Replay, restored
+// and played on with the events after it, reaches the state of the Replay
+// that ran from tick 0, entities in the same order.
+func TestReplayFromASnapshot(t *testing.T) {
+	events := []esclient.Event{
+		{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "epoch-1"},
+		{T: 1, Type: esclient.TypeConnect, Origin: "_", Body: "1"},
+		{T: 2, Type: esclient.TypeConnect, Origin: "_", Body: "2"},
+		{T: 5, Type: "x", Origin: "2"},
+		{T: 9, Type: esclient.TypeConnect, Origin: "_", Body: "3"},
+		{T: 12, Type: "x", Origin: "3"},
+		{T: 30, Type: "x", Origin: "1"},
+	}
+	full, err := gamesim.Replay(&counters{}, events, 40, gamesim.Config{RecordHashes: 64})
+	require.NoError(t, err)
+	half, err := gamesim.Replay(&counters{}, events[:6], 20, gamesim.Config{})
+	require.NoError(t, err)
+	snap, err := gamesim.SnapshotOf(half)
+	require.NoError(t, err)
+
+	from, err := gamesim.ReplayFrom(&counters{}, snap, events[6:], 40, gamesim.Config{RecordHashes: 64})
+	require.NoError(t, err)
+	assert.Equal(t, full.Hashes()[len(full.Hashes())-20:], from.Hashes(), "ticks 20 to 39 alike")
+	assert.Len(t, from.Entities(), 3)
+
+	_, err = gamesim.ReplayFrom(&counters{}, snap, events[5:], 40, gamesim.Config{})
+	assert.ErrorContains(t, err, "tick 12, not after the snapshot's tick 19")
+	_, err = gamesim.ReplayFrom(&counters{}, []byte("nope"), nil, 40, gamesim.Config{})
+	assert.Error(t, err)
+	_, err = gamesim.ReplayFrom(&nopSimExt{}, snap, nil, 40, gamesim.Config{})
+	assert.ErrorContains(t, err, "Snapshotter")
+}
+
+type nopSimExt struct{}
+
+func (nopSimExt) OnReset(*gamesim.Driver, gamesim.Reset)        {}
+func (nopSimExt) OnConnect(*gamesim.Driver, string)             {}
+func (nopSimExt) OnDisconnect(*gamesim.Driver, string)          {}
+func (nopSimExt) OnClientEvent(*gamesim.Driver, esclient.Event) {}

@@ -256,6 +256,34 @@ func Replay(sim Sim, events []esclient.Event, until int64, cfg Config) (*Driver,
 	return d, nil
 }
 
+// ReplayFrom is Replay from a snapshot a Driver made (the stream's, from
+// GET /{stream}/snapshot, or a desync dump): sim, a Snapshotter, is
+// restored to the end of the snapshot's tick, then every tick below until
+// is processed with events, those that follow the snapshot in stream
+// order. It is how a compacted stream, whose early events are gone, is
+// replayed.
+func ReplayFrom(sim Sim, snapshot []byte, events []esclient.Event, until int64, cfg Config) (*Driver, error) {
+	d := newDriver(sim, cfg)
+	if d.snapper == nil {
+		return nil, errors.New("gamesim: ReplayFrom needs a Sim that implements Snapshotter")
+	}
+	if err := d.restoreFrom(snapshot); err != nil {
+		return nil, err
+	}
+	for i, e := range events {
+		switch {
+		case e.T <= d.tick:
+			return nil, fmt.Errorf("gamesim: events[%d] is at tick %d, not after the snapshot's tick %d", i, e.T, d.tick)
+		case e.T >= until:
+			return nil, fmt.Errorf("gamesim: the replay runs to tick %d, but events[%d] is at tick %d", until, i, e.T)
+		case i > 0 && e.T < events[i-1].T:
+			return nil, fmt.Errorf("gamesim: events[%d] is at tick %d, before the tick %d of the event before it", i, e.T, events[i-1].T)
+		}
+	}
+	d.processUntil(until, events)
+	return d, nil
+}
+
 // processUntil processes every tick from d.next below end; events hold the
 // events of those ticks, in stream order.
 func (d *Driver) processUntil(end int64, events []esclient.Event) {
