@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,7 @@ type worker struct {
 	failed error // the error that stopped this client for good
 	firstT int64 // the first tick this client asked for
 	lastT  int64
+	ckpt   int64            // the last checkpoint reported
 	self   string           // public id
 	seen   chunks           // every event received, in order
 	hist   *histograms      // shared by a few workers
@@ -243,11 +245,13 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 	}
 	b.phase.Store("measure")
 	bytes0 := b.bytes.Load()
+	cpu0, cpuErr := b.serverCPU(ctx)
 	b.recording.Store(true)
 	measureStart := time.Now()
 	sleep(ctx, b.cfg.Duration)
 	b.recording.Store(false)
 	elapsed := time.Since(measureStart)
+	cpu1, err := b.serverCPU(ctx)
 	bytes := b.bytes.Load() - bytes0
 	stopLoad()
 	wg.Wait()
@@ -257,6 +261,9 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 
 	b.phase.Store("verify")
 	rep := b.report(elapsed, bytes)
+	if cpuErr == nil && err == nil && rep.Syncs > 0 {
+		rep.ServerCPUPerSync = (cpu1 - cpu0) / float64(rep.Syncs) * 1e6
+	}
 	rep.Verify = b.verify(ctx)
 	return rep, nil
 }
@@ -377,7 +384,16 @@ func (w *worker) receive(u esclient.Update, recording bool) {
 		w.hist.mu.Unlock()
 	}
 	w.lastT, w.self = u.T, u.PublicID
+	if n := u.Checkpoint; w.b.cfg.Hashes && n > 0 {
+		if ck := (u.T - 1) / n * n; ck > w.ckpt {
+			w.ckpt = ck
+			w.c.ReportHash(ck, benchHash) // every client "simulates" the same state
+		}
+	}
 }
+
+// benchHash is the state hash every client reports with -hashes.
+var benchHash = strings.Repeat("5e", 32)
 
 // sentAt reads the send time, in Unix nanoseconds, from a body
 // "c<client>.<seq>.<nanoseconds>.…".
@@ -483,4 +499,31 @@ func (b *bench) loadHealthz(ctx context.Context) (*report, error) {
 	rep.SyncsPerSec = float64(rep.Syncs) / elapsed.Seconds()
 	rep.Latency = latencies(all)
 	return rep, nil
+}
+
+// serverCPU reads the server's process_cpu_seconds_total from its
+// /metrics: its CPU time, user and system.
+func (b *bench) serverCPU(ctx context.Context) (float64, error) {
+	if b.cfg.MetricsURL == "off" {
+		return 0, errors.New("off")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.MetricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, errors.New("no process_cpu_seconds_total")
 }

@@ -24,6 +24,9 @@ type report struct {
 	BytesPerReply float64          `json:"bytes_per_reply"`
 	EventsSent    int              `json:"events_sent"`
 	Verify        verification     `json:"verify"`
+	// ServerCPUPerSync is the server's CPU time per sync, in µs, from its
+	// process_cpu_seconds_total; 0 when it could not be read.
+	ServerCPUPerSync float64 `json:"server_cpu_us_per_sync"`
 }
 
 type latency struct {
@@ -103,6 +106,9 @@ func (r *report) print(w io.Writer) {
 	if r.Mode == "sync" {
 		fmt.Fprintf(w, "  delivery ms  p50 %.2f  p99 %.2f  (%d deliveries)\n", r.Delivery.P50, r.Delivery.P99, r.Delivery.N)
 		fmt.Fprintf(w, "  reply        %.0f bytes on average; %d events sent\n", r.BytesPerReply, r.EventsSent)
+	}
+	if r.ServerCPUPerSync > 0 {
+		fmt.Fprintf(w, "  server CPU   %.1f µs per request\n", r.ServerCPUPerSync)
 	}
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "  errors       none")

@@ -37,6 +37,8 @@ type config struct {
 	JSON       bool
 	Timeout    time.Duration
 	CPUProfile string
+	Hashes     bool   // clients report a state hash at every checkpoint
+	MetricsURL string // the server's /metrics, for its CPU time
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -58,6 +60,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "HTTP timeout of one sync")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write esbench's own CPU profile of the measurement to `file`")
+	fs.BoolVar(&c.Hashes, "hashes", false, "clients report a state hash at every checkpoint, as gamesim does (all the same: no desync)")
+	fs.StringVar(&c.MetricsURL, "metrics-url", "", "the server's /metrics (default -url/metrics), read for its CPU time per sync; \"off\" reads none")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -81,6 +85,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.Prefix == "" {
 		c.Prefix = "esbench-" + uuid.NewString()[:8]
+	}
+	if c.MetricsURL == "" {
+		c.MetricsURL = strings.TrimSuffix(c.URL, "/") + "/metrics"
 	}
 	return c, nil
 }
