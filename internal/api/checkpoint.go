@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -79,14 +78,9 @@ func (s *Server) parseUpload(r *http.Request) (*stream.Upload, error) {
 			"the checkpoint tick must be a non-negative decimal integer below 2^63, digits only")
 	}
 	up.T = t
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.limits.MaxSnapshotBytes))
+	body, err := readBody(r, s.limits.MaxSnapshotBytes, "a snapshot or dump")
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, protocol.CodeTooLarge,
-				"a snapshot or dump is at most %d bytes", s.limits.MaxSnapshotBytes)
-		}
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "the request body could not be read")
+		return nil, err
 	}
 	up.Data = body
 	return up, nil

@@ -175,14 +175,9 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 		return req, nil
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.limits.MaxBodyBytes))
+	body, err := readBody(r, s.limits.MaxBodyBytes, "the request body")
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, protocol.CodeTooLarge,
-				"the request body is larger than %d bytes", s.limits.MaxBodyBytes)
-		}
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "the request body could not be read")
+		return nil, err
 	}
 	switch body = bytes.TrimSpace(body); {
 	case len(body) == 0:
@@ -275,6 +270,20 @@ func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 			"events[%d].body must be valid UTF-8", i)
 	}
 	return stream.Event{Type: *e.Type, Body: body}, nil
+}
+
+// readBody reads the body of r, at most limit bytes; what names it in
+// the error past the limit.
+func readBody(r *http.Request, limit int64, what string) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, "%s is larger than %d bytes", what, limit)
+		}
+		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "the request body could not be read")
+	}
+	return body, nil
 }
 
 // validNames validates a stream name and a client's id, private or public.
