@@ -131,7 +131,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.Stream.PageBytes, "page-bytes", cfg.Stream.PageBytes, "most bytes of events in one reply (a tick is never split)")
 	fs.Int64Var(&cfg.Stream.CheckpointInterval, "checkpoint-interval", cfg.Stream.CheckpointInterval, "ticks between checkpoints clients report state hashes for; 0 turns checkpoints, desync detection, snapshots and compaction off")
 	fs.IntVar(&cfg.Stream.CheckpointQuorum, "checkpoint-quorum", cfg.Stream.CheckpointQuorum, "fewest clients that must agree on a checkpoint's hash for it to be canonical (all of them when fewer are connected)")
-	fs.Int64Var(&cfg.Stream.SnapshotEvery, "snapshot-every", cfg.Stream.SnapshotEvery, "events appended since the last snapshot after which a client is asked for one; 0 asks for none (full history)")
+	fs.Int64Var(&cfg.Stream.SnapshotEvery, "snapshot-every", cfg.Stream.SnapshotEvery, "events appended since the last snapshot after which a client is asked for one; 0 asks for none and compacts nothing (full history)")
 	fs.Int64Var(&cfg.Stream.MaxSnapshotBytes, "max-snapshot-bytes", cfg.Stream.MaxSnapshotBytes, "largest snapshot or desync dump (413 past it)")
 	fs.DurationVar(&cfg.Stream.HistoryRetain, "history-retain", cfg.Stream.HistoryRetain, "how long events at or below the snapshot's tick are kept before they are compacted")
 	fs.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body-bytes", cfg.Limits.MaxBodyBytes, "largest request body")

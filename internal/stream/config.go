@@ -55,7 +55,7 @@ type Config struct {
 	CheckpointQuorum int
 	// SnapshotEvery is the number of events appended since the last
 	// snapshot after which the server asks a client for one. Zero asks
-	// for none, which keeps the stream's full history.
+	// for none and compacts nothing: the stream keeps its full history.
 	SnapshotEvery int64
 	// MaxSnapshotBytes caps a snapshot and a desync dump.
 	MaxSnapshotBytes int64

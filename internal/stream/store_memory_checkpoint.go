@@ -233,9 +233,11 @@ func (s *memStream) clientByPub(pub string) *memClient {
 }
 
 // compact drops the events at or below the snapshot's tick that are
-// older than the history kept, a page at most, and returns how many.
+// older than the history kept, a page at most, and returns how many. With
+// SnapshotEvery 0 the stream keeps its full history, even when a client
+// uploads a snapshot it was not asked for.
 func (s *memStream) compact(cfg *Config, t int64) int {
-	if s.ck.snap == nil {
+	if s.ck.snap == nil || cfg.SnapshotEvery == 0 {
 		return 0
 	}
 	target := min(s.ck.snap.T, t-cfg.retainTicks()-1)

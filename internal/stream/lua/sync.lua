@@ -89,10 +89,11 @@ if not rep then
   for i = 0, nev - 1 do add(t, encode_event(t, ARGV[EV + 2 * i], who, ARGV[EV + 1 + 2 * i])) end
 end
 -- Compaction (memStream.compact): the events at or below the snapshot's
--- tick older than the history retained go, a page at most. Saved at once:
--- the request may still fail, and compaction stands regardless.
+-- tick older than the history retained go, a page at most; none with
+-- snapshot every 0 (full history). Saved at once: the request may still
+-- fail, and compaction stands regardless.
 local compacted = 0
-if m.snap_t then
+if m.snap_t and tonumber(ARGV[27]) > 0 then
   local target = math.min(m.snap_t, t - tonumber(ARGV[30]) - 1)
   if target > m.floor then
     local out, more, next_t = read_page(KEYS[2], 0, target + 1, tonumber(ARGV[11]), tonumber(ARGV[12]), false)

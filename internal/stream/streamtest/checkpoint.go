@@ -28,6 +28,7 @@ func runCheckpoints(t *testing.T, newStore Factory) {
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
 	t.Run("Compaction", func(t *testing.T) { testCompaction(t, newStore) })
 	t.Run("Dumps", func(t *testing.T) { testDumps(t, newStore) })
+	t.Run("FullHistory", func(t *testing.T) { testFullHistory(t, newStore) })
 }
 
 // report syncs as privateID from tick from, reporting hash h of checkpoint ck.
@@ -352,4 +353,26 @@ func testDumps(t *testing.T, newStore Factory) {
 	assert.EqualValues(t, 60, reps[0].T)
 	_, err = e.store.Dump(ctx, "s", 20, "3")
 	assert.ErrorIs(t, err, stream.ErrNotFound, "gone with its report")
+}
+
+// testFullHistory: with SnapshotEvery 0 nothing is compacted, even when a
+// client uploads a snapshot it was not asked for.
+func testFullHistory(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, func(c *stream.Config) { c.SnapshotEvery, c.HistoryRetain = 0, 0 })
+	e.post("s", "a", 0, "1")
+	e.at(21)
+	var st state
+	for _, x := range e.all("s", "a") {
+		st.apply(x)
+	}
+	assert.Nil(t, e.report("s", "a", 21, 20, st.hash()).Snap, "never asked")
+	_, stored, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "a", T: 20, Data: st.bytes()})
+	require.NoError(t, err)
+	require.True(t, stored)
+	e.at(500)
+	r := e.poll("s", "b", 0)
+	assert.Nil(t, r.Base)
+	assert.Zero(t, r.Compacted)
+	assert.Equal(t, protocol.TypeReset, r.Events[0].Type, "the whole history, from _a")
 }
