@@ -43,6 +43,10 @@ func (l *lateStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.
 	return late(l, func(s stream.Store) (*stream.SyncResult, error) { return s.Sync(ctx, req) })
 }
 
+func (l *lateStore) Read(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	return late(l, func(s stream.Store) (*stream.SyncResult, error) { return s.Read(ctx, req) })
+}
+
 func (l *lateStore) Sweep(ctx context.Context) (stream.SweepResult, error) {
 	return late(l, func(s stream.Store) (stream.SweepResult, error) { return s.Sweep(ctx) })
 }

@@ -42,6 +42,13 @@ type Store interface {
 	// request that fails has no effect at all.
 	Sync(ctx context.Context, req *SyncRequest) (*SyncResult, error)
 
+	// Read returns what a sync of req would return, without a client: it
+	// touches no presence, appends nothing and creates no stream (an
+	// unknown stream is ErrNotFound). req's PrivateID, Events, Batch and
+	// Hashes are ignored. A push server reads a stream's new ticks with it
+	// once for all its connections.
+	Read(ctx context.Context, req *SyncRequest) (*SyncResult, error)
+
 	// Sweep appends a disconnect event for each connected client that has
 	// been silent for longer than the client timeout, and deletes each
 	// stream that has had no connected client for longer than the stream

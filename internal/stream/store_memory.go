@@ -378,6 +378,13 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		s.checkpoint(&m.cfg, t, c, req, res)
 	}
 
+	s.reply(&m.cfg, t, req, res)
+	return res, nil
+}
+
+// reply sets the events of res: those with req.LastKnownTick <= tick < t,
+// a page at most (docs/protocol.md, "Ticks", 4 to 6). s.mu must be held.
+func (s *memStream) reply(cfg *Config, t int64, req *SyncRequest, res *SyncResult) {
 	from := req.LastKnownTick
 	if from > t || (req.Epoch != "" && req.Epoch != s.epoch) {
 		from = 0 // the client is behind a reset: send the whole stream
@@ -388,7 +395,7 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		res.Base, from = &base, base+1
 	}
 	lo, hi := s.search(from, 0), s.search(t, 0)
-	end, more := s.page(lo, hi, m.cfg.PageEvents, m.cfg.PageBytes)
+	end, more := s.page(lo, hi, cfg.PageEvents, cfg.PageBytes)
 	res.T, res.More = t, more
 	if more {
 		res.T = s.index[end].t
@@ -396,6 +403,17 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	if end > lo {
 		res.Events = append(req.Buf[:0], s.log[s.start(lo)+1-s.base:s.index[end-1].end-s.base]...)
 	}
+}
+
+// Read implements Store.
+func (m *MemoryStore) Read(_ context.Context, req *SyncRequest) (*SyncResult, error) {
+	s := m.lockStream(req.Stream)
+	if s == nil {
+		return nil, ErrNotFound
+	}
+	defer s.mu.Unlock()
+	res := &SyncResult{Epoch: s.epoch, TickRate: s.tickRate, Checkpoint: m.cfg.CheckpointInterval}
+	s.reply(&m.cfg, s.tickAt(m.clock.Now()), req, res)
 	return res, nil
 }
 

@@ -33,6 +33,8 @@ var (
 	putSnapshotLua string
 	//go:embed lua/put_dump.lua
 	putDumpLua string
+	//go:embed lua/read.lua
+	readLua string
 	//go:embed lua/sweep.lua
 	sweepLua string
 	//go:embed lua/claim.lua
@@ -192,6 +194,7 @@ type RedisStore struct {
 	sweep   script
 	putSnap script
 	putDump script
+	read    script
 	claim   script
 	resch   script
 	index   string // the deadline index: stream -> next time a sweep is due, ms
@@ -234,6 +237,7 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		sweep:   streamScript(sweepLua),
 		putSnap: checkpointScript(putSnapshotLua),
 		putDump: checkpointScript(putDumpLua),
+		read:    streamScript(readLua),
 		claim:   newScript(claimLua), // on the index, not a stream: no prelude
 		resch:   newScript(rescheduleLua),
 		index:   cfg.Prefix + "deadlines",

@@ -153,3 +153,25 @@ func (s *scriptReply) status(script string) error {
 		return fmt.Errorf("redis store: %s answered %q, not ok or err", script, status)
 	}
 }
+
+// Read implements Store (lua/read.lua).
+func (r *RedisStore) Read(ctx context.Context, req *SyncRequest) (*SyncResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	vals, err := r.read.exec(ctx, r.client, r.keys(req.Stream).all(), []string{r.nowArg(),
+		strconv.FormatInt(req.LastKnownTick, 10), req.Epoch, r.conf.pageEvents, r.conf.pageBytes}).ToArray()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	rd := scriptReply{vals: vals}
+	if err := rd.status("read"); err != nil {
+		return nil, err
+	}
+	res := &SyncResult{T: rd.int(), Epoch: rd.str(), TickRate: int(rd.int()), More: rd.flag(),
+		Events: append(req.Buf[:0], rd.bytes()...), Checkpoint: r.cfg.CheckpointInterval}
+	res.Base = rd.tick()
+	if err := rd.done(); err != nil {
+		return nil, fmt.Errorf("redis store: the read script's reply: %w", err)
+	}
+	return res, nil
+}

@@ -29,6 +29,7 @@ func runCheckpoints(t *testing.T, newStore Factory) {
 	t.Run("Compaction", func(t *testing.T) { testCompaction(t, newStore) })
 	t.Run("Dumps", func(t *testing.T) { testDumps(t, newStore) })
 	t.Run("FullHistory", func(t *testing.T) { testFullHistory(t, newStore) })
+	t.Run("Read", func(t *testing.T) { testRead(t, newStore) })
 }
 
 // report syncs as privateID from tick from, reporting hash h of checkpoint ck.
@@ -375,4 +376,37 @@ func testFullHistory(t *testing.T, newStore Factory) {
 	assert.Nil(t, r.Base)
 	assert.Zero(t, r.Compacted)
 	assert.Equal(t, protocol.TypeReset, r.Events[0].Type, "the whole history, from _a")
+}
+
+// testRead: a read returns what a sync would, without a client: no
+// stream created, nothing appended, no presence.
+func testRead(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, func(c *stream.Config) { c.PageEvents = 3 })
+	_, err := e.store.Read(ctx, &stream.SyncRequest{Stream: "s"})
+	require.ErrorIs(t, err, stream.ErrNotFound)
+	assert.Zero(t, e.stats().Streams, "a read creates no stream")
+
+	e.post("s", "a", 0, "1", "2")
+	e.at(5)
+	e.post("s", "a", 0, "3")
+	e.at(9)
+	r, err := e.store.Read(ctx, &stream.SyncRequest{Stream: "s"})
+	require.NoError(t, err)
+	got := Decode(t, r.Events)
+	assert.Equal(t, "_a", got[0].Type)
+	assert.True(t, r.More, "paged as a sync is: 3 events")
+	assert.EqualValues(t, 20, r.Checkpoint)
+	all := got
+	for r.More {
+		r, err = e.store.Read(ctx, &stream.SyncRequest{Stream: "s", LastKnownTick: r.T, Epoch: r.Epoch})
+		require.NoError(t, err)
+		all = append(all, Decode(t, r.Events)...)
+	}
+	assert.EqualValues(t, 9, r.T)
+	assert.Equal(t, e.all("s", "a"), all, "the same events as a sync")
+
+	st := e.stats()
+	assert.Equal(t, 1, st.Clients, "a read is no client")
+	assert.EqualValues(t, 5, st.PerStream[0].Events, "_a, _c and three moves: nothing appended")
 }
