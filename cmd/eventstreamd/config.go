@@ -27,6 +27,7 @@ type config struct {
 	// memory store, which reads only Stream.Config, or a Redis URL.
 	Stream            stream.RedisConfig
 	Limits            api.Limits
+	Push              api.PushConfig
 	CORSOrigins       []string
 	MetricsMaxStreams int
 	LogFormat         string
@@ -45,6 +46,7 @@ func defaultConfig() config {
 		Addr:                 ":9922",
 		Stream:               defaultStreamConfig(),
 		Limits:               api.DefaultLimits(),
+		Push:                 api.DefaultPushConfig(),
 		CORSOrigins:          []string{"*"},
 		MetricsMaxStreams:    1000,
 		LogFormat:            "json",
@@ -79,6 +81,14 @@ func (c config) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err
+	}
+	switch {
+	case c.Push.MaxConnections < 0:
+		return errors.New("-max-ws-connections must not be negative")
+	case c.Push.PingInterval <= 0 || c.Push.PingInterval >= c.Stream.ClientTimeout:
+		return fmt.Errorf("-ws-ping-interval must be positive and below -client-timeout (%v), so that a push client stays connected", c.Stream.ClientTimeout)
+	case c.Push.MaxLag <= 0:
+		return errors.New("-ws-max-lag must be positive")
 	}
 	if c.Stream.MaxEventsPerSecond > 0 && c.Stream.EventBurst < c.Limits.MaxEventsPerSync {
 		return fmt.Errorf("client event burst must hold the largest request: at least %d (-max-events-per-sync)", c.Limits.MaxEventsPerSync)
@@ -138,6 +148,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.Limits.MaxEventsPerSync, "max-events-per-sync", cfg.Limits.MaxEventsPerSync, "most events in one request")
 	fs.IntVar(&cfg.Limits.MaxEventBodyBytes, "max-event-body-bytes", cfg.Limits.MaxEventBodyBytes, "largest event body, as sent")
 	fs.Int64Var(&cfg.Limits.MaxInflightBytes, "max-inflight-bytes", cfg.Limits.MaxInflightBytes, "memory the requests in progress may hold together (a body and a page per sync, -max-snapshot-bytes per upload); past it, 503 server_busy")
+	fs.Int64Var(&cfg.Push.MaxConnections, "max-ws-connections", cfg.Push.MaxConnections, "most push (WebSocket) connections; past it an upgrade is answered 503 server_full")
+	fs.DurationVar(&cfg.Push.PingInterval, "ws-ping-interval", cfg.Push.PingInterval, "how often a push connection is pinged and its client's presence refreshed (below -client-timeout)")
+	fs.DurationVar(&cfg.Push.MaxLag, "ws-max-lag", cfg.Push.MaxLag, "how far behind the newest tick a push connection may fall before it is closed (4001); its client catches up by sync")
 	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
 		cfg.CORSOrigins = nil
 		for _, o := range strings.Split(s, ",") {

@@ -89,6 +89,7 @@ func newApp(cfg config, log *zap.Logger) (*app, error) {
 		Logger:      log.Named("api"),
 		Limits:      cfg.Limits,
 		CORSOrigins: cfg.CORSOrigins,
+		Push:        cfg.Push,
 	}
 	if cfg.MetricsAddr == "" {
 		acfg.MetricsHandler = metricsHandler // on the public port
@@ -218,6 +219,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
+	go a.api.ClosePush() // going away: push clients reconnect elsewhere
 	if err := a.http.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}

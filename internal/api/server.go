@@ -91,6 +91,9 @@ type Config struct {
 	// CORSOrigins are the origins that browsers may call from; "*" allows
 	// any. Empty means "*".
 	CORSOrigins []string
+	// Push configures push connections; the zero PushConfig has the
+	// defaults.
+	Push PushConfig
 }
 
 // Server is the HTTP face of eventstreamd.
@@ -104,6 +107,7 @@ type Server struct {
 	draining atomic.Bool
 	date     dateHeader
 	inflight budget // the bytes the requests in progress may hold
+	push     *pusher
 
 	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
 }
@@ -127,6 +131,10 @@ func New(cfg Config) (*Server, error) {
 		cors:    newCORS(cfg.CORSOrigins),
 	}
 	s.inflight.max = cfg.Limits.MaxInflightBytes
+	if cfg.Push == (PushConfig{}) {
+		cfg.Push = DefaultPushConfig()
+	}
+	s.push = &pusher{srv: s, cfg: cfg.Push, streams: map[string]*pushStream{}}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -191,6 +199,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 // Drain makes /readyz answer 503 from now on, so that load balancers stop
 // sending requests before the server shuts down.
 func (s *Server) Drain() { s.draining.Store(true) }
+
+// ClosePush closes every push connection with "going away" (their clients
+// reconnect, to another replica) and waits for their handlers; new
+// upgrades are refused. http.Server.Shutdown does not wait for them.
+func (s *Server) ClosePush() { s.push.close() }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))

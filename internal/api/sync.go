@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -23,6 +24,10 @@ const syncMethods = "GET, POST, OPTIONS"
 func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodPost:
+		if r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			s.push.upgrade(w, r)
+			return
+		}
 		s.sync(w, r)
 	case http.MethodOptions:
 		preflight(w, syncMethods)
@@ -179,39 +184,47 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.parseBody(body, req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// parseBody validates the body of a sync (or of a push connection's
+// message) into req, whose LastKnownTick is set.
+func (s *Server) parseBody(body []byte, req *stream.SyncRequest) error {
 	switch body = bytes.TrimSpace(body); {
 	case len(body) == 0:
-		return req, nil
+		return nil
 	case body[0] != '{': // null, among others, would decode into nothing
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape)
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape)
 	}
 	var wire wireRequest
 	if err := json.Unmarshal(body, &wire); err != nil {
-		return nil, bodyError(err)
+		return bodyError(err)
 	}
 	if wire.Batch != nil {
 		if n := len(*wire.Batch); n < 1 || n > protocol.MaxBatchLen {
-			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
 				"batch must be 1 to %d bytes", protocol.MaxBatchLen)
 		}
 		req.Batch = *wire.Batch
 	}
 	if len(wire.Events) > s.limits.MaxEventsPerSync {
-		return nil, errorf(http.StatusBadRequest, protocol.CodeTooManyEvents,
+		return errorf(http.StatusBadRequest, protocol.CodeTooManyEvents,
 			"a request may carry at most %d events, not %d", s.limits.MaxEventsPerSync, len(wire.Events))
 	}
 	req.Events = make([]stream.Event, len(wire.Events))
 	for i, e := range wire.Events {
 		ev, err := s.parseEvent(i, e)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		req.Events[i] = ev
 	}
-	if req.Hashes, err = parseHashes(wire.Hashes, req.LastKnownTick); err != nil {
-		return nil, err
-	}
-	return req, nil
+	var err error
+	req.Hashes, err = parseHashes(wire.Hashes, req.LastKnownTick)
+	return err
 }
 
 // parseHashes validates the shape of a request's hash reports: at most

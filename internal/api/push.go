@@ -1,0 +1,475 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// Push (docs/protocol.md, "Push"): a GET of a sync path with a WebSocket
+// upgrade opens a connection on which the server sends each tick as it is
+// sealed, in the shape of a sync reply, and the client sends sync bodies.
+//
+// One loop per stream with connections on this replica reads the stream's
+// new ticks from the store once per tick (Store.Read) and hands the same
+// bytes to every connection; each connection writes on a goroutine of its
+// own, so a slow reader delays nobody: what it has not sent yet coalesces
+// into its next message, and a connection further behind than MaxLag is
+// closed (it reconnects and catches up by sync).
+
+// PushConfig configures push connections.
+type PushConfig struct {
+	// MaxConnections caps the push connections of this server; past it an
+	// upgrade is answered 503 server_full.
+	MaxConnections int64
+	// PingInterval is how often a connection is pinged, and its client's
+	// presence refreshed in the store.
+	PingInterval time.Duration
+	// MaxLag is how far behind the newest tick a connection may fall
+	// before it is closed with CloseTooSlow.
+	MaxLag time.Duration
+}
+
+// DefaultPushConfig returns the defaults of the flags.
+func DefaultPushConfig() PushConfig {
+	return PushConfig{MaxConnections: 100_000, PingInterval: 5 * time.Second, MaxLag: 5 * time.Second}
+}
+
+// Close codes of push connections, beside the standard ones (1001 going
+// away when the server shuts down).
+const (
+	// CloseTooSlow: the client read too slowly and fell more than MaxLag
+	// behind; it reconnects, and catches up by sync.
+	CloseTooSlow websocket.StatusCode = 4001
+	// CloseStreamGone: the stream was deleted (it expired); a sync creates
+	// it anew.
+	CloseStreamGone websocket.StatusCode = 4002
+)
+
+// pushWindow is how many of a stream's recent reads its loop keeps, so
+// that a connection a little behind is served from memory.
+const pushWindow = 64
+
+// pusher holds the push connections of a Server.
+type pusher struct {
+	srv   *Server
+	cfg   PushConfig
+	conns atomic.Int64
+
+	mu      sync.Mutex
+	streams map[string]*pushStream
+	closing bool
+	all     sync.WaitGroup // every connection's handler
+}
+
+// pushSlice is one read of a stream: its events of the ticks [from, t).
+type pushSlice struct {
+	epoch    string
+	from, t  int64
+	events   []byte
+	tickRate int
+	ckpt     int64
+	base     *int64
+}
+
+// pushStream is the loop of one stream.
+type pushStream struct {
+	name string
+	p    *pusher
+
+	mu     sync.Mutex
+	conns  map[*pushConn]struct{}
+	window []pushSlice // oldest first
+	stop   context.CancelFunc
+}
+
+type pushConn struct {
+	ws     *websocket.Conn
+	id     string        // its public id
+	notify chan struct{} // cap 1: new slices
+
+	mu  sync.Mutex
+	req stream.SyncRequest // the client: stream, private id, its cursor (the t sent last) and epoch
+}
+
+// at returns a request of c's client at its cursor.
+func (c *pushConn) at() stream.SyncRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.req
+}
+
+func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
+	req, err := p.srv.parseSync(r) // the same validation as a sync
+	if err != nil {
+		p.srv.writeError(w, r, err)
+		return
+	}
+	if p.conns.Add(1) > p.cfg.MaxConnections {
+		p.conns.Add(-1)
+		p.srv.writeError(w, r, errorf(http.StatusServiceUnavailable, protocol.CodeServerFull,
+			"the server holds its maximum of push connections; poll, or try again"))
+		return
+	}
+	defer p.conns.Add(-1)
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		p.srv.writeError(w, r, errorf(http.StatusServiceUnavailable, protocol.CodeServerBusy, "the server is shutting down"))
+		return
+	}
+	p.all.Add(1)
+	p.mu.Unlock()
+	defer p.all.Done()
+
+	// The first reply is a sync: it makes the client connected and says
+	// where it stands; then it is pushed like every later one.
+	res, err := p.srv.store.Sync(r.Context(), req)
+	if err != nil {
+		p.srv.writeError(w, r, err)
+		return
+	}
+	p.srv.observeSync(req.Stream, res)
+	ws, err := websocket.Accept(w, r, p.srv.cors.acceptOptions())
+	if err != nil {
+		return // Accept has answered
+	}
+	ws.SetReadLimit(p.srv.limits.MaxBodyBytes)
+	c := &pushConn{ws: ws, id: res.PublicID, notify: make(chan struct{}, 1),
+		req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := c.send(ctx, res); err != nil {
+		ws.CloseNow()
+		return
+	}
+	for res.More { // the history, page by page
+		req := c.at()
+		if res, err = p.srv.store.Read(ctx, &req); err != nil {
+			ws.Close(websocket.StatusInternalError, "the store failed")
+			return
+		}
+		if err := c.send(ctx, res); err != nil {
+			ws.CloseNow()
+			return
+		}
+	}
+
+	s := p.join(c, res)
+	defer p.leave(s, c)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); defer cancel(); p.read(ctx, c) }()
+	go func() { defer wg.Done(); defer cancel(); p.keepAlive(ctx, c) }()
+	p.write(ctx, s, c)
+	cancel()
+	wg.Wait()
+}
+
+// send writes res as one push message and moves c's cursor past it.
+func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
+	var headBuf [192]byte
+	head := appendReplyHead(headBuf[:0], res)
+	tail := `]}`
+	if res.More {
+		tail = `],"more":true}`
+	}
+	msg := make([]byte, 0, len(head)+len(res.Events)+len(tail))
+	msg = append(append(append(msg, head...), res.Events...), tail...)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, msg); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.req.LastKnownTick, c.req.Epoch = res.T, res.Epoch
+	c.mu.Unlock()
+	return nil
+}
+
+// join adds c to its stream's loop, starting the loop if c is the first.
+func (p *pusher) join(c *pushConn, last *stream.SyncResult) *pushStream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name := c.at().Stream
+	s := p.streams[name]
+	if s == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		s = &pushStream{name: name, p: p, conns: map[*pushConn]struct{}{}, stop: cancel}
+		p.streams[s.name] = s
+		go s.loop(ctx, last.T, last.Epoch, last.TickRate)
+	}
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	return s
+}
+
+// leave removes c, and stops the loop when it was the last.
+func (p *pusher) leave(s *pushStream, c *pushConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s.mu.Lock()
+	delete(s.conns, c)
+	empty := len(s.conns) == 0
+	s.mu.Unlock()
+	if empty && p.streams[s.name] == s {
+		delete(p.streams, s.name)
+		s.stop()
+	}
+}
+
+// loop reads the stream's new ticks once a tick, for every connection.
+func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRate int) {
+	tick := time.Second / time.Duration(max(tickRate, 1))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for more := true; more; {
+			res, err := s.p.srv.store.Read(ctx, req)
+			if err != nil {
+				if errors.Is(err, stream.ErrNotFound) {
+					s.closeAll(CloseStreamGone, "the stream expired; sync to create it anew")
+				}
+				break // the next tick tries again
+			}
+			more = res.More
+			if res.T == req.LastKnownTick && res.Epoch == req.Epoch && len(res.Events) == 0 {
+				break // the same tick in progress
+			}
+			sl := pushSlice{epoch: res.Epoch, from: req.LastKnownTick, t: res.T, events: append([]byte(nil), res.Events...),
+				tickRate: res.TickRate, ckpt: res.Checkpoint, base: res.Base}
+			if res.Epoch != req.Epoch {
+				sl.from = 0 // a new incarnation: read from its start
+			}
+			req.LastKnownTick, req.Epoch = res.T, res.Epoch
+			s.mu.Lock()
+			s.window = append(s.window, sl)
+			if len(s.window) > pushWindow {
+				s.window = slices.Delete(s.window, 0, len(s.window)-pushWindow)
+			}
+			for c := range s.conns {
+				select {
+				case c.notify <- struct{}{}:
+				default: // already notified: its next write takes everything
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// closeAll closes every connection of the stream.
+func (s *pushStream) closeAll(code websocket.StatusCode, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		go c.ws.Close(code, reason)
+	}
+}
+
+// write sends c every slice past its cursor, as the loop reads them:
+// from the window when it holds c's cursor, else by a read of its own (c
+// joined, or fell behind the window).
+func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
+	maxLag := int64(p.cfg.MaxLag.Seconds() * float64(c.tickRate(s)))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.notify:
+		}
+		for {
+			req := c.at()
+			res, newest := s.next(req)
+			if newest-req.LastKnownTick > maxLag {
+				c.ws.Close(CloseTooSlow, "more than -ws-max-lag behind; reconnect")
+				return
+			}
+			if res == nil && newest > req.LastKnownTick {
+				var err error
+				if res, err = p.srv.store.Read(ctx, &req); err != nil {
+					return
+				}
+			}
+			if res == nil {
+				break // up to date
+			}
+			res.PublicID = c.id
+			if err := c.send(ctx, res); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// next returns what the window holds for a client at req's cursor, or
+// nil, and the newest tick read.
+func (s *pushStream) next(req stream.SyncRequest) (*stream.SyncResult, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.window) == 0 {
+		return nil, req.LastKnownTick
+	}
+	newest := s.window[len(s.window)-1].t
+	for _, sl := range s.window {
+		fresh := sl.epoch != req.Epoch && sl.from == 0 // the stream started anew
+		if fresh || (sl.epoch == req.Epoch && sl.from <= req.LastKnownTick && req.LastKnownTick < sl.t) {
+			events := sl.events
+			if !fresh {
+				events = eventsFrom(events, req.LastKnownTick)
+			}
+			return &stream.SyncResult{T: sl.t, Epoch: sl.epoch, TickRate: sl.tickRate, Events: events,
+				Checkpoint: sl.ckpt, Base: sl.base}, newest
+		}
+	}
+	if s.window[0].epoch != req.Epoch {
+		return nil, req.LastKnownTick // the new incarnation is not read yet
+	}
+	return nil, newest
+}
+
+// eventsFrom returns the events of a reply from tick from on. Each event
+// starts with {"t":, which no body holds unescaped.
+func eventsFrom(events []byte, from int64) []byte {
+	for i := 0; i < len(events); {
+		if j := i + len(`{"t":`); bytes.HasPrefix(events[i:], []byte(`{"t":`)) {
+			k := j
+			for k < len(events) && events[k] >= '0' && events[k] <= '9' {
+				k++
+			}
+			if t, err := strconv.ParseInt(string(events[j:k]), 10, 64); err == nil && t >= from {
+				return events[i:]
+			}
+		}
+		n := bytes.Index(events[i+1:], []byte(`,{"t":`))
+		if n < 0 {
+			return nil
+		}
+		i += n + 2
+	}
+	return nil
+}
+
+func (c *pushConn) tickRate(s *pushStream) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.window); n > 0 {
+		return s.window[n-1].tickRate
+	}
+	return protocol.DefaultTickRate
+}
+
+// read applies each message of c as the body of a sync. Its reply's
+// events are not sent: they come in the pushes, in order.
+func (p *pusher) read(ctx context.Context, c *pushConn) {
+	for {
+		typ, body, err := c.ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		req := c.at() // its cursor and epoch: the reply is small
+		if typ != websocket.MessageText {
+			p.sendError(ctx, c, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape))
+			continue
+		}
+		if err := p.srv.parseBody(body, &req); err != nil {
+			p.sendError(ctx, c, err)
+			continue
+		}
+		res, err := p.srv.store.Sync(ctx, &req)
+		if err != nil {
+			p.sendError(ctx, c, err)
+			continue
+		}
+		p.srv.observeSync(req.Stream, res)
+	}
+}
+
+// sendError sends err to c as an error message.
+func (p *pusher) sendError(ctx context.Context, c *pushConn, err error) {
+	ae := toAPIError(err)
+	p.srv.metrics.Rejected(ae.code)
+	b := append([]byte(`{"error":{"code":`), protocol.AppendString(nil, ae.code)...)
+	b = append(b, `,"message":`...)
+	b = protocol.AppendString(b, ae.message)
+	if ae.retryAfter > 0 {
+		b = append(b, `,"retryAfter":`...)
+		b = strconv.AppendInt(b, int64(ae.retryAfter), 10)
+	}
+	b = append(b, "}}"...)
+	_ = c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// keepAlive pings c and refreshes its presence every PingInterval; a
+// client that answers no ping is closed.
+func (p *pusher) keepAlive(ctx context.Context, c *pushConn) {
+	t := time.NewTicker(p.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, p.cfg.PingInterval)
+		err := c.ws.Ping(pctx)
+		cancel()
+		if err != nil {
+			c.ws.CloseNow()
+			return
+		}
+		req := c.at() // an empty sync: heard from
+		if _, err := p.srv.store.Sync(ctx, &req); err != nil {
+			p.srv.log.Debug("push presence", zap.String("stream", req.Stream), zap.Error(err))
+		}
+	}
+}
+
+// close closes every push connection with going away and waits for them.
+func (p *pusher) close() {
+	p.mu.Lock()
+	p.closing = true
+	var all []*pushStream
+	for _, s := range p.streams {
+		all = append(all, s)
+	}
+	p.mu.Unlock()
+	for _, s := range all {
+		s.closeAll(websocket.StatusGoingAway, "the server is shutting down; reconnect")
+	}
+	p.all.Wait()
+}
+
+// acceptOptions checks browsers' origins as -cors-origins says.
+func (c cors) acceptOptions() *websocket.AcceptOptions {
+	if c.any {
+		return &websocket.AcceptOptions{InsecureSkipVerify: true}
+	}
+	var hosts []string
+	for _, o := range c.origins {
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			hosts = append(hosts, u.Host)
+		}
+	}
+	return &websocket.AcceptOptions{OriginPatterns: hosts}
+}

@@ -1,0 +1,145 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// pushHarness serves a harness over a real listener, for WebSockets.
+func pushHarness(t *testing.T, opts ...option) (*harness, string) {
+	h := newHarness(t, opts...)
+	srv := httptest.NewServer(h.server)
+	t.Cleanup(func() { h.server.ClosePush(); srv.Close() })
+	return h, "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func dial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// next reads messages until one passes keep, within a generous time.
+func next(t *testing.T, c *websocket.Conn, keep func(protocol.SyncReply) bool) protocol.SyncReply {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		_, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		var r protocol.SyncReply
+		require.NoError(t, json.Unmarshal(b, &r), "%s", b)
+		if keep(r) {
+			return r
+		}
+	}
+}
+
+func TestPushDeliversEachTick(t *testing.T) {
+	h, url := pushHarness(t)
+	c := dial(t, url+"/s/alice/0")
+	first := next(t, c, func(protocol.SyncReply) bool { return true })
+	assert.Equal(t, "1", first.ID)
+	assert.EqualValues(t, 20, first.TPS)
+	assert.EqualValues(t, 20, first.Ckpt)
+	require.Len(t, first.Events, 1, "the stream from _a")
+	assert.Equal(t, protocol.TypeReset, first.Events[0].Type)
+
+	h.sync("/s/bob/0", `{"events":[{"type":"move","body":"left"}]}`)
+	h.clock.Advance(50 * time.Millisecond) // tick 1 is sealed
+	var got []protocol.Event
+	last := next(t, c, func(r protocol.SyncReply) bool {
+		got = append(got, r.Events...)
+		return len(got) >= 3
+	})
+	assert.Equal(t, "1", last.ID)
+	assert.Equal(t, first.Epoch, last.Epoch)
+	assert.Equal(t, h.all("s", "reader")[1:4], got, "alice's and bob's _c and bob's move, once, in order")
+}
+
+func TestPushMessagesAreSyncBodies(t *testing.T) {
+	h, url := pushHarness(t)
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	ctx := context.Background()
+	body := `{"batch":"b1","events":[{"type":"move","body":"x"}]}`
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(body)))
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(body))) // a retry: applied once
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`{"events":[{"type":"_x"}]}`)))
+
+	// The bad message is answered with its error; the connection stays.
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		_, b, err := c.Read(rctx)
+		require.NoError(t, err)
+		var e protocol.ErrorReply
+		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
+			assert.Equal(t, protocol.CodeReservedType, e.Error.Code)
+			break
+		}
+	}
+	h.clock.Advance(100 * time.Millisecond)
+	moves := 0
+	next(t, c, func(r protocol.SyncReply) bool {
+		for _, e := range r.Events {
+			if e.Type == "move" {
+				moves++
+			}
+		}
+		return r.T >= 3
+	})
+	assert.Equal(t, 1, moves, "stamped once, pushed back once")
+}
+
+func TestPushRefusals(t *testing.T) {
+	_, url := pushHarness(t, func(a *api.Config, _ *stream.Config) {
+		a.Push = api.DefaultPushConfig()
+		a.Push.MaxConnections = 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, url+"/bad%20name/alice/0", nil)
+	require.Error(t, err)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "the same validation as a sync")
+
+	dial(t, url+"/s/alice/0")
+	_, resp, err = websocket.Dial(ctx, url+"/s/bob/0", nil)
+	require.Error(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "past -max-ws-connections")
+}
+
+func TestPushGoingAway(t *testing.T) {
+	h, url := pushHarness(t)
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	h.server.ClosePush()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err != nil {
+			assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err), "%v", err)
+			assert.False(t, errors.Is(err, context.DeadlineExceeded))
+			return
+		}
+	}
+}
