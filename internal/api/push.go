@@ -402,6 +402,10 @@ func (p *pusher) read(ctx context.Context, c *pushConn) {
 			continue
 		}
 		p.srv.observeSync(req.Stream, res)
+		if req.Batch != "" { // the client may forget it: it is applied
+			ack := protocol.AppendString(append(make([]byte, 0, 16+len(req.Batch)), `{"batch":`...), req.Batch)
+			_ = c.ws.Write(ctx, websocket.MessageText, append(ack, '}'))
+		}
 	}
 }
 

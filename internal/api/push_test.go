@@ -85,9 +85,11 @@ func TestPushMessagesAreSyncBodies(t *testing.T) {
 	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(body))) // a retry: applied once
 	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`{"events":[{"type":"_x"}]}`)))
 
-	// The bad message is answered with its error; the connection stays.
+	// Both are acknowledged; the bad message is answered with its error;
+	// the connection stays.
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	acks := 0
 	for {
 		_, b, err := c.Read(rctx)
 		require.NoError(t, err)
@@ -96,7 +98,11 @@ func TestPushMessagesAreSyncBodies(t *testing.T) {
 			assert.Equal(t, protocol.CodeReservedType, e.Error.Code)
 			break
 		}
+		if string(b) == `{"batch":"b1"}` {
+			acks++
+		}
 	}
+	assert.Equal(t, 2, acks)
 	h.clock.Advance(100 * time.Millisecond)
 	moves := 0
 	next(t, c, func(r protocol.SyncReply) bool {
