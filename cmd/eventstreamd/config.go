@@ -85,8 +85,8 @@ func (c config) Validate() error {
 	switch {
 	case c.Push.MaxConnections < 0:
 		return errors.New("-max-ws-connections must not be negative")
-	case c.Push.PingInterval <= 0 || c.Push.PingInterval >= c.Stream.ClientTimeout:
-		return fmt.Errorf("-ws-ping-interval must be positive and below -client-timeout (%v), so that a push client stays connected", c.Stream.ClientTimeout)
+	case c.Push.PingInterval <= 0:
+		return errors.New("-ws-ping-interval must be positive")
 	case c.Push.MaxLag <= 0:
 		return errors.New("-ws-max-lag must be positive")
 	}
@@ -149,7 +149,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.Limits.MaxEventBodyBytes, "max-event-body-bytes", cfg.Limits.MaxEventBodyBytes, "largest event body, as sent")
 	fs.Int64Var(&cfg.Limits.MaxInflightBytes, "max-inflight-bytes", cfg.Limits.MaxInflightBytes, "memory the requests in progress may hold together (a body and a page per sync, -max-snapshot-bytes per upload); past it, 503 server_busy")
 	fs.Int64Var(&cfg.Push.MaxConnections, "max-ws-connections", cfg.Push.MaxConnections, "most push (WebSocket) connections; past it an upgrade is answered 503 server_full")
-	fs.DurationVar(&cfg.Push.PingInterval, "ws-ping-interval", cfg.Push.PingInterval, "how often a push connection is pinged and its client's presence refreshed (below -client-timeout)")
+	fs.DurationVar(&cfg.Push.PingInterval, "ws-ping-interval", cfg.Push.PingInterval, "how often a push connection is pinged and its client's presence refreshed (at most half -client-timeout)")
 	fs.DurationVar(&cfg.Push.MaxLag, "ws-max-lag", cfg.Push.MaxLag, "how far behind the newest tick a push connection may fall before it is closed (4001); its client catches up by sync")
 	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
 		cfg.CORSOrigins = nil
@@ -211,5 +211,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	}
 	cfg.Limits.MaxReplyBytes = cfg.Stream.PageBytes // what the store may reply
 	cfg.Limits.MaxSnapshotBytes = cfg.Stream.MaxSnapshotBytes
+	// A push client's presence is refreshed well within the client timeout.
+	cfg.Push.PingInterval = min(cfg.Push.PingInterval, cfg.Stream.ClientTimeout/2)
 	return cfg, cfg.Validate()
 }

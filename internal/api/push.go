@@ -103,6 +103,27 @@ type pushConn struct {
 
 	mu  sync.Mutex
 	req stream.SyncRequest // the client: stream, private id, its cursor (the t sent last) and epoch
+	// What the syncs of its messages asked of it, for its next push.
+	snap, dump *int64
+}
+
+// ask keeps what a sync of c's asked for its next push, and wakes its writer.
+func (c *pushConn) ask(res *stream.SyncResult) {
+	if res.Snap == nil && res.Dump == nil {
+		return
+	}
+	c.mu.Lock()
+	if res.Snap != nil {
+		c.snap = res.Snap
+	}
+	if res.Dump != nil {
+		c.dump = res.Dump
+	}
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
 }
 
 // at returns a request of c's client at its cursor.
@@ -196,6 +217,12 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 	}
 	c.mu.Lock()
 	c.req.LastKnownTick, c.req.Epoch = res.T, res.Epoch
+	if res.Snap == c.snap {
+		c.snap = nil
+	}
+	if res.Dump == c.dump {
+		c.dump = nil
+	}
 	c.mu.Unlock()
 	return nil
 }
@@ -311,9 +338,16 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 					return
 				}
 			}
+			c.mu.Lock()
+			snap, dump := c.snap, c.dump
+			c.mu.Unlock()
+			if res == nil && (snap != nil || dump != nil) {
+				res = &stream.SyncResult{T: req.LastKnownTick, Epoch: req.Epoch, TickRate: c.tickRate(s)}
+			}
 			if res == nil {
 				break // up to date
 			}
+			res.Snap, res.Dump = snap, dump
 			res.PublicID = c.id
 			if err := c.send(ctx, res); err != nil {
 				return
@@ -402,6 +436,7 @@ func (p *pusher) read(ctx context.Context, c *pushConn) {
 			continue
 		}
 		p.srv.observeSync(req.Stream, res)
+		c.ask(res)
 		if req.Batch != "" { // the client may forget it: it is applied
 			ack := protocol.AppendString(append(make([]byte, 0, 16+len(req.Batch)), `{"batch":`...), req.Batch)
 			_ = c.ws.Write(ctx, websocket.MessageText, append(ack, '}'))
@@ -443,9 +478,12 @@ func (p *pusher) keepAlive(ctx context.Context, c *pushConn) {
 			return
 		}
 		req := c.at() // an empty sync: heard from
-		if _, err := p.srv.store.Sync(ctx, &req); err != nil {
+		res, err := p.srv.store.Sync(ctx, &req)
+		if err != nil {
 			p.srv.log.Debug("push presence", zap.String("stream", req.Stream), zap.Error(err))
+			continue
 		}
+		c.ask(res)
 	}
 }
 

@@ -54,14 +54,18 @@ func (c *Client) ReportHash(t int64, hash string) {
 	if len(c.hashes) > maxPendingHashes {
 		c.hashes = c.hashes[len(c.hashes)-maxPendingHashes:]
 	}
+	c.signal()
 }
 
 // Rewind makes the next sync ask for the stream from tick t on, to
-// re-simulate from a snapshot of tick t-1 (or from 0).
+// re-simulate from a snapshot of tick t-1 (or from 0). A push connection
+// is opened again from t: what it sent after the call is dropped.
 func (c *Client) Rewind(t int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lastT = max(t, 0)
+	c.rewinds++
+	c.signal()
 }
 
 // Snapshot is a stream's verified state at the end of a checkpoint tick.

@@ -93,6 +93,10 @@ type Config struct {
 	// Logger logs retries. Nil means no logging. (zap users pass
 	// slog.New(zapslog.NewHandler(core)).)
 	Logger *slog.Logger
+	// Transport is how Run exchanges with the server: Auto (push,
+	// polling while push fails), Poll or Push. Run delivers the same
+	// Updates either way; Sync always polls.
+	Transport Transport
 }
 
 // Default values of Config.
@@ -115,7 +119,8 @@ type Client struct {
 	http   *http.Client
 	log    *slog.Logger
 
-	syncMu sync.Mutex // one sync at a time
+	syncMu sync.Mutex    // one sync at a time
+	wake   chan struct{} // cap 1: something to send
 
 	mu       sync.Mutex
 	queue    []pending    // events not yet in a batch
@@ -123,6 +128,7 @@ type Client struct {
 	probe    bool         // a sync failed: ask for the epoch before sending events
 	hashes   []HashReport // to report with the next syncs
 	lastT    int64
+	rewinds  int // Rewind calls: a push connection from before one is stale
 	epoch    string
 	publicID string
 }
@@ -155,6 +161,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.SyncInterval < 0 || cfg.MaxBackoff < 0 || cfg.MaxQueue < 0 || cfg.FromTick < 0 {
 		return nil, errors.New("esclient: SyncInterval, MaxBackoff, MaxQueue and FromTick must not be negative")
 	}
+	if cfg.Transport < Auto || cfg.Transport > Push {
+		return nil, errors.New("esclient: Transport must be Auto, Poll or Push")
+	}
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
@@ -176,6 +185,7 @@ func New(cfg Config) (*Client, error) {
 		http:   cfg.HTTPClient,
 		log:    cfg.Logger,
 		lastT:  cfg.FromTick,
+		wake:   make(chan struct{}, 1),
 	}, nil
 }
 
@@ -218,7 +228,16 @@ func (c *Client) Send(typ, body string) error {
 		return ErrQueueFull
 	}
 	c.queue = append(c.queue, pending{typ: typ, body: enc})
+	c.signal()
 	return nil
+}
+
+// signal wakes a push connection: there is something to send.
+func (c *Client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Pending returns the number of events queued or in flight.
@@ -273,6 +292,16 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 		return Update{}, err
 	}
 	c.probe = false
+	if sent != nil {
+		c.inflight = nil // the server has it
+	}
+	c.hashes = slices.DeleteFunc(c.hashes, func(h HashReport) bool { return slices.Contains(hashes, h) })
+	return c.received(reply), nil
+}
+
+// received takes a reply in: the cursor, the epoch, the public id. c.mu
+// must be held.
+func (c *Client) received(reply *wireReply) Update {
 	u := Update{
 		PublicID:   reply.ID,
 		T:          reply.T,
@@ -286,10 +315,6 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 		Snap:       reply.Snap,
 		Dump:       reply.Dump,
 	}
-	if sent != nil {
-		c.inflight = nil // the server has it
-	}
-	c.hashes = slices.DeleteFunc(c.hashes, func(h HashReport) bool { return slices.Contains(hashes, h) })
 	if c.epoch != "" && reply.Epoch != c.epoch {
 		c.hashes = c.hashes[:0] // of a game that is gone
 		if !c.cfg.KeepQueueOnReset {
@@ -297,7 +322,7 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 		}
 	}
 	c.lastT, c.epoch, c.publicID = reply.T, reply.Epoch, reply.ID
-	return u, nil
+	return u
 }
 
 // dropQueue drops every event queued or in flight and returns how many.
@@ -452,6 +477,17 @@ func redact(err error, secret string) error {
 // ends, or an *Error when the server refuses the requests in a way that
 // retrying cannot change (such as a bad stream name or a full stream).
 func (c *Client) Run(ctx context.Context, fn func(Update)) error {
+	switch c.cfg.Transport {
+	case Poll:
+		return c.runPoll(ctx, fn)
+	case Push:
+		return c.runPush(ctx, fn, false)
+	}
+	return c.runPush(ctx, fn, true)
+}
+
+// runPoll is Run by polling.
+func (c *Client) runPoll(ctx context.Context, fn func(Update)) error {
 	failures := 0
 	for {
 		u, err := c.Sync(ctx)

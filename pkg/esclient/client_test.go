@@ -28,7 +28,9 @@ const secret = "s3cr3t-private-id"
 
 func newClient(t *testing.T, baseURL, privateID string, edit ...func(*esclient.Config)) *esclient.Client {
 	t.Helper()
-	cfg := esclient.Config{BaseURL: baseURL, Stream: "game", PrivateID: privateID, SyncInterval: 5 * time.Millisecond}
+	// These tests are of polling; push_test.go tests push.
+	cfg := esclient.Config{BaseURL: baseURL, Stream: "game", PrivateID: privateID, SyncInterval: 5 * time.Millisecond,
+		Transport: esclient.Poll}
 	for _, e := range edit {
 		e(&cfg)
 	}

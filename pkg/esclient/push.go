@@ -1,0 +1,331 @@
+package esclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// Transport says how Run exchanges with the server (docs/protocol.md,
+// "Push").
+type Transport int
+
+const (
+	// Auto pushes, and polls for a while when the server refuses push
+	// connections or they keep dropping; then it tries push again. The
+	// default.
+	Auto Transport = iota
+	// Poll syncs every SyncInterval, as v1 clients do.
+	Poll
+	// Push keeps a WebSocket open: each tick arrives as it is sealed.
+	Push
+)
+
+func (t Transport) String() string {
+	switch t {
+	case Poll:
+		return "poll"
+	case Push:
+		return "push"
+	}
+	return "auto"
+}
+
+// How Auto falls back to polling.
+const (
+	pushFailuresBeforePolling = 3                // connections in a row that end early
+	pushLivedLong             = 30 * time.Second // a connection that lasted this long was fine
+	pollBeforePushAgain       = 30 * time.Second
+	maxPushMessage            = 16 << 20
+)
+
+// runPush runs on push connections; with auto, it polls for a while when
+// they fail.
+func (c *Client) runPush(ctx context.Context, fn func(Update), auto bool) error {
+	failures := 0
+	for {
+		lived, err := c.pushOnce(ctx, fn)
+		if errors.Is(err, errRewound) {
+			continue // at once, from the new cursor
+		}
+		var se *Error
+		isErr := errors.As(err, &se)
+		// Refused: something that does not speak push answered (an old
+		// server, a proxy that does not upgrade).
+		refused := isErr && (se.Code == "" || se.Status == http.StatusNotFound ||
+			se.Status == http.StatusMethodNotAllowed || se.Status == http.StatusUpgradeRequired)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case isErr && !refused && !se.Retryable():
+			return err // the server will refuse this client however it comes
+		}
+		if lived >= pushLivedLong {
+			failures = 0
+		}
+		failures++
+		if auto && (refused || failures >= pushFailuresBeforePolling) {
+			c.log.Warn("push failed; polling for a while", slog.String("stream", c.cfg.Stream), slog.Any("error", err))
+			pctx, cancel := context.WithTimeout(ctx, pollBeforePushAgain)
+			err := c.runPoll(pctx, fn)
+			cancel()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			failures = 0
+			continue
+		}
+		wait := c.backoff(failures, restarting(err))
+		if se != nil && se.RetryAfter > 0 {
+			wait = se.RetryAfter
+		}
+		c.log.Warn("push connection ended; reconnecting", slog.String("stream", c.cfg.Stream),
+			slog.Int("failures", failures), slog.Duration("wait", wait), slog.Any("error", err))
+		if !sleepCtx(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// errRewound ends a push connection whose cursor Rewind moved.
+var errRewound = errors.New("esclient: rewound")
+
+// pushMessage is one message from the server, read on the connection's
+// goroutine.
+type pushMessage struct {
+	update *Update
+	err    error
+}
+
+// pushOnce runs one push connection until it ends, and returns how long
+// it lived and why it ended.
+func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, error) {
+	c.mu.Lock()
+	target := "ws" + strings.TrimPrefix(c.prefix, "http") + strconv.FormatInt(c.lastT, 10)
+	if c.epoch != "" {
+		target += "?epoch=" + c.epoch
+	}
+	gen := c.rewinds
+	c.mu.Unlock()
+	dctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
+	hc := *c.http
+	hc.Timeout = 0 // the connection outlives the handshake
+	conn, resp, err := websocket.Dial(dctx, target, &websocket.DialOptions{HTTPClient: &hc})
+	cancel()
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			return 0, replyError(resp, data)
+		}
+		return 0, redact(err, c.cfg.PrivateID)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(maxPushMessage)
+	start := time.Now()
+
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	msgs := make(chan pushMessage, 64)
+	go c.readPush(cctx, conn, gen, msgs)
+
+	ready := false  // the first reply came: the epoch is known
+	var sent *batch // the batch sent on this connection, not acknowledged yet
+	var retryAt time.Time
+	tick := time.NewTicker(c.cfg.SyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			conn.Close(websocket.StatusNormalClosure, "")
+			return time.Since(start), ctx.Err()
+		case m := <-msgs:
+			if m.err != nil {
+				var se *Error
+				if errors.As(m.err, &se) {
+					if se.Retryable() {
+						retryAt = time.Now().Add(max(se.RetryAfter, c.cfg.SyncInterval))
+						sent = nil // sent again after the wait, with its id
+						continue
+					}
+					conn.Close(websocket.StatusNormalClosure, "")
+				}
+				return time.Since(start), m.err
+			}
+			if m.update != nil {
+				ready = true
+				fn(*m.update)
+			}
+			c.mu.Lock()
+			if sent != nil && c.inflight != sent {
+				sent = nil // acknowledged (or dropped with its epoch)
+			}
+			c.mu.Unlock()
+		case <-tick.C:
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		rewound := c.rewinds != gen
+		c.mu.Unlock()
+		if rewound { // the cursor moved back: open again from it
+			conn.Close(websocket.StatusNormalClosure, "")
+			return time.Since(start), errRewound
+		}
+		if !ready || time.Now().Before(retryAt) {
+			continue
+		}
+		body := c.nextPush(sent)
+		if body == nil {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
+		err := conn.Write(wctx, websocket.MessageText, body.data)
+		cancel()
+		if err != nil {
+			return time.Since(start), redact(err, c.cfg.PrivateID)
+		}
+		if body.batch != nil {
+			sent = body.batch
+		}
+	}
+}
+
+type pushBody struct {
+	data  []byte
+	batch *batch
+}
+
+// nextPush returns the message to send, if any: the batch in flight (once
+// per connection), or a new one, with the hash reports due.
+func (c *Client) nextPush(sent *batch) *pushBody {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight == nil && len(c.queue) > 0 {
+		c.inflight = c.takeBatch()
+	}
+	var hashes []HashReport
+	for _, h := range c.hashes {
+		if h.T < c.lastT {
+			hashes = append(hashes, h)
+		}
+	}
+	b := c.inflight
+	if b == sent {
+		b = nil // sent on this connection: waiting for its acknowledgement
+	}
+	if b == nil && len(hashes) == 0 {
+		return nil
+	}
+	c.hashes = c.hashes[len(hashes):] // reports are best effort: not sent twice
+	return &pushBody{data: encodeRequest(b, hashes), batch: b}
+}
+
+// readPush reads the connection's messages: replies become Updates (the
+// cursor moves as they are read, in order), acknowledgements forget their
+// batch, errors end in msgs.
+func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, gen int, msgs chan<- pushMessage) {
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			deliver(ctx, msgs, pushMessage{err: redact(err, c.cfg.PrivateID)})
+			return
+		}
+		switch {
+		case bytes.HasPrefix(data, []byte(`{"batch":`)):
+			var ack struct {
+				Batch string `json:"batch"`
+			}
+			if json.Unmarshal(data, &ack) == nil {
+				c.mu.Lock()
+				if c.inflight != nil && c.inflight.id == ack.Batch {
+					c.inflight = nil // applied
+				}
+				c.mu.Unlock()
+			}
+			deliver(ctx, msgs, pushMessage{})
+		case bytes.HasPrefix(data, []byte(`{"error":`)):
+			var wire struct {
+				Error struct {
+					protocol.ErrorBody
+					RetryAfter int `json:"retryAfter"`
+				} `json:"error"`
+			}
+			e := &Error{Status: http.StatusBadRequest, Message: string(data)}
+			if json.Unmarshal(data, &wire) == nil {
+				e.Code, e.Message = wire.Error.Code, wire.Error.Message
+				e.Status = statusOf(e.Code)
+				e.RetryAfter = time.Duration(wire.Error.RetryAfter) * time.Second
+			}
+			deliver(ctx, msgs, pushMessage{err: e})
+		default:
+			var reply wireReply
+			if err := decodeReply(data, &reply); err != nil || reply.Events == nil || reply.ID == "" || reply.Epoch == "" {
+				deliver(ctx, msgs, pushMessage{err: errors.New("esclient: a push message is not a sync reply")})
+				return
+			}
+			c.mu.Lock()
+			if c.rewinds != gen {
+				c.mu.Unlock()
+				deliver(ctx, msgs, pushMessage{}) // stale: the loop opens again
+				return
+			}
+			u := c.received(&reply)
+			c.mu.Unlock()
+			if !deliver(ctx, msgs, pushMessage{update: &u}) {
+				return
+			}
+		}
+	}
+}
+
+// deliver hands m to the connection's loop, unless it has ended.
+func deliver(ctx context.Context, msgs chan<- pushMessage, m pushMessage) bool {
+	select {
+	case msgs <- m:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// statusOf returns the HTTP status the protocol gives an error code, for
+// errors that come as push messages.
+func statusOf(code string) int {
+	switch code {
+	case protocol.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case protocol.CodeServerFull, protocol.CodeServerBusy, protocol.CodeStoreUnavailable, protocol.CodeStoreUnknown:
+		return http.StatusServiceUnavailable
+	case protocol.CodeStreamFull, protocol.CodeSnapshotMismatch:
+		return http.StatusConflict
+	case protocol.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case protocol.CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
