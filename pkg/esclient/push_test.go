@@ -1,0 +1,188 @@
+package esclient_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/apitest"
+	"github.com/goeventstream/eventstream/internal/stream"
+	"github.com/goeventstream/eventstream/pkg/esclient"
+)
+
+// connCutter is a TCP proxy whose connections can all be cut at once.
+type connCutter struct {
+	l       net.Listener
+	backend string
+	mu      sync.Mutex
+	conns   []net.Conn
+}
+
+func newConnCutter(t *testing.T, backend string) *connCutter {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	d := &connCutter{l: l, backend: backend}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			d.mu.Lock()
+			d.conns = append(d.conns, c, b)
+			d.mu.Unlock()
+			go func() { _, _ = io.Copy(b, c); b.Close() }()
+			go func() { _, _ = io.Copy(c, b); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); d.drop() })
+	return d
+}
+
+func (d *connCutter) drop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		c.Close()
+	}
+	d.conns = nil
+}
+
+func (d *connCutter) url() string { return "http://" + d.l.Addr().String() }
+
+// played reads the whole stream as a fresh client, and returns the bodies
+// of its "move" events in order.
+func played(t *testing.T, url string) []string {
+	t.Helper()
+	r := newClient(t, url, "reader-"+fmt.Sprint(time.Now().UnixNano()))
+	var moves []string
+	for {
+		u, err := r.Sync(context.Background())
+		require.NoError(t, err)
+		for _, e := range u.Events {
+			if e.Type == "move" {
+				moves = append(moves, e.Body)
+			}
+		}
+		if !u.More {
+			return moves
+		}
+	}
+}
+
+// TestPushExactlyOnceAcrossDroppedConnections: a push client sends events
+// while its connections are cut again and again; every event is in the
+// stream once, in the order sent, and the client receives every event of
+// the stream once, in order.
+func TestPushExactlyOnceAcrossDroppedConnections(t *testing.T) {
+	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), nil)
+	proxy := newConnCutter(t, strings.TrimPrefix(srv.URL, "http://"))
+	c := newClient(t, proxy.url(), "pusher", withHTTP(httpClient(t)), func(c *esclient.Config) {
+		c.Transport = esclient.Push
+		c.SyncInterval = 20 * time.Millisecond
+		c.MaxBackoff = 50 * time.Millisecond
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var got []string
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(ctx, func(u esclient.Update) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range u.Events {
+				if e.Type == "move" {
+					got = append(got, e.Body)
+				}
+			}
+		})
+	}()
+	var want []string
+	for i := range 60 {
+		body := fmt.Sprint(i)
+		require.NoError(t, c.Send("move", body))
+		want = append(want, body)
+		time.Sleep(10 * time.Millisecond) // a player's pace; nothing is timed by it
+		if i%15 == 7 {
+			proxy.drop()
+		}
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return c.Pending() == 0 && len(got) >= len(want)
+	}, 15*time.Second, 20*time.Millisecond)
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+	assert.Equal(t, want, played(t, srv.URL), "in the stream once each, in order")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, want, got, "received once each, in order")
+}
+
+// TestAutoPollsWhenPushIsRefused: behind something that does not upgrade,
+// Auto polls, and the game goes on.
+func TestAutoPollsWhenPushIsRefused(t *testing.T) {
+	var upgrades atomic.Int32
+	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") != "" {
+				upgrades.Add(1)
+				http.Error(w, "no websockets here", http.StatusUpgradeRequired)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	c := newClient(t, srv.URL, "player", withHTTP(httpClient(t)), func(c *esclient.Config) { c.Transport = esclient.Auto })
+	require.NoError(t, c.Send("move", "x"))
+	moves := 0
+	require.NoError(t, runUntil(t, c, func(u esclient.Update) bool {
+		for _, e := range u.Events {
+			if e.Type == "move" {
+				moves++
+			}
+		}
+		return moves == 1
+	}))
+	assert.Equal(t, int32(1), upgrades.Load(), "asked once, then polled")
+}
+
+// TestPushDeliversWithinTicks: with push, another client's event arrives
+// within a few ticks, where polling at 200 ms would take up to 200 ms more.
+func TestPushDeliversWithinTicks(t *testing.T) {
+	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), nil)
+	recv := newClient(t, srv.URL, "receiver", withHTTP(httpClient(t)), func(c *esclient.Config) {
+		c.Transport = esclient.Push
+		c.SyncInterval = time.Hour // only pushes can bring anything
+	})
+	send := newClient(t, srv.URL, "sender", withHTTP(httpClient(t)))
+	_, err := send.Sync(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, send.Send("move", "hello"))
+	_, err = send.Sync(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, runUntil(t, recv, func(u esclient.Update) bool {
+		for _, e := range u.Events {
+			if e.Body == "hello" {
+				return true
+			}
+		}
+		return false
+	}))
+}
