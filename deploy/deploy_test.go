@@ -8,6 +8,7 @@ package deploy_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -498,6 +499,23 @@ func TestLoadBalancerConfig(t *testing.T) {
 		assert.GreaterOrEqual(t, reply.T, last)
 		last = reply.T
 	}
+
+	// A push connection goes through, and is kept: a second push comes.
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", lbPort))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "GET /foo/me/%d HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", last)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	var got []byte
+	buf := make([]byte, 4096)
+	for bytes.Count(got, []byte(`"epoch"`)) < 2 {
+		n, err := conn.Read(buf)
+		require.NoError(t, err, "read so far: %q", got)
+		got = append(got, buf[:n]...)
+	}
+	assert.True(t, bytes.HasPrefix(got, []byte("HTTP/1.1 101")), "upgraded: %q", got)
 }
 
 func TestPrometheusConfigLoads(t *testing.T) {
