@@ -115,18 +115,25 @@ func (b *bench) streamName(s int) string { return fmt.Sprintf("%s-%d", b.cfg.Pre
 // esbench adds no client beyond -clients to a stream.
 func (b *bench) privateID(idx int) string { return fmt.Sprintf("%s-c%d", b.cfg.Prefix, idx) }
 
-// client returns a client of stream s with a connection of its own.
-func (b *bench) client(s int, id string, from int64) (*esclient.Client, error) {
+// client returns a client of stream s with a connection of its own; with
+// push, a push connection.
+func (b *bench) client(s int, id string, from int64, push bool) (*esclient.Client, error) {
 	t := &directTransport{addr: b.addr, timeout: b.cfg.Timeout, bytes: &b.bytes}
 	b.tmu.Lock()
 	b.transports = append(b.transports, t)
 	b.tmu.Unlock()
-	return esclient.New(esclient.Config{
+	cfg := esclient.Config{
 		BaseURL: b.cfg.URL, Stream: b.streamName(s), PrivateID: id,
 		// No http.Client.Timeout: it costs a timer per request; the
 		// transport sets the connection's deadline instead.
 		HTTPClient: &http.Client{Transport: t}, FromTick: from, MaxBackoff: time.Second,
-	})
+		Transport: esclient.Poll,
+	}
+	if push {
+		cfg.Transport = esclient.Push
+		cfg.HTTPClient = &http.Client{} // a WebSocket: net/http's own transport
+	}
+	return esclient.New(cfg)
 }
 
 func (b *bench) closeTransports() {
@@ -148,7 +155,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return nil
 	}
 	err := b.eachStream(func(s int) error {
-		w, err := b.client(s, b.privateID(s*b.cfg.Clients), 0)
+		w, err := b.client(s, b.privateID(s*b.cfg.Clients), 0, false)
 		if err != nil {
 			return err
 		}
@@ -188,7 +195,7 @@ func (b *bench) setup(ctx context.Context) error {
 	for s := range b.cfg.Streams {
 		for c := range b.cfg.Clients {
 			idx := s*b.cfg.Clients + c
-			cl, err := b.client(s, b.privateID(idx), b.heads[s])
+			cl, err := b.client(s, b.privateID(idx), b.heads[s], b.cfg.Transport == "push")
 			if err != nil {
 				return err
 			}
@@ -297,6 +304,10 @@ func (w *worker) loop(ctx context.Context, start time.Time) {
 	if !sleep(ctx, time.Until(due)) {
 		return
 	}
+	if w.b.cfg.Transport == "push" {
+		w.push(ctx, interval)
+		return
+	}
 	for w.failed == nil {
 		from := time.Now()
 		if interval > 0 {
@@ -319,6 +330,37 @@ func (w *worker) loop(ctx context.Context, start time.Time) {
 			more = w.sync(ctx, from)
 		}
 		due = due.Add(interval)
+	}
+}
+
+// push runs the client on a push connection, queueing its events at its
+// pace; every push received counts as a sync.
+func (w *worker) push(ctx context.Context, interval time.Duration) {
+	done := make(chan error, 1)
+	go func() {
+		done <- w.c.Run(ctx, func(u esclient.Update) {
+			recording := w.b.recording.Load()
+			w.b.syncs.Add(1)
+			if recording {
+				w.syncs++
+			}
+			w.receive(u, recording)
+		})
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				w.failed = err
+			}
+			return
+		case <-t.C:
+			if w.rng.Float64() < w.b.cfg.EventShare {
+				w.send()
+			}
+		}
 	}
 }
 

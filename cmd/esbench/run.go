@@ -38,6 +38,7 @@ type config struct {
 	Timeout    time.Duration
 	CPUProfile string
 	Hashes     bool   // clients report a state hash at every checkpoint
+	Transport  string // poll or push
 	MetricsURL string // the server's /metrics, for its CPU time
 }
 
@@ -60,6 +61,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "HTTP timeout of one sync")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write esbench's own CPU profile of the measurement to `file`")
+	fs.StringVar(&c.Transport, "transport", "poll", "how clients exchange: poll (a sync every 1/-rate s) or push (a WebSocket each; -rate paces their events)")
 	fs.BoolVar(&c.Hashes, "hashes", false, "clients report a state hash at every checkpoint, as gamesim does (all the same: no desync)")
 	fs.StringVar(&c.MetricsURL, "metrics-url", "", "the server's /metrics (default -url/metrics), read for its CPU time per sync; \"off\" reads none")
 	if err := fs.Parse(args); err != nil {
@@ -82,6 +84,10 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-from must be zero or head")
 	case c.Preload < 0:
 		return c, errors.New("-preload must not be negative")
+	case c.Transport != "poll" && c.Transport != "push":
+		return c, errors.New("-transport must be poll or push")
+	case c.Transport == "push" && c.Rate <= 0:
+		return c, errors.New("-transport push needs a -rate: it paces the clients' events")
 	}
 	if c.Prefix == "" {
 		c.Prefix = "esbench-" + uuid.NewString()[:8]

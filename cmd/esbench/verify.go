@@ -68,7 +68,7 @@ func (b *bench) readStreams(ctx context.Context) (refs [][]esclient.Event, refT 
 	refs = make([][]esclient.Event, b.cfg.Streams)
 	refT = make([]int64, b.cfg.Streams)
 	err = b.eachStream(func(s int) error {
-		r, err := b.client(s, b.privateID(s*b.cfg.Clients), 0)
+		r, err := b.client(s, b.privateID(s*b.cfg.Clients), 0, false)
 		if err != nil {
 			return err
 		}

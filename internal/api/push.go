@@ -63,6 +63,10 @@ const (
 // that a connection a little behind is served from memory.
 const pushWindow = 64
 
+// quietPush is the longest a connection goes without a push while ticks
+// pass with no events.
+const quietPush = 100 * time.Millisecond
+
 // pusher holds the push connections of a Server.
 type pusher struct {
 	srv   *Server
@@ -262,8 +266,15 @@ func (p *pusher) leave(s *pushStream, c *pushConn) {
 // loop reads the stream's new ticks once a tick, for every connection.
 func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRate int) {
 	tick := time.Second / time.Duration(max(tickRate, 1))
-	t := time.NewTicker(tick)
+	// Read twice a tick: a tick is pushed within half a tick of its end
+	// (the loop does not know where ticks begin); a read that finds the
+	// same tick in progress sends nothing.
+	t := time.NewTicker(tick / 2)
 	defer t.Stop()
+	// An empty tick is told at least every quietPush: clients learn that
+	// time moves on, in fewer messages.
+	quiet := 0
+	quietTicks := int(max(quietPush/tick, 1)) // counted in new ticks read
 	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
 	for {
 		select {
@@ -294,6 +305,11 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 			if len(s.window) > pushWindow {
 				s.window = slices.Delete(s.window, 0, len(s.window)-pushWindow)
 			}
+			if quiet++; len(sl.events) == 0 && quiet < quietTicks && !more {
+				s.mu.Unlock()
+				continue
+			}
+			quiet = 0
 			for c := range s.conns {
 				select {
 				case c.notify <- struct{}{}:
@@ -365,16 +381,32 @@ func (s *pushStream) next(req stream.SyncRequest) (*stream.SyncResult, int64) {
 		return nil, req.LastKnownTick
 	}
 	newest := s.window[len(s.window)-1].t
-	for _, sl := range s.window {
+	for i, sl := range s.window {
 		fresh := sl.epoch != req.Epoch && sl.from == 0 // the stream started anew
-		if fresh || (sl.epoch == req.Epoch && sl.from <= req.LastKnownTick && req.LastKnownTick < sl.t) {
-			events := sl.events
-			if !fresh {
-				events = eventsFrom(events, req.LastKnownTick)
-			}
-			return &stream.SyncResult{T: sl.t, Epoch: sl.epoch, TickRate: sl.tickRate, Events: events,
-				Checkpoint: sl.ckpt, Base: sl.base}, newest
+		if !fresh && (sl.epoch != req.Epoch || sl.from > req.LastKnownTick || req.LastKnownTick >= sl.t) {
+			continue
 		}
+		events := sl.events
+		if !fresh {
+			events = eventsFrom(events, req.LastKnownTick)
+		}
+		res := &stream.SyncResult{T: sl.t, Epoch: sl.epoch, TickRate: sl.tickRate, Events: events,
+			Checkpoint: sl.ckpt, Base: sl.base}
+		// What follows is coalesced into the same message, a page at most.
+		for _, more := range s.window[i+1:] {
+			if more.epoch != res.Epoch || more.from != res.T || len(res.Events)+len(more.events) > s.p.srv.limits.MaxReplyBytes {
+				break
+			}
+			if len(more.events) > 0 {
+				if len(res.Events) > 0 {
+					res.Events = append(append(slices.Clip(res.Events), ','), more.events...)
+				} else {
+					res.Events = more.events
+				}
+			}
+			res.T, res.Checkpoint = more.t, more.ckpt
+		}
+		return res, newest
 	}
 	if s.window[0].epoch != req.Epoch {
 		return nil, req.LastKnownTick // the new incarnation is not read yet

@@ -493,15 +493,18 @@ func (c *Client) runPoll(ctx context.Context, fn func(Update)) error {
 		u, err := c.Sync(ctx)
 		var wait time.Duration
 		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
 		case err == nil:
 			failures = 0
-			fn(u)
+			fn(u) // even when ctx ended meanwhile: the cursor has moved past it
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			if u.More {
 				continue
 			}
 			wait = c.cfg.SyncInterval
+		case ctx.Err() != nil:
+			return ctx.Err()
 		default:
 			var se *Error
 			if errors.As(err, &se) && !se.Retryable() {

@@ -118,8 +118,8 @@ var errRewound = errors.New("esclient: rewound")
 // pushMessage is one message from the server, read on the connection's
 // goroutine.
 type pushMessage struct {
-	update *Update
-	err    error
+	reply *wireReply // a sync reply
+	err   error
 }
 
 // pushOnce runs one push connection until it ends, and returns how long
@@ -151,7 +151,7 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
 	msgs := make(chan pushMessage, 64)
-	go c.readPush(cctx, conn, gen, msgs)
+	go c.readPush(cctx, conn, msgs)
 
 	ready := false  // the first reply came: the epoch is known
 	var sent *batch // the batch sent on this connection, not acknowledged yet
@@ -176,9 +176,19 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 				}
 				return time.Since(start), m.err
 			}
-			if m.update != nil {
+			if m.reply != nil {
+				// The cursor moves when the Update is handed over, not
+				// before: one read but not delivered would be lost.
+				c.mu.Lock()
+				if c.rewinds != gen {
+					c.mu.Unlock()
+					conn.Close(websocket.StatusNormalClosure, "")
+					return time.Since(start), errRewound
+				}
+				u := c.received(m.reply)
+				c.mu.Unlock()
 				ready = true
-				fn(*m.update)
+				fn(u)
 			}
 			c.mu.Lock()
 			if sent != nil && c.inflight != sent {
@@ -244,10 +254,9 @@ func (c *Client) nextPush(sent *batch) *pushBody {
 	return &pushBody{data: encodeRequest(b, hashes), batch: b}
 }
 
-// readPush reads the connection's messages: replies become Updates (the
-// cursor moves as they are read, in order), acknowledgements forget their
-// batch, errors end in msgs.
-func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, gen int, msgs chan<- pushMessage) {
+// readPush reads the connection's messages: replies and errors go to
+// msgs, in order; acknowledgements forget their batch.
+func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, msgs chan<- pushMessage) {
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {
@@ -287,15 +296,7 @@ func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, gen int, ms
 				deliver(ctx, msgs, pushMessage{err: errors.New("esclient: a push message is not a sync reply")})
 				return
 			}
-			c.mu.Lock()
-			if c.rewinds != gen {
-				c.mu.Unlock()
-				deliver(ctx, msgs, pushMessage{}) // stale: the loop opens again
-				return
-			}
-			u := c.received(&reply)
-			c.mu.Unlock()
-			if !deliver(ctx, msgs, pushMessage{update: &u}) {
+			if !deliver(ctx, msgs, pushMessage{reply: &reply}) {
 				return
 			}
 		}
