@@ -199,6 +199,9 @@ func (c *Client) PublicID() string {
 	return c.publicID
 }
 
+// Transport returns how Run exchanges with the server.
+func (c *Client) Transport() Transport { return c.cfg.Transport }
+
 // Epoch returns the epoch of the stream as of the last sync, or "" before
 // the first.
 func (c *Client) Epoch() string {

@@ -138,11 +138,17 @@ var (
 type Config struct {
 	// CatchUpThreshold is how many ticks behind the last t received the
 	// Driver may be before it catches up faster than the tick rate. Zero
-	// means DefaultCatchUpThreshold (one sync).
+	// means adaptive when the client pushes (esclient's Push or Auto
+	// transport): the largest gap, in ticks, between the last few updates
+	// that arrived, at least 1 and at most DefaultCatchUpThreshold, so the
+	// simulation runs as close to the newest tick as the network's jitter
+	// allows; and DefaultCatchUpThreshold (one sync) when it polls.
 	CatchUpThreshold int
 	// MaxTicksPerUpdate bounds the ticks one call of Update processes, so
 	// that a frame never stalls. Zero means DefaultMaxTicksPerUpdate.
 	MaxTicksPerUpdate int
+	fixedThreshold    bool // CatchUpThreshold was given: not adaptive
+
 	// RecordHashes makes the Driver keep the state hash of the last
 	// RecordHashes ticks processed (see Hashes); the Sim must implement
 	// StateHasher. Zero records none.
@@ -190,9 +196,14 @@ type Driver struct {
 	buf      []esclient.Event // received, not yet processed, in order
 	knownT   int64            // every tick below is final
 	tickRate int
-	reset    bool               // the stream restarted from _a: process from tick 0 again
-	liveFrom int64              // the t of the first whole reply of the epoch; MaxInt64 before
-	netCkpt  int64              // the checkpoint interval the server gave
+	reset    bool       // the stream restarted from _a: process from tick 0 again
+	liveFrom int64      // the t of the first whole reply of the epoch; MaxInt64 before
+	netCkpt  int64      // the checkpoint interval the server gave
+	arrived  time.Time  // when the last whole update arrived
+	gaps     [8]float64 // the gaps between the last updates, in ticks
+	gapNext  int
+	adaptive int                // the catch-up threshold the gaps give; 0 until known
+	now      func() time.Time   // tells the time of arrivals; tests set it
 	restore  *esclient.Snapshot // to load before the next tick
 	resync   bool               // an "_x" named this client: reload the snapshot
 	resyncs  int
@@ -217,6 +228,8 @@ func New(client *esclient.Client, sim Sim, cfg Config) *Driver {
 func newDriver(sim Sim, cfg Config) *Driver {
 	if cfg.CatchUpThreshold <= 0 {
 		cfg.CatchUpThreshold = DefaultCatchUpThreshold
+	} else {
+		cfg.fixedThreshold = true
 	}
 	if cfg.MaxTicksPerUpdate <= 0 {
 		cfg.MaxTicksPerUpdate = DefaultMaxTicksPerUpdate
@@ -224,7 +237,7 @@ func newDriver(sim Sim, cfg Config) *Driver {
 	cfg.RecordHashes = max(cfg.RecordHashes, 0)
 	src := rand.NewPCG(0, 0)
 	d := &Driver{sim: sim, cfg: cfg, src: src, rng: rand.New(src), tick: -1, tickRate: 20,
-		live: math.MaxInt64, liveFrom: math.MaxInt64}
+		live: math.MaxInt64, liveFrom: math.MaxInt64, now: time.Now}
 	if cfg.RecordHashes > 0 {
 		d.hasher, _ = sim.(StateHasher)
 	}

@@ -64,8 +64,12 @@ func (d *Driver) due(now time.Time, tickDur time.Duration) int {
 	available := int(max(d.knownT-d.next, 0)) // ticks below the last t received
 	byClock := int(d.acc / tickDur)
 	n := min(byClock, available)
-	if behind := available - n; behind > d.cfg.CatchUpThreshold {
-		n += behind - d.cfg.CatchUpThreshold // catch up to within the threshold
+	threshold := d.cfg.CatchUpThreshold
+	if d.adaptive > 0 {
+		threshold = d.adaptive
+	}
+	if behind := available - n; behind > threshold {
+		n += behind - threshold // catch up to within the threshold
 	}
 	n = min(n, d.cfg.MaxTicksPerUpdate)
 
@@ -205,4 +209,26 @@ func (d *Driver) receive(ctx context.Context, u esclient.Update) {
 	if u.TickRate > 0 {
 		d.tickRate = u.TickRate
 	}
+	d.measureJitter(u)
+}
+
+// measureJitter keeps the gaps between the updates that arrive, and sets
+// the adaptive catch-up threshold from the largest: updates pushed every
+// tick give 1, every 100 ms 2, polls every 200 ms 4. d.mu must be held.
+func (d *Driver) measureJitter(u esclient.Update) {
+	if d.cfg.fixedThreshold || d.client == nil || d.client.Transport() == esclient.Poll || u.More {
+		return
+	}
+	now := d.now()
+	if !d.arrived.IsZero() {
+		tick := time.Second / time.Duration(d.tickRate)
+		d.gaps[d.gapNext] = float64(now.Sub(d.arrived)) / float64(tick)
+		d.gapNext = (d.gapNext + 1) % len(d.gaps)
+		worst := 0.0
+		for _, g := range d.gaps {
+			worst = max(worst, g)
+		}
+		d.adaptive = min(max(int(math.Ceil(worst)), 1), DefaultCatchUpThreshold)
+	}
+	d.arrived = now
 }

@@ -2,6 +2,7 @@ package gamesim
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,4 +70,39 @@ func TestPacingRestartsOnReset(t *testing.T) {
 	d.Update(t0.Add(21 * tick))
 	assert.Equal(t, int64(1), d.Tick(), "the new stream is processed from tick 0")
 	assert.Equal(t, 2, sim.resets)
+}
+
+// TestPushedUpdatesRunCloser: a Driver fed by a push client keeps only as
+// many ticks in hand as the gaps between updates need (1 when they come
+// every tick), where a polling one keeps DefaultCatchUpThreshold.
+func TestPushedUpdatesRunCloser(t *testing.T) {
+	for _, tt := range []struct {
+		transport esclient.Transport
+		gap       time.Duration
+		want      int64 // ticks the Driver stays behind the last t
+	}{
+		{esclient.Push, tick, 1},
+		{esclient.Auto, 2 * tick, 2},
+		{esclient.Push, 200 * time.Millisecond, DefaultCatchUpThreshold},
+		{esclient.Poll, tick, DefaultCatchUpThreshold},
+	} {
+		t.Run(fmt.Sprintf("%v every %v", tt.transport, tt.gap), func(t *testing.T) {
+			c, err := esclient.New(esclient.Config{BaseURL: "http://x", Stream: "s", PrivateID: "p", Transport: tt.transport})
+			require.NoError(t, err)
+			d := newDriver(&nopSim{}, Config{})
+			d.client = c
+			now := t0
+			d.now = func() time.Time { return now }
+			d.receive(context.Background(), update(1, esclient.Event{T: 0, Type: esclient.TypeReset, Origin: "_", Body: "e"}))
+			ticks := int64(tt.gap / tick)
+			for k := int64(1); k <= 10; k++ {
+				now = now.Add(tt.gap)
+				d.receive(context.Background(), update(1+k*ticks))
+			}
+			d.mu.Lock()
+			n := d.due(now, tick) // the first frame: no time has passed, only catching up
+			d.mu.Unlock()
+			assert.Equal(t, tt.want, d.knownT-d.next-int64(n), "ticks in hand")
+		})
+	}
 }
