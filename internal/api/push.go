@@ -195,13 +195,11 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 
 	s := p.join(c, res)
 	defer p.leave(s, c)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); defer cancel(); p.read(ctx, c) }()
-	go func() { defer wg.Done(); defer cancel(); p.keepAlive(ctx, c) }()
+	read := make(chan struct{})
+	go func() { defer close(read); defer cancel(); p.read(ctx, c) }()
 	p.write(ctx, s, c)
 	cancel()
-	wg.Wait()
+	<-read
 }
 
 // send writes res as one push message and moves c's cursor past it.
@@ -335,10 +333,17 @@ func (s *pushStream) closeAll(code websocket.StatusCode, reason string) {
 // joined, or fell behind the window).
 func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 	maxLag := int64(p.cfg.MaxLag.Seconds() * float64(c.tickRate(s)))
+	ping := time.NewTicker(p.cfg.PingInterval)
+	defer ping.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ping.C:
+			if !p.keepAlive(ctx, c) {
+				return
+			}
+			continue
 		case <-c.notify:
 		}
 		for {
@@ -491,32 +496,24 @@ func (p *pusher) sendError(ctx context.Context, c *pushConn, err error) {
 	_ = c.ws.Write(ctx, websocket.MessageText, b)
 }
 
-// keepAlive pings c and refreshes its presence every PingInterval; a
-// client that answers no ping is closed.
-func (p *pusher) keepAlive(ctx context.Context, c *pushConn) {
-	t := time.NewTicker(p.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, p.cfg.PingInterval)
-		err := c.ws.Ping(pctx)
-		cancel()
-		if err != nil {
-			c.ws.CloseNow()
-			return
-		}
-		req := c.at() // an empty sync: heard from
-		res, err := p.srv.store.Sync(ctx, &req)
-		if err != nil {
-			p.srv.log.Debug("push presence", zap.String("stream", req.Stream), zap.Error(err))
-			continue
-		}
-		c.ask(res)
+// keepAlive pings c and refreshes its presence, every PingInterval. It
+// reports false when c answers no ping: it is closed.
+func (p *pusher) keepAlive(ctx context.Context, c *pushConn) bool {
+	pctx, cancel := context.WithTimeout(ctx, p.cfg.PingInterval)
+	err := c.ws.Ping(pctx)
+	cancel()
+	if err != nil {
+		c.ws.CloseNow()
+		return false
 	}
+	req := c.at() // an empty sync: heard from
+	res, err := p.srv.store.Sync(ctx, &req)
+	if err != nil {
+		p.srv.log.Debug("push presence", zap.String("stream", req.Stream), zap.Error(err))
+		return true
+	}
+	c.ask(res)
+	return true
 }
 
 // close closes every push connection with going away and waits for them.
