@@ -63,6 +63,9 @@ const (
 // that a connection a little behind is served from memory.
 const pushWindow = 64
 
+// pongWait is how long a client has to answer a ping.
+const pongWait = 10 * time.Second
+
 // quietPush is the longest a connection goes without a push while ticks
 // pass with no events.
 const quietPush = 100 * time.Millisecond
@@ -496,16 +499,20 @@ func (p *pusher) sendError(ctx context.Context, c *pushConn, err error) {
 	_ = c.ws.Write(ctx, websocket.MessageText, b)
 }
 
-// keepAlive pings c and refreshes its presence, every PingInterval. It
-// reports false when c answers no ping: it is closed.
+// keepAlive pings c and refreshes its presence, every PingInterval. A
+// client that answers no ping within pongWait is closed. It reports
+// whether c is still open.
 func (p *pusher) keepAlive(ctx context.Context, c *pushConn) bool {
-	pctx, cancel := context.WithTimeout(ctx, p.cfg.PingInterval)
-	err := c.ws.Ping(pctx)
-	cancel()
-	if err != nil {
-		c.ws.CloseNow()
+	if ctx.Err() != nil {
 		return false
 	}
+	go func() { // the pong comes through the reader: not waited for here
+		pctx, cancel := context.WithTimeout(ctx, pongWait)
+		defer cancel()
+		if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil {
+			c.ws.CloseNow()
+		}
+	}()
 	req := c.at() // an empty sync: heard from
 	res, err := p.srv.store.Sync(ctx, &req)
 	if err != nil {

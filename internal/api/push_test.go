@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -148,4 +149,49 @@ func TestPushGoingAway(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestPushPresence: an open push connection keeps its client connected
+// however long it sends nothing (the server's pings refresh its presence);
+// a client that reconnects within the client timeout gets no _d and no
+// second _c.
+func TestPushPresence(t *testing.T) {
+	h, url := pushHarness(t, func(a *api.Config, _ *stream.Config) {
+		a.Push = api.DefaultPushConfig()
+		a.Push.PingInterval = 20 * time.Millisecond
+	})
+	c := dial(t, url+"/s/alice/0")
+	first := next(t, c, func(protocol.SyncReply) bool { return true })
+	ctx := context.Background()
+	reading := make(chan struct{})
+	go func() { // a client reads all the time: pongs go out as it does
+		defer close(reading)
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	for range 12 { // 12 s of the store's time, each second with pings
+		h.clock.Advance(time.Second)
+		time.Sleep(100 * time.Millisecond) // real time for a few pings; nothing is timed by it
+		_, err := h.store.Sweep(ctx)
+		require.NoError(t, err)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	<-reading
+	h.clock.Advance(5 * time.Second) // back within the client timeout
+	c = dial(t, url+"/s/alice/"+fmt.Sprint(first.T))
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	h.clock.Advance(time.Second)
+	_, err := h.store.Sweep(ctx)
+	require.NoError(t, err)
+
+	var presence []string
+	for _, e := range h.all("s", "reader") {
+		if e.Type == protocol.TypeConnect || e.Type == protocol.TypeDisconnect {
+			presence = append(presence, e.Type+e.Body)
+		}
+	}
+	assert.Equal(t, []string{"_c1"}, presence, "alice connected once and was never disconnected")
 }
