@@ -51,7 +51,6 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // recorder is the receiver's Sim: it records how long events took.
 type recorder struct {
-	self string
 	mu   sync.Mutex
 	lat  []time.Duration
 }
