@@ -51,8 +51,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // recorder is the receiver's Sim: it records how long events took.
 type recorder struct {
-	mu   sync.Mutex
-	lat  []time.Duration
+	mu  sync.Mutex
+	lat []time.Duration
 }
 
 func (*recorder) OnReset(*gamesim.Driver, gamesim.Reset) {}
