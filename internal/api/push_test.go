@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,4 +195,23 @@ func TestPushPresence(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"_c1"}, presence, "alice connected once and was never disconnected")
+}
+
+// TestPushOutlivesServerTimeouts: the http.Server's read and write
+// timeouts (15 s in eventstreamd) do not cut a push connection: its
+// deadlines are cleared when it is upgraded.
+func TestPushOutlivesServerTimeouts(t *testing.T) {
+	h := newHarness(t)
+	srv := httptest.NewUnstartedServer(h.server)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 100*time.Millisecond, 100*time.Millisecond
+	srv.Start()
+	t.Cleanup(func() { h.server.ClosePush(); srv.Close() })
+	c := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	time.Sleep(500 * time.Millisecond) // past both timeouts
+	h.sync("/s/bob/0", `{"events":[{"type":"move","body":"late"}]}`)
+	h.clock.Advance(50 * time.Millisecond)
+	next(t, c, func(r protocol.SyncReply) bool {
+		return slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Body == "late" })
+	})
 }
