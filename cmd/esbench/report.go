@@ -93,7 +93,7 @@ func (b *bench) eachWorker(fn func(w *worker) error) error {
 
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "esbench: %s mode, %d streams × %d clients", r.Mode, r.Streams, r.Clients)
-	if r.Mode == "sync" {
+	if r.Mode != "healthz" {
 		if r.Rate > 0 {
 			fmt.Fprintf(w, " at %g syncs/s each", r.Rate)
 		} else {

@@ -47,7 +47,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("esbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:9922", "eventstreamd's address")
-	fs.StringVar(&c.Mode, "mode", "sync", "what to load: sync, or healthz for the HTTP baseline")
+	fs.StringVar(&c.Mode, "mode", "sync", "what to load: sync; floor, the same requests to a server's bare handler (eventstreamd -bench-floor); or healthz, closed loop, for the HTTP stack")
 	fs.IntVar(&c.Streams, "streams", 10, "streams")
 	fs.IntVar(&c.Clients, "clients", 4, "clients per stream")
 	fs.Float64Var(&c.Rate, "rate", 5, "syncs per second per client; 0 syncs as fast as the server answers (closed loop)")
@@ -68,8 +68,10 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	switch {
-	case c.Mode != "sync" && c.Mode != "healthz":
-		return c, errors.New("-mode must be sync or healthz")
+	case c.Mode != "sync" && c.Mode != "healthz" && c.Mode != "floor":
+		return c, errors.New("-mode must be sync, floor or healthz")
+	case c.Mode == "floor" && c.Transport != "poll":
+		return c, errors.New("-mode floor polls")
 	case c.Streams < 1 || c.Clients < 1:
 		return c, errors.New("-streams and -clients must be at least 1")
 	case c.Rate < 0:

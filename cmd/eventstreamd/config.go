@@ -22,6 +22,7 @@ const envPrefix = "EVENTSTREAMD_"
 type config struct {
 	Addr        string
 	DebugAddr   string
+	BenchFloor  bool
 	MetricsAddr string
 	// Stream configures the store. Its URL is -store: "memory" for the
 	// memory store, which reads only Stream.Config, or a Redis URL.
@@ -119,6 +120,7 @@ func (c config) Validate() error {
 func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("eventstreamd", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`address` to listen on")
+	fs.BoolVar(&cfg.BenchFloor, "bench-floor", false, "also serve /_floor/..., a bare net/http handler that reads the body and writes a fixed reply: the floor esbench -mode floor compares syncs with")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "`address` for /debug/pprof/; empty means off. Keep it private")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "`address` for /metrics, apart from the public API; empty serves /metrics on -addr")
 	fs.StringVar(&cfg.Stream.URL, "store", cfg.Stream.URL, "where streams are kept: memory, or redis://host:6379/0 to share them among replicas")

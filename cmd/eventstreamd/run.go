@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,7 +105,7 @@ func newApp(cfg config, log *zap.Logger) (*app, error) {
 		log:     log,
 		store:   late,
 		api:     srv,
-		http:    newHTTPServer(srv, log),
+		http:    newHTTPServer(withFloor(srv, cfg.BenchFloor), log),
 		metrics: metricsHandler,
 		sweeper: &stream.Sweeper{
 			Store:     store,
@@ -113,6 +115,34 @@ func newApp(cfg config, log *zap.Logger) (*app, error) {
 			OnRecover: srv.SweepRecovered,
 		},
 	}, nil
+}
+
+// withFloor serves /_floor/ with floorHandler when on, before everything
+// else: no router, no middleware, no metrics.
+func withFloor(h http.Handler, on bool) http.Handler {
+	if !on {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_floor/") {
+			floorHandler(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// floorReply is a sync reply of a typical size, with no events.
+var floorReply = []byte(`{"id":"1","t":1,"epoch":"00000000-0000-4000-8000-000000000000","tps":20,"ckpt":20,"events":[]}` + "\n")
+
+// floorHandler is the least a sync could cost over HTTP: it reads the body
+// and writes a fixed reply.
+func floorHandler(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(floorReply))}
+	_, _ = w.Write(floorReply)
 }
 
 func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
