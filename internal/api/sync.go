@@ -200,7 +200,7 @@ func (s *Server) parseBody(body []byte, req *stream.SyncRequest) error {
 		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape)
 	}
 	var wire wireRequest
-	if err := json.Unmarshal(body, &wire); err != nil {
+	if err := decodeBody(body, &wire); err != nil {
 		return bodyError(err)
 	}
 	if wire.Batch != nil {
