@@ -64,6 +64,7 @@ bench:
 fuzz:
 	$(GO) test ./internal/api -run '^$$' -fuzz FuzzSync -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
 	$(GO) test ./pkg/esclient -run '^$$' -fuzz FuzzDecodeReply -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
+	$(GO) test ./internal/api -run '^$$' -fuzz FuzzDecodeBody -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
 
 ## chaos, soak, hostile: the fault campaign of docs/operations.md (minutes each)
 chaos:
