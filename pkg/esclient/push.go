@@ -22,9 +22,10 @@ import (
 type Transport int
 
 const (
-	// Auto pushes, and polls for a while when the server refuses push
-	// connections or they keep dropping; then it tries push again. The
-	// default.
+	// Auto pushes, and polls for 30 s when the server refuses push
+	// connections or three end early in a row (a connection that brings
+	// nothing for 5 s is ended: the server pushes at least every 100 ms);
+	// then it tries push again. The default.
 	Auto Transport = iota
 	// Poll syncs every SyncInterval, as v1 clients do.
 	Poll
@@ -48,7 +49,14 @@ const (
 	pushLivedLong             = 30 * time.Second // a connection that lasted this long was fine
 	pollBeforePushAgain       = 30 * time.Second
 	maxPushMessage            = 16 << 20
+	// pushSilence ends a connection that brought nothing for this long:
+	// the server pushes at least every 100 ms, so something between (a
+	// proxy that buffers, a dead route) keeps it from coming.
+	pushSilence = 5 * time.Second
 )
+
+// errPushSilent ends a push connection that went silent.
+var errPushSilent = errors.New("esclient: the push connection brought nothing for 5 s")
 
 // runPush runs on push connections; with auto, it polls for a while when
 // they fail.
@@ -158,12 +166,18 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 	var retryAt time.Time
 	tick := time.NewTicker(c.cfg.SyncInterval)
 	defer tick.Stop()
+	silence := time.NewTimer(pushSilence)
+	defer silence.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			conn.Close(websocket.StatusNormalClosure, "")
 			return time.Since(start), ctx.Err()
+		case <-silence.C:
+			conn.Close(websocket.StatusGoingAway, "nothing came")
+			return time.Since(start), errPushSilent
 		case m := <-msgs:
+			silence.Reset(pushSilence)
 			if m.err != nil {
 				var se *Error
 				if errors.As(m.err, &se) {

@@ -186,3 +186,61 @@ func TestPushDeliversWithinTicks(t *testing.T) {
 		return false
 	}))
 }
+
+// TestAutoLeavesASilentConnection: a push connection that brings nothing
+// (a proxy that upgrades but holds what the server sends) is left, and
+// Auto polls: the game goes on.
+func TestAutoLeavesASilentConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the 5 s of silence three times; skipped with -short")
+	}
+	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), nil)
+	backend := strings.TrimPrefix(srv.URL, "http://")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() { // passes requests on, but swallows everything after an upgrade's 101
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { _, _ = io.Copy(b, c); b.Close() }()
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				upgraded := false
+				for {
+					n, err := b.Read(buf)
+					if err != nil {
+						return
+					}
+					if !upgraded {
+						_, _ = c.Write(buf[:n])
+						upgraded = strings.HasPrefix(string(buf[:n]), "HTTP/1.1 101")
+					}
+				}
+			}()
+		}
+	}()
+	c := newClient(t, "http://"+l.Addr().String(), "player", withHTTP(httpClient(t)), func(c *esclient.Config) { c.Transport = esclient.Auto })
+	require.NoError(t, c.Send("move", "x"))
+	moves := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	err = c.Run(ctx, func(u esclient.Update) {
+		for _, e := range u.Events {
+			if e.Type == "move" {
+				moves++
+				cancel()
+			}
+		}
+	})
+	require.ErrorIs(t, err, context.Canceled, "the move came back before 40 s")
+	assert.Equal(t, 1, moves)
+}
