@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,6 +145,13 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 	req, err := p.srv.parseSync(r) // the same validation as a sync
 	if err != nil {
 		p.srv.writeError(w, r, err)
+		return
+	}
+	// A browser's origin is checked before the sync, which would connect
+	// the client: a refused upgrade has no effect.
+	if o := r.Header.Get("Origin"); o != "" && !p.srv.cors.allows(o) && !sameHost(o, r.Host) {
+		p.srv.writeError(w, r, errorf(http.StatusForbidden, protocol.CodeBadRequest,
+			"origin %q may not open push connections (-cors-origins)", o))
 		return
 	}
 	if p.conns.Add(1) > p.cfg.MaxConnections {
@@ -536,6 +544,16 @@ func (p *pusher) close() {
 		s.closeAll(websocket.StatusGoingAway, "the server is shutting down; reconnect")
 	}
 	p.all.Wait()
+}
+
+// allows reports whether a browser at origin may call.
+func (c cors) allows(origin string) bool { return c.any || slices.Contains(c.origins, origin) }
+
+// sameHost reports whether origin is the host the request was sent to,
+// which a WebSocket always allows.
+func sameHost(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, host)
 }
 
 // acceptOptions checks browsers' origins as -cors-origins says.

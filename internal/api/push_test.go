@@ -215,3 +215,23 @@ func TestPushOutlivesServerTimeouts(t *testing.T) {
 		return slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Body == "late" })
 	})
 }
+
+// TestPushOriginRefusedBeforeAnything: a browser from an origin
+// -cors-origins does not list is refused, and nothing happens to the stream.
+func TestPushOriginRefusedBeforeAnything(t *testing.T) {
+	h, url := pushHarness(t, func(a *api.Config, _ *stream.Config) { a.CORSOrigins = []string{"https://game.example"} })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, url+"/s/alice/0", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Origin": []string{"https://evil.example"}}})
+	require.Error(t, err)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	st, err := h.store.Stats(ctx, 10)
+	require.NoError(t, err)
+	assert.Zero(t, st.Streams, "no stream created, no client connected")
+
+	c, _, err := websocket.Dial(ctx, url+"/s/alice/0", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Origin": []string{"https://game.example"}}})
+	require.NoError(t, err, "a listed origin")
+	c.CloseNow()
+}
