@@ -288,6 +288,9 @@ func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 // readBody reads the body of r, at most limit bytes; what names it in
 // the error past the limit.
 func readBody(r *http.Request, limit int64, what string) ([]byte, error) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil, nil // most polls: nothing to read, nothing to allocate
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError

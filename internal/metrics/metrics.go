@@ -36,6 +36,7 @@ const (
 type Metrics struct {
 	requests   *prometheus.CounterVec   // by route, method, status
 	duration   *prometheus.HistogramVec // by route, method
+	byRequest  sync.Map                 // requestKey -> requestObservers, resolved once
 	rejections *prometheus.CounterVec   // by code
 
 	events         *prometheus.CounterVec
@@ -173,8 +174,27 @@ func New(cfg Config) (*Metrics, error) {
 // ObserveRequest counts and times one HTTP request. route is the route
 // pattern that served it, never the raw path.
 func (m *Metrics) ObserveRequest(route, method string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	k := requestKey{route, method, status}
+	o, ok := m.byRequest.Load(k)
+	if !ok { // resolved once per route, method and status: labels are few
+		o, _ = m.byRequest.LoadOrStore(k, requestObservers{
+			count:    m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route, method),
+		})
+	}
+	obs := o.(requestObservers)
+	obs.count.Inc()
+	obs.duration.Observe(d.Seconds())
+}
+
+type requestKey struct {
+	route, method string
+	status        int
+}
+
+type requestObservers struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // Rejected counts a request answered with the error code.
