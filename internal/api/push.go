@@ -514,10 +514,18 @@ func (p *pusher) keepAlive(ctx context.Context, c *pushConn) bool {
 	if ctx.Err() != nil {
 		return false
 	}
+	p.mu.Lock()
+	closing := p.closing
+	p.mu.Unlock()
+	if closing {
+		return true // no ping into a close handshake
+	}
 	go func() { // the pong comes through the reader: not waited for here
 		pctx, cancel := context.WithTimeout(ctx, pongWait)
 		defer cancel()
-		if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil {
+		// Only a pong that did not come ends c: a ping that fails because c
+		// is closing must not cut its close handshake short.
+		if err := c.ws.Ping(pctx); errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			c.ws.CloseNow()
 		}
 	}()
