@@ -1,10 +1,12 @@
 // Package esclient is the Go client of one eventstreamd stream.
 //
-// A Client queues events with Send and exchanges them with the server in
-// syncs: Sync does one round trip, Run syncs periodically in the
-// background. Every sync sends the queued events as one batch with an
-// idempotency key, so a retry after a lost reply cannot append them twice,
-// and a failed sync never loses them.
+// A Client queues events with Send and exchanges them with the server:
+// Sync does one round trip; Run keeps exchanging in the background, on a
+// push connection (a WebSocket: each tick arrives as it is sealed) or by
+// polling, as Config.Transport says (Auto: push, polling while push
+// fails). Every request sends the queued events as one batch with an
+// idempotency key, so a retry after a lost reply, or over a new
+// connection, cannot append them twice, and a failure never loses them.
 //
 //	path, _ := esclient.DefaultIDPath()
 //	id, err := esclient.LoadOrCreatePrivateID(path) // the same player next time

@@ -2,8 +2,9 @@
 // eventstreamd stream: it is the SimDriver of the original design.
 //
 // A game implements Sim (and usually spawns Entity values); a Driver feeds
-// it the stream's events tick by tick, at the server's tick rate, about
-// 200 ms behind the server, so that every client runs the same simulation.
+// it the stream's events tick by tick, at the server's tick rate, a little
+// behind the server (about 50–100 ms with a push client, 200 ms polling;
+// docs/determinism.md), so that every client runs the same simulation.
 //
 // # The contract for processing tick k
 //
@@ -37,10 +38,13 @@
 //
 // A Driver never processes a tick at or after the last t the server sent
 // (it is not final yet). It processes ticks at the stream's tick rate as
-// time passes and, when more than Config.CatchUpThreshold ticks behind the last t
-// received, processes extra ticks to catch up, at most Config.MaxTicksPerUpdate
-// per call so that a frame never stalls. The simulation runs about 200 ms
-// behind the server and smooths over network jitter.
+// time passes and, when more ticks behind the last t received than its
+// catch-up threshold, processes extra ticks to catch up, at most
+// Config.MaxTicksPerUpdate per call so that a frame never stalls. The
+// threshold is Config.CatchUpThreshold, or, by default with a push client,
+// the largest gap between the last updates (1 to 4 ticks): the simulation
+// runs as close to the server as the network's jitter allows, and 200 ms
+// behind it when polling.
 //
 // # Concurrency
 //
