@@ -108,6 +108,7 @@ type pushConn struct {
 	ws     *websocket.Conn
 	id     string        // its public id
 	notify chan struct{} // cap 1: new slices
+	maxLag time.Duration // PushConfig.MaxLag
 
 	mu  sync.Mutex
 	req stream.SyncRequest // the client: stream, private id, its cursor (the t sent last) and epoch
@@ -184,7 +185,7 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered
 	}
 	ws.SetReadLimit(p.srv.limits.MaxBodyBytes)
-	c := &pushConn{ws: ws, id: res.PublicID, notify: make(chan struct{}, 1),
+	c := &pushConn{ws: ws, id: res.PublicID, notify: make(chan struct{}, 1), maxLag: p.cfg.MaxLag,
 		req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -223,9 +224,14 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 	}
 	msg := make([]byte, 0, len(head)+len(res.Events)+len(tail))
 	msg = append(append(append(msg, head...), res.Events...), tail...)
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// A client that takes longer than MaxLag to take one message is too
+	// slow: what it has not read fills the connection.
+	ctx, cancel := context.WithTimeout(ctx, c.maxLag)
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, msg); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			c.ws.CloseNow() // no close frame can get through it
+		}
 		return err
 	}
 	c.mu.Lock()

@@ -235,3 +235,59 @@ func TestPushOriginRefusedBeforeAnything(t *testing.T) {
 	require.NoError(t, err, "a listed origin")
 	c.CloseNow()
 }
+
+// TestPushSlowReaderIsClosed: a client that stops reading while pushes
+// keep coming is closed (once a push waits more than -ws-max-lag to go
+// out), and it holds up nobody: a client of the same stream that reads
+// gets every event.
+func TestPushSlowReaderIsClosed(t *testing.T) {
+	h, url := pushHarness(t, func(a *api.Config, s *stream.Config) {
+		a.Push = api.DefaultPushConfig()
+		a.Push.MaxLag = 200 * time.Millisecond
+		s.MaxSyncsPerSecond, s.MaxEventsPerSecond = 0, 0
+	})
+	slow := dial(t, url+"/s/slow/0")
+	slow.SetReadLimit(-1)
+	next(t, slow, func(protocol.SyncReply) bool { return true })
+	reader := dial(t, url+"/s/reader/0")
+	reader.SetReadLimit(-1)
+	next(t, reader, func(protocol.SyncReply) bool { return true })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan int, 1)
+	go func() { // the reader reads all
+		n := 0
+		defer func() { got <- n }()
+		for {
+			_, b, err := reader.Read(ctx)
+			if err != nil {
+				return
+			}
+			n += strings.Count(string(b), `"type":"big"`)
+		}
+	}()
+	body := strings.Repeat("x", 16<<10)
+	req := `{"events":[` + strings.Repeat(`{"type":"big","body":"`+body+`"},`, 2) + `{"type":"big","body":"` + body + `"}]}`
+	sent := 0
+	for tick := 0; tick < 10; tick++ { // about 1 MB a tick, more than the connection holds
+		for range 20 {
+			h.sync("/s/writer/0", req)
+			sent += 3
+		}
+		h.clock.Advance(50 * time.Millisecond)
+		time.Sleep(30 * time.Millisecond) // real time for the pushes to go out; nothing is timed by it
+	}
+	h.clock.Advance(50 * time.Millisecond)
+	// The slow client was closed: reading what its connection held ends
+	// in an error, not in more pushes forever.
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	var err error
+	for err == nil {
+		_, _, err = slow.Read(rctx)
+	}
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the server closed the slow client")
+	time.Sleep(500 * time.Millisecond) // the reader's last pushes
+	cancel()
+	assert.Equal(t, sent, <-got, "the reader got every event")
+}
