@@ -144,6 +144,20 @@ func (s *bodyScanner) array(elem func() bool) bool {
 	}
 }
 
+// objects reads an array of objects, each read by field into a T.
+func objects[T any](s *bodyScanner, field func(e *T, key string) bool) ([]T, bool) {
+	out := []T{}
+	ok := s.array(func() bool {
+		var e T
+		if !s.object(func(key string) bool { return field(&e, key) }) {
+			return false
+		}
+		out = append(out, e)
+		return true
+	})
+	return out, ok
+}
+
 func (s *bodyScanner) request(w *wireRequest) bool {
 	ok := s.object(func(key string) bool {
 		var ok bool
@@ -151,42 +165,26 @@ func (s *bodyScanner) request(w *wireRequest) bool {
 		case "batch":
 			w.Batch, ok = s.str()
 		case "events":
-			w.Events = []wireEvent{}
-			ok = s.array(func() bool {
-				var e wireEvent
-				if !s.object(func(key string) bool {
-					var ok bool
-					switch key {
-					case "type":
-						e.Type, ok = s.str()
-					case "body":
-						e.Body, ok = s.raw()
-					}
-					return ok
-				}) {
-					return false
+			w.Events, ok = objects(s, func(e *wireEvent, key string) bool {
+				var ok bool
+				switch key {
+				case "type":
+					e.Type, ok = s.str()
+				case "body":
+					e.Body, ok = s.raw()
 				}
-				w.Events = append(w.Events, e)
-				return true
+				return ok
 			})
 		case "hashes":
-			w.Hashes = []wireHash{}
-			ok = s.array(func() bool {
-				var h wireHash
-				if !s.object(func(key string) bool {
-					var ok bool
-					switch key {
-					case "t":
-						h.T, ok = s.int()
-					case "h":
-						h.H, ok = s.str()
-					}
-					return ok
-				}) {
-					return false
+			w.Hashes, ok = objects(s, func(h *wireHash, key string) bool {
+				var ok bool
+				switch key {
+				case "t":
+					h.T, ok = s.int()
+				case "h":
+					h.H, ok = s.str()
 				}
-				w.Hashes = append(w.Hashes, h)
-				return true
+				return ok
 			})
 		}
 		return ok

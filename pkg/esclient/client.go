@@ -523,12 +523,8 @@ func (c *Client) runPoll(ctx context.Context, fn func(Update)) error {
 			c.log.Warn("sync failed; retrying", slog.String("stream", c.cfg.Stream),
 				slog.Int("failures", failures), slog.Duration("wait", wait), slog.Any("error", err))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
 	}
 }
