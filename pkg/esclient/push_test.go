@@ -29,9 +29,23 @@ type connCutter struct {
 }
 
 func newConnCutter(t *testing.T, backend string) *connCutter {
+	d := &connCutter{backend: backend}
+	d.l = proxy(t, backend, func(c, b net.Conn) {
+		d.mu.Lock()
+		d.conns = append(d.conns, c, b)
+		d.mu.Unlock()
+		go func() { _, _ = io.Copy(c, b); c.Close() }()
+	})
+	t.Cleanup(d.drop)
+	return d
+}
+
+// proxy listens on loopback and connects each client to backend: what
+// the client sends goes on; what comes back, back decides (it owns both ends).
+func proxy(t *testing.T, backend string, back func(client, backend net.Conn)) net.Listener {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	d := &connCutter{l: l, backend: backend}
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -43,15 +57,11 @@ func newConnCutter(t *testing.T, backend string) *connCutter {
 				c.Close()
 				continue
 			}
-			d.mu.Lock()
-			d.conns = append(d.conns, c, b)
-			d.mu.Unlock()
 			go func() { _, _ = io.Copy(b, c); b.Close() }()
-			go func() { _, _ = io.Copy(c, b); c.Close() }()
+			back(c, b)
 		}
 	}()
-	t.Cleanup(func() { l.Close(); d.drop() })
-	return d
+	return l
 }
 
 func (d *connCutter) drop() {
@@ -195,45 +205,33 @@ func TestAutoLeavesASilentConnection(t *testing.T) {
 		t.Skip("waits for the 5 s of silence three times; skipped with -short")
 	}
 	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), nil)
-	backend := strings.TrimPrefix(srv.URL, "http://")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	go func() { // passes requests on, but swallows everything after an upgrade's 101
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", backend)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go func() { _, _ = io.Copy(b, c); b.Close() }()
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				upgraded := false
-				for {
-					n, err := b.Read(buf)
-					if err != nil {
-						return
-					}
-					if !upgraded {
-						_, _ = c.Write(buf[:n])
-						upgraded = strings.HasPrefix(string(buf[:n]), "HTTP/1.1 101")
-					}
+	// Passes requests on, but swallows everything after an upgrade's 101.
+	l := proxy(t, strings.TrimPrefix(srv.URL, "http://"), func(c, b net.Conn) {
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			upgraded := false
+			for {
+				n, err := b.Read(buf)
+				if err != nil {
+					return
 				}
-			}()
-		}
-	}()
+				if !upgraded {
+					upgraded = strings.HasPrefix(string(buf[:n]), "HTTP/1.1 101")
+					if end := strings.Index(string(buf[:n]), "\r\n\r\n"); upgraded && end >= 0 {
+						n = end + 4 // the 101's head, none of the frames after it
+					}
+					_, _ = c.Write(buf[:n])
+				}
+			}
+		}()
+	})
 	c := newClient(t, "http://"+l.Addr().String(), "player", withHTTP(httpClient(t)), func(c *esclient.Config) { c.Transport = esclient.Auto })
 	require.NoError(t, c.Send("move", "x"))
 	moves := 0
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	err = c.Run(ctx, func(u esclient.Update) {
+	err := c.Run(ctx, func(u esclient.Update) {
 		for _, e := range u.Events {
 			if e.Type == "move" {
 				moves++
