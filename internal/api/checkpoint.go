@@ -88,11 +88,7 @@ func (s *Server) parseUpload(r *http.Request) (*stream.Upload, error) {
 
 // upload reserves the memory of an upload, parses it and hands it to put.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, put func(*stream.Upload) error) {
-	if !s.inflight.take(s.limits.MaxSnapshotBytes) {
-		ae := errorf(http.StatusServiceUnavailable, protocol.CodeServerBusy,
-			"the server holds as many requests in progress as its memory allows; try again")
-		ae.retryAfter = 1
-		s.writeError(w, r, ae)
+	if !s.reserve(w, r, s.limits.MaxSnapshotBytes) {
 		return
 	}
 	defer s.inflight.give(s.limits.MaxSnapshotBytes)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
@@ -34,9 +35,13 @@ type Limits struct {
 	MaxReplyBytes int
 	// MaxInflightBytes bounds the memory of the syncs in progress: each
 	// holds up to MaxBodyBytes and MaxReplyBytes until it is answered, an
-	// upload MaxSnapshotBytes. A request that does not fit is answered 503
-	// server_busy.
+	// upload MaxSnapshotBytes. A request that does not fit waits up to
+	// MaxInflightWait for room, first come first served, then is answered
+	// 503 server_busy.
 	MaxInflightBytes int64
+	// MaxInflightWait is how long a request waits for in-flight memory
+	// before it is refused; 0 refuses at once.
+	MaxInflightWait time.Duration
 	// MaxSnapshotBytes caps a snapshot or desync dump: the store's
 	// stream.Config.MaxSnapshotBytes.
 	MaxSnapshotBytes int64
@@ -50,6 +55,7 @@ func DefaultLimits() Limits {
 		MaxEventBodyBytes: protocol.DefaultMaxEventBodyBytes,
 		MaxReplyBytes:     1 << 20,
 		MaxInflightBytes:  256 << 20,
+		MaxInflightWait:   time.Second,
 		MaxSnapshotBytes:  4 << 20,
 	}
 }
@@ -67,6 +73,8 @@ func (l Limits) Validate() error {
 		return errors.New("max reply bytes must be at least 1")
 	case l.MaxSnapshotBytes < 1:
 		return errors.New("max snapshot bytes must be at least 1")
+	case l.MaxInflightWait < 0:
+		return errors.New("max in-flight wait must not be negative")
 	case l.MaxInflightBytes < max(l.MaxBodyBytes+int64(l.MaxReplyBytes), l.MaxSnapshotBytes):
 		return fmt.Errorf("max in-flight bytes must hold one sync and one snapshot: at least %d (max body bytes and page bytes, or max snapshot bytes)",
 			max(l.MaxBodyBytes+int64(l.MaxReplyBytes), l.MaxSnapshotBytes))
@@ -106,7 +114,7 @@ type Server struct {
 	router   chi.Router
 	draining atomic.Bool
 	date     dateHeader
-	inflight budget // the bytes the requests in progress may hold
+	inflight *budget // the bytes the requests in progress may hold
 	push     *pusher
 
 	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
@@ -130,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 		limits:  cfg.Limits,
 		cors:    newCORS(cfg.CORSOrigins),
 	}
-	s.inflight.max = cfg.Limits.MaxInflightBytes
+	s.inflight = newBudget(cfg.Limits.MaxInflightBytes, cfg.Limits.MaxInflightWait)
 	if cfg.Push == (PushConfig{}) {
 		cfg.Push = DefaultPushConfig()
 	}

@@ -42,11 +42,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	// The most this sync may hold, its body and its reply, is reserved
 	// first; what it does not use is given back as soon as it is known.
 	held := s.limits.MaxBodyBytes + int64(s.limits.MaxReplyBytes)
-	if !s.inflight.take(held) {
-		ae := errorf(http.StatusServiceUnavailable, protocol.CodeServerBusy,
-			"the server holds as many syncs in progress as its memory allows; try again")
-		ae.retryAfter = 1
-		s.writeError(w, r, ae)
+	if !s.reserve(w, r, held) {
 		return
 	}
 	defer func() { s.inflight.give(held) }()
