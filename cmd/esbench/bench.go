@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +42,8 @@ type bench struct {
 	hists   []*histograms
 
 	recording atomic.Bool
-	syncs     atomic.Int64 // for the progress line
+	measuring chan struct{} // closed when recording starts
+	syncs     atomic.Int64  // for the progress line
 	errCount  atomic.Int64
 	phase     atomic.Value // string
 }
@@ -56,12 +60,14 @@ type worker struct {
 	failed error // the error that stopped this client for good
 	firstT int64 // the first tick this client asked for
 	lastT  int64
-	ckpt   int64            // the last checkpoint reported
-	self   string           // public id
-	seen   chunks           // every event received, in order
-	hist   *histograms      // shared by a few workers
-	errs   map[string]int64 // by kind
-	syncs  int64
+	// caughtUp is set by the first reply that was not a page with more.
+	caughtUp bool
+	ckpt     int64            // the last checkpoint reported
+	self     string           // public id
+	seen     chunks           // every event received, in order
+	hist     *histograms      // shared by a few workers
+	errs     map[string]int64 // by kind
+	syncs    int64
 }
 
 // histograms record latencies for a shard of the workers: one set per
@@ -70,6 +76,7 @@ type histograms struct {
 	mu    sync.Mutex
 	lat   *hdr // sync latency, µs
 	deliv *hdr // delivery latency, µs
+	join  *hdr // from a client's first sync to its last page of history, µs
 }
 
 const shards = 16
@@ -151,9 +158,10 @@ func (b *bench) closeTransports() {
 // setup preloads history and decides where clients start.
 func (b *bench) setup(ctx context.Context) error {
 	b.phase.Store("setup")
+	b.measuring = make(chan struct{})
 	b.heads = make([]int64, b.cfg.Streams)
 	for range shards {
-		b.hists = append(b.hists, &histograms{lat: newHistogram(), deliv: newHistogram()})
+		b.hists = append(b.hists, &histograms{lat: newHistogram(), deliv: newHistogram(), join: newHistogram()})
 	}
 	if b.cfg.Mode == "healthz" {
 		return nil
@@ -259,13 +267,14 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 	}
 	b.phase.Store("measure")
 	bytes0 := b.bytes.Load()
-	cpu0, cpuErr := b.serverCPU(ctx)
+	smp0, smpErr := b.serverSample(ctx)
 	b.recording.Store(true)
+	close(b.measuring)
 	measureStart := time.Now()
 	sleep(ctx, b.cfg.Duration)
 	b.recording.Store(false)
 	elapsed := time.Since(measureStart)
-	cpu1, err := b.serverCPU(ctx)
+	smp1, err := b.serverSample(ctx)
 	bytes := b.bytes.Load() - bytes0
 	stopLoad()
 	wg.Wait()
@@ -275,8 +284,9 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 
 	b.phase.Store("verify")
 	rep := b.report(elapsed, bytes)
-	if cpuErr == nil && err == nil && rep.Syncs > 0 {
-		rep.ServerCPUPerSync = (cpu1 - cpu0) / float64(rep.Syncs) * 1e6
+	if smpErr == nil && err == nil && rep.Syncs > 0 {
+		rep.ServerCPUPerSync = (smp1.cpu - smp0.cpu) / float64(rep.Syncs) * 1e6
+		rep.ServerLatency = serverLatency(smp0, smp1)
 	}
 	if b.cfg.Mode == "floor" {
 		return rep, nil // nothing to verify: no stream behind it
@@ -301,11 +311,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // queueing it causes), else from when it starts (so esbench's own timer
 // slack is not counted).
 func (w *worker) loop(ctx context.Context, start time.Time) {
-	// Clients join over the first half of the warmup: a thousand joining
-	// at once would each be sent a thousand connect events.
+	// Clients join over the first half of the warmup, or all at once as
+	// the measurement starts: then a thousand joiners are each sent up to
+	// a thousand connect events, and that is what is measured.
 	var interval time.Duration
 	due := start
-	if ramp := w.b.cfg.Warmup / 2; ramp > 0 {
+	switch ramp := w.b.cfg.Warmup / 2; {
+	case w.b.cfg.Join == "burst":
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.b.measuring:
+		}
+		due = time.Now()
+	case ramp > 0:
 		due = start.Add(time.Duration(w.rng.Int64N(int64(ramp))))
 	}
 	if w.b.cfg.Rate > 0 {
@@ -318,6 +337,10 @@ func (w *worker) loop(ctx context.Context, start time.Time) {
 		w.push(ctx, interval)
 		return
 	}
+	var (
+		joined, recordJoin bool
+		joinFrom           time.Time
+	)
 	for w.failed == nil {
 		from := time.Now()
 		if interval > 0 {
@@ -336,8 +359,21 @@ func (w *worker) loop(ctx context.Context, start time.Time) {
 		if w.rng.Float64() < w.b.cfg.EventShare {
 			w.send()
 		}
+		if !joined && joinFrom.IsZero() {
+			joinFrom, recordJoin = from, w.b.recording.Load()
+		}
 		for more := true; more && ctx.Err() == nil; from = time.Now() { // a next page is due at once
 			more = w.sync(ctx, from)
+		}
+		// A client has joined when it holds every page of history, after
+		// as many refused syncs as it took.
+		if !joined && w.caughtUp {
+			joined = true
+			if recordJoin {
+				w.hist.mu.Lock()
+				_ = w.hist.join.RecordValue(max(time.Since(joinFrom).Microseconds(), 1))
+				w.hist.mu.Unlock()
+			}
 		}
 		due = due.Add(interval)
 	}
@@ -410,6 +446,7 @@ func (w *worker) sync(ctx context.Context, due time.Time) bool {
 		w.hist.mu.Unlock()
 	}
 	w.receive(u, recording)
+	w.caughtUp = w.caughtUp || !u.More
 	return u.More
 }
 
@@ -553,29 +590,81 @@ func (b *bench) loadHealthz(ctx context.Context) (*report, error) {
 	return rep, nil
 }
 
-// serverCPU reads the server's process_cpu_seconds_total from its
-// /metrics: its CPU time, user and system.
-func (b *bench) serverCPU(ctx context.Context) (float64, error) {
+// serverSample is what esbench reads from the server's /metrics: its
+// CPU time, user and system (process_cpu_seconds_total), and how long its
+// handler took over the syncs it answered, by histogram bucket.
+type serverSample struct {
+	cpu     float64
+	buckets map[float64]float64 // upper bound in seconds → syncs at most that long
+}
+
+// syncBucket is the prefix of the server's duration buckets of syncs.
+const syncBucket = `eventstreamd_http_request_duration_seconds_bucket{method="`
+
+func (b *bench) serverSample(ctx context.Context) (serverSample, error) {
+	smp := serverSample{buckets: map[float64]float64{}}
 	if b.cfg.MetricsURL == "off" {
-		return 0, errors.New("off")
+		return smp, errors.New("off")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.MetricsURL, nil)
 	if err != nil {
-		return 0, err
+		return smp, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return smp, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	found := false
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
-			return strconv.ParseFloat(v, 64)
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
+			if smp.cpu, err = strconv.ParseFloat(v, 64); err != nil {
+				return smp, err
+			}
+			found = true
+			continue
+		}
+		// …{method="POST",route="/{stream}/{client}/{tick}",le="0.005"} 123
+		if !strings.HasPrefix(line, syncBucket) || !strings.Contains(line, `route="/{stream}/{client}/{tick}"`) {
+			continue
+		}
+		_, le, _ := strings.Cut(line, `le="`)
+		le, count, _ := strings.Cut(le, `"} `)
+		bound, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(count, 64)
+		if err1 == nil && err2 == nil {
+			smp.buckets[bound] += n
 		}
 	}
-	return 0, errors.New("no process_cpu_seconds_total")
+	if !found {
+		return smp, errors.New("no process_cpu_seconds_total")
+	}
+	return smp, sc.Err()
+}
+
+// serverLatency is the server's own time for the syncs answered between
+// two samples, each quantile the upper bound of its histogram bucket.
+func serverLatency(from, to serverSample) latency {
+	bounds := slices.Sorted(maps.Keys(to.buckets))
+	var total float64
+	if len(bounds) > 0 {
+		total = to.buckets[bounds[len(bounds)-1]] - from.buckets[bounds[len(bounds)-1]] // +Inf
+	}
+	if total <= 0 {
+		return latency{}
+	}
+	at := func(q float64) float64 {
+		for _, le := range bounds {
+			if to.buckets[le]-from.buckets[le] >= q*total {
+				return le * 1000
+			}
+		}
+		return math.Inf(1)
+	}
+	return latency{P50: at(0.5), P90: at(0.9), P99: at(0.99), Max: at(1), N: int64(total)}
 }

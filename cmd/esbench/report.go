@@ -10,23 +10,31 @@ import (
 
 // report is what a run measured.
 type report struct {
-	Mode          string           `json:"mode"`
-	URL           string           `json:"url"`
-	Streams       int              `json:"streams"`
-	Clients       int              `json:"clients_per_stream"`
-	Rate          float64          `json:"rate_per_client"`
-	Duration      float64          `json:"duration_seconds"`
-	Syncs         int64            `json:"syncs"`
-	SyncsPerSec   float64          `json:"syncs_per_second"`
-	Errors        map[string]int64 `json:"errors"`
-	Latency       latency          `json:"sync_latency_ms"`
-	Delivery      latency          `json:"delivery_latency_ms"`
-	BytesPerReply float64          `json:"bytes_per_reply"`
-	EventsSent    int              `json:"events_sent"`
-	Verify        verification     `json:"verify"`
+	Mode        string           `json:"mode"`
+	URL         string           `json:"url"`
+	Streams     int              `json:"streams"`
+	Clients     int              `json:"clients_per_stream"`
+	Rate        float64          `json:"rate_per_client"`
+	Duration    float64          `json:"duration_seconds"`
+	Syncs       int64            `json:"syncs"`
+	SyncsPerSec float64          `json:"syncs_per_second"`
+	Errors      map[string]int64 `json:"errors"`
+	Latency     latency          `json:"sync_latency_ms"`
+	Delivery    latency          `json:"delivery_latency_ms"`
+	// Join is from each client's first sync to the last page of the
+	// history it was sent, for the clients whose first sync was measured.
+	Join          latency      `json:"join_latency_ms"`
+	BytesPerReply float64      `json:"bytes_per_reply"`
+	EventsSent    int          `json:"events_sent"`
+	Verify        verification `json:"verify"`
 	// ServerCPUPerSync is the server's CPU time per sync, in µs, from its
 	// process_cpu_seconds_total; 0 when it could not be read.
 	ServerCPUPerSync float64 `json:"server_cpu_us_per_sync"`
+	// ServerLatency is the server's own time for the syncs it answered
+	// during the measurement (its request duration histogram: each
+	// quantile is the upper bound of its bucket; esbench's own queueing
+	// and parsing are not in it).
+	ServerLatency latency `json:"server_sync_latency_ms"`
 }
 
 type latency struct {
@@ -55,10 +63,11 @@ func latencies(h *hdr) latency {
 func (b *bench) report(elapsed time.Duration, bytes int64) *report {
 	rep := &report{Mode: b.cfg.Mode, URL: b.cfg.URL, Streams: b.cfg.Streams, Clients: b.cfg.Clients,
 		Rate: b.cfg.Rate, Duration: elapsed.Seconds(), Errors: map[string]int64{}}
-	lat, deliv := newHistogram(), newHistogram()
+	lat, deliv, join := newHistogram(), newHistogram(), newHistogram()
 	for _, h := range b.hists {
 		lat.Merge(h.lat)
 		deliv.Merge(h.deliv)
+		join.Merge(h.join)
 	}
 	var errs int64
 	for _, w := range b.workers {
@@ -70,7 +79,7 @@ func (b *bench) report(elapsed time.Duration, bytes int64) *report {
 		}
 	}
 	rep.SyncsPerSec = float64(rep.Syncs) / elapsed.Seconds()
-	rep.Latency, rep.Delivery = latencies(lat), latencies(deliv)
+	rep.Latency, rep.Delivery, rep.Join = latencies(lat), latencies(deliv), latencies(join)
 	if n := rep.Syncs + errs; n > 0 {
 		rep.BytesPerReply = float64(bytes) / float64(n)
 	}
@@ -103,12 +112,18 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, ", %.1fs measured\n", r.Duration)
 	fmt.Fprintf(w, "  throughput   %10.0f requests/s (%d)\n", r.SyncsPerSec, r.Syncs)
 	fmt.Fprintf(w, "  latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	if r.Join.N > 0 {
+		fmt.Fprintf(w, "  join ms      p50 %.2f  p99 %.2f  max %.2f  (%d clients joined, with every page of history)\n", r.Join.P50, r.Join.P99, r.Join.Max, r.Join.N)
+	}
 	if r.Mode == "sync" {
 		fmt.Fprintf(w, "  delivery ms  p50 %.2f  p99 %.2f  (%d deliveries)\n", r.Delivery.P50, r.Delivery.P99, r.Delivery.N)
 		fmt.Fprintf(w, "  reply        %.0f bytes on average; %d events sent\n", r.BytesPerReply, r.EventsSent)
 	}
 	if r.ServerCPUPerSync > 0 {
 		fmt.Fprintf(w, "  server CPU   %.1f µs per request\n", r.ServerCPUPerSync)
+	}
+	if l := r.ServerLatency; l.N > 0 {
+		fmt.Fprintf(w, "  server ms    p50 ≤ %g  p99 ≤ %g  max ≤ %g  (its handler's time, by histogram bucket; %d syncs)\n", l.P50, l.P99, l.Max, l.N)
 	}
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "  errors       none")

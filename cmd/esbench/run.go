@@ -40,6 +40,7 @@ type config struct {
 	Hashes     bool   // clients report a state hash at every checkpoint
 	Transport  string // poll or push
 	MetricsURL string // the server's /metrics, for its CPU time
+	Join       string // ramp or burst
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -63,6 +64,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write esbench's own CPU profile of the measurement to `file`")
 	fs.StringVar(&c.Transport, "transport", "poll", "how clients exchange: poll (a sync every 1/-rate s) or push (a WebSocket each; -rate paces their events)")
 	fs.BoolVar(&c.Hashes, "hashes", false, "clients report a state hash at every checkpoint, as gamesim does (all the same: no desync)")
+	fs.StringVar(&c.Join, "join", "ramp", "when clients join: ramp (over the first half of the warmup) or burst (all at once as the measurement starts, their first syncs measured)")
 	fs.StringVar(&c.MetricsURL, "metrics-url", "", "the server's /metrics (default -url/metrics), read for its CPU time per sync; \"off\" reads none")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -88,6 +90,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-preload must not be negative")
 	case c.Transport != "poll" && c.Transport != "push":
 		return c, errors.New("-transport must be poll or push")
+	case c.Join != "ramp" && c.Join != "burst":
+		return c, errors.New("-join must be ramp or burst")
 	case c.Transport == "push" && c.Rate <= 0:
 		return c, errors.New("-transport push needs a -rate: it paces the clients' events")
 	}

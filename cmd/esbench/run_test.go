@@ -55,6 +55,21 @@ func TestSyncLoadIsVerified(t *testing.T) {
 	assert.Positive(t, rep.BytesPerReply)
 }
 
+// TestJoinBurst: with -join burst every client joins as the measurement
+// starts, and each one's join is measured, with the server's own time.
+func TestJoinBurst(t *testing.T) {
+	url := server(t, nil)
+	rep, err := runJSON(t, "-url", url, "-streams", "2", "-clients", "20", "-rate", "10",
+		"-duration", "1s", "-warmup", "100ms", "-join", "burst")
+	require.NoError(t, err)
+	assert.Empty(t, rep.Verify.Problems)
+	assert.Equal(t, int64(40), rep.Join.N, "every client's join")
+	assert.Positive(t, rep.Join.P50)
+	// The server counts the syncs answered between esbench's two reads of
+	// its /metrics, a few more than those esbench recorded between them.
+	assert.InEpsilon(t, rep.Syncs, rep.ServerLatency.N, 0.1, "the server's histogram, over the measurement")
+}
+
 func TestClosedLoopFromHead(t *testing.T) {
 	url := server(t, nil)
 	rep, err := runJSON(t, "-url", url, "-streams", "1", "-clients", "2", "-rate", "0",
@@ -119,7 +134,7 @@ func TestVerificationCatchesALostEvent(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-mode", "other"}, {"-streams", "0"}, {"-rate", "-1"}, {"-event-share", "2"},
-		{"-body", "10"}, {"-from", "middle"}, {"-url", "ftp://x"},
+		{"-body", "10"}, {"-from", "middle"}, {"-url", "ftp://x"}, {"-join", "later"},
 	} {
 		err := run(context.Background(), append(args, "-duration", "1s"), io.Discard, io.Discard)
 		assert.Error(t, err, "%v", args)

@@ -9,19 +9,22 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/goeventstream/eventstream/internal/api"
 	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
-// Handler returns the API over store, with metrics on a registry of its own.
+// Handler returns the API over store, with metrics on a registry of its
+// own, served on /metrics.
 func Handler(store stream.Store) (http.Handler, error) {
-	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store})
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store})
 	if err != nil {
 		return nil, err
 	}
-	return api.New(api.Config{Store: store, Metrics: m, MetricsHandler: http.NotFoundHandler(), Limits: api.DefaultLimits()})
+	return api.New(api.Config{Store: store, Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Limits: api.DefaultLimits()})
 }
 
 // NewServer serves the API over a new memory store configured with cfg,
