@@ -161,46 +161,61 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 			"the server holds its maximum of push connections; poll, or try again"))
 		return
 	}
-	defer p.conns.Add(-1)
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()
+		p.conns.Add(-1)
 		p.srv.writeError(w, r, errorf(http.StatusServiceUnavailable, protocol.CodeServerBusy, "the server is shutting down"))
 		return
 	}
 	p.all.Add(1)
 	p.mu.Unlock()
-	defer p.all.Done()
+	done := func() { p.conns.Add(-1); p.all.Done() }
 
 	// The first reply is a sync: it makes the client connected and says
 	// where it stands; then it is pushed like every later one.
 	res, err := p.srv.store.Sync(r.Context(), req)
 	if err != nil {
+		done()
 		p.srv.writeError(w, r, err)
 		return
 	}
 	p.srv.observeSync(req.Stream, res)
-	ws, err := websocket.Accept(w, r, p.srv.cors.acceptOptions())
+	ws, err := websocket.Accept(smallBuffers{w}, r, p.srv.cors.acceptOptions())
 	if err != nil {
+		done()
 		return // Accept has answered
 	}
 	ws.SetReadLimit(p.srv.limits.MaxBodyBytes)
 	c := &pushConn{ws: ws, id: res.PublicID, notify: make(chan struct{}, 1), maxLag: p.cfg.MaxLag,
 		req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
+	// The connection lives on goroutines of its own, and the handler
+	// returns: net/http then lets go of the request, its buffers and its
+	// goroutine, which an idle connection would otherwise keep, and the
+	// request's duration is the upgrade's, not the connection's.
+	go func() {
+		defer done()
+		p.serve(c, res)
+	}()
+}
+
+// serve sends c its history from res on, then its pushes until it ends.
+func (p *pusher) serve(c *pushConn, res *stream.SyncResult) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := c.send(ctx, res); err != nil {
-		ws.CloseNow()
+		c.ws.CloseNow()
 		return
 	}
 	for res.More { // the history, page by page
 		req := c.at()
+		var err error
 		if res, err = p.srv.store.Read(ctx, &req); err != nil {
-			ws.Close(websocket.StatusInternalError, "the store failed")
+			c.ws.Close(websocket.StatusInternalError, "the store failed")
 			return
 		}
 		if err := c.send(ctx, res); err != nil {
-			ws.CloseNow()
+			c.ws.CloseNow()
 			return
 		}
 	}

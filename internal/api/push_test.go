@@ -1,18 +1,24 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -290,4 +296,125 @@ func TestPushSlowReaderIsClosed(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the reader's last pushes
 	cancel()
 	assert.Equal(t, sent, <-got, "the reader got every event")
+}
+
+// rawUpgrade opens a push connection by hand on a TCP connection, writing
+// extra right after the handshake in the same write, and returns the
+// connection with a reader positioned after the server's 101.
+func rawUpgrade(t *testing.T, wsURL, path string, extra []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(wsURL, "ws://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	req := "GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	_, err = nc.Write(append([]byte(req), extra...))
+	require.NoError(t, err)
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	return nc, br
+}
+
+// maskedText is a client's text frame.
+func maskedText(payload string) []byte {
+	if len(payload) >= 126 {
+		panic("short payloads only")
+	}
+	key := [4]byte{1, 2, 3, 4}
+	b := append([]byte{0x81, 0x80 | byte(len(payload))}, key[:]...)
+	for i := range len(payload) {
+		b = append(b, payload[i]^key[i%4])
+	}
+	return b
+}
+
+// readText reads the server's next text frame.
+func readText(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	var head [2]byte
+	_, err := io.ReadFull(br, head[:])
+	require.NoError(t, err)
+	require.Equal(t, byte(0x81), head[0], "a final text frame")
+	n := int(head[1] & 0x7f)
+	switch n {
+	case 126:
+		var ext [2]byte
+		_, err = io.ReadFull(br, ext[:])
+		n = int(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		_, err = io.ReadFull(br, ext[:])
+		n = int(binary.BigEndian.Uint64(ext[:]))
+	}
+	require.NoError(t, err)
+	payload := make([]byte, n)
+	_, err = io.ReadFull(br, payload)
+	require.NoError(t, err)
+	return string(payload)
+}
+
+// TestPushFirstMessageWithTheHandshake: a message the client sends in the
+// same packet as its handshake, which the HTTP server reads with the
+// request, is applied like any other.
+func TestPushFirstMessageWithTheHandshake(t *testing.T) {
+	h, url := pushHarness(t)
+	nc, br := rawUpgrade(t, url, "/s/alice/0", maskedText(`{"batch":"b1","events":[{"type":"move","body":"up"}]}`))
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(5*time.Second)))
+	assert.Contains(t, readText(t, br), `"events":[`, "the first push")
+	assert.JSONEq(t, `{"batch":"b1"}`, readText(t, br))
+	h.clock.Advance(50 * time.Millisecond) // the tick of the move is sealed
+	var types []string
+	for _, e := range h.all("s", "reader") {
+		types = append(types, e.Type)
+	}
+	assert.Equal(t, []string{protocol.TypeReset, protocol.TypeConnect, "move"}, types[:3])
+}
+
+// TestPushIdleConnectionMemory holds the heap and stacks of idle push
+// connections to docs/performance.md's figures (budget 9): the clients
+// here are bare TCP connections, so nearly all that is measured is the
+// server's (and the test's log observer, about 1 KiB a connection).
+func TestPushIdleConnectionMemory(t *testing.T) {
+	_, url := pushHarness(t)
+	const n, streams = 200, 20
+	for i := range streams { // the streams and their loops, not measured
+		rawUpgrade(t, url, fmt.Sprintf("/s%d/warm/0", i), nil)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	conns := make([]net.Conn, n)
+	for i := range n {
+		conns[i], _ = rawUpgrade(t, url, fmt.Sprintf("/s%d/c%d/0", i%streams, i), nil)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	stacks := (int64(after.StackInuse) - int64(before.StackInuse)) / n
+	t.Logf("per idle push connection: %.1f KiB of heap, %.1f KiB of stacks", float64(heap)/1024, float64(stacks)/1024)
+	// Before the handler let go of its request: 23 KiB and 20 KiB. The
+	// race detector makes both larger.
+	heapBound, stackBound := int64(10<<10), int64(10<<10)
+	if raceEnabled {
+		heapBound, stackBound = 12<<10, 20<<10
+	}
+	assert.LessOrEqual(t, heap, heapBound)
+	assert.LessOrEqual(t, stacks, stackBound)
+	runtime.KeepAlive(conns)
+}
+
+// TestPushUpgradeIsARequest: the upgrade is counted and timed as a
+// request when it is done, not when the connection ends, so that a push
+// connection's life does not show as one very slow sync.
+func TestPushUpgradeIsARequest(t *testing.T) {
+	h, url := pushHarness(t)
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	assert.NoError(t, testutil.GatherAndCompare(h.reg, strings.NewReader(`
+# HELP eventstreamd_http_requests_total HTTP requests by route pattern, method and status code.
+# TYPE eventstreamd_http_requests_total counter
+eventstreamd_http_requests_total{method="GET",route="/{stream}/{client}/{tick}",status="101"} 1
+`), "eventstreamd_http_requests_total"), "counted while the connection is open")
 }

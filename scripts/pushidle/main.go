@@ -1,10 +1,12 @@
 // Command pushidle measures what idle push connections cost a server: it
 // opens -n WebSocket push connections (-per clients to a stream), holds
-// them for -hold, and reports the server's heap and resident memory before
-// and after (from its /metrics), and, with -redis, the commands Redis ran
-// per second while they were held.
+// them for -hold, and reports the server's live heap, goroutine stacks and
+// resident memory before and after (from its /metrics, after a garbage
+// collection it asks for on its -debug-addr), and, with -redis, the
+// commands Redis ran per second while they were held.
 //
-//	ulimit -n 30000; go run ./scripts/pushidle -url http://127.0.0.1:9922 -n 10000
+//	eventstreamd -debug-addr 127.0.0.1:6060 &
+//	go run ./scripts/pushidle -url http://127.0.0.1:9922 -debug http://127.0.0.1:6060 -n 10000
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -30,6 +33,7 @@ func main() {
 	per := flag.Int("per", 10, "connections per stream")
 	hold := flag.Duration("hold", 10*time.Second, "how long to hold them")
 	redisURL := flag.String("redis", "", "the server's Redis, to count its commands per second")
+	flag.StringVar(&debugURL, "debug", "", "the server's -debug-addr, to collect its garbage before each reading (else the heap includes garbage)")
 	flag.Parse()
 	if err := run(*url, *n, *per, *hold, *redisURL); err != nil {
 		fmt.Fprintln(os.Stderr, "pushidle:", err)
@@ -39,7 +43,7 @@ func main() {
 
 func run(url string, n, per int, hold time.Duration, redisURL string) error {
 	ctx := context.Background()
-	heap0, rss0, err := memory(url)
+	m0, err := memory(url)
 	if err != nil {
 		return err
 	}
@@ -89,6 +93,10 @@ func run(url string, n, per int, hold time.Duration, redisURL string) error {
 			return err
 		}
 	}
+	held, err := memory(url)
+	if err != nil {
+		return err
+	}
 	time.Sleep(hold)
 	if redisURL != "" {
 		calls1, err := redisCalls(redisURL)
@@ -99,12 +107,22 @@ func run(url string, n, per int, hold time.Duration, redisURL string) error {
 		fmt.Printf("redis: %.0f commands/s: %.2f per stream per second, %.3f per connection per second\n",
 			rate, rate/float64((n+per-1)/per), rate/float64(n))
 	}
-	heap1, rss1, err := memory(url)
+	m1, err := memory(url)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("server heap in use %.1f → %.1f MiB: %.1f KiB per connection\n", mib(heap0), mib(heap1), (heap1-heap0)/1024/float64(n))
-	fmt.Printf("server resident     %.1f → %.1f MiB: %.1f KiB per connection\n", mib(rss0), mib(rss1), (rss1-rss0)/1024/float64(n))
+	cpu := (m1.cpu - held.cpu) / hold.Seconds()
+	fmt.Printf("server CPU: %.2f cores while they were held, %.1f µs per connection-second\n", cpu, cpu*1e6/float64(n))
+	perConn := func(a, b float64) string {
+		return fmt.Sprintf("%.1f → %.1f MiB: %.1f KiB per connection", mib(a), mib(b), (b-a)/1024/float64(n))
+	}
+	heap := "heap allocated"
+	if debugURL != "" {
+		heap = "live heap"
+	}
+	fmt.Printf("server %-15s %s\n", heap, perConn(m0.heap, m1.heap))
+	fmt.Printf("server %-15s %s\n", "stacks", perConn(m0.stacks, m1.stacks))
+	fmt.Printf("server %-15s %s\n", "resident", perConn(m0.rss, m1.rss))
 	for _, c := range conns {
 		c.Close(websocket.StatusNormalClosure, "")
 	}
@@ -113,24 +131,42 @@ func run(url string, n, per int, hold time.Duration, redisURL string) error {
 
 func mib(b float64) float64 { return b / (1 << 20) }
 
-// memory reads the server's heap in use and resident memory.
-func memory(url string) (heap, rss float64, err error) {
+// debugURL is the server's -debug-addr, or "".
+var debugURL string
+
+// mem is the server's memory at one time.
+type mem struct{ heap, stacks, rss, cpu float64 }
+
+// memory reads the server's heap, stacks and resident memory, after a
+// garbage collection when debugURL is set.
+func memory(url string) (m mem, err error) {
+	if debugURL != "" {
+		resp, err := http.Get(debugURL + "/debug/pprof/heap?gc=1")
+		if err != nil {
+			return m, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
-			heap, _ = strconv.ParseFloat(v, 64)
-		}
-		if v, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
-			rss, _ = strconv.ParseFloat(v, 64)
+		for name, v := range map[string]*float64{
+			"go_memstats_heap_alloc_bytes ":  &m.heap,
+			"go_memstats_stack_inuse_bytes ": &m.stacks,
+			"process_resident_memory_bytes ": &m.rss,
+			"process_cpu_seconds_total ":     &m.cpu,
+		} {
+			if s, ok := strings.CutPrefix(sc.Text(), name); ok {
+				*v, _ = strconv.ParseFloat(s, 64)
+			}
 		}
 	}
-	return heap, rss, sc.Err()
+	return m, sc.Err()
 }
 
 // redisCalls returns the commands Redis has run.
