@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,7 +100,7 @@ type pushStream struct {
 	name string
 	p    *pusher
 
-	mu     sync.Mutex
+	mu     sync.RWMutex // the connections' writers read the window together
 	conns  map[*pushConn]struct{}
 	window []pushSlice // oldest first
 	stop   context.CancelFunc
@@ -106,6 +108,7 @@ type pushStream struct {
 
 type pushConn struct {
 	ws     *websocket.Conn
+	nc     net.Conn      // ws's connection, for its write deadline
 	id     string        // its public id
 	notify chan struct{} // cap 1: new slices
 	maxLag time.Duration // PushConfig.MaxLag
@@ -181,13 +184,14 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.srv.observeSync(req.Stream, res)
-	ws, err := websocket.Accept(smallBuffers{w}, r, p.srv.cors.acceptOptions())
+	var nc net.Conn
+	ws, err := websocket.Accept(smallBuffers{w, &nc}, r, p.srv.cors.acceptOptions())
 	if err != nil {
 		done()
 		return // Accept has answered
 	}
 	ws.SetReadLimit(p.srv.limits.MaxBodyBytes)
-	c := &pushConn{ws: ws, id: res.PublicID, notify: make(chan struct{}, 1), maxLag: p.cfg.MaxLag,
+	c := &pushConn{ws: ws, nc: nc, id: res.PublicID, notify: make(chan struct{}, 1), maxLag: p.cfg.MaxLag,
 		req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
 	// The connection lives on goroutines of its own, and the handler
 	// returns: net/http then lets go of the request, its buffers and its
@@ -237,18 +241,23 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 	if res.More {
 		tail = `],"more":true}`
 	}
-	msg := make([]byte, 0, len(head)+len(res.Events)+len(tail))
-	msg = append(append(append(msg, head...), res.Events...), tail...)
+	buf := replyBufs.Get().(*[]byte) // written before Write returns: reused
+	defer putReplyBuf(buf)
+	msg := append(append(append((*buf)[:0], head...), res.Events...), tail...)
+	*buf = msg
 	// A client that takes longer than MaxLag to take one message is too
-	// slow: what it has not read fills the connection.
-	ctx, cancel := context.WithTimeout(ctx, c.maxLag)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, msg); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+	// slow: what it has not read fills the connection. The deadline is the
+	// connection's, not a context's: a context a push cost a timer and two
+	// registrations, a tenth of a push's CPU. The connection's end closes
+	// it, which ends a write in progress too.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.maxLag))
+	if err := c.ws.Write(context.WithoutCancel(ctx), websocket.MessageText, msg); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.ws.CloseNow() // no close frame can get through it
 		}
 		return err
 	}
+	_ = c.nc.SetWriteDeadline(time.Time{}) // the other writes have contexts
 	c.mu.Lock()
 	c.req.LastKnownTick, c.req.Epoch = res.T, res.Epoch
 	if res.Snap == c.snap {
@@ -296,10 +305,12 @@ func (p *pusher) leave(s *pushStream, c *pushConn) {
 // loop reads the stream's new ticks once a tick, for every connection.
 func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRate int) {
 	tick := time.Second / time.Duration(max(tickRate, 1))
-	// Read twice a tick: a tick is pushed within half a tick of its end
-	// (the loop does not know where ticks begin); a read that finds the
-	// same tick in progress sends nothing.
-	t := time.NewTicker(tick / 2)
+	// Read right after each tick is sealed, once a tick, where the reads
+	// so far say ticks begin (tickPhase); at worst twice a tick. A read
+	// that finds the same tick in progress sends nothing.
+	phase := newTickPhase(tick, time.Now())
+	prev := time.Now()
+	t := time.NewTimer(time.Until(phase.next()))
 	defer t.Stop()
 	// An empty tick is told at least every quietPush: clients learn that
 	// time moves on, in fewer messages.
@@ -312,6 +323,7 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 			return
 		case <-t.C:
 		}
+		start, read, advanced := time.Now(), false, false
 		for more := true; more; {
 			res, err := s.p.srv.store.Read(ctx, req)
 			if err != nil {
@@ -320,10 +332,11 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 				}
 				break // the next tick tries again
 			}
-			more = res.More
+			read, more = true, res.More
 			if res.T == req.LastKnownTick && res.Epoch == req.Epoch && len(res.Events) == 0 {
 				break // the same tick in progress
 			}
+			advanced = true
 			sl := pushSlice{epoch: res.Epoch, from: req.LastKnownTick, t: res.T, events: append([]byte(nil), res.Events...),
 				tickRate: res.TickRate, ckpt: res.Checkpoint, base: res.Base}
 			if res.Epoch != req.Epoch {
@@ -348,6 +361,11 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 			}
 			s.mu.Unlock()
 		}
+		if read {
+			phase.observe(prev, start, time.Now(), advanced)
+			prev = start
+		}
+		t.Reset(time.Until(phase.next()))
 	}
 }
 
@@ -412,12 +430,20 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 // next returns what the window holds for a client at req's cursor, or
 // nil, and the newest tick read.
 func (s *pushStream) next(req stream.SyncRequest) (*stream.SyncResult, int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if len(s.window) == 0 {
 		return nil, req.LastKnownTick
 	}
-	newest := s.window[len(s.window)-1].t
+	last := s.window[len(s.window)-1]
+	newest := last.t
+	if last.epoch == req.Epoch && last.from <= req.LastKnownTick { // up to date, or one read behind: most clients
+		if req.LastKnownTick >= last.t {
+			return nil, newest
+		}
+		return &stream.SyncResult{T: last.t, Epoch: last.epoch, TickRate: last.tickRate,
+			Events: eventsFrom(last.events, req.LastKnownTick), Checkpoint: last.ckpt, Base: last.base}, newest
+	}
 	for i, sl := range s.window {
 		fresh := sl.epoch != req.Epoch && sl.from == 0 // the stream started anew
 		if !fresh && (sl.epoch != req.Epoch || sl.from > req.LastKnownTick || req.LastKnownTick >= sl.t) {
@@ -474,8 +500,8 @@ func eventsFrom(events []byte, from int64) []byte {
 }
 
 func (c *pushConn) tickRate(s *pushStream) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if n := len(s.window); n > 0 {
 		return s.window[n-1].tickRate
 	}

@@ -20,8 +20,12 @@ const (
 )
 
 // smallBuffers is a ResponseWriter whose Hijack returns the connection
-// with buffers of pushReadBuffer and pushWriteBuffer bytes.
-type smallBuffers struct{ http.ResponseWriter }
+// with buffers of pushReadBuffer and pushWriteBuffer bytes, and keeps it
+// in conn.
+type smallBuffers struct {
+	http.ResponseWriter
+	conn *net.Conn
+}
 
 func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
@@ -30,6 +34,7 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	*w.conn = nc
 	// What the client sent after its handshake, which net/http has read
 	// already, is moved to the new reader: it is the client's first
 	// message.
