@@ -24,12 +24,18 @@ import (
 
 	"github.com/goeventstream/eventstream/internal/api"
 	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/redistest"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
 // pushHarness serves a harness over a real listener, for WebSockets.
 func pushHarness(t *testing.T, opts ...option) (*harness, string) {
-	h := newHarness(t, opts...)
+	return pushHarnessOn(t, "", opts...)
+}
+
+// pushHarnessOn is pushHarness on the store at url (memory if "").
+func pushHarnessOn(t *testing.T, url redisURL, opts ...option) (*harness, string) {
+	h := newHarnessOn(t, url, opts...)
 	srv := httptest.NewServer(h.server)
 	t.Cleanup(func() { h.server.ClosePush(); srv.Close() })
 	return h, "ws" + strings.TrimPrefix(srv.URL, "http")
@@ -61,8 +67,17 @@ func next(t *testing.T, c *websocket.Conn, keep func(protocol.SyncReply) bool) p
 	}
 }
 
-func TestPushDeliversEachTick(t *testing.T) {
-	h, url := pushHarness(t)
+func TestPushDeliversEachTick(t *testing.T) { testPushDeliversEachTick(t, "") }
+
+// TestPushOnRedis: the push rules hold on the Redis store too.
+func TestPushOnRedis(t *testing.T) {
+	url := redisURL(redistest.Start(t).URL())
+	t.Run("DeliversEachTick", func(t *testing.T) { testPushDeliversEachTick(t, url) })
+	t.Run("MessagesAreSyncBodies", func(t *testing.T) { testPushMessagesAreSyncBodies(t, url) })
+}
+
+func testPushDeliversEachTick(t *testing.T, store redisURL) {
+	h, url := pushHarnessOn(t, store)
 	c := dial(t, url+"/s/alice/0")
 	first := next(t, c, func(protocol.SyncReply) bool { return true })
 	assert.Equal(t, "1", first.ID)
@@ -83,8 +98,10 @@ func TestPushDeliversEachTick(t *testing.T) {
 	assert.Equal(t, h.all("s", "reader")[1:4], got, "alice's and bob's _c and bob's move, once, in order")
 }
 
-func TestPushMessagesAreSyncBodies(t *testing.T) {
-	h, url := pushHarness(t)
+func TestPushMessagesAreSyncBodies(t *testing.T) { testPushMessagesAreSyncBodies(t, "") }
+
+func testPushMessagesAreSyncBodies(t *testing.T, store redisURL) {
+	h, url := pushHarnessOn(t, store)
 	c := dial(t, url+"/s/alice/0")
 	next(t, c, func(protocol.SyncReply) bool { return true })
 	ctx := context.Background()
