@@ -91,7 +91,12 @@ load: build
 	echo "== budget 4: one stream, 1000 clients at 5 syncs/s, 5% with an event"; \
 	run -streams 1 -clients 1000 -rate 5 -event-share 0.05 -duration 20s -warmup 5s; \
 	echo "== budget 5: 500 streams x 4 clients at 5 syncs/s"; \
-	run -streams 500 -clients 4 -rate 5 -duration 20s -warmup 5s
+	run -streams 500 -clients 4 -rate 5 -duration 20s -warmup 5s; \
+	echo "== budget 9: push, 500 streams x 4 clients and 1 stream x 1000 clients"; \
+	run -transport push -streams 500 -clients 4 -rate 5 -event-share 0.2 -duration 10s -warmup 3s; \
+	run -transport push -streams 1 -clients 1000 -rate 5 -event-share 0.02 -duration 10s -warmup 3s; \
+	echo "== budget 11: 1000 clients of one stream joining at once"; \
+	run -streams 1 -clients 1000 -rate 5 -join burst -duration 5s -warmup 1s
 
 ## sweep-load: how late Redis sweeps disconnect 100k silent clients, with 1 and 3 replicas (docs/performance.md)
 sweep-load:

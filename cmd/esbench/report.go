@@ -11,6 +11,7 @@ import (
 // report is what a run measured.
 type report struct {
 	Mode        string           `json:"mode"`
+	Transport   string           `json:"transport"`
 	URL         string           `json:"url"`
 	Streams     int              `json:"streams"`
 	Clients     int              `json:"clients_per_stream"`
@@ -61,7 +62,7 @@ func latencies(h *hdr) latency {
 }
 
 func (b *bench) report(elapsed time.Duration, bytes int64) *report {
-	rep := &report{Mode: b.cfg.Mode, URL: b.cfg.URL, Streams: b.cfg.Streams, Clients: b.cfg.Clients,
+	rep := &report{Mode: b.cfg.Mode, Transport: b.cfg.Transport, URL: b.cfg.URL, Streams: b.cfg.Streams, Clients: b.cfg.Clients,
 		Rate: b.cfg.Rate, Duration: elapsed.Seconds(), Errors: map[string]int64{}}
 	lat, deliv, join := newHistogram(), newHistogram(), newHistogram()
 	for _, h := range b.hists {
@@ -102,25 +103,36 @@ func (b *bench) eachWorker(fn func(w *worker) error) error {
 
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "esbench: %s mode, %d streams × %d clients", r.Mode, r.Streams, r.Clients)
-	if r.Mode != "healthz" {
-		if r.Rate > 0 {
-			fmt.Fprintf(w, " at %g syncs/s each", r.Rate)
-		} else {
-			fmt.Fprint(w, ", closed loop")
-		}
+	switch {
+	case r.Mode == "healthz":
+	case r.Transport == "push":
+		fmt.Fprintf(w, " on push connections, each with %g chances a second to post", r.Rate)
+	case r.Rate > 0:
+		fmt.Fprintf(w, " at %g syncs/s each", r.Rate)
+	default:
+		fmt.Fprint(w, ", closed loop")
 	}
 	fmt.Fprintf(w, ", %.1fs measured\n", r.Duration)
-	fmt.Fprintf(w, "  throughput   %10.0f requests/s (%d)\n", r.SyncsPerSec, r.Syncs)
-	fmt.Fprintf(w, "  latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	what, one := "requests", "request"
+	if r.Transport == "push" {
+		what, one = "pushes", "push"
+	}
+	fmt.Fprintf(w, "  throughput   %10.0f %s/s (%d)\n", r.SyncsPerSec, what, r.Syncs)
+	if r.Latency.N > 0 { // a push has no request to time
+		fmt.Fprintf(w, "  latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	}
 	if r.Join.N > 0 {
 		fmt.Fprintf(w, "  join ms      p50 %.2f  p99 %.2f  max %.2f  (%d clients joined, with every page of history)\n", r.Join.P50, r.Join.P99, r.Join.Max, r.Join.N)
 	}
 	if r.Mode == "sync" {
 		fmt.Fprintf(w, "  delivery ms  p50 %.2f  p99 %.2f  (%d deliveries)\n", r.Delivery.P50, r.Delivery.P99, r.Delivery.N)
-		fmt.Fprintf(w, "  reply        %.0f bytes on average; %d events sent\n", r.BytesPerReply, r.EventsSent)
+		if r.BytesPerReply > 0 {
+			fmt.Fprintf(w, "  reply        %.0f bytes on average\n", r.BytesPerReply)
+		}
+		fmt.Fprintf(w, "  events       %d sent\n", r.EventsSent)
 	}
 	if r.ServerCPUPerSync > 0 {
-		fmt.Fprintf(w, "  server CPU   %.1f µs per request\n", r.ServerCPUPerSync)
+		fmt.Fprintf(w, "  server CPU   %.1f µs per %s\n", r.ServerCPUPerSync, one)
 	}
 	if l := r.ServerLatency; l.N > 0 {
 		fmt.Fprintf(w, "  server ms    p50 ≤ %g  p99 ≤ %g  max ≤ %g  (its handler's time, by histogram bucket; %d syncs)\n", l.P50, l.P99, l.Max, l.N)
