@@ -317,6 +317,7 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	quiet := 0
 	quietTicks := int(max(quietPush/tick, 1)) // counted in new ticks read
 	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
+	var notify []*pushConn
 	for {
 		select {
 		case <-ctx.Done():
@@ -353,13 +354,19 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 				continue
 			}
 			quiet = 0
+			// The writers are woken once the window is theirs to read:
+			// woken under the lock, a thousand would wait for it.
+			notify = notify[:0]
 			for c := range s.conns {
+				notify = append(notify, c)
+			}
+			s.mu.Unlock()
+			for _, c := range notify {
 				select {
 				case c.notify <- struct{}{}:
 				default: // already notified: its next write takes everything
 				}
 			}
-			s.mu.Unlock()
 		}
 		if read {
 			phase.observe(prev, start, time.Now(), advanced)
