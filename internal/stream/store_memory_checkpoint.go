@@ -56,7 +56,8 @@ func (s *memStream) checkpoint(cfg *Config, t int64, c *memClient, req *SyncRequ
 		s.judgeDue(cfg, t, c, req.Hashes, reports, res)
 	}
 	if w := s.ck.want; w >= 0 && (s.ck.askPub == "" || t >= s.ck.askUntil) && s.voteOf(w, c.publicID) == s.ck.wantHash {
-		res.Snap = &w
+		snap := w // not w, whose address would move it to the heap on every sync
+		res.Snap = &snap
 		s.ck.askPub, s.ck.askUntil = c.publicID, t+cfg.judgeTicks()
 	}
 	if c.dumpAsked {
