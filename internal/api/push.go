@@ -62,6 +62,10 @@ const (
 	CloseStreamGone websocket.StatusCode = 4002
 )
 
+// goingAway is the reason of the close that ends a push connection when
+// the server shuts down.
+const goingAway = "the server is shutting down; reconnect"
+
 // pushWindow is how many of a stream's recent reads its loop keeps, so
 // that a connection a little behind is served from memory.
 const pushWindow = 64
@@ -224,7 +228,11 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult) {
 		}
 	}
 
-	s := p.join(c, res)
+	s, ok := p.join(c, res)
+	if !ok { // the server began to shut down while c was sent its history
+		c.ws.Close(websocket.StatusGoingAway, goingAway)
+		return
+	}
 	defer p.leave(s, c)
 	read := make(chan struct{})
 	go func() { defer close(read); defer cancel(); p.read(ctx, c) }()
@@ -270,10 +278,15 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 	return nil
 }
 
-// join adds c to its stream's loop, starting the loop if c is the first.
-func (p *pusher) join(c *pushConn, last *stream.SyncResult) *pushStream {
+// join adds c to its stream's loop, starting the loop if c is the first,
+// or reports false once the pusher is closing: close has closed every
+// connection that joined before, and waits for c too.
+func (p *pusher) join(c *pushConn, last *stream.SyncResult) (*pushStream, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closing {
+		return nil, false
+	}
 	name := c.at().Stream
 	s := p.streams[name]
 	if s == nil {
@@ -285,7 +298,7 @@ func (p *pusher) join(c *pushConn, last *stream.SyncResult) *pushStream {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	return s
+	return s, true
 }
 
 // leave removes c, and stops the loop when it was the last.
@@ -603,7 +616,7 @@ func (p *pusher) close() {
 	}
 	p.mu.Unlock()
 	for _, s := range all {
-		s.closeAll(websocket.StatusGoingAway, "the server is shutting down; reconnect")
+		s.closeAll(websocket.StatusGoingAway, goingAway)
 	}
 	p.all.Wait()
 }
