@@ -43,6 +43,18 @@ type harness struct {
 
 type option func(*api.Config, *stream.Config)
 
+// storeWrapper, put in api.Config.Store by an option, makes the harness
+// wrap its store with wrap.
+type storeWrapper struct {
+	stream.Store // nil: only wrap is used
+	wrap         func(stream.Store) stream.Store
+}
+
+// wrapStore is an option that wraps the harness's store.
+func wrapStore(wrap func(stream.Store) stream.Store) option {
+	return func(c *api.Config, _ *stream.Config) { c.Store = storeWrapper{wrap: wrap} }
+}
+
 // redisURL, when set by a test, makes newHarness use a Redis store there.
 type redisURL string
 
@@ -78,6 +90,9 @@ func newHarnessOn(t testing.TB, url redisURL, opts ...option) *harness {
 		o(&acfg, &scfg)
 	}
 	store := newStore(t, scfg, url)
+	if w, ok := acfg.Store.(storeWrapper); ok {
+		store = w.wrap(store)
+	}
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store, MaxStreamSeries: 1000, Version: "test"})
 	require.NoError(t, err)

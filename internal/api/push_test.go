@@ -435,3 +435,64 @@ func TestPushUpgradeIsARequest(t *testing.T) {
 eventstreamd_http_requests_total{method="GET",route="/{stream}/{client}/{tick}",status="101"} 1
 `), "eventstreamd_http_requests_total"), "counted while the connection is open")
 }
+
+// readGate is a store whose first Read waits until the test lets it go.
+type readGate struct {
+	stream.Store
+	reading chan struct{} // a Read began
+	release chan struct{} // closed: Reads go on
+}
+
+func (g *readGate) Read(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	select {
+	case g.reading <- struct{}{}:
+	default:
+	}
+	<-g.release
+	return g.Store.Read(ctx, req)
+}
+
+// TestPushShutdownWhileSendingHistory: a connection still being sent its
+// history when the server begins to shut down is closed with going away
+// when it would join its stream, and ClosePush does not wait for it
+// forever.
+func TestPushShutdownWhileSendingHistory(t *testing.T) {
+	g := &readGate{reading: make(chan struct{}, 1), release: make(chan struct{})}
+	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
+		func(_ *api.Config, s *stream.Config) { s.PageEvents = 2 })
+	for range 3 {
+		h.sync("/s/writer/0", `{"events":[{"type":"m"},{"type":"m"}]}`)
+		h.clock.Advance(50 * time.Millisecond)
+	}
+	c := dial(t, url+"/s/alice/0")
+	first := next(t, c, func(protocol.SyncReply) bool { return true })
+	require.True(t, first.More, "the history takes pages")
+	<-g.reading // the connection waits for its second page
+
+	closed := make(chan struct{})
+	go func() { h.server.ClosePush(); close(closed) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for { // until the server refuses new connections: it is closing
+		_, resp, err := websocket.Dial(ctx, url+"/s/probe/0", nil)
+		if err != nil && resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		require.NoError(t, ctx.Err())
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(g.release)
+
+	for {
+		_, _, err := c.Read(ctx)
+		if err != nil {
+			assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err), "%v", err)
+			break
+		}
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ClosePush still waits for the connection")
+	}
+}
