@@ -99,6 +99,12 @@ type pushSlice struct {
 	base     *int64
 }
 
+// result is a push of sl with events (sl's, or their tail).
+func (sl *pushSlice) result(events []byte) *stream.SyncResult {
+	return &stream.SyncResult{T: sl.t, Epoch: sl.epoch, TickRate: sl.tickRate, Events: events,
+		Checkpoint: sl.ckpt, Base: sl.base}
+}
+
 // pushStream is the loop of one stream.
 type pushStream struct {
 	name string
@@ -321,8 +327,8 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	// Read right after each tick is sealed, once a tick, where the reads
 	// so far say ticks begin (tickPhase); at worst twice a tick. A read
 	// that finds the same tick in progress sends nothing.
-	phase := newTickPhase(tick, time.Now())
 	prev := time.Now()
+	phase := newTickPhase(tick, prev)
 	t := time.NewTimer(time.Until(phase.next()))
 	defer t.Stop()
 	// An empty tick is told at least every quietPush: clients learn that
@@ -461,8 +467,7 @@ func (s *pushStream) next(req stream.SyncRequest) (*stream.SyncResult, int64) {
 		if req.LastKnownTick >= last.t {
 			return nil, newest
 		}
-		return &stream.SyncResult{T: last.t, Epoch: last.epoch, TickRate: last.tickRate,
-			Events: eventsFrom(last.events, req.LastKnownTick), Checkpoint: last.ckpt, Base: last.base}, newest
+		return last.result(eventsFrom(last.events, req.LastKnownTick)), newest
 	}
 	for i, sl := range s.window {
 		fresh := sl.epoch != req.Epoch && sl.from == 0 // the stream started anew
@@ -473,8 +478,7 @@ func (s *pushStream) next(req stream.SyncRequest) (*stream.SyncResult, int64) {
 		if !fresh {
 			events = eventsFrom(events, req.LastKnownTick)
 		}
-		res := &stream.SyncResult{T: sl.t, Epoch: sl.epoch, TickRate: sl.tickRate, Events: events,
-			Checkpoint: sl.ckpt, Base: sl.base}
+		res := sl.result(events)
 		// What follows is coalesced into the same message, a page at most.
 		for _, more := range s.window[i+1:] {
 			if more.epoch != res.Epoch || more.from != res.T || len(res.Events)+len(more.events) > s.p.srv.limits.MaxReplyBytes {
