@@ -16,8 +16,11 @@ func newCORS(origins []string) cors {
 	return cors{origins: origins, any: len(origins) == 0 || slices.Contains(origins, "*")}
 }
 
-// allowOrigin sets the reply's Access-Control-Allow-Origin for r.
+// allowOrigin sets the reply's Access-Control-Allow-Origin for r, and
+// exposes Retry-After so that a page can read how long a refusal asks it to
+// wait (a reply with a body of bytes names its own headers instead).
 func (c cors) allowOrigin(h http.Header, r *http.Request) {
+	h.Set("Access-Control-Expose-Headers", "Retry-After")
 	if c.any {
 		h.Set("Access-Control-Allow-Origin", "*")
 		return

@@ -134,6 +134,9 @@ func TestStoreRefusals(t *testing.T) {
 			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
 			assert.Equal(t, tt.wantCode, errorCode(t, rec).Code)
 			assert.Equal(t, tt.wantRetryAfter, rec.Header().Get("Retry-After"))
+			if tt.wantRetryAfter != "" {
+				assert.Contains(t, rec.Header().Get("Access-Control-Expose-Headers"), "Retry-After", "a page cannot read Retry-After")
+			}
 		})
 	}
 }
