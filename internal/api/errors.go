@@ -52,7 +52,7 @@ func toAPIError(err error) *apiError {
 		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
 	case errors.Is(err, stream.ErrSnapshotMismatch):
 		return errorf(http.StatusConflict, protocol.CodeSnapshotMismatch,
-			"%v (or the checkpoint was not judged with one, or is older than 10 s); nothing was stored", err)
+			"%v; nothing was stored", err)
 	case errors.Is(err, stream.ErrTickFull):
 		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
 		ae.retryAfter = 1

@@ -22,7 +22,9 @@ import (
 // A stream's checkpoint state is bounded however clients behave: at most
 // maxCheckpoints checkpoints of one vote per client, maxDesyncReports
 // reports of maxDumpsPerReport dumps of at most Config.MaxSnapshotBytes,
-// and one snapshot. Mirrored in lua/checkpoint.lua and lua/sync.lua.
+// and one snapshot. The Redis scripts are given these limits as arguments
+// (syncArgs in store_redis.go); the rules below are mirrored in
+// lua/checkpoint.lua, the prelude of the scripts that need them.
 const (
 	// judgeAfter is the longest a checkpoint waits for reports after it
 	// is sealed before it is judged.
@@ -51,7 +53,8 @@ var (
 	// ErrSnapshotMismatch means a snapshot's SHA-256 is not the canonical
 	// hash of its checkpoint, or the checkpoint has none (code
 	// snapshot_mismatch). Nothing was stored.
-	ErrSnapshotMismatch = errors.New("the snapshot's SHA-256 is not the canonical hash of its checkpoint")
+	ErrSnapshotMismatch = errors.New("the snapshot's SHA-256 is not the canonical hash of its checkpoint " +
+		"(or the checkpoint was not judged with one, or is older than " + keepVerdicts.String() + ")")
 )
 
 // Snapshot is a stream's state at the end of a checkpoint tick, as a
@@ -106,7 +109,7 @@ type vote struct {
 // least quorum clients (all of them, when fewer are connected) reported
 // it and no other hash as many; the clients that reported another have
 // diverged. When hashes tie for the most, every reporter has diverged.
-// Mirrored in judge (lua/sync.lua).
+// Mirrored in tally (lua/checkpoint.lua).
 func judge(votes []vote, connected, quorum int) (canonical string, diverged []string) {
 	counts := make(map[string]int, 2)
 	top := 0
@@ -153,7 +156,8 @@ func desyncBody(t int64, ids []string) []byte {
 	return protocol.AppendString(nil, string(b))
 }
 
-// pubLess orders public ids as numbers.
+// pubLess orders public ids as numbers. Mirrored in pub_less
+// (lua/checkpoint.lua).
 func pubLess(a, b string) int {
 	if len(a) != len(b) {
 		return len(a) - len(b)
@@ -190,9 +194,19 @@ func (c Config) checkReports(hashes []protocol.HashReport) error {
 	return nil
 }
 
+// kept reports whether checkpoint ck is still kept at tick t: for
+// keepVerdicts after its tick. A report of a checkpoint no longer kept is
+// ignored, its verdict is forgotten, and a snapshot of it is refused.
+// Mirrored in ck_kept (lua/checkpoint.lua).
+func (c Config) kept(ck, t int64) bool { return ck > t-c.keepTicks() }
+
+// judgeAt returns the tick from which open checkpoint ck is judged without
+// waiting for more reports: judgeAfter after it is sealed (at ck+1).
+// Mirrored in ck_judge_at (lua/checkpoint.lua).
+func (c Config) judgeAt(ck int64) int64 { return ck + 1 + c.judgeTicks() }
+
 // reportable reports whether a report of checkpoint ck, made at tick t,
-// is one the store considers: a sealed checkpoint kept for keepTicks.
+// is one the store considers: a sealed checkpoint still kept.
 // (checkReports has refused those that are not multiples of the interval.)
-func (c Config) reportable(ck, t int64) bool {
-	return ck < t && ck > t-c.keepTicks()
-}
+// Mirrored in ck_reportable (lua/checkpoint.lua).
+func (c Config) reportable(ck, t int64) bool { return ck < t && c.kept(ck, t) }

@@ -43,7 +43,7 @@ func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited
 
 // spend returns the tokens left after cost, or tokens when the bucket is
 // off (rate 0): a bucket turned on later starts full, not deep in debt.
-// Mirrored in lua/sync.lua.
+// Mirrored in the buckets' part of lua/sync.lua.
 func spend(tokens, cost, rate float64) float64 {
 	if rate <= 0 {
 		return tokens

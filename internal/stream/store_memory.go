@@ -97,7 +97,7 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 		tickRate:  m.cfg.TickRate,
 		clients:   make(map[string]*memClient),
 		byPub:     make(map[string]*memClient),
-		ck:        memCheckpoints{want: -1, floor: -1, due: noTick},
+		ck:        memCheckpoints{want: -1, compactedTo: -1, due: noTick},
 	}
 	s.append(0, protocol.TypeReset, protocol.AppendString(nil, s.epoch), serverOrigin)
 
@@ -385,14 +385,10 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 // reply sets the events of res: those with req.LastKnownTick <= tick < t,
 // a page at most (docs/protocol.md, "Ticks", 4 to 6). s.mu must be held.
 func (s *memStream) reply(cfg *Config, t int64, req *SyncRequest, res *SyncResult) {
-	from := req.LastKnownTick
-	if from > t || (req.Epoch != "" && req.Epoch != s.epoch) {
-		from = 0 // the client is behind a reset: send the whole stream
-	}
-	if s.ck.floor >= 0 && from <= s.ck.floor {
-		// What the client asks for is compacted: it starts from the snapshot.
-		base := s.ck.snap.T
-		res.Base, from = &base, base+1
+	from, base, compacted := s.replyStart(req.LastKnownTick, req.Epoch, t)
+	if compacted {
+		b := base // not base, whose address would move it to the heap on every sync
+		res.Base = &b
 	}
 	lo, hi := s.search(from, 0), s.search(t, 0)
 	end, more := s.page(lo, hi, cfg.PageEvents, cfg.PageBytes)
@@ -403,6 +399,23 @@ func (s *memStream) reply(cfg *Config, t int64, req *SyncRequest, res *SyncResul
 	if end > lo {
 		res.Events = append(req.Buf[:0], s.log[s.start(lo)+1-s.base:s.index[end-1].end-s.base]...)
 	}
+}
+
+// replyStart returns the first tick of a reply at tick t to a client that
+// has seen the ticks below known of epoch ("" when it does not say): 0
+// when the client is behind a reset (ahead of t, or of another epoch), so
+// that it is sent the whole stream; and when the ticks it asks for are
+// compacted, the tick after the snapshot's, base, which the reply names.
+// Mirrored in reply_start (lua/prelude.lua).
+func (s *memStream) replyStart(known int64, epoch string, t int64) (from, base int64, compacted bool) {
+	from = known
+	if from > t || (epoch != "" && epoch != s.epoch) {
+		from = 0
+	}
+	if s.ck.compactedTo >= 0 && from <= s.ck.compactedTo {
+		return s.ck.snap.T + 1, s.ck.snap.T, true
+	}
+	return from, 0, false
 }
 
 // Read implements Store.
@@ -445,7 +458,8 @@ func (s *memStream) search(t int64, i int) int {
 // page cuts the events [lo, hi) to at most limit events and limitBytes
 // bytes (as in a reply: commas between events) at a tick boundary, and
 // returns the end of the page and whether events were left out. A first
-// tick larger than the limits is sent whole.
+// tick larger than the limits is sent whole. Mirrored in read_page
+// (lua/prelude.lua).
 func (s *memStream) page(lo, hi, limit, limitBytes int) (end int, more bool) {
 	start := s.start(lo) + 1 // the first event, after its comma
 	// The first event that does not fit: by count, or by bytes.

@@ -27,10 +27,10 @@ type memCheckpoints struct {
 	wantHash string
 	askPub   string
 	askUntil int64
-	// floor is the last tick compacted: the events at or below it are
-	// dropped. -1 when none are.
-	floor   int64
-	reports []*memReport // oldest first, at most maxDesyncReports
+	// compactedTo is the last tick compacted: the events at or below it
+	// are dropped. -1 when none are.
+	compactedTo int64
+	reports     []*memReport // oldest first, at most maxDesyncReports
 }
 
 // ckRecord is one checkpoint: open until judged, then its verdict.
@@ -68,9 +68,9 @@ func (s *memStream) checkpoint(cfg *Config, t int64, c *memClient, req *SyncRequ
 }
 
 // judgeDue records the reports, if any, then judges every open
-// checkpoint that is due: sealed for judgeAfter, or, when reports came,
-// reported by as many clients as are connected. Checkpoints older than
-// keepVerdicts go.
+// checkpoint that is due (Config.judgeAt), or, when reports came,
+// reported by as many clients as are connected. Checkpoints no longer
+// kept (Config.kept) go. Mirrored in the checkpoint part of lua/sync.lua.
 func (s *memStream) judgeDue(cfg *Config, t int64, c *memClient, hashes []protocol.HashReport, reports bool, res *SyncResult) {
 	if reports {
 		for _, h := range hashes {
@@ -79,15 +79,15 @@ func (s *memStream) judgeDue(cfg *Config, t int64, c *memClient, hashes []protoc
 	}
 	s.ck.due = noTick
 	for _, r := range s.ck.records {
-		if !r.judged && (t >= r.t+1+cfg.judgeTicks() || (reports && len(r.votes) >= s.connected)) {
+		if !r.judged && (t >= cfg.judgeAt(r.t) || (reports && len(r.votes) >= s.connected)) {
 			s.judge(cfg, t, r, res)
 		}
 		if !r.judged {
-			s.ck.due = min(s.ck.due, r.t+1+cfg.judgeTicks())
+			s.ck.due = min(s.ck.due, cfg.judgeAt(r.t))
 		}
 	}
 	n := 0
-	for n < len(s.ck.records) && s.ck.records[n].t <= t-cfg.keepTicks() {
+	for n < len(s.ck.records) && !cfg.kept(s.ck.records[n].t, t) {
 		n++
 	}
 	s.ck.records = slices.Delete(s.ck.records, 0, n)
@@ -147,7 +147,8 @@ func (s *memStream) report(cfg *Config, t int64, c *memClient, h protocol.HashRe
 	}
 }
 
-// judge judges the open checkpoint r at tick t.
+// judge judges the open checkpoint r at tick t. Mirrored in judge
+// (lua/sync.lua).
 func (s *memStream) judge(cfg *Config, t int64, r *ckRecord, res *SyncResult) {
 	canonical, diverged := judge(s.votes(r), s.connected, cfg.CheckpointQuorum)
 	r.judged, r.canonical = true, canonical
@@ -162,7 +163,7 @@ func (s *memStream) judge(cfg *Config, t int64, r *ckRecord, res *SyncResult) {
 }
 
 // votes returns the votes of the connected clients for checkpoint r, in
-// ascending public id order.
+// ascending public id order. Mirrored in connected_votes (lua/sync.lua).
 func (s *memStream) votes(r *ckRecord) []vote {
 	out := make([]vote, 0, len(r.votes))
 	for pub, h := range r.votes {
@@ -175,7 +176,8 @@ func (s *memStream) votes(r *ckRecord) []vote {
 }
 
 // desync appends "_x" at tick t naming the clients diverged at
-// checkpoint r, and records who is to be asked for a dump.
+// checkpoint r, and records who is to be asked for a dump. Mirrored in
+// desync (lua/sync.lua).
 func (s *memStream) desync(t int64, r *ckRecord, diverged []string, res *SyncResult) {
 	s.lastT = t
 	s.append(t, protocol.TypeDesync, desyncBody(r.t, diverged), serverOrigin)
@@ -242,7 +244,7 @@ func (s *memStream) compact(cfg *Config, t int64) int {
 		return 0
 	}
 	target := min(s.ck.snap.T, t-cfg.retainTicks()-1)
-	if target <= s.ck.floor {
+	if target <= s.ck.compactedTo {
 		return 0
 	}
 	hi := s.search(target+1, 0)
@@ -251,9 +253,9 @@ func (s *memStream) compact(cfg *Config, t int64) int {
 		end, more = s.page(0, hi, cfg.PageEvents, cfg.PageBytes)
 	}
 	s.drop(end)
-	s.ck.floor = target
+	s.ck.compactedTo = target
 	if more {
-		s.ck.floor = s.index[0].t - 1 // up to the tick the page left out
+		s.ck.compactedTo = s.index[0].t - 1 // up to the tick the page left out
 	}
 	return end
 }
@@ -286,7 +288,7 @@ func (m *MemoryStore) PutSnapshot(_ context.Context, up *Upload) (int64, bool, e
 		return 0, false, ErrNotFound
 	}
 	r := s.record(up.T)
-	if r == nil || !r.judged || r.canonical != hash || up.T <= s.tickAt(m.clock.Now())-m.cfg.keepTicks() {
+	if r == nil || !r.judged || r.canonical != hash || !m.cfg.kept(up.T, s.tickAt(m.clock.Now())) {
 		return 0, false, ErrSnapshotMismatch
 	}
 	if s.ck.snap != nil && s.ck.snap.T >= up.T {

@@ -13,12 +13,15 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// memoryFactory is the memory store's streamtest.Factory.
+func memoryFactory(t testing.TB, cfg stream.Config) stream.Store {
+	s, err := stream.NewMemoryStore(cfg)
+	require.NoError(t, err)
+	return s
+}
+
 func TestMemoryStoreConformance(t *testing.T) {
-	streamtest.Run(t, func(t *testing.T, cfg stream.Config) stream.Store {
-		s, err := stream.NewMemoryStore(cfg)
-		require.NoError(t, err)
-		return s
-	})
+	streamtest.Run(t, memoryFactory)
 }
 
 // TestMemoryStoreLongLife runs a stream for 24 hours of stream time at
@@ -28,9 +31,5 @@ func TestMemoryStoreLongLife(t *testing.T) {
 	if testing.Short() {
 		d = time.Hour
 	}
-	streamtest.LongLife(t, func(t *testing.T, cfg stream.Config) stream.Store {
-		s, err := stream.NewMemoryStore(cfg)
-		require.NoError(t, err)
-		return s
-	}, d)
+	streamtest.LongLife(t, memoryFactory, d)
 }

@@ -404,7 +404,7 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
 func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []string {
 	c := &r.conf
-	args := make([]string, 0, 31+2*len(req.Events)+2*len(req.Hashes))
+	args := make([]string, 0, 34+2*len(req.Events)+2*len(req.Hashes))
 	args = append(args,
 		r.nowArg(),                               // 1
 		r.hashID(req.PrivateID),                  // 2
@@ -437,6 +437,9 @@ func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []s
 		c.keepTicks,                   // 29
 		c.retainTicks,                 // 30
 		strconv.Itoa(len(req.Hashes)), // 31
+		c.maxCheckpoints,              // 32
+		c.maxDesyncReports,            // 33
+		c.maxDumpsPerReport,           // 34
 	)
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
@@ -453,6 +456,7 @@ type scriptConf struct {
 	tickRate, maxClients, maxEvents, maxBytes, pageEvents, pageBytes, batchMemory string
 	syncRate, syncBurst, eventRate, eventBurst                                    string
 	checkpoint, quorum, snapshotEvery, judgeTicks, keepTicks, retainTicks         string
+	maxCheckpoints, maxDesyncReports, maxDumpsPerReport                           string
 }
 
 func newScriptConf(c Config) scriptConf {
@@ -467,6 +471,8 @@ func newScriptConf(c Config) scriptConf {
 		checkpoint: strconv.FormatInt(c.CheckpointInterval, 10), quorum: strconv.Itoa(c.CheckpointQuorum),
 		snapshotEvery: strconv.FormatInt(c.SnapshotEvery, 10), judgeTicks: strconv.FormatInt(c.judgeTicks(), 10),
 		keepTicks: strconv.FormatInt(c.keepTicks(), 10), retainTicks: strconv.FormatInt(c.retainTicks(), 10),
+		maxCheckpoints: strconv.Itoa(maxCheckpoints), maxDesyncReports: strconv.Itoa(maxDesyncReports),
+		maxDumpsPerReport: strconv.Itoa(maxDumpsPerReport),
 	}
 }
 

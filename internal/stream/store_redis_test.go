@@ -21,7 +21,7 @@ import (
 // redisFactory makes stores on one redis-server, each test under its own
 // key prefix.
 func redisFactory(url string) streamtest.Factory {
-	return func(t *testing.T, cfg stream.Config) stream.Store {
+	return func(t testing.TB, cfg stream.Config) stream.Store {
 		rcfg := testRedisConfig(url, cfg)
 		rcfg.Prefix = "t" + uuid.NewString()[:8] + ":"
 		s, err := stream.NewRedisStore(rcfg)

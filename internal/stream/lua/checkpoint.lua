@@ -1,6 +1,7 @@
 -- Checkpoints: the rules of checkpoint.go and store_memory_checkpoint.go,
--- for the scripts that need them (sync, put_snapshot, put_dump). Each
--- function names its Go mirror.
+-- the prelude of the scripts that need them (sync, put_snapshot, put_dump;
+-- checkpointScript in store_redis.go). Each function names its Go mirror;
+-- durations and limits come in as the scripts' arguments.
 -- A stream's open checkpoints are its meta's cks, "<tick>,<reports>;" each,
 -- ascending; a judged one is its meta's field "h:<tick>" (the canonical
 -- hash, or "!" for none), its tick listed in ck_j ("<tick> " each,
@@ -11,7 +12,17 @@
 -- "<public id>=<hash>=<0 or 1: its dump is stored>"; dumps are its fields
 -- "d:<tick>:<public id>".
 
-local MAX_CHECKPOINTS, MAX_REPORTS, MAX_DUMPS = 32, 4, 4
+-- ck_kept mirrors Config.kept (checkpoint.go): whether checkpoint ck is
+-- still kept at tick t, for keep_ticks after its tick.
+local function ck_kept(ck, t, keep_ticks) return ck > t - keep_ticks end
+
+-- ck_reportable mirrors Config.reportable: a report of checkpoint ck made
+-- at tick t counts if ck is sealed and still kept.
+local function ck_reportable(ck, t, keep_ticks) return ck < t and ck_kept(ck, t, keep_ticks) end
+
+-- ck_judge_at mirrors Config.judgeAt: the tick from which open checkpoint
+-- ck is judged without waiting for more reports.
+local function ck_judge_at(ck, judge_ticks) return ck + 1 + judge_ticks end
 
 local function cks_load(s)
   local out = {}

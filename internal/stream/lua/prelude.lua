@@ -35,8 +35,9 @@ end
 
 -- A stream's meta hash (KEYS[1] of every stream script), as a table.
 -- count and bytes are the retained events'; since_snap counts the events
--- appended since the last snapshot was stored; floor is the last tick
--- compacted (-1: none); snap_t the snapshot's tick; cks and ck_j the open
+-- appended since the last snapshot was stored; compacted_to is the last
+-- tick compacted (-1: none), stored as the field "floor", the name the
+-- streams already in Redis hold it under; snap_t the snapshot's tick; cks and ck_j the open
 -- and the judged checkpoints (lua/checkpoint.lua) and ck_due the first tick
 -- one is due to be judged (-1: none);
 -- ck_want, ck_want_h, ck_ask_pub and ck_ask_until the snapshot asked for;
@@ -53,7 +54,7 @@ local function meta_load(key)
     next_id = tonumber(v[5]), connected = tonumber(v[6]), count = tonumber(v[7]),
     lid_t = tonumber(v[8]), lid_seq = tonumber(v[9]), empty_since = tonumber(v[10]),
     bytes = tonumber(v[11]) or 0, tick_bytes = tonumber(v[12]) or 0,
-    since_snap = tonumber(v[13]) or 0, floor = tonumber(v[14]) or -1, snap_t = tonumber(v[15]),
+    since_snap = tonumber(v[13]) or 0, compacted_to = tonumber(v[14]) or -1, snap_t = tonumber(v[15]),
     cks = v[16] or "", ck_want = tonumber(v[17]) or -1, ck_ask_pub = v[18] or "", ck_ask_until = tonumber(v[19]) or 0,
     ck_due = tonumber(v[20]) or -1, ck_want_h = v[21] or "", dumps = tonumber(v[22]) or 0, ck_j = v[23] or ""}
 end
@@ -81,6 +82,19 @@ local function log_append(key, m, t, ev)
   m.since_snap = m.since_snap + 1
   m.bytes = m.bytes + #ev
   m.tick_bytes = m.tick_bytes + 1 + #ev
+end
+
+-- reply_start returns the first tick of a reply at tick t to a client that
+-- has seen the ticks below known of epoch ("" when it does not say), and
+-- the tick of the snapshot the reply starts after, or -1: 0 when the client
+-- is behind a reset (ahead of t, or of another epoch), so that it is sent
+-- the whole stream; after the snapshot when the ticks it asks for are
+-- compacted. Mirrored in memStream.replyStart (store_memory.go).
+local function reply_start(m, known, epoch, t)
+  local from = known
+  if from > t or (epoch ~= "" and epoch ~= m.epoch) then from = 0 end
+  if m.compacted_to >= 0 and from <= m.compacted_to then return m.snap_t + 1, m.snap_t end
+  return from, -1
 end
 
 local function tick_of(id) return tonumber(string.match(id, "^(%d+)-")) end

@@ -10,7 +10,7 @@ local m = meta_load(KEYS[1])
 if not m or not redis.call("HGET", KEYS[3], ARGV[1]) then return {"err", "not_found"} end
 local t = tonumber(ARGV[2])
 local now_t = tick_at(m.created, m.rate, now_ms(ARGV[5]), m.last_t)
-if ck_verdict(KEYS[1], t) ~= ARGV[3] or t <= now_t - tonumber(ARGV[6]) then return {"err", "snapshot_mismatch"} end
+if ck_verdict(KEYS[1], t) ~= ARGV[3] or not ck_kept(t, now_t, tonumber(ARGV[6])) then return {"err", "snapshot_mismatch"} end
 if m.snap_t and m.snap_t >= t then return {"ok", m.snap_t, 0} end
 redis.call("HSET", KEYS[1], "snap_t", t, "snap_h", ARGV[3], "snap", ARGV[4], "since_snap", 0)
 if m.ck_want <= t then redis.call("HSET", KEYS[1], "ck_want", -1, "ck_ask_pub", "") end

@@ -7,11 +7,6 @@
 local m = meta_load(KEYS[1])
 if not m then return {"err", "not_found"} end
 local t = tick_at(m.created, m.rate, now_ms(ARGV[1]), m.last_t)
-local from = tonumber(ARGV[2])
-if from > t or (ARGV[3] ~= "" and ARGV[3] ~= m.epoch) then from = 0 end
-local base = -1
-if m.floor >= 0 and from <= m.floor then
-  base, from = m.snap_t, m.snap_t + 1
-end
+local from, base = reply_start(m, tonumber(ARGV[2]), ARGV[3], t)
 local out, more, replyT = read_page(KEYS[2], from, t, tonumber(ARGV[4]), tonumber(ARGV[5]), false)
 return {"ok", replyT, m.epoch, m.rate, more, table.concat(out, ","), base}

@@ -19,9 +19,10 @@
 --   a client may post, 23 their burst; 24 the number of events; 25 the
 --   checkpoint interval (0: off); 26 the quorum; 27 snapshot every (events);
 --   28 the ticks a checkpoint waits to be judged; 29 the ticks one is kept;
---   30 the ticks history is retained; 31 the number of hash reports; then per
---   event its type and its body, both JSON string literals; then per hash
---   report its tick and its hash.
+--   30 the ticks history is retained; 31 the number of hash reports;
+--   32 the most checkpoints kept, 33 desync reports kept, 34 clients asked
+--   for a dump per report (checkpoint.go); then per event its type and its
+--   body, both JSON string literals; then per hash report its tick and its hash.
 -- Returns {"err", code} (scriptErrors in store_redis.go), {"err", "rate_limited",
 -- "syncs" or "events", wait in ms}, or decodeSyncReply's
 -- {"ok", public id, t, epoch, tick rate, more, created, connected, appended, events,
@@ -37,7 +38,7 @@ if not m then
   created = true
   m = {epoch = ARGV[6], created = now, rate = tonumber(ARGV[7]), last_t = 0,
     next_id = 0, connected = 0, count = 0, lid_t = 0, lid_seq = 0, bytes = 0, tick_bytes = 0,
-    since_snap = 0, floor = -1, cks = "", ck_want = -1, ck_ask_pub = "", ck_ask_until = 0,
+    since_snap = 0, compacted_to = -1, cks = "", ck_want = -1, ck_ask_pub = "", ck_ask_until = 0,
     ck_due = -1, ck_want_h = "", dumps = 0, ck_j = ""}
 end
 local t = tick_at(m.created, m.rate, now, m.last_t)
@@ -53,7 +54,7 @@ if ARGV[5] ~= "" and not isNew then
   if batches and string.find("," .. batches .. ",", "," .. ARGV[5] .. ",", 1, true) then rep = true end
 end
 local nev = tonumber(ARGV[24])
-local EV = 32 -- the first event's ARGV
+local EV = 35 -- the first event's ARGV
 
 -- The fair-use buckets (ratelimit.go): a new client's are full.
 local srate, sburst, erate, eburst = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
@@ -95,15 +96,15 @@ end
 local compacted = 0
 if m.snap_t and tonumber(ARGV[27]) > 0 then
   local target = math.min(m.snap_t, t - tonumber(ARGV[30]) - 1)
-  if target > m.floor then
+  if target > m.compacted_to then
     local out, more, next_t = read_page(KEYS[2], 0, target + 1, tonumber(ARGV[11]), tonumber(ARGV[12]), false)
     local freed = 0
     for _, ev in ipairs(out) do freed = freed + #ev end
-    m.floor = target
-    if more == 1 then m.floor = next_t - 1 end
-    if #out > 0 then redis.call("XTRIM", KEYS[2], "MINID", (m.floor + 1) .. "-0") end
+    m.compacted_to = target
+    if more == 1 then m.compacted_to = next_t - 1 end
+    if #out > 0 then redis.call("XTRIM", KEYS[2], "MINID", (m.compacted_to + 1) .. "-0") end
     compacted, m.count, m.bytes = #out, m.count - #out, m.bytes - freed
-    redis.call("HSET", KEYS[1], "floor", m.floor, "count", m.count, "bytes", m.bytes)
+    redis.call("HSET", KEYS[1], "floor", m.compacted_to, "count", m.count, "bytes", m.bytes)
   end
 end
 if #adds > 0 and m.count + #adds > tonumber(ARGV[9]) then return {"err", "event_cap"} end
@@ -155,6 +156,7 @@ local reports = nrep > 0 and (ARGV[4] == "" or ARGV[4] == m.epoch) -- those of a
 if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   local quorum, snap_every = tonumber(ARGV[26]), tonumber(ARGV[27])
   local judge_ticks, keep_ticks = tonumber(ARGV[28]), tonumber(ARGV[29])
+  local max_checkpoints, max_reports, max_dumps = tonumber(ARGV[32]), tonumber(ARGV[33]), tonumber(ARGV[34])
   local open = cks_load(m.cks)
   local was = {m.ck_j, m.ck_due, m.ck_want, m.dumps}
   local reps = nil -- the desync reports, loaded when needed
@@ -174,7 +176,7 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
     return out
   end
   local function ask_dump(rep, p, h)
-    if #rep.clients >= MAX_DUMPS then return end
+    if #rep.clients >= max_dumps then return end
     for _, c in ipairs(rep.clients) do
       if c.pub == p then return end
     end
@@ -198,7 +200,7 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
         end
       end
       reps[#reps + 1] = rep
-      if #reps > MAX_REPORTS then
+      if #reps > max_reports then
         for _, c in ipairs(reps[1].clients) do redis.call("HDEL", KEYS[6], "d:" .. reps[1].t .. ":" .. c.pub) end
         table.remove(reps, 1)
       end
@@ -237,9 +239,9 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
       local r = ck_find(open, ck)
       local verdict = nil
       if not r then verdict = ck_verdict(KEYS[1], ck) end
-      local ok = ck < t and ck > t - keep_ticks
+      local ok = ck_reportable(ck, t, keep_ticks)
       if ok and not r and not verdict then
-        if kept() >= MAX_CHECKPOINTS then
+        if kept() >= max_checkpoints then
           local oldest = ck_first(m.ck_j)
           if #open > 0 and (not oldest or open[1].t < oldest) then oldest = open[1].t end
           if ck < oldest then
@@ -270,14 +272,15 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   local i = 1
   while i <= #open do
     local r = open[i]
-    if t >= r.t + 1 + judge_ticks or (reports and r.votes >= m.connected) then judge(i) else i = i + 1 end
+    if t >= ck_judge_at(r.t, judge_ticks) or (reports and r.votes >= m.connected) then judge(i) else i = i + 1 end
   end
   m.ck_due = -1
   for _, r in ipairs(open) do
-    if m.ck_due < 0 or r.t + 1 + judge_ticks < m.ck_due then m.ck_due = r.t + 1 + judge_ticks end
+    local at = ck_judge_at(r.t, judge_ticks)
+    if m.ck_due < 0 or at < m.ck_due then m.ck_due = at end
   end
   local first = ck_first(m.ck_j)
-  while first and first <= t - keep_ticks do
+  while first and not ck_kept(first, t, keep_ticks) do
     m.ck_j = ck_drop(KEYS[1], KEYS[5], m.ck_j, first, m.next_id)
     first = ck_first(m.ck_j)
   end
@@ -308,12 +311,7 @@ m.last_t = t
 meta_save(KEYS[1], m)
 
 -- The reply: events with from <= tick < t, at most a page, cut between ticks.
-local from = tonumber(ARGV[3])
-if from > t or (ARGV[4] ~= "" and ARGV[4] ~= m.epoch) then from = 0 end
-local base = -1
-if m.floor >= 0 and from <= m.floor then
-  base, from = m.snap_t, m.snap_t + 1 -- compacted: the client starts from the snapshot
-end
+local from, base = reply_start(m, tonumber(ARGV[3]), ARGV[4], t)
 local page, page_bytes = tonumber(ARGV[11]), tonumber(ARGV[12])
 -- The replica holds the sealed ticks [ARGV[16], ARGV[17]) of this epoch:
 -- they are final, so only what follows them is read here.

@@ -3,14 +3,15 @@
 // exactly as the memory store does.
 //
 //	func TestConformance(t *testing.T) {
-//		streamtest.Run(t, func(t *testing.T, cfg stream.Config) stream.Store {
+//		streamtest.Run(t, func(t testing.TB, cfg stream.Config) stream.Store {
 //			return newMyStore(t, cfg)
 //		})
 //	}
 //
 // The suite sets cfg.Clock to a *clock.Fake and moves time only through it;
 // a backend must read time from cfg.Clock. Each test asks for its own store,
-// which must start empty.
+// which must start empty. BenchSync is the suite's benchmark, run the same
+// way from each backend's BenchmarkSync.
 package streamtest
 
 import (
@@ -29,8 +30,9 @@ import (
 )
 
 // Factory returns a new, empty store configured with cfg. It registers
-// whatever cleanup the store needs with t.Cleanup.
-type Factory func(t *testing.T, cfg stream.Config) stream.Store
+// whatever cleanup the store needs with t.Cleanup. Run, LongLife and
+// BenchSync take one.
+type Factory func(t testing.TB, cfg stream.Config) stream.Store
 
 // Start is the fake time at which every test of the suite begins.
 var Start = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
