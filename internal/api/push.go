@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
@@ -33,7 +34,8 @@ import (
 // into its next message, and a connection further behind than MaxLag is
 // closed (it reconnects and catches up by sync).
 
-// PushConfig configures push connections.
+// PushConfig configures push connections. A zero field takes its
+// default (DefaultPushConfig).
 type PushConfig struct {
 	// MaxConnections caps the push connections of this server; past it an
 	// upgrade is answered 503 server_full.
@@ -41,14 +43,50 @@ type PushConfig struct {
 	// PingInterval is how often a connection is pinged, and its client's
 	// presence refreshed in the store.
 	PingInterval time.Duration
-	// MaxLag is how far behind the newest tick a connection may fall
-	// before it is closed with CloseTooSlow.
+	// MaxLag is how far a connection may be behind the stream, in time:
+	// one whose cursor is more than MaxLag of ticks behind the newest tick
+	// read, or whose message has waited MaxLag to go out (the stream moved
+	// on as long meanwhile), is closed with CloseTooSlow.
 	MaxLag time.Duration
 }
 
 // DefaultPushConfig returns the defaults of the flags.
 func DefaultPushConfig() PushConfig {
 	return PushConfig{MaxConnections: 100_000, PingInterval: 5 * time.Second, MaxLag: 5 * time.Second}
+}
+
+// withDefaults returns c with each zero field set to its default.
+func (c PushConfig) withDefaults() PushConfig {
+	d := DefaultPushConfig()
+	if c.MaxConnections == 0 {
+		c.MaxConnections = d.MaxConnections
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = d.PingInterval
+	}
+	if c.MaxLag == 0 {
+		c.MaxLag = d.MaxLag
+	}
+	return c
+}
+
+// Validate reports the first invalid field, if any; a zero field is valid
+// (it takes its default).
+func (c PushConfig) Validate() error {
+	switch {
+	case c.MaxConnections < 0:
+		return errors.New("push max connections must not be negative")
+	case c.PingInterval < 0:
+		return errors.New("push ping interval must not be negative")
+	case c.MaxLag < 0:
+		return errors.New("push max lag must not be negative")
+	}
+	return nil
+}
+
+// lagTicks is MaxLag in ticks of a stream of tickRate ticks a second.
+func (c PushConfig) lagTicks(tickRate int) int64 {
+	return int64(c.MaxLag.Seconds() * float64(max(tickRate, 1)))
 }
 
 // Close codes of push connections, beside the standard ones (1001 going
@@ -161,8 +199,12 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 		p.srv.writeError(w, r, err)
 		return
 	}
-	// A browser's origin is checked before the sync, which would connect
-	// the client: a refused upgrade has no effect.
+	// The handshake and a browser's origin are checked before the sync,
+	// which would connect the client: a refused upgrade has no effect.
+	if err := checkHandshake(w.Header(), r); err != nil {
+		p.srv.writeError(w, r, err)
+		return
+	}
 	if o := r.Header.Get("Origin"); o != "" && !p.srv.cors.allows(o) && !sameHost(o, r.Host) {
 		p.srv.writeError(w, r, errorf(http.StatusForbidden, protocol.CodeBadRequest,
 			"origin %q may not open push connections (-cors-origins)", o))
@@ -195,7 +237,9 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	p.srv.observeSync(req.Stream, res)
 	var nc net.Conn
-	ws, err := websocket.Accept(smallBuffers{w, &nc}, r, p.srv.cors.acceptOptions())
+	// The handshake and the origin are checked: Accept checks neither
+	// again, and fails only if the connection cannot be taken over.
+	ws, err := websocket.Accept(smallBuffers{w, &nc}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		done()
 		return // Accept has answered
@@ -408,7 +452,6 @@ func (s *pushStream) closeAll(code websocket.StatusCode, reason string) {
 // from the window when it holds c's cursor, else by a read of its own (c
 // joined, or fell behind the window).
 func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
-	maxLag := int64(p.cfg.MaxLag.Seconds() * float64(c.tickRate(s)))
 	ping := time.NewTicker(p.cfg.PingInterval)
 	defer ping.Stop()
 	for {
@@ -425,7 +468,7 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 		for {
 			req := c.at()
 			res, newest := s.next(req)
-			if newest-req.LastKnownTick > maxLag {
+			if newest-req.LastKnownTick > p.cfg.lagTicks(c.tickRate(s)) {
 				c.ws.Close(CloseTooSlow, "more than -ws-max-lag behind; reconnect")
 				return
 			}
@@ -635,16 +678,41 @@ func sameHost(origin, host string) bool {
 	return err == nil && strings.EqualFold(u.Host, host)
 }
 
-// acceptOptions checks browsers' origins as -cors-origins says.
-func (c cors) acceptOptions() *websocket.AcceptOptions {
-	if c.any {
-		return &websocket.AcceptOptions{InsecureSkipVerify: true}
+// checkHandshake refuses a request that is not a WebSocket handshake
+// (RFC 6455, 4.2.1), with the status websocket.Accept would answer it but
+// as JSON, and before anything happens to the stream. It sets the headers
+// that say what is missing in h.
+func checkHandshake(h http.Header, r *http.Request) error {
+	switch {
+	case r.ProtoMajor != 1 || r.ProtoMinor < 1,
+		!headerHasToken(r.Header, "Connection", "upgrade"),
+		!headerHasToken(r.Header, "Upgrade", "websocket"):
+		h.Set("Upgrade", "websocket")
+		return errorf(http.StatusUpgradeRequired, protocol.CodeBadRequest,
+			"a push connection is a WebSocket upgrade of HTTP/1.1, with Connection: Upgrade and Upgrade: websocket")
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		h.Set("Sec-WebSocket-Version", "13")
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "a WebSocket upgrade must say Sec-WebSocket-Version: 13")
 	}
-	var hosts []string
-	for _, o := range c.origins {
-		if u, err := url.Parse(o); err == nil && u.Host != "" {
-			hosts = append(hosts, u.Host)
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "a WebSocket upgrade must carry one Sec-WebSocket-Key")
+	}
+	if key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(key) != 16 {
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
+	}
+	return nil
+}
+
+// headerHasToken reports whether a comma-separated header of h holds
+// token, in any case.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
 		}
 	}
-	return &websocket.AcceptOptions{OriginPatterns: hosts}
+	return false
 }

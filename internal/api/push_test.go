@@ -496,3 +496,62 @@ func TestPushShutdownWhileSendingHistory(t *testing.T) {
 		t.Fatal("ClosePush still waits for the connection")
 	}
 }
+
+// TestPushRefusedHandshakeConnectsNobody: a GET that asks for a WebSocket
+// but lacks the rest of the handshake is refused with a JSON error, before
+// the sync: no stream is created, no client connected.
+func TestPushRefusedHandshakeConnectsNobody(t *testing.T) {
+	h := newHarness(t)
+	full := []string{"Upgrade", "websocket", "Connection", "Upgrade",
+		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+	without := func(name string) []string {
+		var out []string
+		for i := 0; i < len(full); i += 2 {
+			if full[i] != name {
+				out = append(out, full[i], full[i+1])
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name       string
+		give       []string
+		wantStatus int
+	}{
+		{name: "no Connection", give: without("Connection"), wantStatus: http.StatusUpgradeRequired},
+		{name: "no version", give: without("Sec-WebSocket-Version"), wantStatus: http.StatusBadRequest},
+		{name: "old version", give: append(without("Sec-WebSocket-Version"), "Sec-WebSocket-Version", "8"), wantStatus: http.StatusBadRequest},
+		{name: "no key", give: without("Sec-WebSocket-Key"), wantStatus: http.StatusBadRequest},
+		{name: "short key", give: append(without("Sec-WebSocket-Key"), "Sec-WebSocket-Key", "c2hvcnQ="), wantStatus: http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := h.do(http.MethodGet, "/s/alice/0", "", tt.give...)
+			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
+			assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+			assert.Equal(t, protocol.CodeBadRequest, errorCode(t, rec).Code)
+			st, err := h.store.Stats(context.Background(), 10)
+			require.NoError(t, err)
+			assert.Zero(t, st.Streams, "no stream created, no client connected")
+		})
+	}
+}
+
+// TestPushConfigPartial: a PushConfig with some fields set takes the
+// defaults of the others (a zero PingInterval reached time.NewTicker and
+// panicked); a negative field is refused.
+func TestPushConfigPartial(t *testing.T) {
+	h, url := pushHarness(t, func(a *api.Config, _ *stream.Config) { a.Push = api.PushConfig{MaxConnections: 10} })
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	h.sync("/s/bob/0", `{"events":[{"type":"move"}]}`)
+	h.clock.Advance(50 * time.Millisecond)
+	next(t, c, func(r protocol.SyncReply) bool {
+		return slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" })
+	})
+
+	for _, give := range []api.PushConfig{{MaxConnections: -1}, {PingInterval: -time.Second}, {MaxLag: -time.Second}} {
+		assert.Error(t, give.Validate(), "%+v", give)
+	}
+	assert.NoError(t, api.PushConfig{}.Validate(), "zero fields take their defaults")
+}

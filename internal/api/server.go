@@ -99,8 +99,7 @@ type Config struct {
 	// CORSOrigins are the origins that browsers may call from; "*" allows
 	// any. Empty means "*".
 	CORSOrigins []string
-	// Push configures push connections; the zero PushConfig has the
-	// defaults.
+	// Push configures push connections; each zero field has its default.
 	Push PushConfig
 }
 
@@ -131,6 +130,9 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Push.Validate(); err != nil {
+		return nil, err
+	}
 	s := &Server{
 		store:   cfg.Store,
 		metrics: cfg.Metrics,
@@ -139,9 +141,7 @@ func New(cfg Config) (*Server, error) {
 		cors:    newCORS(cfg.CORSOrigins),
 	}
 	s.inflight = newBudget(cfg.Limits.MaxInflightBytes, cfg.Limits.MaxInflightWait)
-	if cfg.Push == (PushConfig{}) {
-		cfg.Push = DefaultPushConfig()
-	}
+	cfg.Push = cfg.Push.withDefaults()
 	s.push = &pusher{srv: s, cfg: cfg.Push, streams: map[string]*pushStream{}}
 	if s.log == nil {
 		s.log = zap.NewNop()
