@@ -8,7 +8,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run run-redis build build-static docker test test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile clean
+.PHONY: all run run-redis build build-static docker test test-ts test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile clean
 
 all: lint test build
 
@@ -38,6 +38,16 @@ docker:
 test:
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./...
+	$(MAKE) test-ts
+
+## test-ts: the TypeScript client's tests (clients/ts: npm ci, then node --test);
+## skipped, and said so, without node and npm, except under CI=true where that fails
+test-ts:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  if [ "$${CI:-}" = true ]; then echo "test-ts: node and npm are required (CI=true)"; exit 1; fi; \
+	  echo "*** SKIPPED: clients/ts tests: node and npm not found (install Node 20+) ***"; exit 0; \
+	fi; \
+	cd clients/ts && npm ci --no-audit --no-fund && npm test
 
 ## test-short: the tests that do not build binaries
 test-short:

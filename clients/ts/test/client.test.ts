@@ -1,0 +1,112 @@
+// EventStreamClient against the real server.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { EventStreamClient, EventStreamError, type Update, type WebSocketConstructor } from "../src/index.js";
+import { startServer, type Server } from "./server.js";
+
+const WS = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+
+let srv: Server;
+before(async () => {
+  srv = await startServer();
+});
+after(async () => {
+  await srv.stop();
+});
+
+/** memoryStorage is a Storage kept in a Map. */
+export function memoryStorage(): { getItem(k: string): string | null; setItem(k: string, v: string): void; map: Map<string, string> } {
+  const map = new Map<string, string>();
+  return { map, getItem: (k) => map.get(k) ?? null, setItem: (k, v) => void map.set(k, v) };
+}
+
+/** collect runs c until pred holds for the updates so far, or 10 s pass. */
+async function collect(c: EventStreamClient, pred: (us: Update[]) => boolean): Promise<Update[]> {
+  const us: Update[] = [];
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 10_000);
+  await c.run((u) => {
+    us.push(u);
+    if (pred(us)) ctl.abort();
+  }, ctl.signal);
+  clearTimeout(timer);
+  assert.ok(pred(us), "the updates never satisfied the test");
+  return us;
+}
+
+test("a poll sync creates the stream and sends a batch once", async () => {
+  const storage = memoryStorage();
+  const c = new EventStreamClient({ baseUrl: srv.url, stream: "poll1", storage, WebSocket: null });
+  assert.equal(c.transport, "poll");
+  assert.match(storage.map.get("eventstreamd.privateId") ?? "", /^[0-9a-f-]{36}$/);
+  const u = await c.sync();
+  assert.equal(u.publicId, "1");
+  assert.equal(u.events[0]?.type, "_a");
+  assert.equal(u.events[0]?.body, u.epoch);
+  assert.ok(u.reset);
+  c.send("move", "left");
+  c.send("chat", 'quote " and é');
+  assert.equal(c.pending, 2);
+  await c.sync();
+  assert.equal(c.pending, 0);
+  const us = await collect(c, (us) => us.flatMap((u) => u.events).filter((e) => e.origin === "1").length >= 2);
+  const mine = us.flatMap((u) => u.events).filter((e) => e.origin === "1");
+  assert.deepEqual(mine.map((e) => [e.type, e.body]), [["move", "left"], ["chat", 'quote " and é']]);
+});
+
+test("the private id is kept in storage: a second client is the same player", async () => {
+  const storage = memoryStorage();
+  const a = new EventStreamClient({ baseUrl: srv.url, stream: "keep", storage, WebSocket: null });
+  const ua = await a.sync();
+  const b = new EventStreamClient({ baseUrl: srv.url, stream: "keep", storage, WebSocket: null });
+  assert.equal(b.privateId, a.privateId);
+  const ub = await b.sync();
+  assert.equal(ub.publicId, ua.publicId);
+});
+
+test("errors carry the server's code", async () => {
+  const c = new EventStreamClient({ baseUrl: srv.url, stream: "errs", privateId: "p1", WebSocket: null });
+  assert.throws(() => c.send("_x", ""), (e: unknown) => e instanceof EventStreamError && e.code === "reserved_type" && e.status === 0);
+  const r = await fetch(`${srv.url}/errs/p1/abc`, { method: "POST" });
+  assert.equal(r.status, 400);
+  // The server's own refusal, through the client: a tick beyond 2^63 is not a tick.
+  const bad = new EventStreamClient({ baseUrl: srv.url, stream: "errs", privateId: "p1", WebSocket: null, fromTick: 0 });
+  await bad.sync();
+  const full = await fetch(`${srv.url}/errs/p1/0`, { method: "POST", body: '{"events":[{"type":"_z"}]}' });
+  assert.equal(full.status, 400);
+  const e = await new EventStreamClient({ baseUrl: srv.url, stream: "errs", privateId: "p1", WebSocket: null, fetch: (u, init) => fetch(u, { ...init, body: '{"events":[{"type":"_z"}]}' }) })
+    .sync()
+    .then(() => null, (e: unknown) => e);
+  assert.ok(e instanceof EventStreamError);
+  assert.equal(e.status, 400);
+  assert.equal(e.code, "reserved_type");
+  assert.equal(e.retryable, false);
+  assert.ok(!e.message.includes("p1"));
+});
+
+test("push brings every event once, in order, and acknowledges batches", { skip: !WS && "no WebSocket (node --experimental-websocket)" }, async () => {
+  const c = new EventStreamClient({ baseUrl: srv.url, stream: "push1", privateId: "pusher", WebSocket: WS!, transport: "push" });
+  const other = new EventStreamClient({ baseUrl: srv.url, stream: "push1", privateId: "other", WebSocket: null });
+  await other.sync();
+  let sent = false;
+  const us = await collect(c, (us) => {
+    if (!sent && us.length > 0) {
+      sent = true;
+      for (let i = 0; i < 5; i++) c.send("n", String(i));
+      void (async () => {
+        for (let i = 5; i < 10; i++) {
+          other.send("n", String(i));
+          await other.sync();
+        }
+      })();
+    }
+    return us.flatMap((u) => u.events).filter((e) => e.type === "n").length >= 10;
+  });
+  const ns = us.flatMap((u) => u.events).filter((e) => e.type === "n");
+  assert.deepEqual(ns.filter((e) => e.origin === c.publicId).map((e) => e.body), ["0", "1", "2", "3", "4"]);
+  assert.deepEqual(ns.filter((e) => e.origin === other.publicId).map((e) => e.body), ["5", "6", "7", "8", "9"]);
+  for (let i = 1; i < us.length; i++) assert.ok(us[i]!.t >= us[i - 1]!.t);
+  assert.equal(c.pending, 0);
+});

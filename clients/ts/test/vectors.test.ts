@@ -1,0 +1,184 @@
+// The vectors Go's gamesim generated (pkg/gamesim/testdata/vectors, made by
+// pkg/gamesim/vectors_test.go): this package must compute the same.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { Rand, SimDriver, fromHex, hashOf, parseSnapshot, seedOf, type Event } from "../src/index.js";
+import { RefSim } from "./refsim.js";
+
+// build/test/ → the repository's pkg/gamesim/testdata/vectors
+const vectorsDir = join(dirname(fileURLToPath(import.meta.url)), "../../../../pkg/gamesim/testdata/vectors");
+
+function load<T>(name: string): T {
+  return JSON.parse(readFileSync(join(vectorsDir, name), "utf8")) as T;
+}
+
+interface NCase {
+  n: string;
+  want: string[];
+}
+interface PermCase {
+  n: number;
+  want: number[];
+}
+interface RandCase {
+  epoch: string;
+  tick: number;
+  pcg: [string, string];
+  uint64: string[];
+  int64: string[];
+  uint32: number[];
+  int32: number[];
+  int: string[];
+  uint: string[];
+  float64: number[];
+  float32: number[];
+  intN: NCase[];
+  int64N: NCase[];
+  int32N: NCase[];
+  uint32N: NCase[];
+  uint64N: NCase[];
+  uintN: NCase[];
+  perm: PermCase[];
+  shuffle: PermCase[];
+  mixed: { call: string; want: unknown }[];
+}
+
+function randAt(c: RandCase): Rand {
+  const r = new Rand();
+  r.reseed(seedOf(c.epoch), c.tick);
+  return r;
+}
+
+function draws<T>(c: RandCase, f: (r: Rand) => T, n: number): T[] {
+  const r = randAt(c);
+  return Array.from({ length: n }, () => f(r));
+}
+
+const str = (v: bigint | number): string => v.toString();
+
+// Each mixed call, as Go's name for it.
+const calls: Record<string, (r: Rand) => unknown> = {
+  "Uint64()": (r) => str(r.uint64()),
+  "IntN(6)": (r) => str(r.intN(6)),
+  "Float64()": (r) => r.float64(),
+  "Perm(3)": (r) => r.perm(3),
+  "Int64N(1000000000000)": (r) => str(r.int64N(1000000000000n)),
+  "Uint32()": (r) => str(r.uint32()),
+  "Uint64N(9223372036854775809)": (r) => str(r.uint64N(9223372036854775809n)),
+  "Float32()": (r) => r.float32(),
+  "Int32N(7)": (r) => str(r.int32N(7)),
+  "Int64()": (r) => str(r.int64()),
+  "Uint32N(4294967295)": (r) => str(r.uint32N(4294967295)),
+  "IntN(8)": (r) => str(r.intN(8)),
+};
+
+test("Rand draws what Go's gamesim draws", () => {
+  const { cases } = load<{ cases: RandCase[] }>("rand.json");
+  assert.ok(cases.length >= 20);
+  for (const c of cases) {
+    const at = `epoch ${JSON.stringify(c.epoch)} tick ${c.tick}`;
+    const [hi, lo] = randAt(c).state();
+    assert.deepEqual([hi.toString(16).padStart(16, "0"), lo.toString(16).padStart(16, "0")], c.pcg, `seed, ${at}`);
+    const n = c.uint64.length;
+    assert.deepEqual(draws(c, (r) => str(r.uint64()), n), c.uint64, `uint64, ${at}`);
+    assert.deepEqual(draws(c, (r) => str(r.int64()), n), c.int64, `int64, ${at}`);
+    assert.deepEqual(draws(c, (r) => r.uint32(), n), c.uint32, `uint32, ${at}`);
+    assert.deepEqual(draws(c, (r) => r.int32(), n), c.int32, `int32, ${at}`);
+    assert.deepEqual(draws(c, (r) => str(r.int()), n), c.int, `int, ${at}`);
+    assert.deepEqual(draws(c, (r) => str(r.uint()), n), c.uint, `uint, ${at}`);
+    assert.deepEqual(draws(c, (r) => r.float64(), n), c.float64, `float64, ${at}`);
+    assert.deepEqual(draws(c, (r) => r.float32(), n), c.float32, `float32, ${at}`);
+    const bounded: [NCase[], (r: Rand, n: string) => string][] = [
+      [c.intN, (r, n) => str(r.intN(Number(n)))],
+      [c.int64N, (r, n) => str(r.int64N(BigInt(n)))],
+      [c.int32N, (r, n) => str(r.int32N(Number(n)))],
+      [c.uint32N, (r, n) => str(r.uint32N(Number(n)))],
+      [c.uint64N, (r, n) => str(r.uint64N(BigInt(n)))],
+      [c.uintN, (r, n) => str(r.uintN(BigInt(n)))],
+    ];
+    for (const [list, f] of bounded) {
+      assert.ok(list.length > 0);
+      for (const nc of list) assert.deepEqual(draws(c, (r) => f(r, nc.n), nc.want.length), nc.want, `n ${nc.n}, ${at}`);
+    }
+    for (const pc of c.perm) assert.deepEqual(randAt(c).perm(pc.n), pc.want, `perm(${pc.n}), ${at}`);
+    for (const sc of c.shuffle) {
+      const js: number[] = [];
+      randAt(c).shuffle(sc.n, (_i, j) => js.push(j));
+      assert.deepEqual(js, sc.want, `shuffle(${sc.n}), ${at}`);
+    }
+    const r = randAt(c);
+    for (const m of c.mixed) {
+      const f = calls[m.call];
+      assert.ok(f, `no such call ${m.call}`);
+      assert.deepEqual(f(r), m.want, `${m.call} in the mixed sequence, ${at}`);
+    }
+  }
+});
+
+interface SnapshotVector {
+  tick: number;
+  hex: string;
+  hash: string;
+}
+interface StreamVector {
+  until: number;
+  events: Event[];
+  hashes: string[];
+  snapshot: SnapshotVector;
+  empty: SnapshotVector;
+}
+
+const below = (events: Event[], until: number): Event[] => events.filter((e) => e.t < until);
+
+test("the reference sim has Go's state hash after every tick of the recorded stream", () => {
+  const v = load<StreamVector>("stream.json");
+  assert.equal(v.hashes.length, v.until);
+  // One replay, tick by tick, as a live driver plays it.
+  for (let k = 1; k <= v.until; k++) {
+    const d = SimDriver.replay(new RefSim(), below(v.events, k), k);
+    assert.equal(d.tick, k - 1);
+    assert.equal(hashOf(d.snapshot()), v.hashes[k - 1], `the state after tick ${k - 1}`);
+  }
+});
+
+test("a snapshot has Go's bytes, and playing on from it gives Go's hashes", () => {
+  const v = load<StreamVector>("stream.json");
+  const s = v.snapshot;
+  const d = SimDriver.replay(new RefSim(), below(v.events, s.tick + 1), s.tick + 1);
+  const data = d.snapshot();
+  assert.equal(Buffer.from(data).toString("hex"), s.hex);
+  assert.equal(hashOf(data), s.hash);
+  assert.equal(s.hash, v.hashes[s.tick]);
+
+  const h = parseSnapshot(fromHex(s.hex));
+  assert.equal(h.epoch, v.events[0]!.body);
+  assert.equal(h.tick, s.tick);
+  assert.equal(h.entities, d.entities().length);
+
+  const after = v.events.filter((e) => e.t > s.tick);
+  for (let until = s.tick + 1; until <= v.until; until += 7) {
+    const r = SimDriver.replayFrom(new RefSim(), fromHex(s.hex), below(after, until), until);
+    assert.equal(hashOf(r.snapshot()), v.hashes[until - 1], `restored at ${s.tick}, played to ${until}`);
+  }
+});
+
+test("an empty sim's snapshot is the header alone, byte for byte", () => {
+  const v = load<StreamVector>("stream.json");
+  const empty = {
+    onReset() {},
+    onConnect() {},
+    onDisconnect() {},
+    onClientEvent() {},
+    snapshot() {},
+    restore() {},
+  };
+  const d = SimDriver.replay(empty, v.events.slice(0, 1), v.empty.tick + 1);
+  const data = d.snapshot();
+  assert.equal(Buffer.from(data).toString("hex"), v.empty.hex);
+  assert.equal(hashOf(data), v.empty.hash);
+});

@@ -1,0 +1,233 @@
+package gamesim
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/goeventstream/eventstream/pkg/esclient"
+)
+
+// refSim is the reference simulation of docs/gamesim-spec.md ("The
+// reference simulation"): a small game that draws from Rand with several
+// methods, spawns and destroys from callbacks and from SimTick, and
+// snapshots its state. The state hashes of a recorded stream replayed
+// through it are committed in testdata/vectors/stream.json; the TypeScript
+// twin is clients/ts/test/refsim.ts. The two must stay identical.
+type refSim struct {
+	players []*refPlayer // in connect order
+	nextID  uint64       // the id of the next coin
+}
+
+type refPlayer struct {
+	id          string
+	x, y, score int64
+}
+
+// refSize is the side of the reference sim's square, wrapped around.
+const refSize = 32
+
+// refCoin is an entity: a coin that a player picks up by standing on it,
+// and that moves elsewhere when its time runs out.
+type refCoin struct {
+	s    *refSim
+	id   uint64
+	x, y int64
+	ttl  int64
+}
+
+// refClock is an entity that draws from Rand every tick.
+type refClock struct {
+	s   *refSim
+	n   uint64
+	acc uint64
+}
+
+func (s *refSim) spawnCoin(d *Driver) {
+	c := &refCoin{s: s, id: s.nextID, x: int64(d.Rand().IntN(refSize)), y: int64(d.Rand().IntN(refSize)), ttl: 1 + int64(d.Rand().IntN(40))}
+	s.nextID++
+	_ = d.Spawn(c)
+}
+
+func (s *refSim) player(id string) *refPlayer {
+	for _, p := range s.players {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *refSim) OnReset(d *Driver, _ Reset) {
+	s.players, s.nextID = nil, 0
+	_ = d.Spawn(&refClock{s: s})
+	for range 3 {
+		s.spawnCoin(d)
+	}
+}
+
+func (s *refSim) OnConnect(d *Driver, id string) {
+	if s.player(id) == nil {
+		s.players = append(s.players, &refPlayer{id: id, x: int64(d.Rand().IntN(refSize)), y: int64(d.Rand().IntN(refSize))})
+	}
+}
+
+func (s *refSim) OnDisconnect(_ *Driver, id string) {
+	s.players = slices.DeleteFunc(s.players, func(p *refPlayer) bool { return p.id == id })
+}
+
+func (s *refSim) OnClientEvent(d *Driver, e esclient.Event) {
+	p := s.player(e.Origin)
+	if p == nil {
+		return
+	}
+	switch e.Type {
+	case "move":
+		switch e.Body {
+		case "l":
+			p.x = (p.x + refSize - 1) % refSize
+		case "r":
+			p.x = (p.x + 1) % refSize
+		case "u":
+			p.y = (p.y + refSize - 1) % refSize
+		case "d":
+			p.y = (p.y + 1) % refSize
+		}
+	case "coin":
+		s.spawnCoin(d)
+	case "drop": // the first coin of the scene; a second drop in one tick fails on the same coin
+		for _, en := range d.Entities() {
+			if c, ok := en.(*refCoin); ok {
+				_ = d.Destroy(c)
+				break
+			}
+		}
+	case "jump":
+		p.x = (p.x + d.Rand().Int64N(5)) % refSize
+		p.y = (p.y + int64(d.Rand().Uint64N(5))) % refSize
+	}
+}
+
+func (c *refCoin) SimTick(d *Driver) {
+	c.ttl--
+	for _, p := range c.s.players {
+		if p.x == c.x && p.y == c.y {
+			p.score++
+			_ = d.Destroy(c)
+			return
+		}
+	}
+	if c.ttl <= 0 {
+		_ = d.Destroy(c)
+		c.s.spawnCoin(d)
+	}
+}
+
+func (k *refClock) SimTick(d *Driver) {
+	k.n++
+	k.acc ^= d.Rand().Uint64()
+	if k.n%10 == 0 && len(k.s.players) > 0 {
+		perm := d.Rand().Perm(len(k.s.players))
+		k.acc = k.acc*31 + uint64(perm[0])
+	}
+	if d.Rand().Float64() < 0.05 {
+		k.s.spawnCoin(d)
+	}
+}
+
+// Snapshot writes the state as the spec's reference sim defines it.
+func (s *refSim) Snapshot(d *Driver, b []byte) ([]byte, error) {
+	b = binary.AppendUvarint(b, uint64(len(s.players)))
+	for _, p := range s.players {
+		b = binary.AppendUvarint(b, uint64(len(p.id)))
+		b = append(b, p.id...)
+		b = binary.AppendVarint(b, p.x)
+		b = binary.AppendVarint(b, p.y)
+		b = binary.AppendVarint(b, p.score)
+	}
+	b = binary.AppendUvarint(b, s.nextID)
+	for _, en := range d.Entities() {
+		switch en := en.(type) {
+		case *refCoin:
+			b = append(b, 'C')
+			b = binary.AppendUvarint(b, en.id)
+			b = binary.AppendVarint(b, en.x)
+			b = binary.AppendVarint(b, en.y)
+			b = binary.AppendVarint(b, en.ttl)
+		case *refClock:
+			b = append(b, 'K')
+			b = binary.AppendUvarint(b, en.n)
+			b = binary.BigEndian.AppendUint64(b, en.acc)
+		default:
+			return nil, fmt.Errorf("refsim: unknown entity %T", en)
+		}
+	}
+	return b, nil
+}
+
+// refReader reads what Snapshot wrote.
+type refReader struct {
+	b   []byte
+	err error
+}
+
+func (r *refReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("refsim: bad uvarint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *refReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errors.New("refsim: bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *refReader) bytes(n uint64) []byte {
+	if uint64(len(r.b)) < n {
+		r.err = errors.New("refsim: cut short")
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// Restore reads what Snapshot wrote and spawns the entities again.
+func (s *refSim) Restore(d *Driver, data []byte) error {
+	r := &refReader{b: data}
+	s.players = nil
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		p := &refPlayer{id: string(r.bytes(r.uvarint()))}
+		p.x, p.y, p.score = r.varint(), r.varint(), r.varint()
+		s.players = append(s.players, p)
+	}
+	s.nextID = r.uvarint()
+	for len(r.b) > 0 && r.err == nil {
+		switch kind := r.bytes(1); {
+		case r.err != nil:
+		case kind[0] == 'C':
+			c := &refCoin{s: s, id: r.uvarint()}
+			c.x, c.y, c.ttl = r.varint(), r.varint(), r.varint()
+			_ = d.Spawn(c)
+		case kind[0] == 'K':
+			k := &refClock{s: s, n: r.uvarint()}
+			if b := r.bytes(8); b != nil {
+				k.acc = binary.BigEndian.Uint64(b)
+			}
+			_ = d.Spawn(k)
+		default:
+			return fmt.Errorf("refsim: unknown entity kind %q", kind)
+		}
+	}
+	return r.err
+}
