@@ -16,11 +16,11 @@ all: lint test build
 run: build
 	./bin/eventstreamd -log-format console
 
-## run-redis: serve on :9922 from a local redis-server on :6379 (started if none answers)
+## run-redis: serve on :9922 from a local redis-server on :6379 (started if none answers), with the
+## development secret unless EVENTSTREAMD_STORE_SECRET is set
 run-redis: build
 	@redis-cli -p 6379 ping >/dev/null 2>&1 || redis-server --port 6379 --appendonly yes --appendfsync always --daemonize yes --dir /tmp
-	EVENTSTREAMD_STORE_SECRET=$${EVENTSTREAMD_STORE_SECRET:-local-development-secret} \
-	./bin/eventstreamd -log-format console -store redis://127.0.0.1:6379/0
+	./bin/eventstreamd -log-format console -store redis://127.0.0.1:6379/0 -store-dev-secret
 
 ## build: build bin/eventstreamd
 build:

@@ -26,7 +26,10 @@ type config struct {
 	MetricsAddr string
 	// Stream configures the store. Its URL is -store: "memory" for the
 	// memory store, which reads only Stream.Config, or a Redis URL.
-	Stream            stream.RedisConfig
+	Stream stream.RedisConfig
+	// StoreDevSecret accepts developmentSecret as the store's secret, and
+	// makes it the secret when none is given: for a local Redis only.
+	StoreDevSecret    bool
 	Limits            api.Limits
 	Push              api.PushConfig
 	CORSOrigins       []string
@@ -68,6 +71,11 @@ func defaultStreamConfig() stream.RedisConfig {
 	return c
 }
 
+// developmentSecret is the store secret of `make run-redis`. Anyone can
+// read it here, so a server refuses it unless -store-dev-secret says that
+// this is a development Redis.
+const developmentSecret = "local-development-secret"
+
 // redis reports whether the streams are kept in Redis.
 func (c config) redis() bool { return c.Stream.URL != memoryStore }
 
@@ -79,6 +87,8 @@ func (c config) Validate() error {
 		}
 	} else if err := c.Stream.Validate(); err != nil {
 		return fmt.Errorf("-store is memory or a Redis store: %w", err)
+	} else if c.Stream.Secret == developmentSecret && !c.StoreDevSecret {
+		return errors.New("the store's secret is the development secret of make run-redis, which anyone can read: set one of 32 random characters (openssl rand -hex 16), or -store-dev-secret for a development Redis")
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err
@@ -88,6 +98,9 @@ func (c config) Validate() error {
 		return errors.New("-max-ws-connections must not be negative")
 	case c.Push.PingInterval <= 0:
 		return errors.New("-ws-ping-interval must be positive")
+	case c.Push.PingInterval > c.Stream.ClientTimeout/2:
+		return fmt.Errorf("-ws-ping-interval %v is more than half -client-timeout %v: a push client would be disconnected between two pings; set at most %v",
+			c.Push.PingInterval, c.Stream.ClientTimeout, c.Stream.ClientTimeout/2)
 	case c.Push.MaxLag <= 0:
 		return errors.New("-ws-max-lag must be positive")
 	}
@@ -125,6 +138,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "`address` for /metrics, apart from the public API; empty serves /metrics on -addr")
 	fs.StringVar(&cfg.Stream.URL, "store", cfg.Stream.URL, "where streams are kept: memory, or redis://host:6379/0 to share them among replicas")
 	fs.StringVar(&cfg.Stream.Secret, "store-secret", cfg.Stream.Secret, fmt.Sprintf("secret that keys the hash of private ids in Redis, at least %d characters; the same on every replica (required with redis)", stream.MinSecretLen))
+	fs.BoolVar(&cfg.StoreDevSecret, "store-dev-secret", cfg.StoreDevSecret, fmt.Sprintf("accept the development secret of make run-redis (%q), which anyone can read, and use it when -store-secret is empty: for a local Redis only", developmentSecret))
 	fs.StringVar(&cfg.Stream.Prefix, "store-prefix", cfg.Stream.Prefix, "prefix of every Redis key")
 	fs.DurationVar(&cfg.Stream.Timeout, "store-timeout", cfg.Stream.Timeout, "longest wait for Redis on any call; past it a sync answers 503")
 	fs.BoolVar(&cfg.Stream.AllowEviction, "store-allow-eviction", cfg.Stream.AllowEviction, "run on a Redis whose maxmemory-policy may evict keys (a stream may then lose its state)")
@@ -152,7 +166,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&cfg.Limits.MaxInflightBytes, "max-inflight-bytes", cfg.Limits.MaxInflightBytes, "memory the requests in progress may hold together (a body and a page per sync, -max-snapshot-bytes per upload); past it, a request waits -max-inflight-wait, then is answered 503 server_busy")
 	fs.DurationVar(&cfg.Limits.MaxInflightWait, "max-inflight-wait", cfg.Limits.MaxInflightWait, "how long a request waits, first come first served, for in-flight memory before 503 server_busy; 0 refuses at once")
 	fs.Int64Var(&cfg.Push.MaxConnections, "max-ws-connections", cfg.Push.MaxConnections, "most push (WebSocket) connections; past it an upgrade is answered 503 server_full")
-	fs.DurationVar(&cfg.Push.PingInterval, "ws-ping-interval", cfg.Push.PingInterval, "how often a push connection is pinged and its client's presence refreshed (at most half -client-timeout)")
+	fs.DurationVar(&cfg.Push.PingInterval, "ws-ping-interval", cfg.Push.PingInterval, "how often a push connection is pinged and its client's presence refreshed; at most half -client-timeout (when not set: the default, or half -client-timeout if that is less)")
 	fs.DurationVar(&cfg.Push.MaxLag, "ws-max-lag", cfg.Push.MaxLag, "how far behind the newest tick a push connection may fall before it is closed (4001); its client catches up by sync")
 	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
 		cfg.CORSOrigins = nil
@@ -214,7 +228,15 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	}
 	cfg.Limits.MaxReplyBytes = cfg.Stream.PageBytes // what the store may reply
 	cfg.Limits.MaxSnapshotBytes = cfg.Stream.MaxSnapshotBytes
-	// A push client's presence is refreshed well within the client timeout.
-	cfg.Push.PingInterval = min(cfg.Push.PingInterval, cfg.Stream.ClientTimeout/2)
+	set := map[string]bool{} // the flags given, by argument or environment
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["ws-ping-interval"] {
+		// The default refreshes a push client's presence within any client
+		// timeout; a value given is refused by Validate when it does not.
+		cfg.Push.PingInterval = min(cfg.Push.PingInterval, cfg.Stream.ClientTimeout/2)
+	}
+	if cfg.StoreDevSecret && cfg.Stream.Secret == "" {
+		cfg.Stream.Secret = developmentSecret
+	}
 	return cfg, cfg.Validate()
 }

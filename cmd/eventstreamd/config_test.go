@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +89,11 @@ func TestBadConfig(t *testing.T) {
 		{name: "redis with a short secret", args: []string{"-store", "redis://localhost:6379", "-store-secret", "short"}, env: env(), want: "16 characters"},
 		{name: "redis with the example's secret", args: []string{"-store", "redis://localhost:6379"}, env: env("EVENTSTREAMD_STORE_SECRET", "change-me-to-32-random-characters"), want: "placeholder"},
 		{name: "redis with a repeated secret", args: []string{"-store", "redis://localhost:6379", "-store-secret", "abababababababababababab"}, env: env(), want: "distinct characters"},
+		{name: "redis with the docs' placeholder", args: []string{"-store", "redis://localhost:6379"}, env: env("EVENTSTREAMD_STORE_SECRET", "<32 random characters, the same everywhere>"), want: "placeholder"},
+		{name: "redis with the development secret", args: []string{"-store", "redis://localhost:6379", "-store-secret", developmentSecret}, env: env(), want: "or -store-dev-secret for a development Redis"},
+		{name: "redis with the development secret from the environment", args: []string{"-store", "redis://localhost:6379"}, env: env("EVENTSTREAMD_STORE_SECRET", developmentSecret), want: "development secret"},
+		{name: "ping slower than half the client timeout", args: []string{"-ws-ping-interval", "20s"}, env: env(), want: "-ws-ping-interval 20s is more than half -client-timeout 10s: a push client would be disconnected between two pings; set at most 5s"},
+		{name: "ping from the environment", args: []string{"-client-timeout", "4s"}, env: env("EVENTSTREAMD_WS_PING_INTERVAL", "3s"), want: "set at most 2s"},
 		{name: "pages smaller than an event", args: []string{"-page-bytes", "1000"}, env: env(), want: "page bytes must hold"},
 		{name: "log format", args: []string{"-log-format", "xml"}, env: env(), want: "log format"},
 		{name: "slow sweeps", args: []string{"-sweep-interval", "5s"}, env: env(), want: "sweep interval"},
@@ -100,6 +109,64 @@ func TestBadConfig(t *testing.T) {
 			assert.NotContains(t, err.Error(), "\n", "a config error is one line")
 		})
 	}
+}
+
+func TestConfigDerived(t *testing.T) {
+	tests := []struct {
+		name       string
+		give       []string
+		wantPing   time.Duration
+		wantSecret string
+	}{
+		{name: "default ping within the default timeout", wantPing: 5 * time.Second},
+		{name: "default ping lowered to half a short timeout", give: []string{"-client-timeout", "4s"}, wantPing: 2 * time.Second},
+		{name: "ping of half the timeout", give: []string{"-client-timeout", "4s", "-ws-ping-interval", "2s"}, wantPing: 2 * time.Second},
+		{name: "development secret opted in", give: []string{"-store", "redis://localhost:6379", "-store-dev-secret"}, wantPing: 5 * time.Second, wantSecret: developmentSecret},
+		{name: "development secret given and opted in", give: []string{"-store", "redis://localhost:6379", "-store-dev-secret", "-store-secret", developmentSecret}, wantPing: 5 * time.Second, wantSecret: developmentSecret},
+		{name: "a secret of one's own wins over the opt-in", give: []string{"-store", "redis://localhost:6379", "-store-dev-secret", "-store-secret", "9f86d081884c7d659a2feaa0c55ad015"}, wantPing: 5 * time.Second, wantSecret: "9f86d081884c7d659a2feaa0c55ad015"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.give, env(), nil)
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantPing, cfg.Push.PingInterval)
+			assert.Equal(t, tt.wantSecret, cfg.Stream.Secret)
+		})
+	}
+}
+
+// TestDocumentedSecretsRefused: a store secret written out in the docs,
+// the deploy files or the Makefile is refused, so that one copied from
+// them never reaches production. Secrets computed by a command ($(...))
+// are not literal and are skipped; a variable's default (${V:-default})
+// is checked.
+func TestDocumentedSecretsRefused(t *testing.T) {
+	files := []string{"../../README.md", "../../Makefile", "../../Dockerfile"}
+	for _, glob := range []string{"../../docs/*.md", "../../deploy/*.yaml", "../../deploy/*/*.yaml"} {
+		m, err := filepath.Glob(glob)
+		require.NoError(t, err)
+		files = append(files, m...)
+	}
+	secretRE := regexp.MustCompile(`(?:EVENTSTREAMD_STORE_SECRET\s*[=:]|-store-secret\s)\s*(.+)`)
+	defaultRE := regexp.MustCompile(`^\$+\{[A-Z_]+:-([^}]+)\}`)
+	found := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, m := range secretRE.FindAllStringSubmatch(string(b), -1) {
+			v := strings.Trim(strings.TrimSuffix(strings.TrimSpace(m[1]), "\\"), " \"'`")
+			if d := defaultRE.FindStringSubmatch(v); d != nil {
+				v = d[1] // a shell variable's default: ${EVENTSTREAMD_STORE_SECRET:-…}
+			}
+			if v == "" || strings.HasPrefix(v, "$") || strings.HasPrefix(v, "(") || strings.HasPrefix(v, "|") {
+				continue // computed, or prose about the flag
+			}
+			found++
+			_, err := parseConfig([]string{"-store", "redis://localhost:6379"}, env("EVENTSTREAMD_STORE_SECRET", v), nil)
+			assert.Error(t, err, "%s shows the store secret %q, and the server takes it", f, v)
+		}
+	}
+	assert.Positive(t, found, "the docs' placeholders were found")
 }
 
 func TestHelp(t *testing.T) {

@@ -48,6 +48,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
+	if cfg.redis() && cfg.Stream.Secret == developmentSecret {
+		log.Warn("the store's secret is the development secret, which anyone can read: for a local Redis only")
+	}
 
 	a, err := newApp(cfg, log)
 	if err != nil {

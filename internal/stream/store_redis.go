@@ -150,8 +150,12 @@ func (c RedisConfig) Validate() error {
 const minSecretDistinct = 8
 
 // placeholder reports whether secret is one that examples show, which an
-// operator may have left in place.
+// operator may have left in place: a phrase such as change-me, or a
+// template in angle brackets, as in <32 random characters>.
 func placeholder(secret string) bool {
+	if strings.ContainsAny(secret, "<>") {
+		return true
+	}
 	s := strings.ToLower(secret)
 	for _, p := range []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "your-secret", "example"} {
 		if strings.Contains(s, p) {
