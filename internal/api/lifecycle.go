@@ -8,7 +8,12 @@ import (
 
 // The lifecycle of streams and clients is logged and counted here, in one
 // place: a sync reports the stream it created and the client it connected,
-// a sweep the clients it disconnected and the streams it expired.
+// a sweep the clients it disconnected and the streams it expired. Streams
+// are logged at info; clients, which come and go by the thousand a second
+// when a crowd joins, at debug, and are counted at every level
+// (eventstreamd_store_events_appended_total{kind="connect"|"disconnect"}).
+// Sampling would keep a random few of those lines, never the one of the
+// client being looked into.
 
 // observeSync logs and counts what a sync did to the stream.
 func (s *Server) observeSync(name string, res *stream.SyncResult) {
@@ -17,7 +22,7 @@ func (s *Server) observeSync(name string, res *stream.SyncResult) {
 		s.log.Info("stream created", zap.String("stream", name), zap.String("epoch", res.Epoch))
 	}
 	if res.Connected {
-		s.log.Info("client connected", zap.String("stream", name),
+		s.log.Debug("client connected", zap.String("stream", name),
 			zap.String("public_id", res.PublicID), zap.Int64("tick", res.T))
 	}
 }
@@ -27,7 +32,7 @@ func (s *Server) observeSync(name string, res *stream.SyncResult) {
 func (s *Server) ObserveSweep(res stream.SweepResult) {
 	s.metrics.ObserveSweep(res)
 	for _, d := range res.Disconnected {
-		s.log.Info("client disconnected", zap.String("stream", d.Stream),
+		s.log.Debug("client disconnected", zap.String("stream", d.Stream),
 			zap.String("public_id", d.PublicID), zap.Int64("tick", d.T))
 	}
 	for _, name := range res.Expired {

@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/goeventstream/eventstream/internal/metrics"
+	"github.com/goeventstream/eventstream/internal/stream"
 )
 
 const secret = "s3cr3t-private-id"
@@ -156,6 +158,41 @@ func TestLogs(t *testing.T) {
 		assert.NotContains(t, e.Message, secret)
 		assert.NotContains(t, fmt.Sprint(e.ContextMap()), secret, "a private id was logged in %q", e.Message)
 	}
+}
+
+// TestClientLinesAtDebug: a client's connect and disconnect are logged at
+// debug, since a crowd joining writes thousands a second; the operator
+// counts them with eventstreamd_store_events_appended_total at any level.
+// A stream's creation and expiry, one a game, stay at info.
+func TestClientLinesAtDebug(t *testing.T) {
+	h := newHarness(t)
+	for i := range 50 {
+		h.sync(fmt.Sprintf("/s/p%d/0", i), "")
+	}
+	h.server.ObserveSweep(stream.SweepResult{
+		Disconnected: []stream.Disconnect{{Stream: "s", PublicID: "1", T: 30}},
+		Expired:      []string{"s"},
+	})
+
+	levels := map[string]map[zapcore.Level]int{}
+	for _, e := range h.logs.All() {
+		if levels[e.Message] == nil {
+			levels[e.Message] = map[zapcore.Level]int{}
+		}
+		levels[e.Message][e.Level]++
+	}
+	assert.Equal(t, map[zapcore.Level]int{zapcore.DebugLevel: 50}, levels["client connected"])
+	assert.Equal(t, map[zapcore.Level]int{zapcore.DebugLevel: 1}, levels["client disconnected"])
+	assert.Equal(t, map[zapcore.Level]int{zapcore.InfoLevel: 1}, levels["stream created"])
+	assert.Equal(t, map[zapcore.Level]int{zapcore.InfoLevel: 1}, levels["stream expired"])
+	assert.NoError(t, testutil.GatherAndCompare(h.reg, strings.NewReader(`
+# HELP eventstreamd_store_events_appended_total Events appended to streams, by kind: reset, connect, disconnect, client.
+# TYPE eventstreamd_store_events_appended_total counter
+eventstreamd_store_events_appended_total{kind="client"} 0
+eventstreamd_store_events_appended_total{kind="connect"} 50
+eventstreamd_store_events_appended_total{kind="disconnect"} 1
+eventstreamd_store_events_appended_total{kind="reset"} 1
+`), "eventstreamd_store_events_appended_total"), "every connect and disconnect is counted")
 }
 
 // TestSweepFailuresAreLoggedOnce: an outage of the store makes every
