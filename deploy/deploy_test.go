@@ -389,7 +389,9 @@ func TestDockerfile(t *testing.T) {
 	assert.Contains(t, df, "RUN make build-static", "the image holds the binary CI builds")
 	assert.Contains(t, df, "distroless/static")
 	assert.Contains(t, df, ":nonroot")
-	assert.Contains(t, df, "EXPOSE 9922")
+	metrics := regexp.MustCompile(`(?m)^ENV EVENTSTREAMD_METRICS_ADDR=:(\d+)$`).FindStringSubmatch(df)
+	require.NotNil(t, metrics, "the image serves /metrics apart from the public port")
+	assert.Regexp(t, `(?m)^EXPOSE 9922 `+metrics[1]+`$`, df, "the image exposes the public port and the metrics port")
 	assert.Regexp(t, `HEALTHCHECK .*"healthcheck"`, df)
 	assert.Contains(t, df, "/src/bin/eventstreamd-static")
 
