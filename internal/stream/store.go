@@ -46,7 +46,9 @@ type Store interface {
 	// touches no presence, appends nothing and creates no stream (an
 	// unknown stream is ErrNotFound). req's PrivateID, Events, Batch and
 	// Hashes are ignored. A push server reads a stream's new ticks with it
-	// once for all its connections.
+	// once for all its connections. The tick it reports is issued as a
+	// sync's is: no later sync stamps an event below it, however the clock
+	// moves.
 	Read(ctx context.Context, req *SyncRequest) (*SyncResult, error)
 
 	// Sweep appends a disconnect event for each connected client that has

@@ -426,7 +426,9 @@ func (m *MemoryStore) Read(_ context.Context, req *SyncRequest) (*SyncResult, er
 	}
 	defer s.mu.Unlock()
 	res := &SyncResult{Epoch: s.epoch, TickRate: s.tickRate, Checkpoint: m.cfg.CheckpointInterval}
-	s.reply(&m.cfg, s.tickAt(m.clock.Now()), req, res)
+	t := s.tickAt(m.clock.Now())
+	s.lastT = t // issued: a clock that steps back cannot stamp below it
+	s.reply(&m.cfg, t, req, res)
 	return res, nil
 }
 

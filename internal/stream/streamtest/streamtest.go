@@ -41,6 +41,7 @@ var Start = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 func Run(t *testing.T, newStore Factory) {
 	t.Run("Ticks", func(t *testing.T) { testTicks(t, newStore) })
 	t.Run("TicksNeverGoBack", func(t *testing.T) { testTicksNeverGoBack(t, newStore) })
+	t.Run("TicksNeverGoBackAfterARead", func(t *testing.T) { testTicksNeverGoBackAfterARead(t, newStore) })
 	t.Run("Creation", func(t *testing.T) { testCreation(t, newStore) })
 	t.Run("PublicIDs", func(t *testing.T) { testPublicIDs(t, newStore) })
 	t.Run("EventsComeBackNextSync", func(t *testing.T) { testEventsComeBackNextSync(t, newStore) })

@@ -63,6 +63,31 @@ func testTicksNeverGoBack(t *testing.T, newStore Factory) {
 	assert.Equal(t, []protocol.Event{ev(21, "move", "1", "late")}, r.Events)
 }
 
+// testTicksNeverGoBackAfterARead: a tick a read reported (a push server
+// sends it to its clients) is issued as a sync's is: when the clock steps
+// back (an NTP step, a Redis failover to a node whose TIME lags), an event
+// posted next is stamped at it, not below it, where the clients told that
+// tick has passed would never see it.
+func testTicksNeverGoBackAfterARead(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, nil)
+	e.poll("s", "a", 0) // the last sync: tick 1
+	e.clock.Advance(time.Second)
+	read, err := e.store.Read(context.Background(), &stream.SyncRequest{Stream: "s", LastKnownTick: 1})
+	require.NoError(t, err)
+	require.Equal(t, int64(21), read.T)
+
+	e.clock.Set(Start) // the clock steps back a second
+	assert.Equal(t, int64(21), e.post("s", "a", 21, "late").T, "t went back below what the read reported")
+	read, err = e.store.Read(context.Background(), &stream.SyncRequest{Stream: "s", LastKnownTick: 21})
+	require.NoError(t, err)
+	assert.Equal(t, int64(21), read.T)
+
+	e.clock.Set(Start.Add(time.Second + tick))
+	r := e.poll("s", "a", 21)
+	assert.Equal(t, int64(22), r.T)
+	assert.Equal(t, []protocol.Event{ev(21, "move", "1", "late")}, r.Events, "a client that was told t = 21 sees the event")
+}
+
 func testCreation(t *testing.T, newStore Factory) {
 	e := newEnv(t, newStore, nil)
 	r := e.poll("foo", "me", 0)
