@@ -34,7 +34,10 @@ const (
 	// MaxBatchLen is the longest batch id, in bytes.
 	MaxBatchLen = 64
 	// BatchMemory is how many accepted batch ids the server remembers per
-	// client and stream.
+	// client and stream, and so the most batches a client may have
+	// unacknowledged at once: a batch resent after BatchMemory newer ones
+	// were accepted is appended again (docs/protocol.md, "Body"). Both
+	// stores and the clients read it.
 	BatchMemory = 8
 	// MaxHashReports is the most hash reports one request carries.
 	MaxHashReports = 16

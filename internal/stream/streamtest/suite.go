@@ -269,11 +269,15 @@ func testBatches(t *testing.T, newStore Factory) {
 	assert.Equal(t, "1", retry.PublicID, "and is answered normally")
 
 	assert.Equal(t, 1, batch("b", "b1", "y").Appended, "batch ids are per client")
-	for i := 2; i <= protocol.BatchMemory+1; i++ {
-		require.Equal(t, 1, batch("a", "b"+string(rune('0'+i)), "filler").Appended)
+	// The edge of the batch memory: b1 is remembered with BatchMemory-1
+	// newer batches, and forgotten with BatchMemory.
+	for i := 2; i <= protocol.BatchMemory; i++ {
+		require.Equal(t, 1, batch("a", fmt.Sprint("b", i), "filler").Appended)
 	}
-	assert.Equal(t, 1, batch("a", "b1", "z").Appended, "only the last 8 batch ids are remembered")
-	assert.Equal(t, 0, batch("a", "b9", "z").Appended)
+	assert.Equal(t, 0, batch("a", "b1", "x").Appended, "b1 and BatchMemory-1 newer batches are remembered")
+	require.Equal(t, 1, batch("a", fmt.Sprint("b", protocol.BatchMemory+1), "filler").Appended)
+	assert.Equal(t, 1, batch("a", "b1", "z").Appended, "a batch resent after BatchMemory newer ones is appended again")
+	assert.Equal(t, 0, batch("a", fmt.Sprint("b", protocol.BatchMemory+1), "z").Appended)
 
 	e.clock.Advance(tick)
 	var bodies []string
