@@ -53,6 +53,8 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, stream.ErrSnapshotMismatch):
 		return errorf(http.StatusConflict, protocol.CodeSnapshotMismatch,
 			"%v; nothing was stored", err)
+	case errors.Is(err, stream.ErrEpochMismatch):
+		return errorf(http.StatusConflict, protocol.CodeEpochMismatch, "%v", err)
 	case errors.Is(err, stream.ErrTickFull):
 		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
 		ae.retryAfter = 1

@@ -76,6 +76,8 @@ func testRejections(t *testing.T, url redisURL) {
 		{name: "too many events", give: "/s/{c}/0", body: events(protocol.DefaultMaxEventsPerSync+1, "x"), wantStatus: 400, wantCode: "too_many_events"},
 		{name: "event body too large", give: "/s/{c}/0", body: events(1, strings.Repeat("b", protocol.DefaultMaxEventBodyBytes+1)), wantStatus: 413, wantCode: "too_large"},
 		{name: "request too large", give: "/s/{c}/0", body: events(5, strings.Repeat("b", 14<<10)), wantStatus: 413, wantCode: "too_large"},
+		{name: "events to another epoch", give: "/s/{c}/0?epoch=6db8b8f2-16c9-427d-9fc9-de43870ed0db", body: events(1, "x"), wantStatus: 409, wantCode: "epoch_mismatch"},
+		{name: "events to a stream that is gone", give: "/gone/{c}/0?epoch=6db8b8f2-16c9-427d-9fc9-de43870ed0db", body: events(1, "x"), wantStatus: 409, wantCode: "epoch_mismatch"},
 		{name: "PUT", method: http.MethodPut, give: "/s/{c}/0", wantStatus: 405, wantCode: "method_not_allowed"},
 		{name: "DELETE", method: http.MethodDelete, give: "/s/{c}/0", wantStatus: 405, wantCode: "method_not_allowed"},
 		{name: "PATCH", method: http.MethodPatch, give: "/s/{c}/0", wantStatus: 405, wantCode: "method_not_allowed"},

@@ -76,6 +76,9 @@ const (
 	// CodeSnapshotMismatch: a snapshot whose SHA-256 is not the canonical
 	// hash of its checkpoint.
 	CodeSnapshotMismatch = "snapshot_mismatch"
+	// CodeEpochMismatch: a request that posts events naming an epoch that
+	// is not the stream's; nothing was applied.
+	CodeEpochMismatch = "epoch_mismatch"
 )
 
 // ErrorCodes lists every error code, for metrics that count them.
@@ -84,6 +87,7 @@ var ErrorCodes = []string{
 	CodeTooManyEvents, CodeTooLarge, CodeNotFound, CodeMethodNotAllowed,
 	CodeServerFull, CodeServerBusy, CodeStreamFull, CodeRateLimited,
 	CodeStoreUnavailable, CodeStoreUnknown, CodeInternal, CodeSnapshotMismatch,
+	CodeEpochMismatch,
 }
 
 // ValidName reports whether s may be a stream name or a private id:

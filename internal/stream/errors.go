@@ -27,6 +27,10 @@ var (
 	// progress past a page (Config.PageBytes), so that every reply stays
 	// within a page; the next tick has room (code rate_limited).
 	ErrTickFull = errors.New("the tick in progress holds a page of events; send the rest in the next tick")
+	// ErrEpochMismatch means the request posted events naming an epoch that
+	// is not the stream's: they were meant for a stream that is gone.
+	// Nothing was applied (code epoch_mismatch).
+	ErrEpochMismatch = errors.New("the request posts events to an epoch that is not the stream's; nothing was applied: sync without events to read the stream from its start")
 	// ErrUnavailable means the store's backend cannot be reached. Nothing
 	// was applied (code store_unavailable).
 	ErrUnavailable = errors.New("the store is unavailable")

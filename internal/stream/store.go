@@ -96,7 +96,9 @@ type SyncRequest struct {
 	PrivateID string
 	// LastKnownTick is the first tick the client has not seen.
 	LastKnownTick int64
-	// Epoch is the epoch the client last saw, or "" if it did not say.
+	// Epoch is the epoch the client last saw, or "" if it did not say. A
+	// request that posts events to another epoch applies nothing
+	// (ErrEpochMismatch); one that posts none is sent the stream from "_a".
 	Epoch string
 	// Batch is the request's idempotency key, or "" for none.
 	Batch string
@@ -109,6 +111,14 @@ type SyncRequest struct {
 	// append the reply's events to Buf[:0] instead of allocating, so
 	// SyncResult.Events may share Buf's memory.
 	Buf []byte
+}
+
+// misdirected reports whether the request posts events to an epoch that is
+// not epoch, the stream's: the events were meant for a stream that is gone
+// (a retry after the stream expired or Redis lost it), and the request
+// applies nothing, not even creating the stream. Mirrored in lua/sync.lua.
+func (r *SyncRequest) misdirected(epoch string) bool {
+	return len(r.Events) > 0 && r.Epoch != "" && r.Epoch != epoch
 }
 
 // Event is a client event to append.

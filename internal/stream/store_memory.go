@@ -290,6 +290,9 @@ func (s *memStream) drop(n int) {
 // sync applies req at now. s.mu must be held. Every check comes before the
 // first change, so a request that fails changes nothing.
 func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*SyncResult, error) {
+	if req.misdirected(s.epoch) { // and a stream being created has a new epoch: it is not kept
+		return nil, ErrEpochMismatch
+	}
 	t := s.tickAt(now)
 	c := s.clients[req.PrivateID]
 	if c == nil && len(s.clients) >= m.cfg.MaxClientsPerStream {

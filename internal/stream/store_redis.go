@@ -330,12 +330,13 @@ func unavailable(err error) error {
 
 // scriptErrors maps the codes of a script's {"err", code} reply to errors.
 var scriptErrors = map[string]error{
-	"server_full": ErrServerFull,
-	"client_cap":  ErrClientCap,
-	"event_cap":   ErrEventCap,
-	"byte_cap":    ErrByteCap,
-	"tick_full":   ErrTickFull,
-	"not_found":   ErrNotFound,
+	"server_full":    ErrServerFull,
+	"client_cap":     ErrClientCap,
+	"event_cap":      ErrEventCap,
+	"byte_cap":       ErrByteCap,
+	"tick_full":      ErrTickFull,
+	"not_found":      ErrNotFound,
+	"epoch_mismatch": ErrEpochMismatch,
 	// Of put_snapshot.lua.
 	"snapshot_mismatch": ErrSnapshotMismatch,
 }
@@ -366,11 +367,12 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 
 	// The stream's deadline is put in the index before the sync, so that a
 	// replica dying between the two cannot leave a client no sweep will find.
-	// Both go in one round trip. When no stream may be created, only an
-	// entry that exists is moved: a refused request leaves none behind.
+	// Both go in one round trip. When no stream may be created (nor by a
+	// post naming an epoch, which never creates one), only an entry that
+	// exists is moved: a refused request leaves none behind.
 	deadline := float64(r.now().Add(r.cfg.ClientTimeout).UnixMilli())
 	schedule := r.client.B().Zadd().Key(r.index).Lt().ScoreMember().ScoreMember(deadline, req.Stream).Build()
-	if !mayCreate {
+	if !mayCreate || (len(req.Events) > 0 && req.Epoch != "") {
 		schedule = r.client.B().Zadd().Key(r.index).Xx().Lt().ScoreMember().ScoreMember(deadline, req.Stream).Build()
 	}
 	resps := r.client.DoMulti(ctx, schedule, r.sync.cmd(r.client, keys, args))

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
 )
 
 // Error is an error reply from the server.
@@ -30,9 +32,12 @@ func (e *Error) Error() string {
 }
 
 // Retryable reports whether sending the same request again may succeed:
-// true for server errors (5xx), 408 and 429. Any other 4xx will fail again.
+// true for server errors (5xx), 408 and 429, and for epoch_mismatch, after
+// which the next sync asks for the stream's new epoch before it sends
+// events. Any other 4xx will fail again.
 func (e *Error) Retryable() bool {
-	return e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests
+	return e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests ||
+		e.Code == protocol.CodeEpochMismatch
 }
 
 // Errors Send returns.

@@ -32,6 +32,10 @@
 
 local now = now_ms(ARGV[1])
 local m = meta_load(KEYS[1])
+local nev = tonumber(ARGV[24])
+-- A post to another epoch, or to a stream that is gone, applies nothing
+-- (SyncRequest.misdirected in store.go).
+if nev > 0 and ARGV[4] ~= "" and (not m or ARGV[4] ~= m.epoch) then return {"err", "epoch_mismatch"} end
 local created = false
 if not m then
   if ARGV[13] ~= "1" then return {"err", "server_full"} end
@@ -53,7 +57,6 @@ if ARGV[5] ~= "" and not isNew then
   batches = redis.call("HGET", KEYS[5], pub)
   if batches and string.find("," .. batches .. ",", "," .. ARGV[5] .. ",", 1, true) then rep = true end
 end
-local nev = tonumber(ARGV[24])
 local EV = 35 -- the first event's ARGV
 
 -- The fair-use buckets (ratelimit.go): a new client's are full.

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("EventsComeBackNextSync", func(t *testing.T) { testEventsComeBackNextSync(t, newStore) })
 	t.Run("Window", func(t *testing.T) { testWindow(t, newStore) })
 	t.Run("Reset", func(t *testing.T) { testReset(t, newStore) })
+	t.Run("PostToAnotherEpoch", func(t *testing.T) { testPostToAnotherEpoch(t, newStore) })
 	t.Run("Paging", func(t *testing.T) { testPaging(t, newStore) })
 	t.Run("PagingLargeTick", func(t *testing.T) { testPagingLargeTick(t, newStore) })
 	t.Run("PagingBytes", func(t *testing.T) { testPagingBytes(t, newStore) })

@@ -204,6 +204,49 @@ func testReset(t *testing.T, newStore Factory) {
 	}
 }
 
+// testPostToAnotherEpoch: a request that posts events naming an epoch that
+// is not the stream's (a client retrying last game's batch after the
+// stream was created anew) applies nothing, not even creating the stream
+// or connecting the client; one that posts none is sent the stream from
+// "_a", and one that names no epoch (v1) posts as before.
+func testPostToAnotherEpoch(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, nil)
+	first := e.post("s", "a", 0, "x")
+	gone := uuid.NewString()
+	e.clock.Advance(tick)
+
+	refused := []struct {
+		name string
+		give stream.SyncRequest
+	}{
+		{name: "a known client", give: stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 2, Epoch: gone, Batch: "b1", Events: Moves("old")}},
+		{name: "a new client", give: stream.SyncRequest{Stream: "s", PrivateID: "b", LastKnownTick: 2, Epoch: gone, Events: Moves("old")}},
+		{name: "a stream that is gone", give: stream.SyncRequest{Stream: "gone", PrivateID: "a", LastKnownTick: 2, Epoch: gone, Events: Moves("old")}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.store.Sync(ctx, &tt.give)
+			require.ErrorIs(t, err, stream.ErrEpochMismatch)
+		})
+	}
+	st := e.stats()
+	assert.Equal(t, 1, st.Streams, "no stream was created")
+	assert.Equal(t, 1, st.Clients, "no client was connected")
+
+	r := e.sync(&stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 2, Epoch: gone})
+	assert.Equal(t, protocol.TypeReset, r.Events[0].Type, "without events: the stream from _a")
+	assert.Equal(t, 1, e.sync(&stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 2, Epoch: first.Epoch,
+		Batch: "b1", Events: Moves("y")}).Appended, "the stream's epoch; the refused batch id was not remembered")
+	assert.Equal(t, 1, e.post("s", "a", 2, "z").Appended, "no epoch")
+
+	e.clock.Advance(tick)
+	assert.Equal(t, []protocol.Event{
+		ev(0, "_a", "_", first.Epoch), ev(1, "_c", "_", "1"), ev(1, "move", "1", "x"),
+		ev(2, "move", "1", "y"), ev(2, "move", "1", "z"),
+	}, e.all("s", "a"))
+}
+
 func testPaging(t *testing.T, newStore Factory) {
 	e := newEnv(t, newStore, func(c *stream.Config) { c.PageEvents = 3 })
 	epoch := e.post("s", "a", 0, "x1", "x2").Epoch // _c, x1, x2 at tick 1
