@@ -1,4 +1,4 @@
-package gamesim
+package gamesim_test
 
 import (
 	"bytes"
@@ -15,7 +15,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/goeventstream/eventstream/internal/refsim"
 	"github.com/goeventstream/eventstream/pkg/esclient"
+	"github.com/goeventstream/eventstream/pkg/gamesim"
 )
 
 // The vectors of docs/gamesim-spec.md: what Go's gamesim computes, committed
@@ -114,18 +116,8 @@ var (
 	permNs   = []int{0, 1, 2, 5, 10, 52}
 )
 
-// randAt returns a Rand as the Driver has it at the start of tick k of the
-// stream whose "_a" has body epoch, and the PCG's state.
-func randAt(epoch string, k int64) (*rand.Rand, [2]string) {
-	d := newDriver(nil, Config{})
-	d.seed = seedOf(epoch)
-	d.reseed(k)
-	state, _ := d.src.MarshalBinary() // "pcg:", hi, lo big-endian
-	return d.rng, [2]string{hex.EncodeToString(state[4:12]), hex.EncodeToString(state[12:20])}
-}
-
 func draws[T any](epoch string, k int64, f func(r *rand.Rand) T) []T {
-	r, _ := randAt(epoch, k)
+	r, _ := gamesim.RandAt(epoch, k)
 	out := make([]T, randDraws)
 	for i := range out {
 		out[i] = f(r)
@@ -136,7 +128,7 @@ func draws[T any](epoch string, k int64, f func(r *rand.Rand) T) []T {
 func nCases[N int64 | uint64](epoch string, k int64, ns []N, f func(r *rand.Rand, n N) string) []nCase {
 	var out []nCase
 	for _, n := range ns {
-		r, _ := randAt(epoch, k)
+		r, _ := gamesim.RandAt(epoch, k)
 		c := nCase{N: fmt.Sprint(n)}
 		for range randDraws / 2 {
 			c.Want = append(c.Want, f(r, n))
@@ -151,7 +143,7 @@ func randVectors() any {
 	for _, epoch := range vectorEpochs {
 		for _, k := range vectorTicks {
 			c := randCase{Epoch: epoch, Tick: k}
-			_, c.PCG = randAt(epoch, k)
+			_, c.PCG = gamesim.RandAt(epoch, k)
 			c.Uint64 = draws(epoch, k, func(r *rand.Rand) string { return strconv.FormatUint(r.Uint64(), 10) })
 			c.Int64 = draws(epoch, k, func(r *rand.Rand) string { return strconv.FormatInt(r.Int64(), 10) })
 			c.Uint32 = draws(epoch, k, (*rand.Rand).Uint32)
@@ -167,9 +159,9 @@ func randVectors() any {
 			c.Uint64N = nCases(epoch, k, uint64Ns, func(r *rand.Rand, n uint64) string { return strconv.FormatUint(r.Uint64N(n), 10) })
 			c.UintN = nCases(epoch, k, uint64Ns, func(r *rand.Rand, n uint64) string { return strconv.FormatUint(uint64(r.UintN(uint(n))), 10) })
 			for _, n := range permNs {
-				r, _ := randAt(epoch, k)
+				r, _ := gamesim.RandAt(epoch, k)
 				c.Perm = append(c.Perm, permCase{N: n, Want: r.Perm(n)})
-				r, _ = randAt(epoch, k)
+				r, _ = gamesim.RandAt(epoch, k)
 				sc := permCase{N: n, Want: []int{}}
 				r.Shuffle(n, func(_, j int) { sc.Want = append(sc.Want, j) })
 				c.Shuffle = append(c.Shuffle, sc)
@@ -186,7 +178,7 @@ func randVectors() any {
 
 // mixedDraws draws a fixed sequence of calls from one Rand.
 func mixedDraws(epoch string, k int64) []mixedCall {
-	r, _ := randAt(epoch, k)
+	r, _ := gamesim.RandAt(epoch, k)
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	var out []mixedCall
@@ -287,9 +279,9 @@ func streamVectors(t *testing.T) any {
 		Events:  events,
 	}
 	for k := int64(1); k <= vectorUntil; k++ {
-		d, err := Replay(&refSim{}, events[:countBelow(events, k)], k, Config{})
+		d, err := gamesim.Replay(&refsim.Sim{}, events[:countBelow(events, k)], k, gamesim.Config{})
 		require.NoError(t, err)
-		snap, err := SnapshotOf(d)
+		snap, err := gamesim.SnapshotOf(d)
 		require.NoError(t, err)
 		v.Hashes = append(v.Hashes, esclient.HashOf(snap))
 		if k-1 == vectorSnapTick {
@@ -308,17 +300,17 @@ func streamVectors(t *testing.T) any {
 		}
 	}
 	for _, until := range []int64{vectorSnapTick + 2, vectorUntil} {
-		d, err := ReplayFrom(&refSim{}, data, after[:countBelow(after, until)], until, Config{})
+		d, err := gamesim.ReplayFrom(&refsim.Sim{}, data, after[:countBelow(after, until)], until, gamesim.Config{})
 		require.NoError(t, err)
-		snap, err := SnapshotOf(d)
+		snap, err := gamesim.SnapshotOf(d)
 		require.NoError(t, err)
 		require.Equal(t, v.Hashes[until-1], esclient.HashOf(snap), "restored from tick %d, then played to %d", vectorSnapTick, until)
 	}
 
 	// The header alone: a sim with no entities and no state of its own.
-	d, err := Replay(emptySim{}, events[:1], 3, Config{})
+	d, err := gamesim.Replay(emptySim{}, events[:1], 3, gamesim.Config{})
 	require.NoError(t, err)
-	empty, err := SnapshotOf(d)
+	empty, err := gamesim.SnapshotOf(d)
 	require.NoError(t, err)
 	v.Empty = snapshotVector{Tick: d.Tick(), Hex: hex.EncodeToString(empty), Hash: esclient.HashOf(empty)}
 	return v
@@ -335,9 +327,9 @@ func countBelow(events []esclient.Event, until int64) int {
 // emptySim has no state: its snapshot is the Driver's header.
 type emptySim struct{}
 
-func (emptySim) OnReset(*Driver, Reset)                       {}
-func (emptySim) OnConnect(*Driver, string)                    {}
-func (emptySim) OnDisconnect(*Driver, string)                 {}
-func (emptySim) OnClientEvent(*Driver, esclient.Event)        {}
-func (emptySim) Snapshot(_ *Driver, b []byte) ([]byte, error) { return b, nil }
-func (emptySim) Restore(*Driver, []byte) error                { return nil }
+func (emptySim) OnReset(*gamesim.Driver, gamesim.Reset)               {}
+func (emptySim) OnConnect(*gamesim.Driver, string)                    {}
+func (emptySim) OnDisconnect(*gamesim.Driver, string)                 {}
+func (emptySim) OnClientEvent(*gamesim.Driver, esclient.Event)        {}
+func (emptySim) Snapshot(_ *gamesim.Driver, b []byte) ([]byte, error) { return b, nil }
+func (emptySim) Restore(*gamesim.Driver, []byte) error                { return nil }
