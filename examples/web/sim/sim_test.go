@@ -7,10 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -136,7 +136,7 @@ func makeVectors(t *testing.T) (Vectors, *observed) {
 	}
 	for i, h := range d.Hashes() {
 		require.Equal(t, int64(i), h.Tick)
-		v.Hashes = append(v.Hashes, strconv.FormatUint(h.Hash|1<<63, 16)[1:]) // 16 digits: with the leading zeros
+		v.Hashes = append(v.Hashes, fmt.Sprintf("%016x", h.Hash))
 	}
 	for _, k := range []int64{0, 20, 640, 1399} {
 		d, err := gamesim.Replay(&World{}, head(events, k+1), k+1, gamesim.Config{})
