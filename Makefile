@@ -8,7 +8,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run run-redis build build-static docker test test-ts test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile clean
+.PHONY: all run run-redis demo build build-static docker test test-ts test-web test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile clean
 
 all: lint test build
 
@@ -21,6 +21,12 @@ run: build
 run-redis: build
 	@redis-cli -p 6379 ping >/dev/null 2>&1 || redis-server --port 6379 --appendonly yes --appendfsync always --daemonize yes --dir /tmp
 	./bin/eventstreamd -log-format console -store redis://127.0.0.1:6379/0 -store-dev-secret
+
+## demo: build Gem Rush (examples/web) and serve it on DEMO_ADDR (127.0.0.1:8080), playing on
+## the eventstreamd of EVENTSTREAMD_URL (http://localhost:9922): make run, make demo, open two tabs
+demo:
+	examples/web/build.sh
+	$(GO) run ./examples/web/serve
 
 ## build: build bin/eventstreamd
 build:
@@ -39,6 +45,7 @@ test:
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./...
 	$(MAKE) test-ts
+	$(MAKE) test-web
 
 ## test-ts: the TypeScript client's tests (clients/ts: npm ci, then node --test);
 ## skipped, and said so, without node and npm, except under CI=true where that fails
@@ -48,6 +55,11 @@ test-ts:
 	  echo "*** SKIPPED: clients/ts tests: node and npm not found (install Node 20+) ***"; exit 0; \
 	fi; \
 	cd clients/ts && npm ci --no-audit --no-fund && npm test
+
+## test-web: the browser demo's tests: its TS simulation against Go's vectors, and two tabs and
+## a Go bot in Chromium (says what it skips where Node or Chromium is missing; under CI=true, fails)
+test-web:
+	examples/web/test/run.sh
 
 ## test-short: the tests that do not build binaries
 test-short:
