@@ -155,9 +155,12 @@ type pushStream struct {
 }
 
 type pushConn struct {
-	ws     *websocket.Conn
-	nc     net.Conn      // ws's connection, for its write deadline
-	id     string        // its public id
+	ws *websocket.Conn
+	nc net.Conn // ws's connection, for its write deadline
+	// id is its client's public id in the epoch of its cursor, stamped on
+	// every push: set by the upgrade's sync, and by the sync that moves it
+	// to a new epoch (rejoin). Only c's serving goroutine uses it.
+	id     string
 	notify chan struct{} // cap 1: new slices
 	maxLag time.Duration // PushConfig.MaxLag
 
@@ -266,9 +269,8 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult) {
 		return
 	}
 	for res.More { // the history, page by page
-		req := c.at()
 		var err error
-		if res, err = p.srv.store.Read(ctx, &req); err != nil {
+		if res, err = p.readFor(ctx, c); err != nil {
 			c.ws.Close(websocket.StatusInternalError, "the store failed")
 			return
 		}
@@ -291,8 +293,22 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult) {
 	<-read
 }
 
-// send writes res as one push message and moves c's cursor past it.
+// send writes res, of c's epoch or of the one c moved to, as one push
+// message with c's public id, and moves c's cursor past it. The cursor
+// moves before the write: the client may answer the push before the write
+// returns, and its hash reports are checked against the cursor (a failed
+// write ends the connection).
 func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
+	res.PublicID = c.id
+	c.mu.Lock()
+	c.req.LastKnownTick, c.req.Epoch = res.T, res.Epoch
+	if res.Snap == c.snap {
+		c.snap = nil
+	}
+	if res.Dump == c.dump {
+		c.dump = nil
+	}
+	c.mu.Unlock()
 	var headBuf [192]byte
 	head := appendReplyHead(headBuf[:0], res)
 	tail := `]}`
@@ -316,16 +332,37 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 		return err
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{}) // the other writes have contexts
-	c.mu.Lock()
-	c.req.LastKnownTick, c.req.Epoch = res.T, res.Epoch
-	if res.Snap == c.snap {
-		c.snap = nil
-	}
-	if res.Dump == c.dump {
-		c.dump = nil
-	}
-	c.mu.Unlock()
 	return nil
+}
+
+// readFor reads c's stream from c's cursor, for c alone; a reply of
+// another epoch (the stream was created anew) is rejoin's instead.
+func (p *pusher) readFor(ctx context.Context, c *pushConn) (*stream.SyncResult, error) {
+	req := c.at()
+	res, err := p.srv.store.Read(ctx, &req)
+	if err == nil && res.Epoch != req.Epoch {
+		return p.rejoin(ctx, c)
+	}
+	return res, err
+}
+
+// rejoin answers c by a sync of its client when the stream was created
+// anew since c's cursor (Redis lost it, or it expired and a client created
+// it again): the sync connects the client in the new stream, and its
+// reply, from _a on, says the client's public id there, which c's pushes
+// carry from then on. The old epoch's asks for a snapshot or dump are moot.
+func (p *pusher) rejoin(ctx context.Context, c *pushConn) (*stream.SyncResult, error) {
+	req := c.at()
+	res, err := p.srv.store.Sync(ctx, &req)
+	if err != nil {
+		return nil, err
+	}
+	p.srv.observeSync(req.Stream, res)
+	c.id = res.PublicID
+	c.mu.Lock()
+	c.snap, c.dump = res.Snap, res.Dump
+	c.mu.Unlock()
+	return res, nil
 }
 
 // join adds c to its stream's loop, starting the loop if c is the first,
@@ -465,16 +502,27 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 			continue
 		case <-c.notify:
 		}
+		rejoined := false // once a wake: the loop may not have read c's new epoch yet
 		for {
 			req := c.at()
-			res, newest := s.next(req)
-			if newest-req.LastKnownTick > p.cfg.lagTicks(c.tickRate(s)) {
+			res, newest, epoch := s.next(req)
+			var err error
+			switch {
+			case epoch != req.Epoch && rejoined:
+				res = nil
+			case epoch != req.Epoch:
+				rejoined = true
+				if res, err = p.rejoin(ctx, c); err != nil {
+					return
+				}
+				if res.Epoch == req.Epoch && res.T == req.LastKnownTick && len(res.Events) == 0 {
+					res = nil // c is ahead of the loop: nothing new
+				}
+			case newest-req.LastKnownTick > p.cfg.lagTicks(c.tickRate(s)):
 				c.ws.Close(CloseTooSlow, "more than -ws-max-lag behind; reconnect")
 				return
-			}
-			if res == nil && newest > req.LastKnownTick {
-				var err error
-				if res, err = p.srv.store.Read(ctx, &req); err != nil {
+			case res == nil && newest > req.LastKnownTick:
+				if res, err = p.readFor(ctx, c); err != nil {
 					return
 				}
 			}
@@ -488,7 +536,6 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 				break // up to date
 			}
 			res.Snap, res.Dump = snap, dump
-			res.PublicID = c.id
 			if err := c.send(ctx, res); err != nil {
 				return
 			}
@@ -497,31 +544,31 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 }
 
 // next returns what the window holds for a client at req's cursor, or
-// nil, and the newest tick read.
-func (s *pushStream) next(req stream.SyncRequest) (*stream.SyncResult, int64) {
+// nil, and the newest tick read and its epoch: a client of another epoch
+// is served nothing from the window (it rejoins). With nothing read yet,
+// they are req's.
+func (s *pushStream) next(req stream.SyncRequest) (res *stream.SyncResult, newest int64, epoch string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if len(s.window) == 0 {
-		return nil, req.LastKnownTick
+		return nil, req.LastKnownTick, req.Epoch
 	}
 	last := s.window[len(s.window)-1]
-	newest := last.t
-	if last.epoch == req.Epoch && last.from <= req.LastKnownTick { // up to date, or one read behind: most clients
+	newest, epoch = last.t, last.epoch
+	switch {
+	case epoch != req.Epoch:
+		return nil, newest, epoch
+	case last.from <= req.LastKnownTick: // up to date, or one read behind: most clients
 		if req.LastKnownTick >= last.t {
-			return nil, newest
+			return nil, newest, epoch
 		}
-		return last.result(eventsFrom(last.events, req.LastKnownTick)), newest
+		return last.result(eventsFrom(last.events, req.LastKnownTick)), newest, epoch
 	}
 	for i, sl := range s.window {
-		fresh := sl.epoch != req.Epoch && sl.from == 0 // the stream started anew
-		if !fresh && (sl.epoch != req.Epoch || sl.from > req.LastKnownTick || req.LastKnownTick >= sl.t) {
+		if sl.epoch != req.Epoch || sl.from > req.LastKnownTick || req.LastKnownTick >= sl.t {
 			continue
 		}
-		events := sl.events
-		if !fresh {
-			events = eventsFrom(events, req.LastKnownTick)
-		}
-		res := sl.result(events)
+		res := sl.result(eventsFrom(sl.events, req.LastKnownTick))
 		// What follows is coalesced into the same message, a page at most.
 		for _, more := range s.window[i+1:] {
 			if more.epoch != res.Epoch || more.from != res.T || len(res.Events)+len(more.events) > s.p.srv.limits.MaxReplyBytes {
@@ -536,12 +583,9 @@ func (s *pushStream) next(req stream.SyncRequest) (*stream.SyncResult, int64) {
 			}
 			res.T, res.Checkpoint = more.t, more.ckpt
 		}
-		return res, newest
+		return res, newest, epoch
 	}
-	if s.window[0].epoch != req.Epoch {
-		return nil, req.LastKnownTick // the new incarnation is not read yet
-	}
-	return nil, newest
+	return nil, newest, epoch
 }
 
 // eventsFrom returns the events of a reply from tick from on. Each event

@@ -74,6 +74,8 @@ func TestPushOnRedis(t *testing.T) {
 	url := redisURL(redistest.Start(t).URL())
 	t.Run("DeliversEachTick", func(t *testing.T) { testPushDeliversEachTick(t, url) })
 	t.Run("MessagesAreSyncBodies", func(t *testing.T) { testPushMessagesAreSyncBodies(t, url) })
+	t.Run("NewEpochNewID", func(t *testing.T) { testPushNewEpochNewID(t, url) })
+	t.Run("NewEpochAfterTheWindow", func(t *testing.T) { testPushNewEpochAfterTheWindow(t, url) })
 }
 
 func testPushDeliversEachTick(t *testing.T, store redisURL) {
@@ -554,4 +556,22 @@ func TestPushConfigPartial(t *testing.T) {
 		assert.Error(t, give.Validate(), "%+v", give)
 	}
 	assert.NoError(t, api.PushConfig{}.Validate(), "zero fields take their defaults")
+}
+
+// TestPushHistoryPagesCarryTheID: every page of a connection's history
+// names its client (main sent the pages after the first with "id":"").
+func TestPushHistoryPagesCarryTheID(t *testing.T) {
+	h, url := pushHarness(t, func(_ *api.Config, s *stream.Config) { s.PageEvents = 2 })
+	for range 3 {
+		h.sync("/s/writer/0", `{"events":[{"type":"m"},{"type":"m"}]}`)
+		h.clock.Advance(50 * time.Millisecond)
+	}
+	c := dial(t, url+"/s/alice/0")
+	pages := 0
+	next(t, c, func(r protocol.SyncReply) bool {
+		pages++
+		assert.Equal(t, "2", r.ID, "page %d", pages)
+		return !r.More
+	})
+	assert.Greater(t, pages, 2)
 }

@@ -1,0 +1,235 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// holdStore is a store that holds, on demand, the reads of the push loops
+// (those without a private id) and every call for one client, and tells
+// the newest tick a loop has read.
+type holdStore struct {
+	stream.Store
+	client string // the private id whose calls hold
+
+	mu           sync.Mutex
+	loops, calls chan struct{} // not nil: held until closed
+	loopT        atomic.Int64  // the newest t a loop's read returned
+	held         chan string   // a held call began to wait: "loop" or the client
+}
+
+func newHoldStore(client string) *holdStore {
+	return &holdStore{client: client, held: make(chan string, 16)}
+}
+
+func (g *holdStore) wait(ctx context.Context, who string, gate *chan struct{}) error {
+	g.mu.Lock()
+	c := *gate
+	g.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	select {
+	case g.held <- who:
+	default:
+	}
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *holdStore) Read(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	switch req.PrivateID {
+	case "":
+		if err := g.wait(ctx, "loop", &g.loops); err != nil {
+			return nil, err
+		}
+		res, err := g.Store.Read(ctx, req)
+		if err == nil {
+			g.loopT.Store(res.T)
+		}
+		return res, err
+	case g.client:
+		if err := g.wait(ctx, g.client, &g.calls); err != nil {
+			return nil, err
+		}
+	}
+	return g.Store.Read(ctx, req)
+}
+
+func (g *holdStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	if req.PrivateID == g.client {
+		if err := g.wait(ctx, g.client, &g.calls); err != nil {
+			return nil, err
+		}
+	}
+	return g.Store.Sync(ctx, req)
+}
+
+// hold makes the loops' reads (or the client's calls) wait, and returns
+// the function that lets them go.
+func (g *holdStore) hold(loops bool) (release func()) {
+	gate := &g.calls
+	if loops {
+		gate = &g.loops
+	}
+	c := make(chan struct{})
+	g.mu.Lock()
+	*gate = c
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		*gate = nil
+		g.mu.Unlock()
+		close(c)
+	}
+}
+
+// waitHeld waits until a call of who waits at the gate.
+func (g *holdStore) waitHeld(t *testing.T, who string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case w := <-g.held:
+			if w == who {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no call of %s waits", who)
+		}
+	}
+}
+
+// recreate expires stream s (none of its clients heard from for the
+// client timeout, then the stream TTL) while its loop's reads are held,
+// and has bob create it anew: the loop's next read finds the new epoch,
+// not a missing stream.
+func recreate(t *testing.T, h *harness, g *holdStore) {
+	t.Helper()
+	release := g.hold(true)
+	h.clock.Advance(50 * time.Millisecond) // the loop reads, and waits
+	g.waitHeld(t, "loop")
+	ctx := context.Background()
+	for _, d := range []time.Duration{11 * time.Second, 61 * time.Second} {
+		h.clock.Advance(d)
+		_, err := h.store.Sweep(ctx)
+		require.NoError(t, err)
+	}
+	st, err := h.store.Stats(ctx, 10)
+	require.NoError(t, err)
+	require.Zero(t, st.Streams, "the stream expired")
+	require.Equal(t, "1", h.sync("/s/bob/0", "").ID, "bob is the first client of the new stream")
+	release()
+}
+
+// epochHarness is a push harness over store whose pings never come
+// within a test (so alice is silent in the store's time).
+func epochHarness(t *testing.T, store redisURL, g *holdStore) (*harness, string) {
+	return pushHarnessOn(t, store, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
+		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = time.Hour })
+}
+
+// TestPushNewEpochNewID: when the stream is created anew under a push
+// connection, its pushes of the new stream carry the client's public id
+// there, from _a on (main kept the old id, "1", which was now bob's).
+func TestPushNewEpochNewID(t *testing.T) { testPushNewEpochNewID(t, "") }
+
+func testPushNewEpochNewID(t *testing.T, store redisURL) {
+	g := newHoldStore("alice")
+	h, url := epochHarness(t, store, g)
+	c := dial(t, url+"/s/alice/0")
+	first := next(t, c, func(protocol.SyncReply) bool { return true })
+	require.Equal(t, "1", first.ID)
+
+	recreate(t, h, g)
+	h.clock.Advance(50 * time.Millisecond)
+	fresh := next(t, c, func(r protocol.SyncReply) bool { return r.Epoch != first.Epoch })
+	assert.Equal(t, "2", fresh.ID, "alice's id in the new stream, not bob's")
+	require.NotEmpty(t, fresh.Events)
+	assert.Equal(t, protocol.TypeReset, fresh.Events[0].Type, "the new stream from its start")
+	h.clock.Advance(50 * time.Millisecond)
+	later := next(t, c, func(r protocol.SyncReply) bool { return r.T > fresh.T })
+	assert.Equal(t, "2", later.ID)
+
+	var connects []string
+	for _, e := range h.all("s", "reader") {
+		if e.Type == protocol.TypeConnect {
+			connects = append(connects, e.Body)
+		}
+	}
+	assert.Equal(t, []string{"1", "2"}, connects, "bob, then alice, connected in the new stream")
+}
+
+// TestPushNewEpochAfterTheWindow: a connection whose writer was held up
+// while the stream was created anew and the loop read past its window
+// still moves to the new stream (main served it nothing, forever: its
+// cursor of the old epoch matched no slice of the window).
+func TestPushNewEpochAfterTheWindow(t *testing.T) { testPushNewEpochAfterTheWindow(t, "") }
+
+func testPushNewEpochAfterTheWindow(t *testing.T, store redisURL) {
+	g := newHoldStore("alice")
+	h, url := pushHarnessOn(t, store, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
+		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = 10 * time.Millisecond })
+	c := dial(t, url+"/s/alice/0")
+	replies := readAll(t, c) // alice reads all the time, so that her pongs go out
+	first := <-replies
+
+	releaseAlice := g.hold(false)
+	g.waitHeld(t, "alice") // her writer waits in a presence sync
+	recreate(t, h, g)
+	for range 70 { // more ticks than the window holds, each read by the loop
+		want := g.loopT.Load() + 1
+		h.clock.Advance(50 * time.Millisecond)
+		require.Eventually(t, func() bool { return g.loopT.Load() >= want }, 5*time.Second, time.Millisecond)
+	}
+	releaseAlice()
+	h.clock.Advance(50 * time.Millisecond)
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case r := <-replies:
+			if r.Epoch != first.Epoch {
+				assert.Equal(t, "2", r.ID)
+				return
+			}
+		case <-timeout:
+			t.Fatal("no push of the new stream")
+		}
+	}
+}
+
+// readAll reads c's replies onto a channel until c ends.
+func readAll(t *testing.T, c *websocket.Conn) <-chan protocol.SyncReply {
+	out := make(chan protocol.SyncReply, 256)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			var r protocol.SyncReply
+			if json.Unmarshal(b, &r) == nil && r.Epoch != "" {
+				out <- r
+			}
+		}
+	}()
+	return out
+}
