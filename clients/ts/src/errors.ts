@@ -45,10 +45,13 @@ export class EventStreamError extends Error {
 
   /**
    * retryable reports whether the same request may succeed later: server
-   * errors (5xx), 408, 429, and failures to reach the server at all.
+   * errors (5xx), 408, 429, failures to reach the server at all, and
+   * epoch_mismatch (the stream started anew: the client learns its new
+   * epoch with a sync that posts nothing, then posts again, as
+   * EventStreamClient does by itself).
    */
   get retryable(): boolean {
-    return this.status >= 500 || this.status === 408 || this.status === 429 || this.code === LocalCode.Network;
+    return this.status >= 500 || this.status === 408 || this.status === 429 || this.code === LocalCode.Network || this.code === "epoch_mismatch";
   }
 }
 
@@ -64,6 +67,7 @@ export function statusOf(code: string): number {
       return 503;
     case "stream_full":
     case "snapshot_mismatch":
+    case "epoch_mismatch":
       return 409;
     case "too_large":
       return 413;

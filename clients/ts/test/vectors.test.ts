@@ -2,12 +2,13 @@
 // pkg/gamesim/vectors_test.go): this package must compute the same.
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { Rand, SimDriver, fromHex, hashOf, parseSnapshot, seedOf, type Event } from "../src/index.js";
+import { ByteReader, ByteWriter, Rand, SimDriver, fromHex, hashOf, parseSnapshot, seedOf, type Event } from "../src/index.js";
 import { RefSim } from "./refsim.js";
 
 // build/test/ → the repository's pkg/gamesim/testdata/vectors
@@ -181,4 +182,44 @@ test("an empty sim's snapshot is the header alone, byte for byte", () => {
   const data = d.snapshot();
   assert.equal(Buffer.from(data).toString("hex"), v.empty.hex);
   assert.equal(hashOf(data), v.empty.hash);
+});
+
+interface EncodingCase {
+  v: string;
+  hex: string;
+}
+
+test("ByteWriter and ByteReader encode as Go's encoding/binary", () => {
+  const v = load<{ uvarint: EncodingCase[]; varint: EncodingCase[]; float64: EncodingCase[] }>("encodings.json");
+  const hex = (f: (w: ByteWriter) => void): string => {
+    const w = new ByteWriter();
+    f(w);
+    return Buffer.from(w.finish()).toString("hex");
+  };
+  for (const c of v.uvarint) {
+    assert.equal(hex((w) => w.uvarint(BigInt(c.v))), c.hex, `uvarint ${c.v}`);
+    assert.equal(new ByteReader(fromHex(c.hex)).uvarintBig(), BigInt(c.v));
+  }
+  for (const c of v.varint) {
+    assert.equal(hex((w) => w.varint(BigInt(c.v))), c.hex, `varint ${c.v}`);
+    assert.equal(new ByteReader(fromHex(c.hex)).varintBig(), BigInt(c.v));
+    if (Number.isSafeInteger(Number(c.v))) assert.equal(hex((w) => w.varint(Number(c.v))), c.hex, `varint ${c.v} as a number`);
+  }
+  for (const c of v.float64) {
+    const x = c.v === "+Inf" ? Infinity : Number(c.v);
+    assert.equal(hex((w) => w.float64(x)), c.hex, `float64 ${c.v}`);
+    assert.ok(Object.is(new ByteReader(fromHex(c.hex)).float64(), x));
+  }
+  assert.ok(v.uvarint.length >= 10 && v.varint.length >= 10 && v.float64.length >= 5);
+  // What binary.Uvarint refuses: 11 bytes, or a 10th byte above 1.
+  assert.throws(() => new ByteReader(fromHex("ffffffffffffffffff02")).uvarintBig(), RangeError);
+  assert.throws(() => new ByteReader(fromHex("80")).uvarintBig(), RangeError);
+});
+
+test("sha256 is node:crypto's SHA-256", () => {
+  for (const n of [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 1000, 100_000]) {
+    const data = new Uint8Array(n).map((_, i) => (i * 131 + n) & 0xff);
+    assert.equal(hashOf(data), createHash("sha256").update(data).digest("hex"), `${n} bytes`);
+  }
+  assert.equal(hashOf(new TextEncoder().encode("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 });
