@@ -205,6 +205,12 @@ func (c Config) kept(ck, t int64) bool { return ck > t-c.keepTicks() }
 // Mirrored in ck_judge_at (lua/checkpoint.lua).
 func (c Config) judgeAt(ck int64) int64 { return ck + 1 + c.judgeTicks() }
 
+// askAgainAt returns the tick from which a client asked at tick t for a
+// snapshot or a dump that has not come is asked again (or, for a snapshot,
+// another client is): judgeAfter later, time for an upload under way.
+// Mirrored in ask_again_at (lua/checkpoint.lua).
+func (c Config) askAgainAt(t int64) int64 { return t + c.judgeTicks() }
+
 // reportable reports whether a report of checkpoint ck, made at tick t,
 // is one the store considers: a sealed checkpoint still kept.
 // (checkReports has refused those that are not multiples of the interval.)

@@ -245,9 +245,10 @@ type memClient struct {
 	// The client's fair-use buckets (ratelimit.go), as of refilled (ms).
 	syncTokens, eventTokens float64
 	refilled                int64
-	// The checkpoint whose desync dump it is to be asked for, when dumpAsked.
-	dumpAsk   int64
-	dumpAsked bool
+	// The checkpoint whose desync dump the client owes, when dumpOwed; it
+	// is asked for it from tick dumpAskAt.
+	dumpAsk, dumpAskAt int64
+	dumpOwed           bool
 }
 
 // batchRing remembers the last protocol.BatchMemory batch ids of a client.

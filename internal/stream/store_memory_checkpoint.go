@@ -58,13 +58,27 @@ func (s *memStream) checkpoint(cfg *Config, t int64, c *memClient, req *SyncRequ
 	if w := s.ck.want; w >= 0 && (s.ck.askPub == "" || t >= s.ck.askUntil) && s.voteOf(w, c.publicID) == s.ck.wantHash {
 		snap := w // not w, whose address would move it to the heap on every sync
 		res.Snap = &snap
-		s.ck.askPub, s.ck.askUntil = c.publicID, t+cfg.judgeTicks()
+		s.ck.askPub, s.ck.askUntil = c.publicID, cfg.askAgainAt(t)
 	}
-	if c.dumpAsked {
-		d := c.dumpAsk
-		res.Dump = &d
-		c.dumpAsked = false
+	if c.dumpOwed && t >= c.dumpAskAt {
+		if c.dumpOwed = s.dumpOwed(c.dumpAsk, c.publicID); c.dumpOwed {
+			d := c.dumpAsk
+			res.Dump = &d
+			c.dumpAskAt = cfg.askAgainAt(t)
+		}
 	}
+}
+
+// dumpOwed reports whether the desync report of checkpoint ck is still
+// kept and waits for the dump of client pub. Mirrored in dump_owed
+// (lua/checkpoint.lua).
+func (s *memStream) dumpOwed(ck int64, pub string) bool {
+	rep := s.desyncReport(ck)
+	if rep == nil {
+		return false
+	}
+	_, stored := rep.dumps[pub]
+	return !stored
 }
 
 // judgeDue records the reports, if any, then judges every open
@@ -215,7 +229,9 @@ func (s *memStream) desyncReport(ck int64) *memReport {
 }
 
 // askDump adds the client pub to rep, unless it is there or rep is full,
-// and asks it for its dump at its next sync.
+// and asks it for its dump at its next sync, and again every judgeAfter
+// (Config.askAgainAt) until the dump is stored or the report dropped: an
+// ask or an upload may be lost.
 func (s *memStream) askDump(rep *memReport, pub, hash string) {
 	if len(rep.Clients) >= maxDumpsPerReport ||
 		slices.ContainsFunc(rep.Clients, func(c DesyncClient) bool { return c.PublicID == pub }) {
@@ -223,7 +239,7 @@ func (s *memStream) askDump(rep *memReport, pub, hash string) {
 	}
 	rep.Clients = append(rep.Clients, DesyncClient{PublicID: pub, Hash: hash})
 	c := s.clientByPub(pub)
-	c.dumpAsk, c.dumpAsked = rep.T, true
+	c.dumpAsk, c.dumpAskAt, c.dumpOwed = rep.T, 0, true
 }
 
 // clientByPub returns the client of a public id; it must exist.

@@ -279,7 +279,7 @@ type streamKeys struct {
 	ids     string // hash: keyed hash of a private id -> public id
 	seen    string // zset: public id -> last heard from (ms), connected clients only
 	clients string // hash: public id -> its last batch hashes; "r:" + public id -> its fair-use buckets;
-	// "v:" + public id -> its hash reports; "d:" + public id -> the dump to ask it for
+	// "v:" + public id -> its hash reports; "d:" + public id -> the dump it owes and when to ask
 	desyncs string // hash: "r" -> the desync reports; "d:<tick>:<public id>" -> a dump
 }
 

@@ -24,6 +24,10 @@ local function ck_reportable(ck, t, keep_ticks) return ck < t and ck_kept(ck, t,
 -- ck is judged without waiting for more reports.
 local function ck_judge_at(ck, judge_ticks) return ck + 1 + judge_ticks end
 
+-- ask_again_at mirrors Config.askAgainAt: the tick from which a client
+-- asked at tick t for a snapshot or a dump that has not come is asked again.
+local function ask_again_at(t, judge_ticks) return t + judge_ticks end
+
 local function cks_load(s)
   local out = {}
   for t, n in string.gmatch(s, "(%d+),(%d+);") do
@@ -130,6 +134,20 @@ local function reports_load(s)
     out[#out + 1] = rep
   end
   return out
+end
+
+-- dump_owed mirrors memStream.dumpOwed: whether the desync report of
+-- checkpoint ck (in the desyncs hash at key) is still kept and waits for
+-- the dump of client pub.
+local function dump_owed(key, ck, pub)
+  for _, rep in ipairs(reports_load(redis.call("HGET", key, "r"))) do
+    if rep.t == ck then
+      for _, c in ipairs(rep.clients) do
+        if c.pub == pub then return c.dump == "0" end
+      end
+    end
+  end
+  return false
 end
 
 local function reports_save(reps)

@@ -5,7 +5,7 @@
 --   5 clients (hash: public id -> last batch hashes, comma-separated;
 --     "r:" .. public id -> the fair-use buckets: "<syncs> <events> <ms>";
 --     "v:<checkpoint>:<public id>" -> its hash report; "d:" .. public id ->
---     the checkpoint whose dump it is to be asked for),
+--     "<checkpoint> <tick>": the dump it owes, asked for from that tick),
 --   6 desyncs (hash: the desync reports and dumps, lua/checkpoint.lua).
 -- ARGV: syncArgs (store_redis.go), in this order:
 --   1 now in ms, or ""; 2 keyed hash of the private id; 3 last known tick;
@@ -184,7 +184,7 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
       if c.pub == p then return end
     end
     rep.clients[#rep.clients + 1] = {pub = p, hash = h or "", dump = "0"}
-    if redis.call("HSET", KEYS[5], "d:" .. p, rep.t) == 1 then m.dumps = m.dumps + 1 end
+    if redis.call("HSET", KEYS[5], "d:" .. p, rep.t .. " 0") == 1 then m.dumps = m.dumps + 1 end
   end
   -- desync mirrors memStream.desync: canonical is nil for a tie.
   local function desync(ck, canonical, div)
@@ -299,14 +299,22 @@ end
 if N > 0 and m.ck_want >= 0 and (m.ck_ask_pub == "" or t >= m.ck_ask_until)
   and redis.call("HGET", KEYS[5], "v:" .. m.ck_want .. ":" .. pub) == m.ck_want_h then
   snap_ask = m.ck_want
-  redis.call("HSET", KEYS[1], "ck_ask_pub", pub, "ck_ask_until", t + tonumber(ARGV[28]))
+  redis.call("HSET", KEYS[1], "ck_ask_pub", pub, "ck_ask_until", ask_again_at(t, tonumber(ARGV[28])))
 end
+-- The dump the client owes, asked again until it is stored
+-- (memStream.checkpoint).
 if m.dumps > 0 then
   local d = redis.call("HGET", KEYS[5], "d:" .. pub)
-  if d then
-    dump_ask = tonumber(d)
-    redis.call("HDEL", KEYS[5], "d:" .. pub)
-    redis.call("HSET", KEYS[1], "dumps", m.dumps - 1)
+  local ck, at = nil, nil
+  if d then ck, at = string.match(d, "^(%d+) ?(%d*)$") end
+  if ck and t >= (tonumber(at) or 0) then
+    if dump_owed(KEYS[6], tonumber(ck), pub) then
+      dump_ask = tonumber(ck)
+      redis.call("HSET", KEYS[5], "d:" .. pub, ck .. " " .. ask_again_at(t, tonumber(ARGV[28])))
+    else
+      redis.call("HDEL", KEYS[5], "d:" .. pub)
+      redis.call("HSET", KEYS[1], "dumps", m.dumps - 1)
+    end
   end
 end
 

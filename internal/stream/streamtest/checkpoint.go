@@ -28,6 +28,7 @@ func runCheckpoints(t *testing.T, newStore Factory) {
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
 	t.Run("Compaction", func(t *testing.T) { testCompaction(t, newStore) })
 	t.Run("Dumps", func(t *testing.T) { testDumps(t, newStore) })
+	t.Run("DumpAskedAgain", func(t *testing.T) { testDumpAskedAgain(t, newStore) })
 	t.Run("FullHistory", func(t *testing.T) { testFullHistory(t, newStore) })
 	t.Run("Read", func(t *testing.T) { testRead(t, newStore) })
 }
@@ -326,7 +327,7 @@ func testDumps(t *testing.T, newStore Factory) {
 	assert.EqualValues(t, 20, *r.Dump)
 	r = e.poll("s", "a", 21)
 	require.NotNil(t, r.Dump, "a agreed: asked for the dump to compare with")
-	assert.Nil(t, e.poll("s", "a", 21).Dump, "asked once")
+	assert.Nil(t, e.poll("s", "a", 21).Dump, "not asked again at once")
 	assert.Nil(t, e.poll("s", "b", 21).Dump, "one client that agreed is asked")
 
 	require.ErrorIs(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "b", T: 20, Data: []byte("b")}), stream.ErrNotFound)
@@ -354,6 +355,46 @@ func testDumps(t *testing.T, newStore Factory) {
 	assert.EqualValues(t, 60, reps[0].T)
 	_, err = e.store.Dump(ctx, "s", 20, "3")
 	assert.ErrorIs(t, err, stream.ErrNotFound, "gone with its report")
+}
+
+// testDumpAskedAgain: a dump whose ask or upload was lost is asked for
+// again, judgeAfter (2 s) after each ask, until it is stored; the report
+// then has it.
+func testDumpAskedAgain(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, nil)
+	for _, c := range []string{"a", "b", "c"} {
+		e.poll("s", c, 0)
+	}
+	e.at(21)
+	e.report("s", "a", 21, 20, "aa")
+	e.report("s", "b", 21, 20, "aa")
+	r := e.report("s", "c", 21, 20, "cc")
+	require.NotNil(t, r.Dump, "c diverged: asked for its dump; this reply is lost")
+	assert.Nil(t, e.poll("s", "c", 21).Dump, "not again at once: an upload may be under way")
+	e.at(60)
+	assert.Nil(t, e.poll("s", "c", 60).Dump, "not again before 2 s")
+	e.at(61)
+	r = e.poll("s", "c", 61)
+	require.NotNil(t, r.Dump, "asked again 2 s later: the dump did not come")
+	assert.EqualValues(t, 20, *r.Dump)
+	e.at(101)
+	r = e.poll("s", "c", 101)
+	require.NotNil(t, r.Dump, "and again, until it comes")
+	require.NoError(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "c", T: 20, Data: []byte("state of c")}))
+	e.at(200)
+	assert.Nil(t, e.poll("s", "c", 200).Dump, "stored: not asked again")
+	reps, err := e.store.Desyncs(ctx, "s")
+	require.NoError(t, err)
+	require.Len(t, reps, 1)
+	assert.Equal(t, []stream.DesyncClient{{PublicID: "1", Hash: "aa"}, {PublicID: "3", Hash: "cc", Dump: true}}, reps[0].Clients)
+
+	r = e.poll("s", "a", 200) // a, which agreed, had not synced since
+	require.NotNil(t, r.Dump)
+	assert.EqualValues(t, 20, *r.Dump)
+	e.at(240)
+	assert.NotNil(t, e.poll("s", "a", 240).Dump, "a never uploads: asked every 2 s")
+	assert.Nil(t, e.poll("s", "b", 240).Dump, "b was never asked")
 }
 
 // testFullHistory: with SnapshotEvery 0 nothing is compacted, even when a
