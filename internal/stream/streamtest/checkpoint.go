@@ -311,18 +311,25 @@ func testCompaction(t *testing.T, newStore Factory) {
 	require.ErrorIs(t, err, stream.ErrEventCap)
 }
 
-func testDumps(t *testing.T, newStore Factory) {
-	ctx := context.Background()
-	e := newEnv(t, newStore, nil)
-	_, err := e.store.Desyncs(ctx, "s")
-	require.ErrorIs(t, err, stream.ErrNotFound)
+// divergeC connects a, b and c to stream "s"; at tick 21 a and b report
+// hash "aa" of checkpoint 20 and c, last, "cc". It returns c's reply.
+func (e *env) divergeC() Reply {
+	e.t.Helper()
 	for _, c := range []string{"a", "b", "c"} {
 		e.poll("s", c, 0)
 	}
 	e.at(21)
 	e.report("s", "a", 21, 20, "aa")
 	e.report("s", "b", 21, 20, "aa")
-	r := e.report("s", "c", 21, 20, "cc")
+	return e.report("s", "c", 21, 20, "cc")
+}
+
+func testDumps(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, nil)
+	_, err := e.store.Desyncs(ctx, "s")
+	require.ErrorIs(t, err, stream.ErrNotFound)
+	r := e.divergeC()
 	require.NotNil(t, r.Dump, "c diverged: asked for a dump at once")
 	assert.EqualValues(t, 20, *r.Dump)
 	r = e.poll("s", "a", 21)
@@ -363,13 +370,7 @@ func testDumps(t *testing.T, newStore Factory) {
 func testDumpAskedAgain(t *testing.T, newStore Factory) {
 	ctx := context.Background()
 	e := newEnv(t, newStore, nil)
-	for _, c := range []string{"a", "b", "c"} {
-		e.poll("s", c, 0)
-	}
-	e.at(21)
-	e.report("s", "a", 21, 20, "aa")
-	e.report("s", "b", 21, 20, "aa")
-	r := e.report("s", "c", 21, 20, "cc")
+	r := e.divergeC()
 	require.NotNil(t, r.Dump, "c diverged: asked for its dump; this reply is lost")
 	assert.Nil(t, e.poll("s", "c", 21).Dump, "not again at once: an upload may be under way")
 	e.at(60)
