@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
@@ -43,6 +44,24 @@ type config struct {
 	// serves the scrapes that follow it.
 	MetricsStatsInterval time.Duration
 	Version              bool
+	// Auth: with a secret or public keys, streams need tokens
+	// (docs/protocol.md, "Tokens").
+	AuthSecret     string
+	AuthPublicKeys string
+	AuthAudience   string
+	AuthOpenPrefix string
+	// MetricsPublic serves /metrics on -addr with auth on; MetricsStreamLabels
+	// gives streams series of their own with auth on.
+	MetricsPublic       bool
+	MetricsStreamLabels bool
+}
+
+// authOn reports whether streams need tokens.
+func (c config) authOn() bool { return c.AuthSecret != "" || c.AuthPublicKeys != "" }
+
+// auth is the configuration of the token verifier, on the real clock.
+func (c config) auth() auth.Config {
+	return auth.Config{Secret: []byte(c.AuthSecret), PublicKeys: c.AuthPublicKeys, Audience: c.AuthAudience}
 }
 
 func defaultConfig() config {
@@ -126,6 +145,13 @@ func (c config) Validate() error {
 	case len(c.CORSOrigins) == 0:
 		return errors.New("cors origins must name at least one origin, or *")
 	}
+	if c.authOn() {
+		if err := c.auth().Validate(); err != nil {
+			return fmt.Errorf("-auth-secret or -auth-public-keys: %w", err)
+		}
+	} else if c.AuthAudience != "" || c.AuthOpenPrefix != "" {
+		return errors.New("-auth-audience and -auth-open-prefix need -auth-secret or -auth-public-keys")
+	}
 	return nil
 }
 
@@ -184,6 +210,12 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "on SIGTERM, time /readyz answers 503 while requests are still served, so load balancers stop sending any")
 	fs.DurationVar(&cfg.MetricsStatsInterval, "metrics-stats-interval", cfg.MetricsStatsInterval, "how long one read of the store's statistics serves the scrapes that follow it")
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", cfg.SweepInterval, "how often silent clients and idle streams are looked for (at most 1s)")
+	fs.StringVar(&cfg.AuthSecret, "auth-secret", cfg.AuthSecret, fmt.Sprintf("HS256 secret of stream tokens, at least %d bytes; with it (or -auth-public-keys) every stream needs a token. Prefer the environment to the command line", auth.MinSecretLen))
+	fs.StringVar(&cfg.AuthPublicKeys, "auth-public-keys", cfg.AuthPublicKeys, "`file` of public keys (PEM, or a JWKS document) for RS256, ES256 and EdDSA stream tokens, chosen by kid; re-read on SIGHUP")
+	fs.StringVar(&cfg.AuthAudience, "auth-audience", cfg.AuthAudience, "the aud a stream token must name; empty refuses tokens that name one")
+	fs.StringVar(&cfg.AuthOpenPrefix, "auth-open-prefix", cfg.AuthOpenPrefix, "with auth on, streams whose name starts with this `prefix` need no token (public lobbies); empty keeps none open")
+	fs.BoolVar(&cfg.MetricsPublic, "metrics-public", cfg.MetricsPublic, "with auth on, still serve /metrics on -addr (by default it is served only on -metrics-addr)")
+	fs.BoolVar(&cfg.MetricsStreamLabels, "metrics-stream-labels", cfg.MetricsStreamLabels, "with auth on, give streams per-stream series labelled with their names (by default none: names are what an attacker needs)")
 	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
 	return fs
 }

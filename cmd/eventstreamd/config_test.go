@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/goeventstream/eventstream/internal/auth"
 )
 
 func env(kv ...string) func(string) string {
@@ -66,8 +68,9 @@ func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
 			return
 		}
 		_, err := parseConfig(nil, env(envName(f.Name), "not a valid value"), nil)
-		if f.Name == "addr" || f.Name == "debug-addr" || f.Name == "metrics-addr" || f.Name == "cors-origins" || f.Name == "store-secret" || f.Name == "store-prefix" {
-			return // any string is taken; a bad address fails at listen
+		if f.Name == "addr" || f.Name == "debug-addr" || f.Name == "metrics-addr" || f.Name == "cors-origins" || f.Name == "store-secret" || f.Name == "store-prefix" ||
+			strings.HasPrefix(f.Name, "auth-") {
+			return // any string is taken; a bad address fails at listen (TestAuthConfig checks the auth- ones)
 		}
 		require.Error(t, err, "%s is not read from the environment", f.Name)
 		assert.Regexp(t, envName(f.Name)+"|not a valid value", err.Error(), "the error names the variable or the value")
@@ -167,6 +170,33 @@ func TestDocumentedSecretsRefused(t *testing.T) {
 		}
 	}
 	assert.Positive(t, found, "the docs' placeholders were found")
+}
+
+func TestAuthConfig(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	cfg, err := parseConfig([]string{"-auth-audience", "game", "-auth-open-prefix", "lobby-"}, env("EVENTSTREAMD_AUTH_SECRET", secret), nil)
+	require.NoError(t, err)
+	assert.True(t, cfg.authOn())
+	assert.Equal(t, auth.Config{Secret: []byte(secret), Audience: "game"}, cfg.auth())
+	assert.Equal(t, "lobby-", cfg.AuthOpenPrefix)
+
+	cfg, err = parseConfig(nil, env(), nil)
+	require.NoError(t, err)
+	assert.False(t, cfg.authOn(), "off by default: the seed's open streams")
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{args: []string{"-auth-secret", "short"}, want: "at least 32 bytes"},
+		{args: []string{"-auth-audience", "game"}, want: "need -auth-secret or -auth-public-keys"},
+		{args: []string{"-auth-open-prefix", "lobby-"}, want: "need -auth-secret or -auth-public-keys"},
+	} {
+		_, err := parseConfig(tt.args, env(), nil)
+		require.Error(t, err, tt.args)
+		assert.Contains(t, err.Error(), tt.want)
+		assert.NotContains(t, err.Error(), "short", "an error repeats the secret")
+	}
 }
 
 func TestHelp(t *testing.T) {

@@ -9,9 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
@@ -69,16 +73,21 @@ type app struct {
 	http    *http.Server
 	metrics http.Handler // served on -metrics-addr, when it is set
 	sweeper *stream.Sweeper
+	auth    *auth.Verifier // nil: auth off
 }
 
 // newApp builds the app of cfg.
 func newApp(cfg config, log *zap.Logger) (*app, error) {
 	late := &lateStore{}
 	reg := prometheus.NewRegistry()
+	streamSeries := cfg.MetricsMaxStreams
+	if cfg.authOn() && !cfg.MetricsStreamLabels {
+		streamSeries = 0 // no stream names in the metrics
+	}
 	m, err := metrics.New(metrics.Config{
 		Registerer:      reg,
 		Streams:         late,
-		MaxStreamSeries: cfg.MetricsMaxStreams,
+		MaxStreamSeries: streamSeries,
 		Version:         version,
 		MaxStreams:      cfg.Stream.MaxStreams,
 		StatsMaxAge:     cfg.MetricsStatsInterval,
@@ -96,7 +105,14 @@ func newApp(cfg config, log *zap.Logger) (*app, error) {
 		CORSOrigins: cfg.CORSOrigins,
 		Push:        cfg.Push,
 	}
-	if cfg.MetricsAddr == "" {
+	var verifier *auth.Verifier
+	if cfg.authOn() {
+		if verifier, err = auth.New(cfg.auth()); err != nil {
+			return nil, err
+		}
+		acfg.Auth, acfg.OpenPrefix = verifier, cfg.AuthOpenPrefix
+	}
+	if cfg.MetricsAddr == "" && (!cfg.authOn() || cfg.MetricsPublic) {
 		acfg.MetricsHandler = metricsHandler // on the public port
 	}
 	srv, err := api.New(acfg)
@@ -117,7 +133,23 @@ func newApp(cfg config, log *zap.Logger) (*app, error) {
 			OnError:   srv.SweepFailed,
 			OnRecover: srv.SweepRecovered,
 		},
+		auth: verifier,
 	}, nil
+}
+
+// reloadKeys re-reads the public keys of stream tokens (SIGHUP). A file
+// that cannot be read leaves the keys in use.
+func (a *app) reloadKeys() {
+	if a.cfg.AuthPublicKeys == "" {
+		a.log.Warn("SIGHUP: no -auth-public-keys to reload")
+		return
+	}
+	n, err := a.auth.Reload()
+	if err != nil {
+		a.log.Error("auth public keys not reloaded; the keys in use stay", zap.Error(err))
+		return
+	}
+	a.log.Info("auth public keys reloaded", zap.Int("keys", n))
 }
 
 // withFloor serves /_floor/ with floorHandler when on, before everything
@@ -188,7 +220,17 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
-		zap.String("store", storeName(a.cfg.Stream.URL)), zap.Int("tick_rate", a.cfg.Stream.TickRate))
+		zap.String("store", storeName(a.cfg.Stream.URL)), zap.Int("tick_rate", a.cfg.Stream.TickRate),
+		zap.Bool("auth", a.auth != nil))
+	var hup chan os.Signal // SIGHUP reloads the keys of stream tokens
+	if a.auth != nil {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		if a.cfg.MetricsAddr == "" && !a.cfg.MetricsPublic {
+			a.log.Info("auth on: /metrics is not served on -addr; use -metrics-addr, or -metrics-public")
+		}
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -239,6 +281,8 @@ func (a *app) serve(ctx context.Context) error {
 				go func() { defer wg.Done(); a.sweeper.Run(sweepCtx) }()
 			}
 			opened = nil
+		case <-hup:
+			a.reloadKeys()
 		case <-ctx.Done():
 			done = true
 		}

@@ -120,23 +120,23 @@ func (h *harness) do(method, target, body string, headers ...string) *httptest.R
 	return rec
 }
 
-// sync posts body and requires a successful reply.
-func (h *harness) sync(target, body string) protocol.SyncReply {
+// sync posts body, with headers, and requires a successful reply.
+func (h *harness) sync(target, body string, headers ...string) protocol.SyncReply {
 	h.t.Helper()
-	rec := h.do(http.MethodPost, target, body)
+	rec := h.do(http.MethodPost, target, body, headers...)
 	require.Equal(h.t, http.StatusOK, rec.Code, rec.Body.String())
 	var reply protocol.SyncReply
 	require.NoError(h.t, json.Unmarshal(rec.Body.Bytes(), &reply))
 	return reply
 }
 
-// all reads the whole stream from tick 0, following pages.
-func (h *harness) all(streamName, privateID string) []protocol.Event {
+// all reads the whole stream from tick 0, following pages, with headers.
+func (h *harness) all(streamName, privateID string, headers ...string) []protocol.Event {
 	h.t.Helper()
 	var out []protocol.Event
 	from := int64(0)
 	for {
-		r := h.sync(fmt.Sprintf("/%s/%s/%d", streamName, privateID, from), "")
+		r := h.sync(fmt.Sprintf("/%s/%s/%d", streamName, privateID, from), "", headers...)
 		out = append(out, r.Events...)
 		from = r.T
 		if !r.More {

@@ -35,7 +35,7 @@ func (c cors) allowOrigin(h http.Header, r *http.Request) {
 func preflight(w http.ResponseWriter, methods string) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Methods", methods)
-	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
 	h.Set("Access-Control-Max-Age", "600")
 	h.Set("Allow", methods)
 	w.WriteHeader(http.StatusNoContent)

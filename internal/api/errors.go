@@ -21,7 +21,8 @@ type apiError struct {
 	status     int
 	code       string
 	message    string
-	retryAfter int // seconds, for a Retry-After header; 0 for none
+	retryAfter int    // seconds, for a Retry-After header; 0 for none
+	challenge  string // a 401's WWW-Authenticate header
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -87,6 +88,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	s.metrics.Rejected(ae.code)
 	if ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
+	}
+	if ae.challenge != "" {
+		w.Header().Set("WWW-Authenticate", ae.challenge)
 	}
 	b := make([]byte, 0, 64+len(ae.message))
 	b = append(b, `{"error":{"code":`...)

@@ -60,6 +60,7 @@ eventstreamd_http_rejections_total{code="bad_client"} 0
 eventstreamd_http_rejections_total{code="bad_request"} 0
 eventstreamd_http_rejections_total{code="bad_stream"} 0
 eventstreamd_http_rejections_total{code="bad_tick"} 1
+eventstreamd_http_rejections_total{code="forbidden"} 0
 eventstreamd_http_rejections_total{code="internal"} 0
 eventstreamd_http_rejections_total{code="method_not_allowed"} 0
 eventstreamd_http_rejections_total{code="not_found"} 1
@@ -71,8 +72,10 @@ eventstreamd_http_rejections_total{code="snapshot_mismatch"} 0
 eventstreamd_http_rejections_total{code="store_unavailable"} 0
 eventstreamd_http_rejections_total{code="store_unknown"} 0
 eventstreamd_http_rejections_total{code="stream_full"} 0
+eventstreamd_http_rejections_total{code="token_expired"} 0
 eventstreamd_http_rejections_total{code="too_large"} 0
 eventstreamd_http_rejections_total{code="too_many_events"} 0
+eventstreamd_http_rejections_total{code="unauthorized"} 0
 `),
 		"eventstreamd_store_events_appended_total", "eventstreamd_store_streams_created_total",
 		"eventstreamd_stream_clients", "eventstreamd_stream_tick", "eventstreamd_store_streams",

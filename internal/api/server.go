@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
@@ -101,20 +102,28 @@ type Config struct {
 	CORSOrigins []string
 	// Push configures push connections; each zero field has its default.
 	Push PushConfig
+	// Auth, when set, verifies the token every request on a stream route
+	// needs (docs/protocol.md, "Tokens"). Nil leaves every stream open.
+	Auth *auth.Verifier
+	// OpenPrefix, with Auth, keeps the streams whose name starts with it
+	// open: they need no token. Empty keeps none open.
+	OpenPrefix string
 }
 
 // Server is the HTTP face of eventstreamd.
 type Server struct {
-	store    stream.Store
-	metrics  *metrics.Metrics
-	log      *zap.Logger
-	limits   Limits
-	cors     cors
-	router   chi.Router
-	draining atomic.Bool
-	date     dateHeader
-	inflight *budget // the bytes the requests in progress may hold
-	push     *pusher
+	store      stream.Store
+	metrics    *metrics.Metrics
+	log        *zap.Logger
+	limits     Limits
+	cors       cors
+	router     chi.Router
+	draining   atomic.Bool
+	date       dateHeader
+	inflight   *budget // the bytes the requests in progress may hold
+	push       *pusher
+	auth       *auth.Verifier // nil: auth off
+	openPrefix string
 
 	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
 }
@@ -134,11 +143,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		store:   cfg.Store,
-		metrics: cfg.Metrics,
-		log:     cfg.Logger,
-		limits:  cfg.Limits,
-		cors:    newCORS(cfg.CORSOrigins),
+		store:      cfg.Store,
+		metrics:    cfg.Metrics,
+		log:        cfg.Logger,
+		limits:     cfg.Limits,
+		cors:       newCORS(cfg.CORSOrigins),
+		auth:       cfg.Auth,
+		openPrefix: cfg.OpenPrefix,
 	}
 	s.inflight = newBudget(cfg.Limits.MaxInflightBytes, cfg.Limits.MaxInflightWait)
 	cfg.Push = cfg.Push.withDefaults()
@@ -168,8 +179,8 @@ func New(cfg Config) (*Server, error) {
 		r.HandleFunc("/metrics", s.opsRoute(cfg.MetricsHandler))
 	}
 	r.HandleFunc("/{stream}/{client}/{tick}", s.syncRoute)
-	r.HandleFunc("/{stream}/snapshot", s.route(readMethods, s.getSnapshot, http.MethodGet, http.MethodHead))
-	r.HandleFunc("/{stream}/desyncs", s.route(readMethods, s.getDesyncs, http.MethodGet, http.MethodHead))
+	r.HandleFunc("/{stream}/snapshot", s.route(readMethods, s.guard(s.getSnapshot), http.MethodGet, http.MethodHead))
+	r.HandleFunc("/{stream}/desyncs", s.route(readMethods, s.guard(s.getDesyncs), http.MethodGet, http.MethodHead))
 	// A dump's path and an upload's may be the same (a private id
 	// "desyncs"): these routes are by method, so that chi finds the other.
 	for pattern, methods := range map[string]map[string]http.HandlerFunc{
@@ -178,7 +189,7 @@ func New(cfg Config) (*Server, error) {
 		"/{stream}/{client}/dump/{tick}":     {http.MethodPut: s.putDump},
 	} {
 		for method, h := range methods {
-			r.MethodFunc(method, pattern, h)
+			r.MethodFunc(method, pattern, s.guard(h))
 		}
 		r.Options(pattern, func(w http.ResponseWriter, r *http.Request) { preflight(w, allowed(r.URL.Path)) })
 	}

@@ -24,6 +24,9 @@ const syncMethods = "GET, POST, OPTIONS"
 func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodPost:
+		if r = s.admitted(w, r); r == nil {
+			return
+		}
 		if r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			s.push.upgrade(w, r)
 			return

@@ -79,6 +79,15 @@ const (
 	// CodeEpochMismatch: a request that posts events naming an epoch that
 	// is not the stream's; nothing was applied.
 	CodeEpochMismatch = "epoch_mismatch"
+	// CodeUnauthorized: a stream that needs a token got none, or one that
+	// is not valid (401, with WWW-Authenticate: Bearer).
+	CodeUnauthorized = "unauthorized"
+	// CodeTokenExpired: the token was valid and has expired (401); the
+	// client gets a new one and retries.
+	CodeTokenExpired = "token_expired"
+	// CodeForbidden: the token is valid but does not admit to this: another
+	// stream, another private id, or a spectator posting or uploading (403).
+	CodeForbidden = "forbidden"
 )
 
 // ErrorCodes lists every error code, for metrics that count them.
@@ -88,6 +97,7 @@ var ErrorCodes = []string{
 	CodeServerFull, CodeServerBusy, CodeStreamFull, CodeRateLimited,
 	CodeStoreUnavailable, CodeStoreUnknown, CodeInternal, CodeSnapshotMismatch,
 	CodeEpochMismatch,
+	CodeUnauthorized, CodeTokenExpired, CodeForbidden,
 }
 
 // ValidName reports whether s may be a stream name or a private id:

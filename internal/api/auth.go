@@ -1,0 +1,120 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/goeventstream/eventstream/internal/auth"
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// Admission (docs/protocol.md, "Tokens"): with a Verifier, every request
+// on a stream route but a preflight carries a token that admits it, unless
+// the stream's name starts with the open prefix. It is checked first, so a
+// refused request reads no body, holds no in-flight memory, spends no rate
+// and reaches no store: it leaves nothing behind.
+
+// accessTokenParam is the query parameter of a token where a browser
+// cannot set headers (RFC 6750 §2.3), as for a WebSocket upgrade.
+const accessTokenParam = "access_token"
+
+// The challenges of a 401 (RFC 6750 §3): no token, or a bad one.
+const (
+	challengeMissing = `Bearer realm="eventstreamd"`
+	challengeInvalid = `Bearer realm="eventstreamd", error="invalid_token"`
+)
+
+// guard serves h only for a request admitted (admitted), else answers its
+// refusal. With auth off it is h.
+func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
+	if s.auth == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r = s.admitted(w, r); r != nil {
+			h(w, r)
+		}
+	}
+}
+
+// admitted returns r, with the grant of its token in its context, when r
+// may use its stream; else it answers the refusal and returns nil.
+func (s *Server) admitted(w http.ResponseWriter, r *http.Request) *http.Request {
+	if s.auth == nil {
+		return r
+	}
+	g, err := s.admit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil
+	}
+	if g == nil {
+		return r // an open stream
+	}
+	return r.WithContext(auth.NewContext(r.Context(), g))
+}
+
+// admit checks r's token against its path: the stream it admits to, the
+// private id (the token's sub) and, for a POST or PUT, a player's role. It
+// returns nil, nil for an open stream.
+func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
+	name := chi.URLParam(r, "stream")
+	if s.openPrefix != "" && strings.HasPrefix(name, s.openPrefix) {
+		return nil, nil
+	}
+	tok, err := bearerToken(r)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.auth.Verify(tok)
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		return nil, &apiError{status: http.StatusUnauthorized, code: protocol.CodeTokenExpired, challenge: challengeInvalid,
+			message: "the token has expired; get a new one from the game's backend"}
+	case err != nil:
+		return nil, unauthorized(challengeInvalid,
+			"the token is not valid: its signature, algorithm, key id, audience, times or claims (sub, stream, role, exp) are not accepted")
+	case !g.Admits(name):
+		return nil, errorf(http.StatusForbidden, protocol.CodeForbidden, "the token does not admit to this stream")
+	}
+	if client := chi.URLParam(r, "client"); client != "" && client != url.PathEscape(g.Sub) {
+		return nil, errorf(http.StatusForbidden, protocol.CodeForbidden, "the private id of the path must be the token's sub")
+	}
+	if g.Spectator() && (r.Method == http.MethodPost || r.Method == http.MethodPut) {
+		return nil, errorf(http.StatusForbidden, protocol.CodeForbidden,
+			"a spectator reads the stream: it may not post events, report hashes or upload (poll with GET)")
+	}
+	return g, nil
+}
+
+// bearerToken returns the one token of r: in an Authorization header
+// (RFC 6750 §2.1), or in the access_token query parameter.
+func bearerToken(r *http.Request) (string, error) {
+	headers := r.Header.Values("Authorization")
+	var params []string
+	if r.URL.RawQuery != "" {
+		params = r.URL.Query()[accessTokenParam]
+	}
+	switch n := len(headers) + len(params); {
+	case n == 0:
+		return "", unauthorized(challengeMissing,
+			"this stream needs a token: send Authorization: Bearer <token>, or ?access_token=<token> where headers cannot be set")
+	case n > 1:
+		return "", unauthorized(challengeInvalid, "send one token, in the Authorization header or the access_token parameter")
+	case len(params) == 1:
+		return params[0], nil
+	}
+	scheme, tok, _ := strings.Cut(headers[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", unauthorized(challengeInvalid, "the Authorization header must be Bearer <token>")
+	}
+	return strings.TrimSpace(tok), nil
+}
+
+func unauthorized(challenge, message string) *apiError {
+	return &apiError{status: http.StatusUnauthorized, code: protocol.CodeUnauthorized, message: message, challenge: challenge}
+}

@@ -1,0 +1,295 @@
+package api_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/auth"
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/redistest"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+var (
+	testSecret = []byte("an HS256 secret of 32 bytes, ok!")
+	// testRSA signs RS256 tokens; its public key is in the harness's file.
+	testRSA = func() *rsa.PrivateKey {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		return k
+	}()
+)
+
+const testAudience = "eventstream-test"
+
+// withAuth turns auth on in the harness, with the test secret and the
+// test RSA key, on the harness's clock; open is the open prefix.
+func withAuth(t testing.TB, open string) option {
+	der, err := x509.MarshalPKIXPublicKey(&testRSA.PublicKey)
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "keys.pem")
+	require.NoError(t, os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
+	return func(a *api.Config, s *stream.Config) {
+		v, err := auth.New(auth.Config{Secret: testSecret, PublicKeys: file, Audience: testAudience, Clock: s.Clock})
+		require.NoError(t, err)
+		a.Auth, a.OpenPrefix = v, open
+	}
+}
+
+// token signs a token for sub on stream, valid for an hour from the
+// harness's start; edit changes its claims.
+func token(t testing.TB, sub, streamClaim string, edit ...func(jwt.MapClaims)) string {
+	t.Helper()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := jwt.MapClaims{"sub": sub, "stream": streamClaim, "aud": testAudience, "exp": start.Add(time.Hour).Unix()}
+	for _, e := range edit {
+		e(c)
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(testSecret)
+	require.NoError(t, err)
+	return s
+}
+
+func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+// TestAuthRefusals: every request auth refuses is answered as the
+// protocol says, and leaves the streams exactly as they were: no stream,
+// no _c, no public id, no snapshot, no rate spent.
+func TestAuthRefusals(t *testing.T) { testAuthRefusals(t, "") }
+
+// TestAuthRefusalsRedis: the same on the Redis store.
+func TestAuthRefusalsRedis(t *testing.T) {
+	testAuthRefusals(t, redisURL(redistest.Start(t).URL()))
+}
+
+func testAuthRefusals(t *testing.T, url redisURL) {
+	pemKey := func() []byte {
+		der, err := x509.MarshalPKIXPublicKey(&testRSA.PublicKey)
+		require.NoError(t, err)
+		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	}()
+	sign := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(m, c).SignedString(key)
+		require.NoError(t, err)
+		return s
+	}
+	claims := func() jwt.MapClaims {
+		return jwt.MapClaims{"sub": "p1", "stream": "s", "aud": testAudience,
+			"exp": time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC).Unix()}
+	}
+	spectator := token(t, "p1", "s", func(c jwt.MapClaims) { c["role"] = "spectator" })
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims()).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name      string
+		method    string
+		give      string // the target
+		body      string
+		headers   []string
+		tok       string // the token to look for in logs, metrics and replies
+		wantCode  string
+		challenge bool
+	}{
+		{name: "no token", give: "/s/p1/0", wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "no token, to a new stream", give: "/new/p1/0", wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "not bearer", give: "/s/p1/0", headers: []string{"Authorization", "Basic cDE6cHc="}, tok: "cDE6cHc=", wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "bearer without a token", give: "/s/p1/0", headers: []string{"Authorization", "Bearer "}, wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "malformed", give: "/s/p1/0", headers: bearer("not.a.jwt-secret"), tok: "not.a.jwt-secret", wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "bad signature", give: "/s/p1/0", headers: bearer(sign(jwt.SigningMethodHS256, []byte(strings.Repeat("k", 32)), claims())), wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "alg none", give: "/s/p1/0", headers: bearer(none), wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "HS256 keyed with the RSA public key", give: "/s/p1/0", headers: bearer(sign(jwt.SigningMethodHS256, pemKey, claims())), wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "wrong audience", give: "/s/p1/0", headers: bearer(token(t, "p1", "s", func(c jwt.MapClaims) { c["aud"] = "other" })), wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "no exp", give: "/s/p1/0", headers: bearer(token(t, "p1", "s", func(c jwt.MapClaims) { delete(c, "exp") })), wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "unknown role", give: "/s/p1/0", headers: bearer(token(t, "p1", "s", func(c jwt.MapClaims) { c["role"] = "admin" })), wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "in the header and the query", give: "/s/p1/0?access_token=" + token(t, "p1", "s"), headers: bearer(token(t, "p1", "s")), wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "twice in the query", give: "/s/p1/0?access_token=" + token(t, "p1", "s") + "&access_token=" + token(t, "p1", "s"), wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "expired", give: "/s/p1/0", headers: bearer(token(t, "p1", "s", func(c jwt.MapClaims) { c["exp"] = time.Date(2025, 12, 31, 23, 0, 0, 0, time.UTC).Unix() })), wantCode: protocol.CodeTokenExpired, challenge: true},
+		{name: "expired, in the query", give: "/s/p1/0?access_token=" + token(t, "p1", "s", func(c jwt.MapClaims) { c["exp"] = 1 }), wantCode: protocol.CodeTokenExpired, challenge: true},
+		{name: "another stream", give: "/s/p1/0", headers: bearer(token(t, "p1", "s2")), wantCode: protocol.CodeForbidden},
+		{name: "another stream by the query", give: "/s/p1/0?access_token=" + token(t, "p1", "other"), wantCode: protocol.CodeForbidden},
+		{name: "a prefix of other streams", give: "/s/p1/0", headers: bearer(token(t, "p1", "t*")), wantCode: protocol.CodeForbidden},
+		{name: "a new stream of another name", give: "/new/p1/0", headers: bearer(token(t, "p1", "s")), wantCode: protocol.CodeForbidden},
+		{name: "another player's id", give: "/s/owner/0", headers: bearer(token(t, "p1", "s")), wantCode: protocol.CodeForbidden},
+		{name: "the id of nobody", give: "/s/p2/0", headers: bearer(token(t, "p1", "s")), wantCode: protocol.CodeForbidden},
+		{name: "a spectator posting", give: "/s/p1/0", body: `{"events":[{"type":"m","body":"x"}]}`, headers: bearer(spectator), wantCode: protocol.CodeForbidden},
+		{name: "a spectator reporting a hash", give: "/s/p1/21", body: `{"hashes":[{"t":20,"h":"ab"}]}`, headers: bearer(spectator), wantCode: protocol.CodeForbidden},
+		{name: "a spectator uploading a snapshot", method: http.MethodPut, give: "/s/p1/snapshot/20", body: "state", headers: bearer(spectator), wantCode: protocol.CodeForbidden},
+		{name: "a spectator uploading a dump", method: http.MethodPut, give: "/s/p1/dump/20", body: "state", headers: bearer(spectator), wantCode: protocol.CodeForbidden},
+		{name: "a snapshot upload without a token", method: http.MethodPut, give: "/s/p1/snapshot/20", body: "state", wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "a dump upload for another id", method: http.MethodPut, give: "/s/owner/dump/20", body: "state", headers: bearer(token(t, "p1", "s")), wantCode: protocol.CodeForbidden},
+		{name: "the snapshot without a token", method: http.MethodGet, give: "/s/snapshot", wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "the snapshot of another stream", method: http.MethodGet, give: "/s/snapshot", headers: bearer(token(t, "p1", "s2")), wantCode: protocol.CodeForbidden},
+		{name: "the desyncs without a token", method: http.MethodGet, give: "/s/desyncs", wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "a dump without a token", method: http.MethodGet, give: "/s/desyncs/20/1", wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "a push upgrade without a token", method: http.MethodGet, give: "/s/p1/0", headers: []string{"Upgrade", "websocket", "Connection", "Upgrade"}, wantCode: protocol.CodeUnauthorized, challenge: true},
+		{name: "a push upgrade for another id", method: http.MethodGet, give: "/s/owner/0?access_token=" + token(t, "p1", "s"), headers: []string{"Upgrade", "websocket", "Connection", "Upgrade"}, wantCode: protocol.CodeForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarnessOn(t, url, withAuth(t, "open-"), func(_ *api.Config, s *stream.Config) {
+				s.MaxSyncsPerSecond = 0.25 // one sync, then 429 for 4 s: a spent token would show
+			})
+			owner := bearer(token(t, "owner", "s"))
+			rec := h.do(http.MethodPost, "/s/owner/0", "", owner...)
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			before := h.read("s")
+			statsBefore, err := h.store.Stats(context.Background(), 10)
+			require.NoError(t, err)
+
+			method := tt.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			rec = h.do(method, tt.give, tt.body, tt.headers...)
+			wantStatus := http.StatusForbidden
+			if tt.challenge {
+				wantStatus = http.StatusUnauthorized
+			}
+			require.Equal(t, wantStatus, rec.Code, rec.Body.String())
+			assert.Equal(t, tt.wantCode, errorCode(t, rec).Code)
+			if tt.challenge {
+				assert.Contains(t, rec.Header().Get("WWW-Authenticate"), "Bearer")
+			} else {
+				assert.Empty(t, rec.Header().Get("WWW-Authenticate"))
+			}
+			assertNoLeak(t, h, rec.Body.String(), secretsOf(tt.tok, tt.give, tt.headers)...)
+
+			assert.Equal(t, before, h.read("s"), "a refused request changed the stream")
+			statsAfter, err := h.store.Stats(context.Background(), 10)
+			require.NoError(t, err)
+			assert.Equal(t, statsBefore.Streams, statsAfter.Streams, "a refused request created a stream")
+			assert.Equal(t, statsBefore.Clients, statsAfter.Clients, "a refused request connected a client")
+			// p1's first sync succeeds: the refusal spent none of its rate,
+			// and it takes the next public id: the refusal took none.
+			assert.Equal(t, "2", h.sync("/s/p1/0", "", bearer(token(t, "p1", "s"))...).ID)
+		})
+	}
+}
+
+// secretsOf lists what a refused request carried that must not leak: its
+// token, wherever it was.
+func secretsOf(tok, target string, headers []string) []string {
+	var out []string
+	if tok != "" {
+		out = append(out, tok)
+	}
+	if _, q, ok := strings.Cut(target, "?"); ok {
+		out = append(out, q)
+		for _, kv := range strings.Split(q, "&") {
+			out = append(out, strings.TrimPrefix(kv, "access_token="))
+		}
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "Authorization" {
+			if _, tok, ok := strings.Cut(headers[i+1], " "); ok && tok != "" {
+				out = append(out, tok)
+			}
+		}
+	}
+	return out
+}
+
+// assertNoLeak checks that none of secrets is in the reply, in a log line
+// of the harness, or in its metrics.
+func assertNoLeak(t *testing.T, h *harness, reply string, secrets ...string) {
+	t.Helper()
+	rec := h.do(http.MethodGet, "/metrics", "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	metricsText := rec.Body.String()
+	var logs strings.Builder
+	for _, e := range h.logs.All() {
+		logs.WriteString(e.Message)
+		for k, v := range e.ContextMap() {
+			logs.WriteString(" " + k + "=")
+			logs.WriteString(fmt.Sprint(v))
+		}
+		logs.WriteString("\n")
+	}
+	for _, s := range secrets {
+		assert.NotContains(t, reply, s, "the reply holds a token")
+		assert.NotContains(t, logs.String(), s, "a log line holds a token")
+		assert.NotContains(t, metricsText, s, "the metrics hold a token")
+	}
+}
+
+// read reads the whole of a stream from the store, without a client: the
+// stream as it is, whoever may read it.
+func (h *harness) read(name string) string {
+	h.t.Helper()
+	var out []byte
+	req := &stream.SyncRequest{Stream: name}
+	for {
+		res, err := h.store.Read(context.Background(), req)
+		require.NoError(h.t, err)
+		out = append(append(out, res.Events...), '\n')
+		req.LastKnownTick, req.Epoch = res.T, res.Epoch
+		if !res.More {
+			return string(out)
+		}
+	}
+}
+
+// TestAuthAdmits: what a valid token, or an open stream, is let do.
+func TestAuthAdmits(t *testing.T) {
+	upgrade := []string{"Upgrade", "websocket", "Connection", "Upgrade"}
+	tests := []struct {
+		name       string
+		method     string
+		give       string
+		headers    []string
+		wantStatus int
+	}{
+		{name: "a player, by the header", give: "/s/p1/0", headers: bearer(token(t, "p1", "s")), wantStatus: 200},
+		{name: "a player, by the query", give: "/s/p1/0?access_token=" + token(t, "p1", "s"), wantStatus: 200},
+		{name: "the scheme in any case", give: "/s/p1/0", headers: []string{"Authorization", "bearer " + token(t, "p1", "s")}, wantStatus: 200},
+		{name: "a prefix", give: "/room-7/p1/0", headers: bearer(token(t, "p1", "room-*")), wantStatus: 200},
+		{name: "every stream", give: "/any/p1/0", headers: bearer(token(t, "p1", "*")), wantStatus: 200},
+		{name: "a spectator polls with GET", method: http.MethodGet, give: "/s/p1/0", headers: bearer(token(t, "p1", "s", func(c jwt.MapClaims) { c["role"] = "spectator" })), wantStatus: 200},
+		{name: "a spectator reads the snapshot", method: http.MethodGet, give: "/s/snapshot", headers: bearer(token(t, "v", "s", func(c jwt.MapClaims) { c["role"] = "spectator" })), wantStatus: 404},
+		{name: "a player reads the desyncs", method: http.MethodGet, give: "/s/desyncs", headers: bearer(token(t, "p1", "s")), wantStatus: 404},
+		{name: "an open stream needs none", give: "/open-lobby/anyone/0", wantStatus: 200},
+		{name: "an open stream ignores a bad one", give: "/open-lobby/anyone/0", headers: bearer("garbage"), wantStatus: 200},
+		{name: "a preflight needs none", method: http.MethodOptions, give: "/s/p1/0", wantStatus: 204},
+		{name: "a preflight of an upload needs none", method: http.MethodOptions, give: "/s/p1/snapshot/20", wantStatus: 204},
+		{name: "healthz needs none", method: http.MethodGet, give: "/healthz", wantStatus: 200},
+		{name: "a method not allowed is 405 first", method: http.MethodDelete, give: "/s/p1/0", wantStatus: 405},
+		{name: "a push upgrade reaches the WebSocket handshake (which wants more headers)", method: http.MethodGet, give: "/s/p1/0?access_token=" + token(t, "p1", "s"), headers: upgrade, wantStatus: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, withAuth(t, "open-"))
+			method := tt.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			rec := h.do(method, tt.give, "", tt.headers...)
+			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
+		})
+	}
+}
+
+// TestAuthOffIgnoresTokens: with auth off nothing changes, whatever a
+// request carries.
+func TestAuthOffIgnoresTokens(t *testing.T) {
+	h := newHarness(t)
+	assert.Equal(t, "1", h.sync("/foo/me/0", "{}", bearer("garbage")...).ID)
+	assert.Equal(t, "2", h.sync("/foo/you/0?access_token=garbage", "{}").ID)
+}

@@ -1,0 +1,265 @@
+// Package auth verifies stream tokens (docs/protocol.md, "Tokens"): JWTs
+// that a game's backend signs to admit one player, or one spectator, to a
+// stream or to the streams of a prefix. It knows nothing of HTTP; the api
+// package finds the token in a request and answers the refusals.
+//
+// A Verifier is safe for concurrent use; Reload swaps its public keys at
+// once, so a token is checked against the old keys or the new, never a mix.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/goeventstream/eventstream/internal/clock"
+	"github.com/goeventstream/eventstream/internal/protocol"
+)
+
+// MinSecretLen is the shortest HS256 secret, in bytes: RFC 7518 §3.2
+// wants a key at least as long as the hash.
+const MinSecretLen = 32
+
+// MaxSkew is the most the clocks of the backend that signs and of the
+// server may disagree: exp, nbf and iat are checked this leniently.
+const MaxSkew = 30 * time.Second
+
+// MaxTokenLen is the longest token considered, in bytes; a longer one is
+// refused before it is decoded.
+const MaxTokenLen = 8 << 10
+
+// The roles a token may give (its "role" claim; player when absent).
+const (
+	RolePlayer    = "player"
+	RoleSpectator = "spectator"
+)
+
+// The algorithms a token may be signed with: HS256 with the secret, the
+// others with a public key of their kind.
+const (
+	algHS256 = "HS256"
+	algRS256 = "RS256"
+	algES256 = "ES256"
+	algEdDSA = "EdDSA"
+)
+
+var (
+	// ErrInvalid: the token is malformed, its signature, algorithm, key
+	// or audience is not accepted, or a claim is missing or wrong.
+	ErrInvalid = errors.New("the token is not valid")
+	// ErrExpired: the token was valid, and its exp has passed.
+	ErrExpired = errors.New("the token has expired")
+)
+
+// Grant is what a verified token admits: one player or spectator, to a
+// stream or a prefix of streams, until it expires.
+type Grant struct {
+	// Sub is the player: the private id of the paths it may use.
+	Sub string
+	// Role is RolePlayer or RoleSpectator.
+	Role string
+	// Stream is the stream admitted to, or a prefix ending in "*".
+	Stream string
+	// Expires is the token's exp.
+	Expires time.Time
+}
+
+// Admits reports whether g admits to the stream name.
+func (g *Grant) Admits(name string) bool {
+	if prefix, ok := strings.CutSuffix(g.Stream, "*"); ok {
+		return strings.HasPrefix(name, prefix)
+	}
+	return g.Stream == name
+}
+
+// Spectator reports whether g admits a spectator, who reads a stream but
+// may not post to it nor upload.
+func (g *Grant) Spectator() bool { return g.Role == RoleSpectator }
+
+type grantKey struct{}
+
+// NewContext returns ctx carrying g, for the handlers of the request g
+// admitted.
+func NewContext(ctx context.Context, g *Grant) context.Context {
+	return context.WithValue(ctx, grantKey{}, g)
+}
+
+// FromContext returns the grant of the request, if a token admitted it;
+// with auth off, or on an open stream, there is none.
+func FromContext(ctx context.Context) (*Grant, bool) {
+	g, ok := ctx.Value(grantKey{}).(*Grant)
+	return g, ok
+}
+
+// Config configures a Verifier. At least one of Secret and PublicKeys is
+// required.
+type Config struct {
+	// Secret verifies HS256 tokens; at least MinSecretLen bytes. Empty
+	// accepts no HS256 token.
+	Secret []byte
+	// PublicKeys is the path of a file of public keys (PEM or a JWKS
+	// document; see loadKeys) that verify RS256, ES256 and EdDSA tokens.
+	// Empty accepts none of them.
+	PublicKeys string
+	// Audience, when set, must be one of a token's "aud"; when empty, a
+	// token that names an audience is refused (RFC 7519 §4.1.3).
+	Audience string
+	// Clock tells the time tokens are checked at. Nil means clock.Real().
+	Clock clock.Clock
+}
+
+// Validate reports the first invalid setting, if any.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Secret) == 0 && c.PublicKeys == "":
+		return errors.New("auth needs a secret or a file of public keys")
+	case len(c.Secret) > 0 && len(c.Secret) < MinSecretLen:
+		return fmt.Errorf("the auth secret must be at least %d bytes, not %d", MinSecretLen, len(c.Secret))
+	}
+	return nil
+}
+
+// Verifier verifies stream tokens.
+type Verifier struct {
+	cfg    Config
+	parser *jwt.Parser
+	keys   atomic.Pointer[keySet] // nil without PublicKeys
+}
+
+// New returns a Verifier for cfg, with the public keys read.
+func New(cfg Config) (*Verifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
+	var algs []string
+	if len(cfg.Secret) > 0 {
+		algs = append(algs, algHS256)
+	}
+	if cfg.PublicKeys != "" {
+		algs = append(algs, algRS256, algES256, algEdDSA)
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(algs),
+		jwt.WithLeeway(MaxSkew),
+		jwt.WithTimeFunc(cfg.Clock.Now),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithStrictDecoding(),
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	v := &Verifier{cfg: cfg, parser: jwt.NewParser(opts...)}
+	if cfg.PublicKeys != "" {
+		if _, err := v.Reload(); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// Reload reads the public keys again (on SIGHUP: key rotation) and returns
+// how many it holds. A file that cannot be read or holds no valid key is an
+// error, and the keys in use stay.
+func (v *Verifier) Reload() (int, error) {
+	if v.cfg.PublicKeys == "" {
+		return 0, nil
+	}
+	ks, err := loadKeys(v.cfg.PublicKeys)
+	if err != nil {
+		return 0, err
+	}
+	v.keys.Store(ks)
+	return len(ks.keys), nil
+}
+
+// claims are the claims of a stream token.
+type claims struct {
+	jwt.RegisteredClaims
+	Stream *string `json:"stream"`
+	Role   *string `json:"role"`
+}
+
+// Verify verifies token and returns what it admits, or ErrInvalid or
+// ErrExpired. Neither the error nor anything it wraps holds the token.
+func (v *Verifier) Verify(token string) (*Grant, error) {
+	if len(token) > MaxTokenLen {
+		return nil, ErrInvalid
+	}
+	var c claims
+	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenInvalidAudience) &&
+			!errors.Is(err, jwt.ErrTokenNotValidYet) && !errors.Is(err, jwt.ErrTokenUsedBeforeIssued) {
+			return nil, ErrExpired
+		}
+		return nil, ErrInvalid
+	}
+	g := &Grant{Sub: c.Subject, Role: RolePlayer, Expires: c.ExpiresAt.UTC()}
+	if c.Role != nil {
+		g.Role = *c.Role
+	}
+	if c.Stream != nil {
+		g.Stream = *c.Stream
+	}
+	switch {
+	case !protocol.ValidName(g.Sub):
+		return nil, ErrInvalid // it could not be a private id
+	case g.Role != RolePlayer && g.Role != RoleSpectator:
+		return nil, ErrInvalid
+	case !validStreamClaim(g.Stream):
+		return nil, ErrInvalid
+	case v.cfg.Audience == "" && len(c.Audience) > 0:
+		return nil, ErrInvalid // meant for someone else
+	}
+	return g, nil
+}
+
+// validStreamClaim reports whether s may be a "stream" claim: a stream
+// name, or a prefix of one (possibly empty) followed by "*".
+func validStreamClaim(s string) bool {
+	if prefix, ok := strings.CutSuffix(s, "*"); ok {
+		return prefix == "" || protocol.ValidName(prefix)
+	}
+	return protocol.ValidName(s)
+}
+
+// key finds the keys that may have signed t: the secret for HS256; for the
+// others, the public key its "kid" names, or without one every public key
+// of its algorithm. An algorithm is never verified with another's key.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if alg == algHS256 {
+		if len(v.cfg.Secret) == 0 {
+			return nil, ErrInvalid
+		}
+		return v.cfg.Secret, nil
+	}
+	ks := v.keys.Load()
+	if ks == nil {
+		return nil, ErrInvalid
+	}
+	kid, named := t.Header["kid"]
+	if named {
+		s, ok := kid.(string)
+		if !ok {
+			return nil, ErrInvalid
+		}
+		if k, ok := ks.byKid(s, alg); ok {
+			return k, nil
+		}
+		return nil, ErrInvalid
+	}
+	set := ks.byAlg(alg)
+	if len(set.Keys) == 0 {
+		return nil, ErrInvalid
+	}
+	return set, nil
+}
