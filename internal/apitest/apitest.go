@@ -12,19 +12,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
 // Handler returns the API over store, with metrics on a registry of its
 // own, served on /metrics.
-func Handler(store stream.Store) (http.Handler, error) {
+func Handler(store stream.Store) (http.Handler, error) { return AuthHandler(store, nil) }
+
+// AuthHandler is Handler with auth on: every stream needs a token that v
+// verifies (docs/protocol.md, "Tokens"). A nil v leaves auth off.
+func AuthHandler(store stream.Store, v *auth.Verifier) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store})
 	if err != nil {
 		return nil, err
 	}
-	return api.New(api.Config{Store: store, Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Limits: api.DefaultLimits()})
+	return api.New(api.Config{Store: store, Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Limits: api.DefaultLimits(), Auth: v})
 }
 
 // NewServer serves the API over a new memory store configured with cfg,

@@ -154,7 +154,7 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte) (*h
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, fmt.Errorf("esclient: %s: %w", strings.ToLower(method), redact(err, c.cfg.PrivateID))
 	}

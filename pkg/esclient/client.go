@@ -99,6 +99,13 @@ type Config struct {
 	// polling while push fails), Poll or Push. Run delivers the same
 	// Updates either way; Sync always polls.
 	Transport Transport
+	// Token, for a server with auth on (docs/protocol.md, "Tokens"),
+	// returns a stream token from the game's backend, whose sub is
+	// PrivateID. It is called before the first request, again shortly
+	// before the token's exp, and when the server answers token_expired;
+	// a push connection gets the new token without reconnecting. Nil
+	// sends no token (a server without auth, or an open stream).
+	Token func(ctx context.Context) (string, error)
 }
 
 // Default values of Config.
@@ -120,6 +127,7 @@ type Client struct {
 	prefix string // BaseURL/stream/privateID/
 	http   *http.Client
 	log    *slog.Logger
+	tokens *tokens
 
 	syncMu sync.Mutex    // one sync at a time
 	wake   chan struct{} // cap 1: something to send
@@ -186,6 +194,7 @@ func New(cfg Config) (*Client, error) {
 		prefix: strings.TrimSuffix(u.String(), "/") + "/" + cfg.Stream + "/" + cfg.PrivateID + "/",
 		http:   cfg.HTTPClient,
 		log:    cfg.Logger,
+		tokens: &tokens{get: cfg.Token},
 		lastT:  cfg.FromTick,
 		wake:   make(chan struct{}, 1),
 	}, nil
@@ -422,7 +431,7 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, fmt.Errorf("esclient: sync: %w", redact(err, c.cfg.PrivateID))
 	}

@@ -140,17 +140,9 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 	}
 	gen := c.rewinds
 	c.mu.Unlock()
-	dctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
-	hc := *c.http
-	hc.Timeout = 0 // the connection outlives the handshake
-	conn, resp, err := websocket.Dial(dctx, target, &websocket.DialOptions{HTTPClient: &hc})
-	cancel()
+	conn, err := c.dialPush(ctx, target)
 	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-			return 0, replyError(resp, data)
-		}
-		return 0, redact(err, c.cfg.PrivateID)
+		return 0, err
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(maxPushMessage)
@@ -235,6 +227,35 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 		if body.batch != nil {
 			sent = body.batch
 		}
+	}
+}
+
+// dialPush opens a push connection to target, with the token, and once
+// again with a new one if the server answers that the token expired.
+func (c *Client) dialPush(ctx context.Context, target string) (*websocket.Conn, error) {
+	hc := *c.http
+	hc.Timeout = 0 // the connection outlives the handshake
+	for retried := false; ; retried = true {
+		h := http.Header{}
+		tok, err := c.tokens.authorize(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		dctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
+		conn, resp, err := websocket.Dial(dctx, target, &websocket.DialOptions{HTTPClient: &hc, HTTPHeader: h})
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+			return nil, redact(err, c.cfg.PrivateID)
+		}
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		se := replyError(resp, data)
+		if se.Code != protocol.CodeTokenExpired || tok == "" || retried {
+			return nil, se
+		}
+		c.tokens.expired(tok)
 	}
 }
 

@@ -1,0 +1,128 @@
+package esclient_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/apitest"
+	"github.com/goeventstream/eventstream/internal/auth"
+	"github.com/goeventstream/eventstream/internal/clock"
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+	"github.com/goeventstream/eventstream/pkg/esclient"
+)
+
+var tokenSecret = []byte("the HS256 secret of the esclient tests")
+
+// authServer is a real eventstreamd with auth on, on a fake clock that
+// starts at the real time (tokens' exp is read by the client on its own
+// clock).
+func authServer(t *testing.T) (*httptest.Server, *clock.Fake) {
+	t.Helper()
+	fake := clock.NewFake(time.Now())
+	cfg := stream.DefaultConfig()
+	cfg.Clock = fake
+	store, err := stream.NewMemoryStore(cfg)
+	require.NoError(t, err)
+	v, err := auth.New(auth.Config{Secret: tokenSecret, Clock: fake})
+	require.NoError(t, err)
+	h, err := apitest.AuthHandler(store, v)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, fake
+}
+
+// backend signs tokens for sub on stream "game" that expire ttl after
+// now(), and counts them.
+type backend struct {
+	t     *testing.T
+	sub   string
+	ttl   time.Duration
+	now   func() time.Time
+	calls atomic.Int32
+}
+
+func (b *backend) token(context.Context) (string, error) {
+	b.calls.Add(1)
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": b.sub, "stream": "game", "exp": b.now().Add(b.ttl).Unix(),
+	}).SignedString(tokenSecret)
+	require.NoError(b.t, err)
+	return s, nil
+}
+
+func TestTokenIsKeptUntilItNearsItsExpiry(t *testing.T) {
+	srv, fake := authServer(t)
+	for _, tt := range []struct {
+		name      string
+		ttl       time.Duration
+		wantCalls int32
+	}{
+		{name: "an hour: one token", ttl: time.Hour, wantCalls: 1},
+		{name: "ten seconds: renewed before each request", ttl: 10 * time.Second, wantCalls: 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &backend{t: t, sub: "p-" + tt.name[:2], ttl: tt.ttl, now: time.Now}
+			c := newClient(t, srv.URL, b.sub, withHTTP(httpClient(t)), func(c *esclient.Config) { c.Token = b.token })
+			for range 3 {
+				_, err := c.Sync(context.Background())
+				require.NoError(t, err)
+				fake.Advance(50 * time.Millisecond)
+			}
+			assert.Equal(t, tt.wantCalls, b.calls.Load())
+		})
+	}
+}
+
+// TestTokenExpiredIsRenewed: a token the server finds expired (its clock
+// ran past exp) is replaced, and the request is sent again.
+func TestTokenExpiredIsRenewed(t *testing.T) {
+	srv, fake := authServer(t)
+	b := &backend{t: t, sub: "p1", ttl: time.Hour, now: fake.Now}
+	c := newClient(t, srv.URL, "p1", withHTTP(httpClient(t)), func(c *esclient.Config) { c.Token = b.token })
+	_, err := c.Sync(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, c.Send("move", "x"))
+	fake.Advance(2 * time.Hour) // the server's clock: the token expired
+	u, err := c.Sync(context.Background())
+	require.NoError(t, err, "renewed and sent again")
+	assert.Equal(t, int32(2), b.calls.Load())
+	fake.Advance(50 * time.Millisecond)
+	u, err = c.Sync(context.Background())
+	require.NoError(t, err)
+	require.NotEmpty(t, u.Events)
+	assert.Equal(t, "move", u.Events[len(u.Events)-1].Type, "the event was applied once the token was renewed")
+}
+
+func TestTokenRefusals(t *testing.T) {
+	srv, _ := authServer(t)
+	c := newClient(t, srv.URL, "p1", withHTTP(httpClient(t)))
+	_, err := c.Sync(context.Background())
+	var se *esclient.Error
+	require.ErrorAs(t, err, &se, "no Token: no token sent")
+	assert.Equal(t, protocol.CodeUnauthorized, se.Code)
+
+	b := &backend{t: t, sub: "someone-else", ttl: time.Hour, now: time.Now}
+	c = newClient(t, srv.URL, "p1", withHTTP(httpClient(t)), func(c *esclient.Config) { c.Token = b.token })
+	_, err = c.Sync(context.Background())
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, protocol.CodeForbidden, se.Code)
+
+	failing := errors.New("the backend is down")
+	c = newClient(t, srv.URL, "p1", withHTTP(httpClient(t)), func(c *esclient.Config) {
+		c.Token = func(context.Context) (string, error) { return "", failing }
+	})
+	_, err = c.Sync(context.Background())
+	assert.ErrorIs(t, err, failing)
+	_, err = c.GetSnapshot(context.Background())
+	assert.ErrorIs(t, err, failing, "checkpoint requests carry the token too")
+}
