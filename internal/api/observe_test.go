@@ -60,6 +60,7 @@ eventstreamd_http_rejections_total{code="bad_client"} 0
 eventstreamd_http_rejections_total{code="bad_request"} 0
 eventstreamd_http_rejections_total{code="bad_stream"} 0
 eventstreamd_http_rejections_total{code="bad_tick"} 1
+eventstreamd_http_rejections_total{code="epoch_mismatch"} 0
 eventstreamd_http_rejections_total{code="forbidden"} 0
 eventstreamd_http_rejections_total{code="internal"} 0
 eventstreamd_http_rejections_total{code="method_not_allowed"} 0
