@@ -7,7 +7,6 @@
 package deploy_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -32,6 +31,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/goeventstream/eventstream/internal/apitest"
+	"github.com/goeventstream/eventstream/internal/redistest"
 )
 
 // server is the real binary running on a free port.
@@ -40,51 +42,9 @@ type server struct {
 	addr string
 }
 
-var binary = struct {
-	path string
-	err  error
-}{}
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	if binary.path == "" && binary.err == nil {
-		dir, err := os.MkdirTemp("", "eventstreamd-deploy-test")
-		require.NoError(t, err)
-		binary.path = filepath.Join(dir, "eventstreamd")
-		cmd := exec.Command("go", "build", "-o", binary.path, "./cmd/eventstreamd")
-		cmd.Dir = ".."
-		cmd.Stderr = os.Stderr
-		binary.err = cmd.Run()
-	}
-	require.NoError(t, binary.err)
-	return binary.path
-}
-
 func startServer(t *testing.T) *server {
 	t.Helper()
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var e struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Msg == "listening" {
-				addr <- e.Addr
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return &server{bin: bin, addr: a}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not start")
-		return nil
-	}
+	return &server{bin: apitest.Binary(t), addr: apitest.StartBinary(t, nil).Addr}
 }
 
 func (s *server) get(t *testing.T, path string) *http.Response {
@@ -418,47 +378,22 @@ func need(t *testing.T, tool string) string {
 	return path
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestLoadBalancerConfig runs deploy/haproxy/haproxy.cfg for real, its
 // replicas replaced by three local eventstreamd processes sharing a local
 // Redis, and sends the seed's request and a game's syncs through it.
 func TestLoadBalancerConfig(t *testing.T) {
 	haproxy := need(t, "haproxy")
-	redisServer := need(t, "redis-server")
-	bin := buildBinary(t)
-
-	redisPort := freePort(t)
-	redis := exec.Command(redisServer, "--port", fmt.Sprint(redisPort), "--bind", "127.0.0.1", "--save", "", "--dir", t.TempDir())
-	require.NoError(t, redis.Start())
-	t.Cleanup(func() { _ = redis.Process.Kill(); _ = redis.Wait() })
-	require.Eventually(t, func() bool {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", redisPort))
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond)
+	redis := redistest.Start(t)
 
 	cfg, err := os.ReadFile("haproxy/haproxy.cfg")
 	require.NoError(t, err)
 	local := string(cfg)
 	for i := 1; i <= 3; i++ {
-		port := freePort(t)
-		cmd := exec.Command(bin, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "warn")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("EVENTSTREAMD_STORE=redis://127.0.0.1:%d/0", redisPort),
-			"EVENTSTREAMD_STORE_SECRET=deploy-test-secret-0123456789")
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		local = strings.ReplaceAll(local, fmt.Sprintf("eventstreamd-%d:9922", i), fmt.Sprintf("127.0.0.1:%d", port))
+		p := apitest.StartBinary(t, []string{"EVENTSTREAMD_STORE=" + redis.URL(), "EVENTSTREAMD_STORE_SECRET=" + redistest.Secret},
+			"-log-level", "warn")
+		local = strings.ReplaceAll(local, fmt.Sprintf("eventstreamd-%d:9922", i), p.Addr)
 	}
-	lbPort := freePort(t)
+	lbPort := redistest.FreePort(t)
 	local = strings.ReplaceAll(local, "bind :9922", fmt.Sprintf("bind 127.0.0.1:%d", lbPort))
 	path := filepath.Join(t.TempDir(), "haproxy.cfg")
 	require.NoError(t, os.WriteFile(path, []byte(local), 0o600))

@@ -3,10 +3,19 @@ module github.com/goeventstream/eventstream/deploy
 go 1.26.8
 
 require (
+	github.com/goeventstream/eventstream v0.0.0
 	github.com/prometheus/common v0.74.0
 	github.com/prometheus/prometheus v0.316.0
 	github.com/stretchr/testify v1.12.1
 	gopkg.in/yaml.v3 v3.0.1
+)
+
+require (
+	github.com/coder/websocket v1.8.14 // indirect
+	github.com/go-chi/chi/v5 v5.5.0 // indirect
+	github.com/redis/rueidis v1.0.69 // indirect
+	go.uber.org/multierr v1.11.0 // indirect
+	go.uber.org/zap v1.28.0 // indirect
 )
 
 require (
@@ -85,3 +94,5 @@ require (
 	k8s.io/klog/v2 v2.140.0 // indirect
 	k8s.io/utils v0.0.0-20260626114624-be93311217bd // indirect
 )
+
+replace github.com/goeventstream/eventstream => ../

@@ -1,69 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/goeventstream/eventstream/internal/apitest"
 	"github.com/goeventstream/eventstream/internal/redistest"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "eventstreamd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
-	return bin
-}
-
-// replica is one eventstreamd process.
-type replica struct {
-	cmd  *exec.Cmd
-	addr string
-	logs *logLines
-	done chan struct{}
-}
-
-func startReplica(t *testing.T, bin string, args ...string) *replica {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-drain-delay", "0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	r := &replica{cmd: cmd, logs: newLogLines(), done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			r.logs.add(sc.Text())
-		}
-	}()
-	t.Cleanup(func() { r.kill() })
-	r.addr = r.logs.waitAddr(t)
-	return r
-}
-
-func (r *replica) kill() {
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.done
-	_ = r.cmd.Wait()
-}
 
 // balancer sends each request to a random live replica, as a load balancer
 // without affinity would.
@@ -93,19 +47,15 @@ func (b *balancer) RoundTrip(r *http.Request) (*http.Response, error) {
 // request to a random one, kills one with SIGKILL and starts it again, and
 // checks that the protocol held as with one process.
 func TestReplicasShareStreams(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs processes for seconds; skipped with -short")
-	}
 	redis := redistest.Start(t)
-	bin := buildBinary(t)
-	args := []string{"-store", redis.URL(), "-store-secret", "0123456789abcdef-test", "-client-timeout", "2s",
+	args := []string{"-store", redis.URL(), "-store-secret", redistest.Secret, "-client-timeout", "2s",
 		"-sweep-interval", "100ms"}
-	replicas := make([]*replica, 3)
+	replicas := make([]*apitest.Process, 3)
 	bal := &balancer{addrs: make([]string, 3), rt: &http.Transport{}}
 	t.Cleanup(func() { bal.rt.(*http.Transport).CloseIdleConnections() })
 	for i := range replicas {
-		replicas[i] = startReplica(t, bin, args...)
-		bal.set(i, replicas[i].addr)
+		replicas[i] = apitest.StartBinary(t, nil, args...)
+		bal.set(i, replicas[i].Addr)
 	}
 
 	type client struct {
@@ -177,10 +127,10 @@ func TestReplicasShareStreams(t *testing.T) {
 	}
 
 	time.Sleep(2 * time.Second) // the game runs; nothing is timed by this
-	replicas[1].kill()          // mid-run, with no warning
+	replicas[1].Kill()          // mid-run, with no warning
 	time.Sleep(time.Second)
-	replicas[1] = startReplica(t, bin, args...)
-	bal.set(1, replicas[1].addr)
+	replicas[1] = apitest.StartBinary(t, nil, args...)
+	bal.set(1, replicas[1].Addr)
 	time.Sleep(3 * time.Second) // the quitters are disconnected meanwhile
 	close(stop)
 	wg.Wait()
@@ -264,7 +214,7 @@ func TestWaitsForRedis(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-drain-delay", "0", "-store", fmt.Sprintf("redis://127.0.0.1:%d", port),
-			"-store-secret", "0123456789abcdef-test"}, env(), io.Discard, logs)
+			"-store-secret", redistest.Secret}, env(), io.Discard, logs)
 	}()
 	addr := logs.waitListening(t)
 	require.Eventually(t, func() bool { return strings.Contains(logs.all(), "waiting for the store") },

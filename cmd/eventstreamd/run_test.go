@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/goeventstream/eventstream/internal/apitest"
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/redistest"
 )
@@ -144,49 +141,17 @@ func TestVersion(t *testing.T) {
 	assert.Equal(t, "eventstreamd dev\n", out.String())
 }
 
-// TestBinary builds the real binary, starts it on a free port, does the
-// seed's test, and stops it with SIGTERM.
+// TestBinary starts the real binary on a free port, does the seed's test,
+// and stops it with SIGTERM.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary; skipped with -short")
-	}
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-drain-delay", "0")
-	cmd.Env = append(os.Environ(), "EVENTSTREAMD_LOG_LEVEL=debug")
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	logs := newLogLines()
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.add(sc.Text())
-		}
-	}()
-
-	addr := logs.waitAddr(t)
+	p := apitest.StartBinary(t, []string{"EVENTSTREAMD_LOG_LEVEL=debug"})
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	seedRequest(t, client, addr)
-	resp, err := client.Get("http://" + addr + "/readyz")
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	seedRequest(t, client, p.Addr)
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	exited := make(chan error, 1)
-	go func() { <-scanned; exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		require.NoError(t, err, "exit status after SIGTERM; log:\n%s", logs.all())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no exit within 20 s of SIGTERM; log:\n%s", logs.all())
-	}
-	assert.Equal(t, 0, cmd.ProcessState.ExitCode())
-	assert.Contains(t, logs.all(), `"msg":"stopped"`)
-	assert.NotContains(t, logs.all(), secret, "a private id was logged")
+	require.NoError(t, p.Terminate(20*time.Second), "exit after SIGTERM")
+	assert.Contains(t, p.Logs(), `"msg":"stopped"`)
+	assert.Contains(t, p.Logs(), `"msg":"client connected"`, "EVENTSTREAMD_LOG_LEVEL was read")
+	assert.NotContains(t, p.Logs(), secret, "a private id was logged")
 }
 
 func TestHealthcheckFailsWithNoServer(t *testing.T) {

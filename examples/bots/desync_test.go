@@ -5,11 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,34 +15,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// startServer builds cmd/eventstreamd and runs the binary on a free
-// loopback port with args, until the test ends. It returns its URL.
-func startServer(t *testing.T, args ...string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "eventstreamd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/goeventstream/eventstream/cmd/eventstreamd")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	cmd := exec.Command(bin, append([]string{"-addr", addr, "-log-level", "warn", "-drain-delay", "0"}, args...)...)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond)
-	return url
-}
+	"github.com/goeventstream/eventstream/internal/apitest"
+)
 
 var (
 	hashLine   = regexp.MustCompile(`^player (\d+) id=(\d+) tick=(\d+) hash=([0-9a-f]{16})$`)
@@ -62,10 +33,7 @@ var (
 // two dumps that differ. A sixth bot joins once the stream is compacted and
 // starts from the snapshot.
 func TestDesyncEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("plays for seconds of real time; skipped with -short")
-	}
-	url := startServer(t, "-snapshot-every", "30", "-history-retain", "1s")
+	url := apitest.StartBinary(t, nil, "-snapshot-every", "30", "-history-retain", "1s").URL()
 
 	var outs [2]lockedBuffer
 	var wg sync.WaitGroup

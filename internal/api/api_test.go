@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/assert"
@@ -24,6 +23,7 @@ import (
 	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/redistest"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
@@ -67,8 +67,8 @@ func newStore(t testing.TB, cfg stream.Config, url redisURL) stream.Store {
 		return s
 	}
 	rcfg := stream.DefaultRedisConfig()
-	rcfg.Config, rcfg.URL, rcfg.Secret = cfg, string(url), "test-secret-0123456789"
-	rcfg.Prefix = "t" + uuid.NewString()[:8] + ":"
+	rcfg.Config, rcfg.URL, rcfg.Secret = cfg, string(url), redistest.Secret
+	rcfg.Prefix = redistest.KeyPrefix()
 	s, err := stream.NewRedisStore(rcfg)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)

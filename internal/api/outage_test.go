@@ -28,7 +28,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	srv := redistest.Start(t)
 	cfg := stream.DefaultRedisConfig()
-	cfg.URL, cfg.Secret, cfg.Timeout = srv.URL(), "test-secret-0123456789", timeout
+	cfg.URL, cfg.Secret, cfg.Timeout = srv.URL(), redistest.Secret, timeout
 	cfg.MaxSyncsPerSecond, cfg.MaxEventsPerSecond = 0, 0 // clients as fast as they go
 	store, err := stream.NewRedisStore(cfg)
 	require.NoError(t, err)

@@ -1,6 +1,7 @@
-// Package apitest serves the real eventstreamd handler (internal/api over
-// a store) to the tests of packages that talk to a server, so that they
-// test against the server users run, not a fake of it.
+// Package apitest gives the tests of packages that talk to a server the
+// server users run, not a fake of it: the real handler (internal/api over
+// a store) in process (Handler, NewServer, Start), or the real binary on a
+// free port (Binary, StartBinary).
 package apitest
 
 import (

@@ -1,6 +1,12 @@
-// Package redistest starts real redis-server processes for tests. Tests
-// that need Redis skip, saying how to install it, when redis-server is not
-// on PATH, unless EVENTSTREAMD_REQUIRE_REDIS=1 (as in CI), where they fail.
+// Package redistest starts real redis-server processes for tests, and
+// holds what every test's Redis store is configured with (Secret,
+// KeyPrefix). Tests that need Redis skip, saying how to install it, when
+// redis-server is not on PATH, unless EVENTSTREAMD_REQUIRE_REDIS=1 (as in
+// CI), where they fail.
+//
+// It does not import internal/stream, whose own tests use it: a test
+// builds its stream.RedisConfig from DefaultRedisConfig, the server's URL,
+// Secret and, when several stores share a server, KeyPrefix.
 package redistest
 
 import (
@@ -15,7 +21,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/rueidis"
 )
+
+// Secret is the store secret of tests (stream.RedisConfig.Secret,
+// -store-secret): long and varied enough to be accepted, and no
+// placeholder.
+const Secret = "test-secret-0123456789"
+
+// KeyPrefix returns a Redis key prefix no other call returns, for a store
+// that shares its server with others.
+func KeyPrefix() string { return "t" + uuid.NewString()[:8] + ":" }
 
 // Server is a redis-server started by a test.
 type Server struct {
@@ -76,6 +94,18 @@ func StartAt(t testing.TB, port int, config ...string) *Server {
 
 // URL returns the server's redis:// URL.
 func (s *Server) URL() string { return "redis://" + s.Addr }
+
+// Client returns a client of the server, for a test to look at or change
+// what a store keeps; it is closed when the test ends.
+func (s *Server) Client(t testing.TB) rueidis.Client {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()

@@ -92,9 +92,7 @@ func TestDecodeSweepReply(t *testing.T) {
 // the Lua table lua, as a script's reply.
 func scriptReplies(t *testing.T) func(t *testing.T, lua string) []rueidis.RedisMessage {
 	srv := redistest.Start(t)
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
-	require.NoError(t, err)
-	t.Cleanup(client.Close)
+	client := srv.Client(t)
 	return func(t *testing.T, lua string) []rueidis.RedisMessage {
 		t.Helper()
 		vals, err := client.Do(context.Background(), client.B().Eval().Script("return "+lua).Numkeys(0).Build()).ToArray()

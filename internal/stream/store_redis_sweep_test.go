@@ -29,14 +29,11 @@ func newSweepEnv(t *testing.T) *sweepEnv {
 	srv := redistest.Start(t)
 	fake := clock.NewFake(sweepStart)
 	cfg := DefaultRedisConfig()
-	cfg.Clock, cfg.URL, cfg.Secret = fake, srv.URL(), "test-secret-0123456789"
+	cfg.Clock, cfg.URL, cfg.Secret = fake, srv.URL(), redistest.Secret
 	s, err := NewRedisStore(cfg)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
-	require.NoError(t, err)
-	t.Cleanup(client.Close)
-	return &sweepEnv{t: t, clock: fake, store: s, redis: client, config: cfg}
+	return &sweepEnv{t: t, clock: fake, store: s, redis: srv.Client(t), config: cfg}
 }
 
 // replica is another replica on the same Redis and clock.

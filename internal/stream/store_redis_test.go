@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,7 +21,7 @@ import (
 func redisFactory(url string) streamtest.Factory {
 	return func(t testing.TB, cfg stream.Config) stream.Store {
 		rcfg := testRedisConfig(url, cfg)
-		rcfg.Prefix = "t" + uuid.NewString()[:8] + ":"
+		rcfg.Prefix = redistest.KeyPrefix()
 		s, err := stream.NewRedisStore(rcfg)
 		require.NoError(t, err)
 		t.Cleanup(s.Close)
@@ -122,7 +120,7 @@ func TestRedisRestartWithAOFLosesNothing(t *testing.T) {
 // testRedisConfig is the configuration of a test's store on url.
 func testRedisConfig(url string, cfg stream.Config) stream.RedisConfig {
 	rcfg := stream.DefaultRedisConfig()
-	rcfg.Config, rcfg.URL, rcfg.Secret = cfg, url, "test-secret-0123456789"
+	rcfg.Config, rcfg.URL, rcfg.Secret = cfg, url, redistest.Secret
 	return rcfg
 }
 
@@ -146,9 +144,7 @@ func TestRedisRefusedRequestsLeaveNoIndexEntry(t *testing.T) {
 		_, err := s.Sync(ctx, &stream.SyncRequest{Stream: fmt.Sprint("refused-", i), PrivateID: "p"})
 		require.ErrorIs(t, err, stream.ErrServerFull)
 	}
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
-	require.NoError(t, err)
-	t.Cleanup(client.Close)
+	client := srv.Client(t)
 	names, err := client.Do(ctx, client.B().Zrange().Key(stream.DefaultRedisPrefix+"deadlines").Min("0").Max("-1").Build()).AsStrSlice()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"kept"}, names)
