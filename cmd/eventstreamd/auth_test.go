@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/goeventstream/eventstream/internal/apitest"
 	"github.com/goeventstream/eventstream/internal/protocol"
 )
 
@@ -46,9 +47,6 @@ func jwks(t *testing.T, file string, keys map[string]*ecdsa.PrivateKey) {
 // refused, the keys rotate on SIGHUP, /metrics stays off the public port,
 // and no token reaches the log.
 func TestBinaryAuth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary; skipped with -short")
-	}
 	oldKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	newKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -56,7 +54,7 @@ func TestBinaryAuth(t *testing.T) {
 	keys := filepath.Join(t.TempDir(), "jwks.json")
 	jwks(t, keys, map[string]*ecdsa.PrivateKey{"k1": oldKey})
 
-	r := startReplica(t, buildBinary(t), "-auth-public-keys", keys, "-auth-audience", "my-game",
+	r := apitest.StartBinary(t, nil, "-auth-public-keys", keys, "-auth-audience", "my-game",
 		"-auth-open-prefix", "lobby-", "-log-level", "debug")
 	sign := func(k *ecdsa.PrivateKey, kid, sub, streamClaim string) string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
@@ -69,7 +67,7 @@ func TestBinaryAuth(t *testing.T) {
 	}
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	post := func(path, tok string) (int, string) {
-		req, err := http.NewRequest(http.MethodPost, "http://"+r.addr+path, strings.NewReader("{}"))
+		req, err := http.NewRequest(http.MethodPost, "http://"+r.Addr+path, strings.NewReader("{}"))
 		require.NoError(t, err)
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
@@ -102,7 +100,7 @@ func TestBinaryAuth(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, status, body)
 	assert.Equal(t, protocol.CodeForbidden, code(body), "alice's token is not bob's")
 
-	resp, err := client.Post("http://"+r.addr+"/match-1/bob/0?access_token="+sign(oldKey, "k1", "bob", "match-*"), "application/json", strings.NewReader("{}"))
+	resp, err := client.Post("http://"+r.Addr+"/match-1/bob/0?access_token="+sign(oldKey, "k1", "bob", "match-*"), "application/json", strings.NewReader("{}"))
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "a token in the query, for a prefix")
@@ -115,22 +113,22 @@ func TestBinaryAuth(t *testing.T) {
 	status, _ = post("/match-1/carol/0", newTok)
 	require.Equal(t, http.StatusUnauthorized, status, "the new key is not published yet")
 	jwks(t, keys, map[string]*ecdsa.PrivateKey{"k1": oldKey, "k2": newKey})
-	require.NoError(t, r.cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(r.logs.all(), `"keys":2`) }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(r.Logs(), `"keys":2`) }, 10*time.Second, 10*time.Millisecond)
 	status, body = post("/match-1/carol/0", newTok)
 	require.Equal(t, http.StatusOK, status, body)
 	jwks(t, keys, map[string]*ecdsa.PrivateKey{"k2": newKey})
-	require.NoError(t, r.cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(r.logs.all(), `"keys":1`) }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(r.Logs(), `"keys":1`) }, 10*time.Second, 10*time.Millisecond)
 	status, _ = post("/match-1/alice/1", alice)
 	assert.Equal(t, http.StatusUnauthorized, status, "the retired key admits nobody")
 
-	resp, err = client.Get("http://" + r.addr + "/metrics")
+	resp, err = client.Get("http://" + r.Addr + "/metrics")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "with auth on, /metrics is not public unless asked for")
 
-	logs := r.logs.all()
+	logs := r.Logs()
 	assert.Contains(t, logs, `"msg":"client connected"`)
 	for _, tok := range []string{alice, newTok, "access_token", "alice", "carol"} {
 		assert.NotContains(t, logs, tok, "the log holds a token or a sub")

@@ -118,10 +118,13 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Terminate asks the process to stop (SIGTERM), waits up to timeout for
 // it to exit, and returns how it exited: nil for status 0.
 func (p *Process) Terminate(timeout time.Duration) error {
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
 	select {
