@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -369,4 +370,47 @@ func TestBadKeyFiles(t *testing.T) {
 	assert.Error(t, err)
 	_, err = auth.New(auth.Config{PublicKeys: filepath.Join(t.TempDir(), "missing")})
 	assert.Error(t, err)
+}
+
+// BenchmarkVerify is the cost of admitting one request, by algorithm:
+// with a token seen before, and with a new one.
+func BenchmarkVerify(b *testing.B) {
+	k := newKeys(b)
+	file := filepath.Join(b.TempDir(), "keys.pem")
+	writeFile(b, file, pemOf(b, k.rsa, "")+pemOf(b, k.ec, "")+pemOf(b, k.ed, ""))
+	v, err := auth.New(auth.Config{Secret: secret, PublicKeys: file, Clock: clock.NewFake(start)})
+	require.NoError(b, err)
+	for _, tt := range []struct {
+		name string
+		m    jwt.SigningMethod
+		key  any
+	}{
+		{"HS256", jwt.SigningMethodHS256, secret},
+		{"RS256", jwt.SigningMethodRS256, k.rsa},
+		{"ES256", jwt.SigningMethodES256, k.ec},
+		{"EdDSA", jwt.SigningMethodEdDSA, k.ed},
+	} {
+		tok := sign(b, tt.m, tt.key, claims(), "")
+		b.Run(tt.name+"/again", func(b *testing.B) { // the same token: from the cache
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tt.name+"/new", func(b *testing.B) { // a token not seen: its signature checked
+			toks := make([]string, b.N)
+			for i := range toks {
+				toks[i] = sign(b, tt.m, tt.key, claims(func(c jwt.MapClaims) { c["jti"] = strconv.Itoa(i) }), "")
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := v.Verify(toks[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
