@@ -414,3 +414,17 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+// TestCachedGrantIsACopy: a handler that changes the grant it was given
+// changes nobody else's.
+func TestCachedGrantIsACopy(t *testing.T) {
+	v, err := auth.New(auth.Config{Secret: secret, Clock: clock.NewFake(start)})
+	require.NoError(t, err)
+	tok := sign(t, jwt.SigningMethodHS256, secret, claims(), "")
+	g, err := v.Verify(tok)
+	require.NoError(t, err)
+	g.Stream, g.Role = "*", auth.RolePlayer
+	again, err := v.Verify(tok)
+	require.NoError(t, err)
+	assert.Equal(t, "s", again.Stream)
+}
