@@ -146,3 +146,45 @@ test("a Go client joins a compacted stream from a TypeScript client's snapshot",
     await srv.stop();
   }
 });
+
+test("a TypeScript client that diverges is named, uploads its dump, and resyncs from the snapshot", async () => {
+  const srv = await startServer("-snapshot-every", "10");
+  try {
+    const goA = playGo(srv, "heal", 9000);
+    const goB = playGo(srv, "heal", 9000);
+    await waitForSnapshot(srv, "heal", 2 * every);
+    // A TS client joins, then breaks its own state once (a bug, or a cheat).
+    const client = new EventStreamClient({ baseUrl: srv.url, stream: "heal", storage: null, WebSocket: WS });
+    const peer = new TsPeer();
+    const driver = new SimDriver(client, peer, { recordHashes: 1 });
+    let broken = -1;
+    const breaker = setInterval(() => {
+      if (broken < 0 && !driver.replaying && driver.tick > 0 && peer.players.length > 0) {
+        peer.players[0]!.score += 1000;
+        broken = driver.tick;
+      }
+    }, 50);
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), 5000);
+    await driver.run(ctl.signal);
+    clearInterval(breaker);
+    clearTimeout(timer);
+    assert.ok(broken > 0);
+    assert.ok(driver.resyncs >= 1, "the TS client never resynced");
+
+    const desyncs = (await (await fetch(`${srv.url}/heal/desyncs`)).json()) as { desyncs: { t: number; clients: { id: string; dump?: string }[] }[] };
+    const named = desyncs.desyncs.flatMap((x) => x.clients.filter((c) => c.id === client.publicId));
+    assert.ok(named.length >= 1, "the server never named the TS client");
+    assert.ok(named.some((c) => c.dump), "the TS client uploaded no dump");
+    assert.ok(desyncs.desyncs.every((x) => x.t > broken - every), "a desync before the state was broken");
+
+    // After the resync it agrees with the Go clients again.
+    const [a, b] = [await goA, await goB];
+    agree(a.hashes, b.hashes, 5);
+    const last = Math.max(...peer.hashes.keys());
+    assert.ok(last > broken + every);
+    assert.equal(peer.hashes.get(last), a.hashes.get(last), `checkpoint ${last}, after the resync`);
+  } finally {
+    await srv.stop();
+  }
+});
