@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -632,7 +633,7 @@ func (p *pusher) read(ctx context.Context, c *pushConn) {
 			p.sendError(ctx, c, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape))
 			continue
 		}
-		if err := p.srv.parseBody(body, &req); err != nil {
+		if err := p.srv.parseMessage(body, &req); err != nil {
 			p.sendError(ctx, c, err)
 			continue
 		}
@@ -648,6 +649,22 @@ func (p *pusher) read(ctx context.Context, c *pushConn) {
 			_ = c.ws.Write(ctx, websocket.MessageText, append(ack, '}'))
 		}
 	}
+}
+
+// parseMessage validates a push message, the body of a sync, into req at
+// its connection's cursor. A message carries no last known tick: its hash
+// reports are of ticks below the t of the last push its client read, which
+// the cursor, the t of the last push sent, bounds from above. A report at
+// or past the cursor is dropped, not refused (docs/protocol.md, "Push"):
+// it comes from a client that had not read a push of a new epoch when it
+// sent it, and the events beside it are applied.
+func (s *Server) parseMessage(body []byte, req *stream.SyncRequest) error {
+	cursor := req.LastKnownTick
+	req.LastKnownTick = math.MaxInt64 // parseBody checks the reports' other rules
+	err := s.parseBody(body, req)
+	req.LastKnownTick = cursor
+	req.Hashes = slices.DeleteFunc(req.Hashes, func(h protocol.HashReport) bool { return h.T >= cursor })
+	return err
 }
 
 // sendError sends err to c as an error message.

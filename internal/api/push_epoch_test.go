@@ -233,3 +233,44 @@ func readAll(t *testing.T, c *websocket.Conn) <-chan protocol.SyncReply {
 	}()
 	return out
 }
+
+// TestPushReportOfTheOldEpoch: a message the client sent before it read
+// the push of a new epoch reports a checkpoint of the old stream, past the
+// t the connection was last sent: the report is dropped, and the events
+// and batch beside it are applied (main refused the whole message).
+func TestPushReportOfTheOldEpoch(t *testing.T) {
+	g := newHoldStore("alice")
+	h, url := epochHarness(t, "", g)
+	c := dial(t, url+"/s/alice/0")
+	first := next(t, c, func(protocol.SyncReply) bool { return true })
+	for range 25 {
+		h.clock.Advance(50 * time.Millisecond)
+	}
+	next(t, c, func(r protocol.SyncReply) bool { return r.T > 21 }) // alice may report checkpoint 20
+	recreate(t, h, g)
+	h.clock.Advance(50 * time.Millisecond)
+	fresh := next(t, c, func(r protocol.SyncReply) bool { return r.Epoch != first.Epoch })
+	require.Less(t, fresh.T, int64(20))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg := `{"batch":"b1","events":[{"type":"move","body":"x"}],"hashes":[{"t":20,"h":"ab"}]}`
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+	for {
+		_, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		require.NotContains(t, string(b), `"error"`)
+		if string(b) == `{"batch":"b1"}` {
+			break
+		}
+	}
+	h.clock.Advance(50 * time.Millisecond)
+	var moves []protocol.Event
+	for _, e := range h.all("s", "reader") {
+		if e.Type == "move" {
+			moves = append(moves, e)
+		}
+	}
+	require.Len(t, moves, 1, "the events beside the report were applied")
+	assert.Equal(t, fresh.ID, moves[0].Origin)
+}

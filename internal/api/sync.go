@@ -241,7 +241,10 @@ func parseHashes(wire []wireHash, lastKnown int64) ([]protocol.HashReport, error
 	out := make([]protocol.HashReport, len(wire))
 	for i, h := range wire {
 		switch {
-		case h.T == nil || *h.T < 0 || *h.T >= lastKnown:
+		case h.T == nil || *h.T < 0:
+			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+				"hashes[%d].t must be a checkpoint tick, not negative", i)
+		case *h.T >= lastKnown:
 			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
 				"hashes[%d].t must be a checkpoint tick below the last known tick %d", i, lastKnown)
 		case h.H == nil || !protocol.ValidHash(*h.H):
