@@ -62,7 +62,7 @@ func latencies(h *hdr) latency {
 }
 
 func (b *bench) report(elapsed time.Duration, bytes int64) *report {
-	rep := &report{Mode: b.cfg.Mode, Transport: b.cfg.Transport, URL: b.cfg.URL, Streams: b.cfg.Streams, Clients: b.cfg.Clients,
+	rep := &report{Mode: string(b.cfg.Mode), Transport: string(b.cfg.Transport), URL: b.cfg.URL, Streams: b.cfg.Streams, Clients: b.cfg.Clients,
 		Rate: b.cfg.Rate, Duration: elapsed.Seconds(), Errors: map[string]int64{}}
 	lat, deliv, join := newHistogram(), newHistogram(), newHistogram()
 	for _, h := range b.hists {
@@ -104,8 +104,8 @@ func (b *bench) eachWorker(fn func(w *worker) error) error {
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "esbench: %s mode, %d streams × %d clients", r.Mode, r.Streams, r.Clients)
 	switch {
-	case r.Mode == "healthz":
-	case r.Transport == "push":
+	case mode(r.Mode) == modeHealthz:
+	case transport(r.Transport) == transportPush:
 		fmt.Fprintf(w, " on push connections, each with %g chances a second to post", r.Rate)
 	case r.Rate > 0:
 		fmt.Fprintf(w, " at %g syncs/s each", r.Rate)
@@ -114,7 +114,7 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, ", %.1fs measured\n", r.Duration)
 	what, one := "requests", "request"
-	if r.Transport == "push" {
+	if transport(r.Transport) == transportPush {
 		what, one = "pushes", "push"
 	}
 	fmt.Fprintf(w, "  throughput   %10.0f %s/s (%d)\n", r.SyncsPerSec, what, r.Syncs)
@@ -124,7 +124,7 @@ func (r *report) print(w io.Writer) {
 	if r.Join.N > 0 {
 		fmt.Fprintf(w, "  join ms      p50 %.2f  p99 %.2f  max %.2f  (%d clients joined, with every page of history)\n", r.Join.P50, r.Join.P99, r.Join.Max, r.Join.N)
 	}
-	if r.Mode == "sync" {
+	if mode(r.Mode).hasStreams() {
 		fmt.Fprintf(w, "  delivery ms  p50 %.2f  p99 %.2f  (%d deliveries)\n", r.Delivery.P50, r.Delivery.P99, r.Delivery.N)
 		if r.BytesPerReply > 0 {
 			fmt.Fprintf(w, "  reply        %.0f bytes on average\n", r.BytesPerReply)

@@ -23,7 +23,7 @@ import (
 // config is what esbench is told.
 type config struct {
 	URL        string
-	Mode       string // sync or healthz
+	Mode       mode
 	Streams    int
 	Clients    int
 	Rate       float64 // syncs per second per client; 0 is closed loop
@@ -37,8 +37,8 @@ type config struct {
 	JSON       bool
 	Timeout    time.Duration
 	CPUProfile string
-	Hashes     bool   // clients report a state hash at every checkpoint
-	Transport  string // poll or push
+	Hashes     bool // clients report a state hash at every checkpoint
+	Transport  transport
 	MetricsURL string // the server's /metrics, for its CPU time
 	Join       string // ramp or burst
 }
@@ -48,7 +48,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("esbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:9922", "eventstreamd's address")
-	fs.StringVar(&c.Mode, "mode", "sync", "what to load: sync; floor, the same requests to a server's bare handler (eventstreamd -bench-floor); or healthz, closed loop, for the HTTP stack")
+	fs.StringVar((*string)(&c.Mode), "mode", string(modeSync), "what to load: sync; floor, the same requests to a server's bare handler (eventstreamd -bench-floor); or healthz, closed loop, for the HTTP stack")
 	fs.IntVar(&c.Streams, "streams", 10, "streams")
 	fs.IntVar(&c.Clients, "clients", 4, "clients per stream")
 	fs.Float64Var(&c.Rate, "rate", 5, "syncs per second per client; 0 syncs as fast as the server answers (closed loop)")
@@ -62,7 +62,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "HTTP timeout of one sync")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write esbench's own CPU profile of the measurement to `file`")
-	fs.StringVar(&c.Transport, "transport", "poll", "how clients exchange: poll (a sync every 1/-rate s) or push (a WebSocket each; -rate paces their events)")
+	fs.StringVar((*string)(&c.Transport), "transport", string(transportPoll), "how clients exchange: poll (a sync every 1/-rate s) or push (a WebSocket each; -rate paces their events)")
 	fs.BoolVar(&c.Hashes, "hashes", false, "clients report a state hash at every checkpoint, as gamesim does (all the same: no desync)")
 	fs.StringVar(&c.Join, "join", "ramp", "when clients join: ramp (over the first half of the warmup) or burst (all at once as the measurement starts, their first syncs measured)")
 	fs.StringVar(&c.MetricsURL, "metrics-url", "", "the server's /metrics (default -url/metrics), read for its CPU time per sync; \"off\" reads none")
@@ -70,9 +70,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	switch {
-	case c.Mode != "sync" && c.Mode != "healthz" && c.Mode != "floor":
+	case !c.Mode.valid():
 		return c, errors.New("-mode must be sync, floor or healthz")
-	case c.Mode == "floor" && c.Transport != "poll":
+	case c.Mode == modeFloor && c.Transport != transportPoll:
 		return c, errors.New("-mode floor polls")
 	case c.Streams < 1 || c.Clients < 1:
 		return c, errors.New("-streams and -clients must be at least 1")
@@ -88,11 +88,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-from must be zero or head")
 	case c.Preload < 0:
 		return c, errors.New("-preload must not be negative")
-	case c.Transport != "poll" && c.Transport != "push":
+	case c.Transport != transportPoll && c.Transport != transportPush:
 		return c, errors.New("-transport must be poll or push")
 	case c.Join != "ramp" && c.Join != "burst":
 		return c, errors.New("-join must be ramp or burst")
-	case c.Transport == "push" && c.Rate <= 0:
+	case c.Transport == transportPush && c.Rate <= 0:
 		return c, errors.New("-transport push needs a -rate: it paces the clients' events")
 	}
 	if c.Prefix == "" {

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goeventstream/eventstream/pkg/esclient"
+)
+
+// worker is one client.
+type worker struct {
+	b      *bench
+	stream int
+	idx    int
+	c      *esclient.Client
+	rng    *rand.Rand
+
+	sent   int   // events queued
+	failed error // the error that stopped this client for good
+	firstT int64 // the first tick this client asked for
+	lastT  int64
+	// caughtUp is set by the first reply that was not a page with more.
+	caughtUp bool
+	ckpt     int64            // the last checkpoint reported
+	self     string           // public id
+	seen     chunks           // every event received, in order
+	hist     *histograms      // shared by a few workers
+	errs     map[string]int64 // by kind
+	syncs    int64
+}
+
+// run runs the client until ctx ends: it joins when its turn comes, then
+// polls or pushes, at -rate.
+func (w *worker) run(ctx context.Context, start time.Time) {
+	due, ok := w.joinAt(ctx, start)
+	if !ok {
+		return
+	}
+	var interval time.Duration
+	if w.b.cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / w.b.cfg.Rate)
+	}
+	if !sleep(ctx, time.Until(due)) {
+		return
+	}
+	if w.b.cfg.Transport == transportPush {
+		w.push(ctx, interval)
+		return
+	}
+	w.poll(ctx, due, interval)
+}
+
+// joinAt returns when the client joins, the load having started at
+// start: at a random moment of the first half of the warmup, or all at
+// once as the measurement starts (-join burst: then a thousand joiners
+// are each sent up to a thousand connect events, and that is what is
+// measured). It reports false if ctx ended first.
+func (w *worker) joinAt(ctx context.Context, start time.Time) (time.Time, bool) {
+	switch ramp := w.b.cfg.Warmup / 2; {
+	case w.b.cfg.Join == "burst":
+		select {
+		case <-ctx.Done():
+			return time.Time{}, false
+		case <-w.b.measuring:
+		}
+		return time.Now(), true
+	case ramp > 0:
+		return start.Add(time.Duration(w.rng.Int64N(int64(ramp)))), true
+	}
+	return start, true
+}
+
+// send queues one event whose body carries its id and the time it was sent.
+func (w *worker) send() {
+	body := fmt.Sprintf("c%d.%d.%d.", w.idx, w.sent, time.Now().UnixNano())
+	body += strings.Repeat(".", max(w.b.cfg.BodySize-len(body), 0))
+	if err := w.c.Send("b", body); err == nil {
+		w.sent++
+	}
+}
+
+func (w *worker) receive(u esclient.Update, recording bool) {
+	if u.Reset && w.firstT != 0 {
+		w.seen = chunks{} // the stream was created anew
+		w.firstT = 0
+	}
+	now := time.Now().UnixNano()
+	var delays []int64
+	for _, e := range u.Events {
+		w.seen.add(seenEvent{t: e.T, h: eventHash(e)})
+		if recording && e.Type == "b" && e.Origin != u.PublicID {
+			if sent, ok := sentAt(e.Body); ok {
+				delays = append(delays, max((now-sent)/1000, 1))
+			}
+		}
+	}
+	if len(delays) > 0 {
+		w.hist.mu.Lock()
+		for _, d := range delays {
+			_ = w.hist.deliv.RecordValue(d)
+		}
+		w.hist.mu.Unlock()
+	}
+	w.lastT, w.self = u.T, u.PublicID
+	if n := u.Checkpoint; w.b.cfg.Hashes && n > 0 {
+		if ck := (u.T - 1) / n * n; ck > w.ckpt {
+			w.ckpt = ck
+			w.c.ReportHash(ck, benchHash) // every client "simulates" the same state
+		}
+	}
+}
+
+// benchHash is the state hash every client reports with -hashes.
+var benchHash = strings.Repeat("5e", 32)
+
+// sentAt reads the send time, in Unix nanoseconds, from a body
+// "c<client>.<seq>.<nanoseconds>.…".
+func sentAt(body string) (int64, bool) {
+	_, rest, ok := strings.Cut(body, ".")
+	if !ok {
+		return 0, false
+	}
+	_, rest, ok = strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	digits, _, _ := strings.Cut(rest, ".")
+	ns, err := strconv.ParseInt(digits, 10, 64)
+	return ns, err == nil
+}
+
+func errorKind(err error) string {
+	var se *esclient.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &se) && se.Code != "":
+		return se.Code
+	case errors.As(err, &se):
+		return "http_" + strconv.Itoa(se.Status)
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	default:
+		return "network"
+	}
+}
