@@ -113,8 +113,10 @@ func (c config) Validate() error {
 		return err
 	}
 	switch {
-	case c.Push.MaxConnections < 0:
-		return errors.New("-max-ws-connections must not be negative")
+	case c.Push.MaxConnections < 1:
+		// api.PushConfig reads 0 as its default: refused here, so that 0
+		// is not taken for "no push connections".
+		return errors.New("-max-ws-connections must be at least 1 (past it, clients poll)")
 	case c.Push.PingInterval <= 0:
 		return errors.New("-ws-ping-interval must be positive")
 	case c.Push.PingInterval > c.Stream.ClientTimeout/2:
