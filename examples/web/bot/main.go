@@ -117,7 +117,8 @@ func (b *bot) OnDesync(d *gamesim.Driver, x gamesim.Desync) {
 }
 
 // play runs the game loop: the Driver at about 60 frames a second, and a
-// decision every 100 ms.
+// decision every 200 ms (a person's reaction time: quicker, and the bot
+// is no fun to play against).
 func (b *bot) play(ctx context.Context, d *gamesim.Driver, name string) error {
 	frame := time.NewTicker(16 * time.Millisecond)
 	defer frame.Stop()
@@ -137,7 +138,7 @@ func (b *bot) play(ctx context.Context, d *gamesim.Driver, name string) error {
 			if me == nil || d.Replaying() || now.Before(next) {
 				continue
 			}
-			next = now.Add(100 * time.Millisecond)
+			next = now.Add(200 * time.Millisecond)
 			if !named {
 				b.print("public id " + d.PublicID())
 				named = d.SendEvent(sim.TypeName, name) == nil
