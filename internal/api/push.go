@@ -630,16 +630,16 @@ func (p *pusher) read(ctx context.Context, c *pushConn) {
 		}
 		req := c.at() // its cursor and epoch: the reply is small
 		if typ != websocket.MessageText {
-			p.sendError(ctx, c, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape))
+			p.sendError(ctx, c, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape), "")
 			continue
 		}
 		if err := p.srv.parseMessage(body, &req); err != nil {
-			p.sendError(ctx, c, err)
+			p.sendError(ctx, c, err, req.Batch)
 			continue
 		}
 		res, err := p.srv.store.Sync(ctx, &req)
 		if err != nil {
-			p.sendError(ctx, c, err)
+			p.sendError(ctx, c, err, req.Batch)
 			continue
 		}
 		p.srv.observeSync(req.Stream, res)
@@ -667,8 +667,9 @@ func (s *Server) parseMessage(body []byte, req *stream.SyncRequest) error {
 	return err
 }
 
-// sendError sends err to c as an error message.
-func (p *pusher) sendError(ctx context.Context, c *pushConn, err error) {
+// sendError sends err to c as an error message, with the batch id of the
+// message refused ("" for none, or one that could not be read).
+func (p *pusher) sendError(ctx context.Context, c *pushConn, err error, batch string) {
 	ae := toAPIError(err)
 	p.srv.metrics.Rejected(ae.code)
 	b := append([]byte(`{"error":{"code":`), protocol.AppendString(nil, ae.code)...)
@@ -677,6 +678,9 @@ func (p *pusher) sendError(ctx context.Context, c *pushConn, err error) {
 	if ae.retryAfter > 0 {
 		b = append(b, `,"retryAfter":`...)
 		b = strconv.AppendInt(b, int64(ae.retryAfter), 10)
+	}
+	if batch != "" {
+		b = protocol.AppendString(append(b, `,"batch":`...), batch)
 	}
 	b = append(b, "}}"...)
 	_ = c.ws.Write(ctx, websocket.MessageText, b)

@@ -575,3 +575,47 @@ func TestPushHistoryPagesCarryTheID(t *testing.T) {
 	})
 	assert.Greater(t, pages, 2)
 }
+
+// TestPushErrorEchoesTheBatch: a refused message's error names its batch
+// id when it had one that could be read, so that a client tells which of
+// its messages was refused (main's errors named none).
+func TestPushErrorEchoesTheBatch(t *testing.T) {
+	_, url := pushHarness(t)
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	tests := []struct {
+		name      string
+		give      string
+		wantCode  string
+		wantBatch string
+	}{
+		{name: "reserved type", give: `{"batch":"b7","events":[{"type":"_x"}]}`, wantCode: protocol.CodeReservedType, wantBatch: "b7"},
+		{name: "batch after the bad event", give: `{"events":[{"type":"_x"}],"batch":"b8"}`, wantCode: protocol.CodeReservedType, wantBatch: "b8"},
+		{name: "no batch", give: `{"events":[{"type":"_x"}]}`, wantCode: protocol.CodeReservedType},
+		{name: "not JSON", give: `{"batch":"b9",`, wantCode: protocol.CodeBadRequest},
+		{name: "batch too long", give: `{"batch":"` + strings.Repeat("b", protocol.MaxBatchLen+1) + `"}`, wantCode: protocol.CodeBadRequest},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(tt.give)))
+			for {
+				_, b, err := c.Read(ctx)
+				require.NoError(t, err)
+				var e struct {
+					Error struct {
+						Code  string `json:"code"`
+						Batch string `json:"batch"`
+					} `json:"error"`
+				}
+				if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
+					continue // a push
+				}
+				assert.Equal(t, tt.wantCode, e.Error.Code)
+				assert.Equal(t, tt.wantBatch, e.Error.Batch, "%s", b)
+				return
+			}
+		})
+	}
+}
