@@ -133,12 +133,15 @@ export interface ClientConfig {
   /** A request's timeout, in ms; 10000 by default. */
   timeoutMs?: number;
   /**
-   * A provider of an access token, called before every request and
-   * connection: sent as "Authorization: Bearer" on fetch and as
-   * "?access_token=" on the WebSocket (browsers cannot set its headers).
-   * Return null or undefined to send none.
+   * For a server with auth on (docs/protocol.md, "Tokens"): gets a stream
+   * token from the game's backend, whose sub is this client's private id.
+   * The client keeps it until 30 s before its exp (read, not verified),
+   * or until the server answers token_expired, and then gets a new one
+   * (esclient's Config.Token). It is sent as "Authorization: Bearer" on
+   * requests and as "?access_token=" on the push upgrade, whose headers a
+   * browser cannot set. Without it, no token is sent.
    */
-  token?: () => string | null | undefined | Promise<string | null | undefined>;
+  token?: () => string | Promise<string>;
 }
 
 /** Defaults of ClientConfig. */
@@ -155,6 +158,7 @@ const pushLivedLongMs = 30_000;
 const pollBeforePushAgainMs = 30_000;
 const pushSilenceMs = 5000;
 const maxPendingHashes = 16;
+const tokenRenewBeforeMs = 30_000;
 
 const namePattern = /^[A-Za-z0-9._~-]{1,128}$/;
 const utf8 = new TextEncoder();
@@ -235,7 +239,10 @@ export class EventStreamClient {
   readonly #maxQueue: number;
   readonly #timeout: number;
   readonly #keepQueueOnReset: boolean;
-  readonly #token: ClientConfig["token"];
+  readonly #tokenFn: ClientConfig["token"];
+  #token = ""; // the token held, "" for none
+  #tokenExp = 0; // its exp, ms; 0: unknown, kept until the server says it expired
+  #tokenGetting: Promise<string> | null = null; // one tokenFn call at a time
 
   #queue: Pending[] = []; // events not yet in a batch
   #inflight: Batch | null = null; // the batch being sent until a reply confirms it
@@ -283,7 +290,7 @@ export class EventStreamClient {
     this.#maxQueue = cfg.maxQueue || DefaultMaxQueue;
     this.#timeout = cfg.timeoutMs || DefaultTimeoutMs;
     this.#keepQueueOnReset = cfg.keepQueueOnReset ?? false;
-    this.#token = cfg.token;
+    this.#tokenFn = cfg.token;
     this.#lastT = cfg.fromTick ?? 0;
   }
 
@@ -366,7 +373,8 @@ export class EventStreamClient {
 
     let reply: WireReply;
     try {
-      const resp = await this.#request("POST", target, body, body === null ? undefined : "application/json", signal);
+      // A GET is a POST with no body, and what a spectator may send.
+      const resp = body === null ? await this.#request("GET", target, null, undefined, signal) : await this.#request("POST", target, body, "application/json", signal);
       reply = parseReply(await resp.text());
     } catch (e) {
       this.#probe = true;
@@ -478,9 +486,11 @@ export class EventStreamClient {
       let refused = false;
       if (!r.opened) {
         // A page cannot see why an upgrade failed: a sync says (and makes progress).
+        const token = this.#token;
         try {
           const u = await this.sync(signal);
           await onUpdate(u);
+          if (this.#token !== token) continue; // the token had expired: push again with the new one
           refused = true; // the server answers, but not with push
         } catch (e) {
           if (signal.aborted) return;
@@ -504,9 +514,9 @@ export class EventStreamClient {
 
   /** pushOnce runs one push connection until it ends, and says how long it lived and why it ended. */
   async #pushOnce(onUpdate: (u: Update) => void | Promise<void>, signal: AbortSignal): Promise<{ livedMs: number; opened: boolean; err: EventStreamError }> {
-    let token: string | null | undefined;
+    let token: string;
     try {
-      token = await this.#token?.();
+      token = await this.#currentToken();
     } catch (e) {
       return { livedMs: 0, opened: false, err: asError(e, this.privateId) };
     }
@@ -647,6 +657,30 @@ export class EventStreamClient {
     return { data: encodeRequest(b, hashes)!, batch: b };
   }
 
+  /** currentToken returns the token to send, getting one when none is held or the one held expires within 30 s; "" without ClientConfig.token. */
+  async #currentToken(): Promise<string> {
+    const get = this.#tokenFn;
+    if (!get) return "";
+    if (this.#token && (this.#tokenExp === 0 || this.#tokenExp - Date.now() > tokenRenewBeforeMs)) return this.#token;
+    this.#tokenGetting ??= (async () => {
+      try {
+        const tok = await get();
+        if (typeof tok !== "string" || tok === "") throw new EventStreamError(0, "unauthorized", "ClientConfig.token returned no token");
+        this.#token = tok;
+        this.#tokenExp = tokenExpiry(tok);
+        return tok;
+      } finally {
+        this.#tokenGetting = null;
+      }
+    })();
+    return this.#tokenGetting;
+  }
+
+  /** tokenExpired drops tok, which the server found expired: the next request gets a new one. */
+  #tokenExpired(tok: string): void {
+    if (this.#token === tok) this.#token = "";
+  }
+
   /** backoff returns the wait after failures in a row: full jitter up to syncInterval·2^failures, capped. */
   #backoff(failures: number, restart: boolean): number {
     let ceiling = this.#maxBackoff;
@@ -683,7 +717,12 @@ export class EventStreamClient {
     await this.#request("PUT", `${this.#prefix}dump/${t}`, data, "application/octet-stream", signal);
   }
 
-  /** request sends one request and returns its reply when the status is 2xx (or in also); otherwise it throws the reply's EventStreamError. */
+  /**
+   * request sends one request and returns its reply when the status is 2xx
+   * (or in also); otherwise it throws the reply's EventStreamError. A
+   * token the server found expired is replaced, and the request sent
+   * again, once.
+   */
   async #request(method: string, url: string, body: string | Uint8Array | null, contentType: string | undefined, signal?: AbortSignal, also: number[] = []): Promise<Response> {
     const headers: Record<string, string> = {};
     if (contentType) headers["Content-Type"] = contentType;
@@ -692,12 +731,16 @@ export class EventStreamClient {
     signal?.addEventListener("abort", onAbort);
     const timer = setTimeout(() => ctl.abort(), this.#timeout);
     try {
-      const token = await this.#token?.();
-      if (token) headers["Authorization"] = "Bearer " + token;
-      if (signal?.aborted) ctl.abort();
-      const resp = await this.#fetch(url, { method, headers, body: body as BodyInit | null, signal: ctl.signal });
-      if ((resp.status >= 200 && resp.status < 300) || also.includes(resp.status)) return resp;
-      throw await replyError(resp);
+      for (let retried = false; ; retried = true) {
+        const token = await this.#currentToken();
+        if (token) headers["Authorization"] = "Bearer " + token;
+        if (signal?.aborted) ctl.abort();
+        const resp = await this.#fetch(url, { method, headers, body: body as BodyInit | null, signal: ctl.signal });
+        if ((resp.status >= 200 && resp.status < 300) || also.includes(resp.status)) return resp;
+        const err = await replyError(resp);
+        if (err.code !== "token_expired" || !token || retried) throw err;
+        this.#tokenExpired(token);
+      }
     } catch (e) {
       throw asError(e, this.privateId);
     } finally {
@@ -778,6 +821,19 @@ function asError(e: unknown, secret: string): EventStreamError {
   const cause = e instanceof Error ? (e as { cause?: unknown }).cause : undefined;
   if (cause instanceof Error) msg += ": " + cause.message;
   return new EventStreamError(0, LocalCode.Network, msg.split(secret).join("<private-id>"));
+}
+
+/** tokenExpiry reads the exp of a JWT, without verifying it, in ms; 0 when it has none or is not a JWT. */
+function tokenExpiry(tok: string): number {
+  const parts = tok.split(".");
+  if (parts.length !== 3) return 0;
+  try {
+    const b64 = parts[1]!.replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0)))) as { exp?: unknown };
+    return typeof claims.exp === "number" && Number.isFinite(claims.exp) ? claims.exp * 1000 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** restarting reports whether err says the server is not up (unreachable, or a proxy with no server behind it): a retry may come sooner. */

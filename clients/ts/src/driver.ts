@@ -174,6 +174,7 @@ export class SimDriver {
   #resync = false;
   #resyncs = 0;
   #err: unknown = null;
+  #netErr: unknown = null; // what stopped the network for good
   #abort: AbortController | null = null;
   #net: Promise<void> | null = null;
   #uploads = new Set<Promise<unknown>>();
@@ -521,7 +522,7 @@ export class SimDriver {
       if (signal?.aborted) return stop(null);
       const frame = (now: number): void => {
         this.update(now);
-        if (this.#err instanceof EventStreamError && this.#err.status > 0 && this.#net === null) return stop(this.#err);
+        if (this.#netErr !== null) return stop(this.#netErr);
         cancel = this.#frames(frame);
       };
       cancel = this.#frames(frame);
@@ -545,7 +546,7 @@ export class SimDriver {
       },
       (e: unknown) => {
         this.#net = null;
-        if (!signal.aborted) this.#err = e;
+        if (!signal.aborted) this.#err = this.#netErr = e;
       },
     );
   }

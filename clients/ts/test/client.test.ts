@@ -69,21 +69,22 @@ test("the private id is kept in storage: a second client is the same player", as
 test("errors carry the server's code", async () => {
   const c = new EventStreamClient({ baseUrl: srv.url, stream: "errs", privateId: "p1", WebSocket: null });
   assert.throws(() => c.send("_x", ""), (e: unknown) => e instanceof EventStreamError && e.code === "reserved_type" && e.status === 0);
-  const r = await fetch(`${srv.url}/errs/p1/abc`, { method: "POST" });
-  assert.equal(r.status, 400);
-  // The server's own refusal, through the client: a tick beyond 2^63 is not a tick.
-  const bad = new EventStreamClient({ baseUrl: srv.url, stream: "errs", privateId: "p1", WebSocket: null, fromTick: 0 });
-  await bad.sync();
-  const full = await fetch(`${srv.url}/errs/p1/0`, { method: "POST", body: '{"events":[{"type":"_z"}]}' });
-  assert.equal(full.status, 400);
-  const e = await new EventStreamClient({ baseUrl: srv.url, stream: "errs", privateId: "p1", WebSocket: null, fetch: (u, init) => fetch(u, { ...init, body: '{"events":[{"type":"_z"}]}' }) })
-    .sync()
-    .then(() => null, (e: unknown) => e);
+  assert.throws(() => c.send("", ""), (e: unknown) => e instanceof EventStreamError && e.code === "bad_request");
+  assert.throws(() => c.send("m", "x".repeat(16 * 1024 + 1)), (e: unknown) => e instanceof EventStreamError && e.code === "too_large");
+  assert.throws(() => c.send("m", "\ud800"), (e: unknown) => e instanceof EventStreamError && e.code === "bad_request");
+  // What the server refuses, through the client: a body the checks above would not let through.
+  const tampering = new EventStreamClient({
+    baseUrl: srv.url, stream: "errs", privateId: "p1", WebSocket: null,
+    fetch: (u, init) => fetch(u, init.method === "POST" ? { ...init, body: '{"events":[{"type":"_z"}]}' } : init),
+  });
+  tampering.send("m", "x");
+  const e = await tampering.sync().then(() => null, (e: unknown) => e);
   assert.ok(e instanceof EventStreamError);
   assert.equal(e.status, 400);
   assert.equal(e.code, "reserved_type");
   assert.equal(e.retryable, false);
   assert.ok(!e.message.includes("p1"));
+  assert.equal(tampering.pending, 1, "a refused batch is kept");
 });
 
 test("push brings every event once, in order, and acknowledges batches", { skip: !WS && "no WebSocket (node --experimental-websocket)" }, async () => {

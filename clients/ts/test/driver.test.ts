@@ -254,3 +254,15 @@ test("ticks before the first up-to-date reply are replayed: sendEvent refuses th
   assert.equal(c.pending, 2);
   await d.close();
 });
+
+test("run rejects with the server's error when the network stops for good", async () => {
+  const refusing: FetchLike = async () =>
+    new Response('{"error":{"code":"stream_full","message":"the stream has its maximum of clients"}}', { status: 409, headers: { "Content-Type": "application/json" } });
+  const c = new EventStreamClient({ baseUrl: "http://test.invalid", stream: "s", privateId: "p", WebSocket: null, fetch: refusing });
+  const d = new SimDriver(c, nop, { frames: (cb) => {
+    const h = setTimeout(() => cb(performance.now()), 1);
+    return () => clearTimeout(h);
+  } });
+  await assert.rejects(d.run(), (e: unknown) => e instanceof EventStreamError && e.code === "stream_full" && e.status === 409);
+  assert.ok(d.err instanceof EventStreamError);
+});

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 
 import { EventStreamClient, SimDriver, hashOf, type WebSocketConstructor } from "../src/index.js";
 import { RefSim } from "./refsim.js";

@@ -1,0 +1,105 @@
+// EventStreamClient against a server with auth on (docs/protocol.md,
+// "Tokens"): the token goes as a Bearer header on requests and as
+// access_token on the push upgrade; one the server finds expired is
+// replaced and the request sent again; one that expires within 30 s is
+// replaced before it is sent.
+
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { after, before, test } from "node:test";
+
+import { EventStreamClient, EventStreamError, type WebSocketConstructor } from "../src/index.js";
+import { startServer, type Server } from "./server.js";
+
+const WS = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+const secret = "a-test-secret-of-at-least-32-bytes-long";
+
+function jwt(claims: Record<string, unknown>): string {
+  const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const head = b64({ alg: "HS256", typ: "JWT" }) + "." + b64(claims);
+  return head + "." + createHmac("sha256", secret).update(head).digest("base64url");
+}
+
+const now = (): number => Math.floor(Date.now() / 1000);
+
+let srv: Server;
+before(async () => {
+  srv = await startServer("-auth-secret", secret);
+});
+after(async () => {
+  await srv.stop();
+});
+
+test("without a token the server refuses, with the code unauthorized", async () => {
+  const c = new EventStreamClient({ baseUrl: srv.url, stream: "locked", privateId: "alice", WebSocket: null });
+  await assert.rejects(c.sync(), (e: unknown) => e instanceof EventStreamError && e.status === 401 && e.code === "unauthorized" && !e.retryable);
+});
+
+test("a token that expired is replaced and the request sent again; one about to expire is replaced first", async () => {
+  const given: string[] = [];
+  const tokens = [jwt({ sub: "bob", stream: "locked", exp: now() - 120 }), jwt({ sub: "bob", stream: "locked", exp: now() + 3600 })];
+  const c = new EventStreamClient({
+    baseUrl: srv.url, stream: "locked", privateId: "bob", WebSocket: null,
+    token: () => {
+      const t = tokens[Math.min(given.length, tokens.length - 1)]!;
+      given.push(t);
+      return t;
+    },
+  });
+  const u = await c.sync();
+  assert.equal(u.events[0]?.type, "_a");
+  assert.equal(given.length, 2, "the expired token was not replaced");
+  await c.sync();
+  assert.equal(given.length, 2, "a token valid for an hour is kept");
+
+  let calls = 0;
+  const soon = new EventStreamClient({
+    baseUrl: srv.url, stream: "locked", privateId: "carol", WebSocket: null,
+    token: async () => {
+      calls++;
+      return jwt({ sub: "carol", stream: "locked", exp: now() + 20 });
+    },
+  });
+  await soon.sync();
+  await soon.sync();
+  assert.equal(calls, 2, "a token that expires within 30 s is replaced before each request");
+});
+
+test("push carries the token as access_token", { skip: !WS && "no WebSocket (node --experimental-websocket)" }, async () => {
+  const urls: string[] = [];
+  let opened = 0;
+  const Base = WS as unknown as new (url: string) => EventTarget;
+  class Recording extends Base {
+    constructor(url: string) {
+      super(url);
+      urls.push(url);
+      this.addEventListener("open", () => opened++);
+    }
+  }
+  const c = new EventStreamClient({
+    baseUrl: srv.url, stream: "locked", privateId: "dave", WebSocket: Recording as unknown as WebSocketConstructor, transport: "push",
+    token: () => jwt({ sub: "dave", stream: "locked", exp: now() + 3600 }),
+  });
+  c.send("hi", "over push");
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 10_000);
+  let seen = false;
+  await c.run((u) => {
+    if (u.events.some((e) => e.type === "hi" && e.origin === u.publicId)) {
+      seen = true;
+      ctl.abort();
+    }
+  }, ctl.signal);
+  clearTimeout(timer);
+  assert.ok(seen);
+  assert.ok(opened >= 1, "no push connection opened");
+  assert.match(urls[0]!, /\/locked\/dave\/0\?access_token=ey[\w.-]+$/);
+});
+
+test("a token for another player is refused: forbidden", async () => {
+  const c = new EventStreamClient({
+    baseUrl: srv.url, stream: "locked", privateId: "erin", WebSocket: null,
+    token: () => jwt({ sub: "mallory", stream: "locked", exp: now() + 3600 }),
+  });
+  await assert.rejects(c.sync(), (e: unknown) => e instanceof EventStreamError && e.status === 403 && e.code === "forbidden");
+});
