@@ -65,7 +65,7 @@ test("a token that expired is replaced and the request sent again; one about to 
   assert.equal(calls, 2, "a token that expires within 30 s is replaced before each request");
 });
 
-test("push carries the token as access_token", { skip: !WS && "no WebSocket (node --experimental-websocket)" }, async () => {
+test("push carries the token as access_token", async () => {
   const urls: string[] = [];
   let opened = 0;
   const Base = WS as unknown as new (url: string) => EventTarget;

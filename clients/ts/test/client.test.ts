@@ -87,7 +87,7 @@ test("errors carry the server's code", async () => {
   assert.equal(tampering.pending, 1, "a refused batch is kept");
 });
 
-test("push brings every event once, in order, and acknowledges batches", { skip: !WS && "no WebSocket (node --experimental-websocket)" }, async () => {
+test("push brings every event once, in order, and acknowledges batches", async () => {
   const c = new EventStreamClient({ baseUrl: srv.url, stream: "push1", privateId: "pusher", WebSocket: WS!, transport: "push" });
   const other = new EventStreamClient({ baseUrl: srv.url, stream: "push1", privateId: "other", WebSocket: null });
   await other.sync();
