@@ -23,10 +23,15 @@ run-redis: build
 	./bin/eventstreamd -log-format console -store redis://127.0.0.1:6379/0 -store-dev-secret
 
 ## demo: build Gem Rush (examples/web) and serve it on DEMO_ADDR (127.0.0.1:8080), playing on
-## the eventstreamd of EVENTSTREAMD_URL (http://localhost:9922): make run, make demo, open two tabs
+## the eventstreamd of EVENTSTREAMD_URL (http://localhost:9922), with a Go bot in stream demo
+## (DEMO_BOT=0: none; its lines go to bin/demo-bot.log): make run, make demo, open two tabs
+DEMO_BOT ?= 1
 demo:
 	examples/web/build.sh
-	$(GO) run ./examples/web/serve
+	$(GO) build -o bin/demo-serve ./examples/web/serve
+	$(GO) build -o bin/demo-bot ./examples/web/bot
+	@if [ "$(DEMO_BOT)" = 1 ]; then ./bin/demo-bot -stream demo >bin/demo-bot.log 2>&1 & bot=$$!; trap 'kill $$bot 2>/dev/null' EXIT; fi; \
+	./bin/demo-serve
 
 ## build: build bin/eventstreamd
 build:

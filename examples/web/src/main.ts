@@ -121,7 +121,13 @@ function element<T extends HTMLElement = HTMLElement>(id: string): T {
  * two tabs of one browser are two players. A slot is free once its tab has
  * not renewed its lease for 3 s.
  */
-function tabSlot(stream: string): number {
+function tabSlot(stream: string): number | null {
+  try {
+    void localStorage.length;
+    void sessionStorage.length;
+  } catch {
+    return null; // storage is blocked: a new player at every load
+  }
   const lease = (slot: number) => `gemrush.${stream}.lease.${slot}`;
   let slot = Number(sessionStorage.getItem(`gemrush.${stream}.slot`) ?? "-1");
   if (!(slot >= 0)) {
@@ -148,7 +154,11 @@ function start(): void {
   let client: EventStreamClient;
   const slot = tabSlot(stream);
   try {
-    client = new EventStreamClient({ baseUrl: server, stream, storage: localStorage as PrivateIdStorage, storageKey: `gemrush.${stream}.privateId.${slot}` });
+    client = new EventStreamClient(
+      slot === null
+        ? { baseUrl: server, stream, storage: null }
+        : { baseUrl: server, stream, storage: localStorage as PrivateIdStorage, storageKey: `gemrush.${stream}.privateId.${slot}` },
+    );
   } catch (e) {
     probe.error = String(e);
     ui.status.textContent = `Cannot play: ${(e as Error).message}`;
@@ -158,12 +168,12 @@ function start(): void {
   probe.world = world;
   const d = new SimDriver(client, world);
   // A name of this browser's own, a different one for each of its tabs.
-  let first = Number(localStorage.getItem("gemrush.name") ?? "-1");
+  let first = Number(slot === null ? "-1" : localStorage.getItem("gemrush.name") ?? "-1");
   if (!(first >= 0)) {
     first = Math.floor(Math.random() * NAMES.length);
-    localStorage.setItem("gemrush.name", String(first));
+    if (slot !== null) localStorage.setItem("gemrush.name", String(first));
   }
-  const name = NAMES[(first + slot) % NAMES.length]!;
+  const name = NAMES[(first + (slot ?? 0)) % NAMES.length]!;
 
   const held = new Set<number>();
   let sentInput = -1;
@@ -236,30 +246,34 @@ function start(): void {
 function hud(ui: Ui, world: World, d: SimDriver, stream: string, error: string): void {
   const secs = Math.ceil(world.clock / 20);
   ui.clock.textContent = world.pause > 0 ? `round ${world.round + 1} starts soon` : `round ${world.round + 1} · ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
-  const rows = world.players
-    .filter((p) => p.online)
-    .sort((a, b) => b.score - a.score || a.id.localeCompare(b.id))
-    .map((p) => {
-      const li = document.createElement("li");
-      const dot = document.createElement("span");
-      dot.className = "dot";
-      dot.style.background = `hsl(${hue(p.id)} 85% 60%)`;
-      const who = document.createElement("span");
-      who.className = "who";
-      who.textContent = displayName(p.name, p.id) + (p.id === d.publicId ? " (you)" : "");
-      const score = document.createElement("span");
-      score.className = "score";
-      score.textContent = String(p.score);
-      li.append(dot, who, score);
-      if (p.id === d.publicId) li.className = "me";
-      return li;
-    });
-  ui.scores.replaceChildren(...rows);
+  const shown = world.players.filter((p) => p.online).sort((a, b) => b.score - a.score || a.id.localeCompare(b.id));
+  const key = JSON.stringify([d.publicId, shown.map((p) => [p.id, p.name, p.score])]);
+  if (ui.scores.dataset.key !== key) {
+    ui.scores.dataset.key = key;
+    ui.scores.replaceChildren(...shown.map((p) => scoreRow(p.id, p.name, p.score, p.id === d.publicId)));
+  }
   ui.status.textContent = error
     ? `Trouble: ${error}`
     : d.publicId
       ? `stream “${stream}” · you are player ${d.publicId} · tick ${Math.max(d.tick, 0)}`
       : `joining stream “${stream}”…`;
+}
+
+/** scoreRow is the scoreboard's line of a player. */
+function scoreRow(id: string, name: string, points: number, me: boolean): HTMLLIElement {
+  const li = document.createElement("li");
+  const dot = document.createElement("span");
+  dot.className = "dot";
+  dot.style.background = `hsl(${hue(id)} 85% 60%)`;
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = displayName(name, id) + (me ? " (you)" : "");
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = String(points);
+  li.append(dot, who, score);
+  if (me) li.className = "me";
+  return li;
 }
 
 start();

@@ -200,7 +200,10 @@ test("two tabs and a Go bot play Gem Rush in one stream", { timeout: 240_000 }, 
   assert.deepEqual(x.ids, [one.id]);
   await until("tab 2 to be told", 10_000, async () => (await probe(two.page)).desyncs.some((y) => y.checkpoint === x.checkpoint));
   await until("the bot to be told", 10_000, () => bot.lines.some((l) => l === `desync at checkpoint ${x.checkpoint}: players [${one.id}]`));
+  const banner = (t) => t.page.evaluate(() => document.getElementById("banner").textContent);
+  assert.match(await banner(two), /^Desync at checkpoint \d+: .+ diverged/, "tab 2 shows the desync");
   await until("tab 1 to heal", 20_000, async () => (await probe(one.page)).resyncs >= 1);
+  await until("tab 1 to show it healed", 10_000, async () => /^Healed: /.test(await banner(one)));
   await until("tab 1 to agree again", 30_000, async () => {
     const [a, b] = [await probe(one.page), await probe(two.page)];
     return agreed([a.checkpoints.filter(([t]) => t > x.checkpoint + 20), b.checkpoints, botCheckpoints(bot.lines)], x.checkpoint + 1);
