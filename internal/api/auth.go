@@ -73,19 +73,20 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	g, err := s.auth.Verify(tok)
 	switch {
 	case errors.Is(err, auth.ErrExpired):
-		return nil, &apiError{status: http.StatusUnauthorized, code: protocol.CodeTokenExpired, challenge: challengeInvalid,
-			message: "the token has expired; get a new one from the game's backend"}
+		ae := errorf(protocol.CodeTokenExpired, "the token has expired; get a new one from the game's backend")
+		ae.challenge = challengeInvalid
+		return nil, ae
 	case err != nil:
 		return nil, unauthorized(challengeInvalid,
 			"the token is not valid: its signature, algorithm, key id, audience, times or claims (sub, stream, role, exp) are not accepted")
 	case !g.Admits(name):
-		return nil, errorf(http.StatusForbidden, protocol.CodeForbidden, "the token does not admit to this stream")
+		return nil, errorf(protocol.CodeForbidden, "the token does not admit to this stream")
 	}
 	if client := chi.URLParam(r, "client"); client != "" && client != url.PathEscape(g.Sub) {
-		return nil, errorf(http.StatusForbidden, protocol.CodeForbidden, "the private id of the path must be the token's sub")
+		return nil, errorf(protocol.CodeForbidden, "the private id of the path must be the token's sub")
 	}
 	if g.Spectator() && (r.Method == http.MethodPost || r.Method == http.MethodPut) {
-		return nil, errorf(http.StatusForbidden, protocol.CodeForbidden,
+		return nil, errorf(protocol.CodeForbidden,
 			"a spectator reads the stream: it may not post events, report hashes or upload (poll with GET)")
 	}
 	return g, nil
@@ -116,5 +117,7 @@ func bearerToken(r *http.Request) (string, error) {
 }
 
 func unauthorized(challenge, message string) *apiError {
-	return &apiError{status: http.StatusUnauthorized, code: protocol.CodeUnauthorized, message: message, challenge: challenge}
+	ae := errorf(protocol.CodeUnauthorized, "%s", message)
+	ae.challenge = challenge
+	return ae
 }

@@ -48,9 +48,9 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request, n int64) bool {
 	if s.inflight.take(r.Context(), n) {
 		return true
 	}
-	ae := errorf(http.StatusServiceUnavailable, protocol.CodeServerBusy,
+	ae := errorf(protocol.CodeServerBusy,
 		"the server holds as many requests in progress as its memory allows; try again")
-	ae.retryAfter = 1
+	ae.RetryAfter = 1
 	s.writeError(w, r, ae)
 	return false
 }

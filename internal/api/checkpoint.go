@@ -60,7 +60,7 @@ func (s *Server) route(allowed string, h http.HandlerFunc, methods ...string) ht
 			h(w, r)
 		default:
 			w.Header().Set("Allow", allowed)
-			s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
+			s.writeError(w, r, errorf(protocol.CodeMethodNotAllowed,
 				"method %s is not allowed here; use %s", r.Method, allowed))
 		}
 	}
@@ -74,7 +74,7 @@ func (s *Server) parseUpload(r *http.Request) (*stream.Upload, error) {
 	}
 	t, ok := parseTick(chi.URLParam(r, "tick"))
 	if !ok {
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadTick,
+		return nil, errorf(protocol.CodeBadTick,
 			"the checkpoint tick must be a non-negative decimal integer below 2^63, digits only")
 	}
 	up.T = t
@@ -136,7 +136,7 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	snap, err := s.store.Snapshot(r.Context(), name)
 	if errors.Is(err, stream.ErrNotFound) {
-		err = errorf(http.StatusNotFound, protocol.CodeNotFound, "the stream has no snapshot")
+		err = errorf(protocol.CodeNotFound, "the stream has no snapshot")
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -183,7 +183,7 @@ func (s *Server) getDesyncs(w http.ResponseWriter, r *http.Request) {
 	}
 	reps, err := s.store.Desyncs(r.Context(), name)
 	if errors.Is(err, stream.ErrNotFound) {
-		err = errorf(http.StatusNotFound, protocol.CodeNotFound, "no such stream")
+		err = errorf(protocol.CodeNotFound, "no such stream")
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -218,13 +218,13 @@ func (s *Server) getDump(w http.ResponseWriter, r *http.Request) {
 	}
 	t, ok := parseTick(chi.URLParam(r, "tick"))
 	if !ok {
-		s.writeError(w, r, errorf(http.StatusBadRequest, protocol.CodeBadTick,
+		s.writeError(w, r, errorf(protocol.CodeBadTick,
 			"the checkpoint tick must be a non-negative decimal integer below 2^63, digits only"))
 		return
 	}
 	data, err := s.store.Dump(r.Context(), name, t, pub)
 	if errors.Is(err, stream.ErrNotFound) {
-		err = errorf(http.StatusNotFound, protocol.CodeNotFound, "no dump of tick %d by client %s", t, pub)
+		err = errorf(protocol.CodeNotFound, "no dump of tick %d by client %s", t, pub)
 	}
 	if err != nil {
 		s.writeError(w, r, err)

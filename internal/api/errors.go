@@ -14,21 +14,21 @@ import (
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
-// apiError is an error answered to the client: a status, a code from the
-// protocol and a message that says what was wrong and what is allowed. A
-// message never repeats a private id.
+// apiError is an error answered to the client: a code from the protocol,
+// whose HTTP status protocol.Status gives, and a message that says what was
+// wrong and what is allowed. A message never repeats a private id.
 type apiError struct {
-	status     int
-	code       string
-	message    string
-	retryAfter int    // seconds, for a Retry-After header; 0 for none
-	challenge  string // a 401's WWW-Authenticate header
+	protocol.ErrorBody
+	challenge string // a 401's WWW-Authenticate header
 }
 
-func (e *apiError) Error() string { return e.code + ": " + e.message }
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
-func errorf(status int, code, format string, args ...any) *apiError {
-	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+// status is the HTTP status of e's code.
+func (e *apiError) status() int { return protocol.Status(e.Code) }
+
+func errorf(code, format string, args ...any) *apiError {
+	return &apiError{ErrorBody: protocol.ErrorBody{Code: code, Message: fmt.Sprintf(format, args...)}}
 }
 
 // toAPIError maps an error from the stream package to the answer. It is the
@@ -40,35 +40,35 @@ func toAPIError(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.Is(err, stream.ErrServerFull):
-		return errorf(http.StatusServiceUnavailable, protocol.CodeServerFull, "%v; try again later", err)
+		return errorf(protocol.CodeServerFull, "%v; try again later", err)
 	case errors.Is(err, stream.ErrStreamFull):
-		return errorf(http.StatusConflict, protocol.CodeStreamFull, "%v", err)
+		return errorf(protocol.CodeStreamFull, "%v", err)
 	case errors.As(err, &rl):
-		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
-		ae.retryAfter = max(1, int(math.Ceil(rl.Wait.Seconds())))
+		ae := errorf(protocol.CodeRateLimited, "%v", err)
+		ae.RetryAfter = max(1, int(math.Ceil(rl.Wait.Seconds())))
 		return ae
 	case errors.Is(err, stream.ErrBadReport):
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%v", err)
+		return errorf(protocol.CodeBadRequest, "%v", err)
 	case errors.Is(err, stream.ErrNotFound):
-		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
+		return errorf(protocol.CodeNotFound, "%v", err)
 	case errors.Is(err, stream.ErrSnapshotMismatch):
-		return errorf(http.StatusConflict, protocol.CodeSnapshotMismatch,
+		return errorf(protocol.CodeSnapshotMismatch,
 			"%v; nothing was stored", err)
 	case errors.Is(err, stream.ErrEpochMismatch):
-		return errorf(http.StatusConflict, protocol.CodeEpochMismatch, "%v", err)
+		return errorf(protocol.CodeEpochMismatch, "%v", err)
 	case errors.Is(err, stream.ErrTickFull):
-		ae := errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, "%v", err)
-		ae.retryAfter = 1
+		ae := errorf(protocol.CodeRateLimited, "%v", err)
+		ae.RetryAfter = 1
 		return ae
 	case errors.Is(err, stream.ErrOutcomeUnknown):
-		return errorf(http.StatusServiceUnavailable, protocol.CodeStoreUnknown,
+		return errorf(protocol.CodeStoreUnknown,
 			"the store did not answer in time; the request may have been applied: retry it with the same batch id")
 	case errors.Is(err, stream.ErrUnavailable):
-		return errorf(http.StatusServiceUnavailable, protocol.CodeStoreUnavailable, "the store is unavailable; nothing was applied, try again")
+		return errorf(protocol.CodeStoreUnavailable, "the store is unavailable; nothing was applied, try again")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return errorf(http.StatusServiceUnavailable, protocol.CodeStoreUnavailable, "the request was cancelled before it was applied")
+		return errorf(protocol.CodeStoreUnavailable, "the request was cancelled before it was applied")
 	default:
-		return errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error")
+		return errorf(protocol.CodeInternal, "internal error")
 	}
 }
 
@@ -81,24 +81,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled):
 		// The client went away: nothing failed on this side.
 		s.log.Debug("request cancelled", zap.String("route", routePattern(r)))
-	case ae.status >= 500 && ae != err && ae.code != protocol.CodeServerFull:
+	case ae.status() >= 500 && ae != err && ae.Code != protocol.CodeServerFull:
 		s.log.Error("request failed", zap.String("route", routePattern(r)),
-			zap.String("code", ae.code), zap.Error(err))
+			zap.String("code", ae.Code), zap.Error(err))
 	}
-	s.metrics.Rejected(ae.code)
-	if ae.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
+	s.metrics.Rejected(ae.Code)
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 	}
 	if ae.challenge != "" {
 		w.Header().Set("WWW-Authenticate", ae.challenge)
 	}
-	b := make([]byte, 0, 64+len(ae.message))
-	b = append(b, `{"error":{"code":`...)
-	b = protocol.AppendString(b, ae.code)
-	b = append(b, `,"message":`...)
-	b = protocol.AppendString(b, ae.message)
-	b = append(b, "}}\n"...)
-	writeJSON(w, ae.status, b)
+	b := protocol.AppendError(make([]byte, 0, 64+len(ae.Message)), ae.ErrorBody)
+	b = append(b, '\n')
+	writeJSON(w, ae.status(), b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

@@ -84,7 +84,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				panic(v)
 			}
 			s.log.Error("handler panicked", zap.String("route", routePattern(r)), zap.Any("panic", v), zap.Stack("stack"))
-			s.writeError(w, r, errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error"))
+			s.writeError(w, r, errorf(protocol.CodeInternal, "internal error"))
 		}()
 		next.ServeHTTP(w, r)
 	})

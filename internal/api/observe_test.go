@@ -56,6 +56,7 @@ eventstreamd_store_streams 2
 eventstreamd_store_clients_connected 3
 # HELP eventstreamd_http_rejections_total Requests answered with an error, by error code.
 # TYPE eventstreamd_http_rejections_total counter
+eventstreamd_http_rejections_total{code="bad_origin"} 0
 eventstreamd_http_rejections_total{code="bad_client"} 0
 eventstreamd_http_rejections_total{code="bad_request"} 0
 eventstreamd_http_rejections_total{code="bad_stream"} 0
@@ -77,6 +78,7 @@ eventstreamd_http_rejections_total{code="token_expired"} 0
 eventstreamd_http_rejections_total{code="too_large"} 0
 eventstreamd_http_rejections_total{code="too_many_events"} 0
 eventstreamd_http_rejections_total{code="unauthorized"} 0
+eventstreamd_http_rejections_total{code="upgrade_required"} 0
 `),
 		"eventstreamd_store_events_appended_total", "eventstreamd_store_streams_created_total",
 		"eventstreamd_stream_clients", "eventstreamd_stream_tick", "eventstreamd_store_streams",

@@ -210,13 +210,13 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if o := r.Header.Get("Origin"); o != "" && !p.srv.cors.allows(o) && !sameHost(o, r.Host) {
-		p.srv.writeError(w, r, errorf(http.StatusForbidden, protocol.CodeBadRequest,
+		p.srv.writeError(w, r, errorf(protocol.CodeBadOrigin,
 			"origin %q may not open push connections (-cors-origins)", o))
 		return
 	}
 	if p.conns.Add(1) > p.cfg.MaxConnections {
 		p.conns.Add(-1)
-		p.srv.writeError(w, r, errorf(http.StatusServiceUnavailable, protocol.CodeServerFull,
+		p.srv.writeError(w, r, errorf(protocol.CodeServerFull,
 			"the server holds its maximum of push connections; poll, or try again"))
 		return
 	}
@@ -224,7 +224,7 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 	if p.closing {
 		p.mu.Unlock()
 		p.conns.Add(-1)
-		p.srv.writeError(w, r, errorf(http.StatusServiceUnavailable, protocol.CodeServerBusy, "the server is shutting down"))
+		p.srv.writeError(w, r, errorf(protocol.CodeServerBusy, "the server is shutting down"))
 		return
 	}
 	p.all.Add(1)
@@ -630,7 +630,7 @@ func (p *pusher) read(ctx context.Context, c *pushConn) {
 		}
 		req := c.at() // its cursor and epoch: the reply is small
 		if typ != websocket.MessageText {
-			p.sendError(ctx, c, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape), "")
+			p.sendError(ctx, c, errorf(protocol.CodeBadRequest, "%s", bodyShape), "")
 			continue
 		}
 		if err := p.srv.parseMessage(body, &req); err != nil {
@@ -671,18 +671,10 @@ func (s *Server) parseMessage(body []byte, req *stream.SyncRequest) error {
 // message refused ("" for none, or one that could not be read).
 func (p *pusher) sendError(ctx context.Context, c *pushConn, err error, batch string) {
 	ae := toAPIError(err)
-	p.srv.metrics.Rejected(ae.code)
-	b := append([]byte(`{"error":{"code":`), protocol.AppendString(nil, ae.code)...)
-	b = append(b, `,"message":`...)
-	b = protocol.AppendString(b, ae.message)
-	if ae.retryAfter > 0 {
-		b = append(b, `,"retryAfter":`...)
-		b = strconv.AppendInt(b, int64(ae.retryAfter), 10)
-	}
-	if batch != "" {
-		b = protocol.AppendString(append(b, `,"batch":`...), batch)
-	}
-	b = append(b, "}}"...)
+	p.srv.metrics.Rejected(ae.Code)
+	body := ae.ErrorBody
+	body.Batch = batch
+	b := protocol.AppendError(nil, body)
 	_ = c.ws.Write(ctx, websocket.MessageText, b)
 }
 
@@ -753,18 +745,18 @@ func checkHandshake(h http.Header, r *http.Request) error {
 		!headerHasToken(r.Header, "Connection", "upgrade"),
 		!headerHasToken(r.Header, "Upgrade", "websocket"):
 		h.Set("Upgrade", "websocket")
-		return errorf(http.StatusUpgradeRequired, protocol.CodeBadRequest,
+		return errorf(protocol.CodeUpgradeRequired,
 			"a push connection is a WebSocket upgrade of HTTP/1.1, with Connection: Upgrade and Upgrade: websocket")
 	case r.Header.Get("Sec-WebSocket-Version") != "13":
 		h.Set("Sec-WebSocket-Version", "13")
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "a WebSocket upgrade must say Sec-WebSocket-Version: 13")
+		return errorf(protocol.CodeBadRequest, "a WebSocket upgrade must say Sec-WebSocket-Version: 13")
 	}
 	keys := r.Header.Values("Sec-WebSocket-Key")
 	if len(keys) != 1 {
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "a WebSocket upgrade must carry one Sec-WebSocket-Key")
+		return errorf(protocol.CodeBadRequest, "a WebSocket upgrade must carry one Sec-WebSocket-Key")
 	}
 	if key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(key) != 16 {
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
+		return errorf(protocol.CodeBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
 	}
 	return nil
 }

@@ -531,7 +531,7 @@ func TestPushRefusedHandshakeConnectsNobody(t *testing.T) {
 			rec := h.do(http.MethodGet, "/s/alice/0", "", tt.give...)
 			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
 			assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
-			assert.Equal(t, protocol.CodeBadRequest, errorCode(t, rec).Code)
+			assert.Equal(t, tt.wantStatus, protocol.Status(errorCode(t, rec).Code), "the code's status")
 			st, err := h.store.Stats(context.Background(), 10)
 			require.NoError(t, err)
 			assert.Zero(t, st.Streams, "no stream created, no client connected")

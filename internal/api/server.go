@@ -161,14 +161,14 @@ func New(cfg Config) (*Server, error) {
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.commonHeaders, s.instrument)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errorf(http.StatusNotFound, protocol.CodeNotFound,
+		s.writeError(w, r, errorf(protocol.CodeNotFound,
 			"no such endpoint; a sync is GET or POST /{stream}/{privateId}/{lastKnownTick}"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		// Every route answers the standard methods itself (so a refused one
 		// is counted under its route); chi cannot route other tokens.
 		w.Header().Set("Allow", allowed(r.URL.Path))
-		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
+		s.writeError(w, r, errorf(protocol.CodeMethodNotAllowed,
 			"method %s is not allowed here", r.Method))
 	})
 	// Every route answers every method itself, so that a refused method is
@@ -207,7 +207,7 @@ func (s *Server) opsRoute(h http.Handler) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Allow", opsMethods)
-		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
+		s.writeError(w, r, errorf(protocol.CodeMethodNotAllowed,
 			"method %s is not allowed here; use GET or HEAD", r.Method))
 	}
 }

@@ -36,7 +36,7 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 		preflight(w, syncMethods)
 	default:
 		w.Header().Set("Allow", syncMethods)
-		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed,
+		s.writeError(w, r, errorf(protocol.CodeMethodNotAllowed,
 			"method %s is not allowed; a sync is GET or POST", r.Method))
 	}
 }
@@ -163,14 +163,14 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 	}
 	tick, ok := parseTick(chi.URLParam(r, "tick"))
 	if !ok {
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadTick,
+		return nil, errorf(protocol.CodeBadTick,
 			"the last known tick must be a non-negative decimal integer below 2^63, digits only")
 	}
 	req.LastKnownTick = tick
 	if r.URL.RawQuery != "" { // most syncs carry no query: parse none
 		if epoch := r.URL.Query().Get("epoch"); epoch != "" {
 			if _, err := uuid.Parse(epoch); err != nil {
-				return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "epoch must be a UUID as the server sent it")
+				return nil, errorf(protocol.CodeBadRequest, "epoch must be a UUID as the server sent it")
 			}
 			req.Epoch = epoch
 		}
@@ -196,7 +196,7 @@ func (s *Server) parseBody(body []byte, req *stream.SyncRequest) error {
 	case len(body) == 0:
 		return nil
 	case body[0] != '{': // null, among others, would decode into nothing
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape)
+		return errorf(protocol.CodeBadRequest, "%s", bodyShape)
 	}
 	var wire wireRequest
 	if err := decodeBody(body, &wire); err != nil {
@@ -204,13 +204,13 @@ func (s *Server) parseBody(body []byte, req *stream.SyncRequest) error {
 	}
 	if wire.Batch != nil {
 		if n := len(*wire.Batch); n < 1 || n > protocol.MaxBatchLen {
-			return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			return errorf(protocol.CodeBadRequest,
 				"batch must be 1 to %d bytes", protocol.MaxBatchLen)
 		}
 		req.Batch = *wire.Batch
 	}
 	if len(wire.Events) > s.limits.MaxEventsPerSync {
-		return errorf(http.StatusBadRequest, protocol.CodeTooManyEvents,
+		return errorf(protocol.CodeTooManyEvents,
 			"a request may carry at most %d events, not %d", s.limits.MaxEventsPerSync, len(wire.Events))
 	}
 	req.Events = make([]stream.Event, len(wire.Events))
@@ -235,25 +235,25 @@ func parseHashes(wire []wireHash, lastKnown int64) ([]protocol.HashReport, error
 		return nil, nil
 	}
 	if len(wire) > protocol.MaxHashReports {
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+		return nil, errorf(protocol.CodeBadRequest,
 			"a request may carry at most %d hashes, not %d", protocol.MaxHashReports, len(wire))
 	}
 	out := make([]protocol.HashReport, len(wire))
 	for i, h := range wire {
 		switch {
 		case h.T == nil || *h.T < 0:
-			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			return nil, errorf(protocol.CodeBadRequest,
 				"hashes[%d].t must be a checkpoint tick, not negative", i)
 		case *h.T >= lastKnown:
-			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			return nil, errorf(protocol.CodeBadRequest,
 				"hashes[%d].t must be a checkpoint tick below the last known tick %d", i, lastKnown)
 		case h.H == nil || !protocol.ValidHash(*h.H):
-			return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+			return nil, errorf(protocol.CodeBadRequest,
 				"hashes[%d].h must be 1 to %d lowercase hex characters", i, protocol.MaxHashLen)
 		}
 		for _, prev := range out[:i] {
 			if prev.T == *h.T {
-				return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "hashes[%d].t repeats tick %d", i, *h.T)
+				return nil, errorf(protocol.CodeBadRequest, "hashes[%d].t repeats tick %d", i, *h.T)
 			}
 		}
 		out[i] = protocol.HashReport{T: *h.T, H: *h.H}
@@ -264,10 +264,10 @@ func parseHashes(wire []wireHash, lastKnown int64) ([]protocol.HashReport, error
 func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 	switch {
 	case e.Type == nil || len(*e.Type) == 0 || len(*e.Type) > protocol.MaxTypeLen:
-		return stream.Event{}, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+		return stream.Event{}, errorf(protocol.CodeBadRequest,
 			"events[%d].type must be a string of 1 to %d bytes", i, protocol.MaxTypeLen)
 	case (*e.Type)[:1] == protocol.ReservedPrefix:
-		return stream.Event{}, errorf(http.StatusBadRequest, protocol.CodeReservedType,
+		return stream.Event{}, errorf(protocol.CodeReservedType,
 			"events[%d].type must not start with %q, which is reserved for the server", i, protocol.ReservedPrefix)
 	}
 	body := e.Body
@@ -275,13 +275,13 @@ func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 	case body == nil:
 		body = emptyBody
 	case body[0] != '"':
-		return stream.Event{}, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+		return stream.Event{}, errorf(protocol.CodeBadRequest,
 			"events[%d].body must be a JSON string", i)
 	case len(body)-2 > s.limits.MaxEventBodyBytes:
-		return stream.Event{}, errorf(http.StatusRequestEntityTooLarge, protocol.CodeTooLarge,
+		return stream.Event{}, errorf(protocol.CodeTooLarge,
 			"events[%d].body is larger than %d bytes", i, s.limits.MaxEventBodyBytes)
 	case !utf8.Valid(body):
-		return stream.Event{}, errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+		return stream.Event{}, errorf(protocol.CodeBadRequest,
 			"events[%d].body must be valid UTF-8", i)
 	}
 	return stream.Event{Type: *e.Type, Body: body}, nil
@@ -297,9 +297,9 @@ func readBody(r *http.Request, limit int64, what string) ([]byte, error) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, "%s is larger than %d bytes", what, limit)
+			return nil, errorf(protocol.CodeTooLarge, "%s is larger than %d bytes", what, limit)
 		}
-		return nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, "the request body could not be read")
+		return nil, errorf(protocol.CodeBadRequest, "the request body could not be read")
 	}
 	return body, nil
 }
@@ -307,11 +307,11 @@ func readBody(r *http.Request, limit int64, what string) ([]byte, error) {
 // validNames validates a stream name and a client's id, private or public.
 func validNames(stream, client string) error {
 	if !protocol.ValidName(stream) {
-		return errorf(http.StatusBadRequest, protocol.CodeBadStream,
+		return errorf(protocol.CodeBadStream,
 			"the stream name must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
 	}
 	if !protocol.ValidName(client) {
-		return errorf(http.StatusBadRequest, protocol.CodeBadClient,
+		return errorf(protocol.CodeBadClient,
 			"the client id must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", protocol.MaxNameLen)
 	}
 	return nil
@@ -338,13 +338,13 @@ func bodyError(err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+		return errorf(protocol.CodeBadRequest,
 			"the body is not valid JSON (at byte %d); send {\"batch\":\"...\",\"events\":[{\"type\":\"...\",\"body\":\"...\"}]}", syntax.Offset)
 	case errors.As(err, &typ) && typ.Field != "":
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest,
+		return errorf(protocol.CodeBadRequest,
 			"%s must not be a JSON %s", typ.Field, typ.Value)
 	default:
-		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%s", bodyShape)
+		return errorf(protocol.CodeBadRequest, "%s", bodyShape)
 	}
 }
 

@@ -6,6 +6,11 @@
 // state and is safe for concurrent use.
 package protocol
 
+import (
+	"net/http"
+	"strconv"
+)
+
 // Server event types. Every type starting with ReservedPrefix belongs to the
 // server; clients may not post one.
 const (
@@ -55,7 +60,8 @@ const (
 	DefaultMaxClientsPerStream = 1000
 )
 
-// Error codes, as found in an error reply's "code".
+// Error codes, as found in an error reply's "code". Each has one HTTP
+// status, given by Status.
 const (
 	CodeBadStream        = "bad_stream"
 	CodeBadClient        = "bad_client"
@@ -66,6 +72,11 @@ const (
 	CodeTooLarge         = "too_large"
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeBadOrigin: a browser's Origin that may not open push connections.
+	CodeBadOrigin = "bad_origin"
+	// CodeUpgradeRequired: a push upgrade that is not a WebSocket
+	// handshake of HTTP/1.1.
+	CodeUpgradeRequired  = "upgrade_required"
 	CodeServerFull       = "server_full"
 	CodeServerBusy       = "server_busy"
 	CodeStreamFull       = "stream_full"
@@ -90,14 +101,57 @@ const (
 	CodeForbidden = "forbidden"
 )
 
+// errorTable is the table of docs/protocol.md, "Errors": each code and its
+// HTTP status. The server answers with these statuses, and a client reads
+// the status of an error that came as a push message here.
+var errorTable = []struct {
+	code   string
+	status int
+}{
+	{CodeBadStream, http.StatusBadRequest},
+	{CodeBadClient, http.StatusBadRequest},
+	{CodeBadTick, http.StatusBadRequest},
+	{CodeBadRequest, http.StatusBadRequest},
+	{CodeReservedType, http.StatusBadRequest},
+	{CodeTooManyEvents, http.StatusBadRequest},
+	{CodeUnauthorized, http.StatusUnauthorized},
+	{CodeTokenExpired, http.StatusUnauthorized},
+	{CodeBadOrigin, http.StatusForbidden},
+	{CodeForbidden, http.StatusForbidden},
+	{CodeNotFound, http.StatusNotFound},
+	{CodeUpgradeRequired, http.StatusUpgradeRequired},
+	{CodeMethodNotAllowed, http.StatusMethodNotAllowed},
+	{CodeStreamFull, http.StatusConflict},
+	{CodeSnapshotMismatch, http.StatusConflict},
+	{CodeEpochMismatch, http.StatusConflict},
+	{CodeTooLarge, http.StatusRequestEntityTooLarge},
+	{CodeRateLimited, http.StatusTooManyRequests},
+	{CodeServerFull, http.StatusServiceUnavailable},
+	{CodeServerBusy, http.StatusServiceUnavailable},
+	{CodeStoreUnavailable, http.StatusServiceUnavailable},
+	{CodeStoreUnknown, http.StatusServiceUnavailable},
+	{CodeInternal, http.StatusInternalServerError},
+}
+
 // ErrorCodes lists every error code, for metrics that count them.
-var ErrorCodes = []string{
-	CodeBadStream, CodeBadClient, CodeBadTick, CodeBadRequest, CodeReservedType,
-	CodeTooManyEvents, CodeTooLarge, CodeNotFound, CodeMethodNotAllowed,
-	CodeServerFull, CodeServerBusy, CodeStreamFull, CodeRateLimited,
-	CodeStoreUnavailable, CodeStoreUnknown, CodeInternal, CodeSnapshotMismatch,
-	CodeEpochMismatch,
-	CodeUnauthorized, CodeTokenExpired, CodeForbidden,
+var ErrorCodes = func() []string {
+	codes := make([]string, len(errorTable))
+	for i, e := range errorTable {
+		codes[i] = e.code
+	}
+	return codes
+}()
+
+// Status returns the HTTP status of an error code; 400 for a code it does
+// not know (a newer server's): a request refused for a reason this
+// version cannot name will not pass by being sent again.
+func Status(code string) int {
+	for _, e := range errorTable {
+		if e.code == code {
+			return e.status
+		}
+	}
+	return http.StatusBadRequest
 }
 
 // ValidName reports whether s may be a stream name or a private id:
@@ -184,7 +238,7 @@ func ValidHash(h string) bool {
 	return true
 }
 
-// ErrorReply is the body of every error; esclient decodes errors into it.
+// ErrorReply is the body of every error, over HTTP and as a push message.
 type ErrorReply struct {
 	Error ErrorBody `json:"error"`
 }
@@ -193,4 +247,28 @@ type ErrorReply struct {
 type ErrorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// RetryAfter is how many seconds to wait before a retry; 0 when the
+	// server does not say. Over HTTP it is the Retry-After header too.
+	RetryAfter int `json:"retryAfter,omitempty"`
+	// Batch is the batch id of the push message that was refused, when it
+	// had one.
+	Batch string `json:"batch,omitempty"`
+}
+
+// AppendError appends the JSON of e's error reply, {"error":{…}}, to dst:
+// the one encoder of an error, for HTTP replies and push messages alike.
+func AppendError(dst []byte, e ErrorBody) []byte {
+	dst = append(dst, `{"error":{"code":`...)
+	dst = AppendString(dst, e.Code)
+	dst = append(dst, `,"message":`...)
+	dst = AppendString(dst, e.Message)
+	if e.RetryAfter > 0 {
+		dst = append(dst, `,"retryAfter":`...)
+		dst = strconv.AppendInt(dst, int64(e.RetryAfter), 10)
+	}
+	if e.Batch != "" {
+		dst = append(dst, `,"batch":`...)
+		dst = AppendString(dst, e.Batch)
+	}
+	return append(dst, "}}"...)
 }

@@ -455,12 +455,25 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 	return &reply, nil
 }
 
-// replyError returns the *Error of a reply that is not a success.
+// replyError returns the *Error of an HTTP reply that is not a success.
 func replyError(resp *http.Response, data []byte) *Error {
-	e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data)), RetryAfter: retryAfter(resp.Header)}
+	return decodeError(resp.StatusCode, retryAfter(resp.Header), data)
+}
+
+// decodeError returns the *Error of an error reply's body. status is the
+// reply's HTTP status, or 0 for a push message, whose status is its code's
+// (protocol.Status); retry is the Retry-After header's wait, if any.
+func decodeError(status int, retry time.Duration, data []byte) *Error {
+	e := &Error{Status: status, Message: strings.TrimSpace(string(data)), RetryAfter: retry}
 	var wire protocol.ErrorReply
 	if json.Unmarshal(data, &wire) == nil && wire.Error.Code != "" {
 		e.Code, e.Message = wire.Error.Code, wire.Error.Message
+		if e.RetryAfter == 0 {
+			e.RetryAfter = time.Duration(min(max(wire.Error.RetryAfter, 0), maxRetryAfter)) * time.Second
+		}
+	}
+	if e.Status == 0 {
+		e.Status = protocol.Status(e.Code)
 	}
 	return e
 }

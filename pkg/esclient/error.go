@@ -60,5 +60,8 @@ func retryAfter(h http.Header) time.Duration {
 	if err != nil || n < 0 {
 		return 0
 	}
-	return time.Duration(min(n, 3600)) * time.Second
+	return time.Duration(min(n, maxRetryAfter)) * time.Second
 }
+
+// maxRetryAfter caps the server's Retry-After, in seconds.
+const maxRetryAfter = 3600

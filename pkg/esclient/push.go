@@ -69,15 +69,16 @@ func (c *Client) runPush(ctx context.Context, fn func(Update), auto bool) error 
 		}
 		var se *Error
 		isErr := errors.As(err, &se)
-		// Refused: something that does not speak push answered (an old
-		// server, a proxy that does not upgrade).
-		refused := isErr && (se.Code == "" || se.Status == http.StatusNotFound ||
+		// Refused: something that does not speak push answered the
+		// upgrade (an old server, a proxy that does not upgrade).
+		var ue *upgradeError
+		refused := errors.As(err, &ue) && (se.Code == "" || se.Status == http.StatusNotFound ||
 			se.Status == http.StatusMethodNotAllowed || se.Status == http.StatusUpgradeRequired)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case isErr && !refused && !se.Retryable():
-			return err // the server will refuse this client however it comes
+			return se // the server will refuse this client however it comes
 		}
 		if lived >= pushLivedLong {
 			failures = 0
@@ -253,11 +254,18 @@ func (c *Client) dialPush(ctx context.Context, target string) (*websocket.Conn, 
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		se := replyError(resp, data)
 		if se.Code != protocol.CodeTokenExpired || tok == "" || retried {
-			return nil, se
+			return nil, &upgradeError{se}
 		}
 		c.tokens.expired(tok)
 	}
 }
+
+// upgradeError is the answer to an upgrade that was not accepted, as
+// against an error that came as a message on an open connection.
+type upgradeError struct{ err *Error }
+
+func (e *upgradeError) Error() string { return e.err.Error() }
+func (e *upgradeError) Unwrap() error { return e.err }
 
 type pushBody struct {
 	data  []byte
@@ -312,18 +320,7 @@ func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, msgs chan<-
 			}
 			deliver(ctx, msgs, pushMessage{})
 		case bytes.HasPrefix(data, []byte(`{"error":`)):
-			var wire struct {
-				Error struct {
-					protocol.ErrorBody
-					RetryAfter int `json:"retryAfter"`
-				} `json:"error"`
-			}
-			e := &Error{Status: http.StatusBadRequest, Message: string(data)}
-			if json.Unmarshal(data, &wire) == nil {
-				e.Code, e.Message = wire.Error.Code, wire.Error.Message
-				e.Status = statusOf(e.Code)
-				e.RetryAfter = time.Duration(wire.Error.RetryAfter) * time.Second
-			}
+			e := decodeError(0, 0, data)
 			deliver(ctx, msgs, pushMessage{err: e})
 		default:
 			var reply wireReply
@@ -346,22 +343,4 @@ func deliver(ctx context.Context, msgs chan<- pushMessage, m pushMessage) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// statusOf returns the HTTP status the protocol gives an error code, for
-// errors that come as push messages.
-func statusOf(code string) int {
-	switch code {
-	case protocol.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case protocol.CodeServerFull, protocol.CodeServerBusy, protocol.CodeStoreUnavailable, protocol.CodeStoreUnknown:
-		return http.StatusServiceUnavailable
-	case protocol.CodeStreamFull, protocol.CodeSnapshotMismatch:
-		return http.StatusConflict
-	case protocol.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case protocol.CodeInternal:
-		return http.StatusInternalServerError
-	}
-	return http.StatusBadRequest
 }

@@ -6,12 +6,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -241,4 +243,36 @@ func TestAutoLeavesASilentConnection(t *testing.T) {
 	})
 	require.ErrorIs(t, err, context.Canceled, "the move came back before 40 s")
 	assert.Equal(t, 1, moves)
+}
+
+// TestPushErrorHasTheServersStatus: an error that comes as a push message
+// is the same *Error as over HTTP: not_found is 404 (the client said 400),
+// and a refusal that retrying cannot change ends Run rather than being
+// taken for a server that does not speak push.
+func TestPushErrorHasTheServersStatus(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		reply := `{"id":"1","t":1,"epoch":"e","tps":20,"ckpt":0,"events":[]}`
+		if conn.Write(r.Context(), websocket.MessageText, []byte(reply)) != nil {
+			return
+		}
+		msg := `{"error":{"code":"not_found","message":"no such client"}}`
+		if conn.Write(r.Context(), websocket.MessageText, []byte(msg)) != nil {
+			return
+		}
+		_, _, _ = conn.Read(r.Context())
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, "player", withHTTP(httpClient(t)), func(c *esclient.Config) { c.Transport = esclient.Push })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.Run(ctx, func(esclient.Update) {})
+	var se *esclient.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusNotFound, se.Status)
+	assert.Equal(t, "not_found", se.Code)
 }
