@@ -56,8 +56,8 @@ eventstreamd_store_streams 2
 eventstreamd_store_clients_connected 3
 # HELP eventstreamd_http_rejections_total Requests answered with an error, by error code.
 # TYPE eventstreamd_http_rejections_total counter
-eventstreamd_http_rejections_total{code="bad_origin"} 0
 eventstreamd_http_rejections_total{code="bad_client"} 0
+eventstreamd_http_rejections_total{code="bad_origin"} 0
 eventstreamd_http_rejections_total{code="bad_request"} 0
 eventstreamd_http_rejections_total{code="bad_stream"} 0
 eventstreamd_http_rejections_total{code="bad_tick"} 1
