@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/goeventstream/eventstream/pkg/esclient"
@@ -33,6 +32,14 @@ func (d *Driver) Update(now time.Time) int {
 		d.reset = false
 		d.next = 0
 	}
+	// Events of ticks already played are in the state: those at or below
+	// a snapshot's tick, which may come in any update after the one that
+	// brought base (the snapshot fetched then can be newer than its t).
+	drop := 0
+	for drop < len(d.buf) && d.buf[drop].T < d.next {
+		drop++
+	}
+	d.buf = d.buf[drop:]
 	d.live = d.liveFrom
 	d.ckpt = d.netCkpt
 	tickDur := time.Second / time.Duration(d.tickRate)
@@ -162,7 +169,11 @@ func (d *Driver) receive(ctx context.Context, u esclient.Update) {
 	var snap *esclient.Snapshot
 	if d.snapper != nil && (u.Base != nil || resync) {
 		var err error
-		if snap, err = d.loadSnapshot(ctx); err != nil {
+		snap, err = d.loadSnapshot(ctx)
+		if err == nil && u.Base != nil && snap != nil && (snap.T < *u.Base || snap.Epoch != u.Epoch) {
+			err = errors.New("gamesim: the snapshot is older than the reply's base, or of another epoch")
+		}
+		if err != nil {
 			if u.Base != nil {
 				d.client.Rewind(0) // it cannot be played without the snapshot: ask again
 				return
@@ -193,8 +204,7 @@ func (d *Driver) receive(ctx context.Context, u esclient.Update) {
 			d.netErr = errors.New("gamesim: the stream was compacted: its Sim must implement Snapshotter to join it")
 			return
 		}
-		d.buf, d.restore = nil, snap
-		u.Events = slices.DeleteFunc(u.Events, func(e esclient.Event) bool { return e.T <= snap.T })
+		d.buf, d.restore = nil, snap // Update drops the events it holds
 	}
 	if u.Reset {
 		d.buf = nil // the old incarnation's events are moot

@@ -1,0 +1,107 @@
+package gamesim_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/pkg/esclient"
+	"github.com/goeventstream/eventstream/pkg/gamesim"
+)
+
+// TestJoinFromASnapshotNewerThanBase: a late joiner of a compacted stream
+// whose snapshot, fetched after the reply that said base, is of a later
+// tick than that reply's t: the events at or below the snapshot's tick
+// that come in the next replies are in the snapshot already. It reaches
+// the same hashes as a replay of the whole stream (they were applied
+// again at the tick after the snapshot).
+func TestJoinFromASnapshotNewerThanBase(t *testing.T) {
+	const epoch = "4b2a1f7e-9c3d-4e5f-8a6b-7c8d9e0f1a2b"
+	events := []esclient.Event{
+		{T: 0, Type: esclient.TypeReset, Origin: "_", Body: epoch},
+		{T: 1, Type: esclient.TypeConnect, Origin: "_", Body: "1"},
+		{T: 2, Type: esclient.TypeConnect, Origin: "_", Body: "2"},
+	}
+	for k := int64(3); k < 70; k += 3 {
+		events = append(events, esclient.Event{T: k, Type: "x", Origin: strconv.FormatInt(1+k%2, 10)})
+	}
+	below := func(t int64) []esclient.Event {
+		var out []esclient.Event
+		for _, e := range events {
+			if e.T < t {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	between := func(from, to int64) []protocol.Event {
+		out := []protocol.Event{}
+		for _, e := range events {
+			if e.T >= from && e.T < to {
+				out = append(out, protocol.Event{T: e.T, Type: e.Type, Origin: e.Origin, Body: e.Body})
+			}
+		}
+		return out
+	}
+	ref, err := gamesim.Replay(&counters{}, events, 70, gamesim.Config{RecordHashes: 100})
+	require.NoError(t, err)
+	at60, err := gamesim.Replay(&counters{}, below(61), 61, gamesim.Config{})
+	require.NoError(t, err)
+	snap, err := gamesim.SnapshotOf(at60)
+	require.NoError(t, err)
+
+	base := int64(20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/s/snapshot" { // stored after the reply that said base 20
+			w.Header().Set("Eventstream-Tick", "60")
+			w.Header().Set("Eventstream-Hash", esclient.HashOf(snap))
+			w.Header().Set("Eventstream-Epoch", epoch)
+			_, _ = w.Write(snap)
+			return
+		}
+		from, err := strconv.ParseInt(r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:], 10, 64)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		reply := protocol.SyncReply{ID: "3", Epoch: epoch, TPS: 20, Ckpt: 20, T: 70, Events: between(max(from, 45), 70)}
+		if from < 45 { // compacted: from the snapshot of tick 20
+			reply.T, reply.Base, reply.Events = 45, &base, between(21, 45)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(reply)
+	}))
+	t.Cleanup(srv.Close)
+
+	c, err := esclient.New(esclient.Config{BaseURL: srv.URL, Stream: "s", PrivateID: "p",
+		Transport: esclient.Poll, SyncInterval: 5 * time.Millisecond})
+	require.NoError(t, err)
+	d := gamesim.New(c, &counters{}, gamesim.Config{RecordHashes: 100})
+	t.Cleanup(func() { _ = d.Close() })
+	now := time.Unix(0, 0)
+	require.Eventually(t, func() bool {
+		now = now.Add(time.Second)
+		d.Update(now)
+		return d.Tick() == 69
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, d.Err())
+
+	want := map[int64]uint64{}
+	for _, h := range ref.Hashes() {
+		want[h.Tick] = h.Hash
+	}
+	got := d.Hashes()
+	require.NotEmpty(t, got)
+	assert.EqualValues(t, 61, got[0].Tick, "played from the tick after the snapshot")
+	for _, h := range got {
+		assert.Equal(t, want[h.Tick], h.Hash, "tick %d", h.Tick)
+	}
+}
