@@ -42,15 +42,50 @@ func (b *budget) take(ctx context.Context, n int64) bool {
 // give gives back n bytes taken before.
 func (b *budget) give(n int64) { b.sem.Release(n) }
 
+// held is in-flight memory taken from a budget, until it is released.
+type held struct {
+	b *budget
+	n int64
+}
+
+// hold takes n bytes as take does, and reports whether it got them.
+func (b *budget) hold(ctx context.Context, n int64) (held, bool) {
+	if !b.take(ctx, n) {
+		return held{}, false
+	}
+	return held{b, n}, true
+}
+
+// trim gives back what h holds past used bytes, once they are known.
+func (h *held) trim(used int64) {
+	if used < h.n {
+		h.b.give(h.n - used)
+		h.n = used
+	}
+}
+
+// release gives back all that h holds.
+func (h *held) release() {
+	if h.n > 0 {
+		h.b.give(h.n)
+	}
+	h.n = 0
+}
+
+// errBusy is the answer to a request that got no in-flight memory.
+func errBusy() *apiError {
+	ae := errorf(protocol.CodeServerBusy,
+		"the server holds as many requests in progress as its memory allows; try again")
+	ae.RetryAfter = 1
+	return ae
+}
+
 // reserve takes n bytes of in-flight memory for request r, or answers it
 // 503 server_busy and reports false.
 func (s *Server) reserve(w http.ResponseWriter, r *http.Request, n int64) bool {
 	if s.inflight.take(r.Context(), n) {
 		return true
 	}
-	ae := errorf(protocol.CodeServerBusy,
-		"the server holds as many requests in progress as its memory allows; try again")
-	ae.RetryAfter = 1
-	s.writeError(w, r, ae)
+	s.writeError(w, r, errBusy())
 	return false
 }

@@ -134,7 +134,17 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The snapshot is held until it is written: its memory is reserved
+	// first, the most it can be, and trimmed once its size is known.
+	if !s.reserve(w, r, s.limits.MaxSnapshotBytes) {
+		return
+	}
+	mem := held{s.inflight, s.limits.MaxSnapshotBytes}
+	defer mem.release()
 	snap, err := s.store.Snapshot(r.Context(), name)
+	if err == nil {
+		mem.trim(int64(len(snap.Data)))
+	}
 	if errors.Is(err, stream.ErrNotFound) {
 		err = errorf(protocol.CodeNotFound, "the stream has no snapshot")
 	}
@@ -222,7 +232,15 @@ func (s *Server) getDump(w http.ResponseWriter, r *http.Request) {
 			"the checkpoint tick must be a non-negative decimal integer below 2^63, digits only"))
 		return
 	}
+	if !s.reserve(w, r, s.limits.MaxSnapshotBytes) { // as a snapshot's
+		return
+	}
+	mem := held{s.inflight, s.limits.MaxSnapshotBytes}
+	defer mem.release()
 	data, err := s.store.Dump(r.Context(), name, t, pub)
+	if err == nil {
+		mem.trim(int64(len(data)))
+	}
 	if errors.Is(err, stream.ErrNotFound) {
 		err = errorf(protocol.CodeNotFound, "no dump of tick %d by client %s", t, pub)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -232,19 +233,28 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 	done := func() { p.conns.Add(-1); p.all.Done() }
 
 	// The first reply is a sync: it makes the client connected and says
-	// where it stands; then it is pushed like every later one.
+	// where it stands; then it is pushed like every later one. Its memory
+	// is held until it is sent, as every push's (readHeld).
+	if !p.srv.reserve(w, r, int64(p.srv.limits.MaxReplyBytes)) {
+		done()
+		return
+	}
+	mem := held{p.srv.inflight, int64(p.srv.limits.MaxReplyBytes)}
 	res, err := p.srv.store.Sync(r.Context(), req)
 	if err != nil {
+		mem.release()
 		done()
 		p.srv.writeError(w, r, err)
 		return
 	}
+	mem.trim(pushBytes(res))
 	p.srv.observeSync(req.Stream, res)
 	var nc net.Conn
 	// The handshake and the origin are checked: Accept checks neither
 	// again, and fails only if the connection cannot be taken over.
 	ws, err := websocket.Accept(smallBuffers{w, &nc}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
+		mem.release()
 		done()
 		return // Accept has answered
 	}
@@ -257,28 +267,28 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 	// request's duration is the upgrade's, not the connection's.
 	go func() {
 		defer done()
-		p.serve(c, res)
+		p.serve(c, res, mem)
 	}()
 }
 
-// serve sends c its history from res on, then its pushes until it ends.
-func (p *pusher) serve(c *pushConn, res *stream.SyncResult) {
+// serve sends c its history from res, which holds mem, on, then its
+// pushes until it ends.
+func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := c.send(ctx, res); err != nil {
+	err := c.send(ctx, res)
+	mem.release()
+	for err == nil && res.More { // the history, page by page
+		if res, mem, err = p.readHeld(ctx, c, p.readFor); err != nil {
+			c.closeFor(ctx, err)
+			return
+		}
+		err = c.send(ctx, res)
+		mem.release()
+	}
+	if err != nil {
 		c.ws.CloseNow()
 		return
-	}
-	for res.More { // the history, page by page
-		var err error
-		if res, err = p.readFor(ctx, c); err != nil {
-			c.ws.Close(websocket.StatusInternalError, "the store failed")
-			return
-		}
-		if err := c.send(ctx, res); err != nil {
-			c.ws.CloseNow()
-			return
-		}
 	}
 
 	s, ok := p.join(c, res)
@@ -345,6 +355,45 @@ func (p *pusher) readFor(ctx context.Context, c *pushConn) (*stream.SyncResult, 
 		return p.rejoin(ctx, c)
 	}
 	return res, err
+}
+
+// errNoMemory ends a push connection whose reply got no in-flight memory.
+var errNoMemory = errors.New("no in-flight memory for a push")
+
+// pushBytes is the in-flight memory a push of res holds until it is
+// written: its events, and the message they are copied into (send).
+func pushBytes(res *stream.SyncResult) int64 { return 2*int64(len(res.Events)) + 256 }
+
+// readHeld calls read for c, holding a page of in-flight memory while it
+// reads and what its reply holds after (pushBytes), to be released once
+// the reply is sent; errNoMemory if the memory does not come within
+// -max-inflight-wait.
+func (p *pusher) readHeld(ctx context.Context, c *pushConn,
+	read func(context.Context, *pushConn) (*stream.SyncResult, error)) (*stream.SyncResult, held, error) {
+	mem, ok := p.srv.inflight.hold(ctx, int64(p.srv.limits.MaxReplyBytes))
+	if !ok {
+		return nil, held{}, errNoMemory
+	}
+	res, err := read(ctx, c)
+	if err != nil {
+		mem.release()
+		return nil, held{}, err
+	}
+	mem.trim(pushBytes(res))
+	return res, mem, nil
+}
+
+// closeFor closes c, whose push could not be made for err: 1013 try again
+// later when the server had no memory for it (its client reconnects after
+// a while), else 1011 (the store failed).
+func (c *pushConn) closeFor(ctx context.Context, err error) {
+	switch {
+	case ctx.Err() != nil: // c is closing
+	case errors.Is(err, errNoMemory):
+		c.ws.Close(websocket.StatusTryAgainLater, "the server is busy; reconnect in a while")
+	default:
+		c.ws.Close(websocket.StatusInternalError, "the store failed")
+	}
 }
 
 // rejoin answers c by a sync of its client when the stream was created
@@ -507,13 +556,15 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 		for {
 			req := c.at()
 			res, newest, epoch := s.next(req)
+			var mem held // what res holds, once it is read
 			var err error
 			switch {
 			case epoch != req.Epoch && rejoined:
 				res = nil
 			case epoch != req.Epoch:
 				rejoined = true
-				if res, err = p.rejoin(ctx, c); err != nil {
+				if res, mem, err = p.readHeld(ctx, c, p.rejoin); err != nil {
+					c.closeFor(ctx, err)
 					return
 				}
 				if res.Epoch == req.Epoch && res.T == req.LastKnownTick && len(res.Events) == 0 {
@@ -523,7 +574,8 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 				c.ws.Close(CloseTooSlow, "more than -ws-max-lag behind; reconnect")
 				return
 			case res == nil && newest > req.LastKnownTick:
-				if res, err = p.readFor(ctx, c); err != nil {
+				if res, mem, err = p.readHeld(ctx, c, p.readFor); err != nil {
+					c.closeFor(ctx, err)
 					return
 				}
 			}
@@ -534,10 +586,20 @@ func (p *pusher) write(ctx context.Context, s *pushStream, c *pushConn) {
 				res = &stream.SyncResult{T: req.LastKnownTick, Epoch: req.Epoch, TickRate: c.tickRate(s)}
 			}
 			if res == nil {
-				break // up to date
+				mem.release() // a rejoin that brought nothing
+				break         // up to date
+			}
+			if mem.n == 0 { // the window's: the message it is copied into
+				var ok bool
+				if mem, ok = p.srv.inflight.hold(ctx, pushBytes(res)); !ok {
+					c.closeFor(ctx, errNoMemory)
+					return
+				}
 			}
 			res.Snap, res.Dump = snap, dump
-			if err := c.send(ctx, res); err != nil {
+			err = c.send(ctx, res)
+			mem.release()
+			if err != nil {
 				return
 			}
 		}
@@ -624,30 +686,53 @@ func (c *pushConn) tickRate(s *pushStream) int {
 // events are not sent: they come in the pushes, in order.
 func (p *pusher) read(ctx context.Context, c *pushConn) {
 	for {
-		typ, body, err := c.ws.Read(ctx)
+		typ, r, err := c.ws.Reader(ctx)
 		if err != nil {
 			return
 		}
-		req := c.at() // its cursor and epoch: the reply is small
-		if typ != websocket.MessageText {
-			p.sendError(ctx, c, errorf(protocol.CodeBadRequest, "%s", bodyShape), "")
+		// A message holds its body and the reply of its sync, as a POST
+		// does, from before its body is read until it is applied.
+		mem, ok := p.srv.inflight.hold(ctx, p.srv.limits.MaxBodyBytes+int64(p.srv.limits.MaxReplyBytes))
+		if !ok {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			p.sendError(ctx, c, errBusy(), "")
 			continue
 		}
-		if err := p.srv.parseMessage(body, &req); err != nil {
-			p.sendError(ctx, c, err, req.Batch)
-			continue
+		body, err := io.ReadAll(r)
+		if err == nil {
+			p.apply(ctx, c, typ, body)
 		}
-		res, err := p.srv.store.Sync(ctx, &req)
+		mem.release()
 		if err != nil {
-			p.sendError(ctx, c, err, req.Batch)
-			continue
+			return
 		}
-		p.srv.observeSync(req.Stream, res)
-		c.ask(res)
-		if req.Batch != "" { // the client may forget it: it is applied
-			ack := protocol.AppendString(append(make([]byte, 0, 16+len(req.Batch)), `{"batch":`...), req.Batch)
-			_ = c.ws.Write(ctx, websocket.MessageText, append(ack, '}'))
-		}
+	}
+}
+
+// apply applies one message of c, and acknowledges its batch or answers
+// its error.
+func (p *pusher) apply(ctx context.Context, c *pushConn, typ websocket.MessageType, body []byte) {
+	req := c.at() // its cursor and epoch: the reply is small
+	if typ != websocket.MessageText {
+		p.sendError(ctx, c, errorf(protocol.CodeBadRequest, "%s", bodyShape), "")
+		return
+	}
+	if err := p.srv.parseMessage(body, &req); err != nil {
+		p.sendError(ctx, c, err, req.Batch)
+		return
+	}
+	res, err := p.srv.store.Sync(ctx, &req)
+	if err != nil {
+		p.sendError(ctx, c, err, req.Batch)
+		return
+	}
+	p.srv.observeSync(req.Stream, res)
+	c.ask(res)
+	if req.Batch != "" { // the client may forget it: it is applied
+		ack := protocol.AppendString(append(make([]byte, 0, 16+len(req.Batch)), `{"batch":`...), req.Batch)
+		_ = c.ws.Write(ctx, websocket.MessageText, append(ack, '}'))
 	}
 }
 
@@ -700,6 +785,11 @@ func (p *pusher) keepAlive(ctx context.Context, c *pushConn) bool {
 			c.ws.CloseNow()
 		}
 	}()
+	mem, ok := p.srv.inflight.hold(ctx, int64(p.srv.limits.MaxReplyBytes))
+	if !ok {
+		return true // the next ping tries again
+	}
+	defer mem.release()
 	req := c.at() // an empty sync: heard from
 	res, err := p.srv.store.Sync(ctx, &req)
 	if err != nil {
