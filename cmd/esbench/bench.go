@@ -197,11 +197,13 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
+	syncCtx, stopSyncs := context.WithCancel(loadCtx)
+	defer stopSyncs()
 	var wg sync.WaitGroup
 	start := time.Now()
 	for _, w := range b.workers {
 		wg.Add(1)
-		go func() { defer wg.Done(); w.run(loadCtx, start) }()
+		go func() { defer wg.Done(); w.run(syncCtx, loadCtx, start) }()
 	}
 	b.phase.Store("warmup")
 	if !sleep(ctx, b.cfg.Warmup) {
@@ -214,6 +216,12 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 	close(b.measuring)
 	measureStart := time.Now()
 	sleep(ctx, b.cfg.Duration)
+	stopSyncs()
+	if b.cfg.Transport == transportPoll {
+		// The syncs in flight are answered and counted, so that the
+		// server's count between its two samples is esbench's.
+		wg.Wait()
+	}
 	b.recording.Store(false)
 	elapsed := time.Since(measureStart)
 	smp1, err := b.serverSample(ctx)

@@ -66,8 +66,10 @@ func TestJoinBurst(t *testing.T) {
 	assert.Equal(t, int64(40), rep.Join.N, "every client's join")
 	assert.Positive(t, rep.Join.P50)
 	// The server counts the syncs answered between esbench's two reads of
-	// its /metrics, a few more than those esbench recorded between them.
-	assert.InEpsilon(t, rep.Syncs, rep.ServerLatency.N, 0.1, "the server's histogram, over the measurement")
+	// its /metrics: those esbench recorded, since it lets the syncs in
+	// flight finish before its second read (the last of them may reach
+	// the server's histogram just after it).
+	assert.InEpsilon(t, rep.Syncs, rep.ServerLatency.N, 0.02, "the server's histogram, over the measurement")
 }
 
 func TestClosedLoopFromHead(t *testing.T) {

@@ -35,9 +35,11 @@ type worker struct {
 	syncs    int64
 }
 
-// run runs the client until ctx ends: it joins when its turn comes, then
-// polls or pushes, at -rate.
-func (w *worker) run(ctx context.Context, start time.Time) {
+// run runs the client: it joins when its turn comes, then polls or pushes,
+// at -rate. A poller starts no sync once syncCtx ends, and its syncs are
+// requests within loadCtx; a pusher's connection lasts until loadCtx ends.
+func (w *worker) run(syncCtx, loadCtx context.Context, start time.Time) {
+	ctx := syncCtx
 	due, ok := w.joinAt(ctx, start)
 	if !ok {
 		return
@@ -50,10 +52,10 @@ func (w *worker) run(ctx context.Context, start time.Time) {
 		return
 	}
 	if w.b.cfg.Transport == transportPush {
-		w.push(ctx, interval)
+		w.push(loadCtx, interval)
 		return
 	}
-	w.poll(ctx, due, interval)
+	w.poll(syncCtx, loadCtx, due, interval)
 }
 
 // joinAt returns when the client joins, the load having started at

@@ -9,11 +9,12 @@ import (
 )
 
 // poll syncs on schedule, every interval from due (closed loop for 0),
-// until ctx ends or the client fails. A sync is timed from when it was
+// until ctx ends or the client fails; each sync is a request within
+// reqCtx, so that one in flight when ctx ends is answered. A sync is timed from when it was
 // due if the previous one made it late (so a slow server cannot hide the
 // queueing it causes), else from when it starts (so esbench's own timer
 // slack is not counted).
-func (w *worker) poll(ctx context.Context, due time.Time, interval time.Duration) {
+func (w *worker) poll(ctx, reqCtx context.Context, due time.Time, interval time.Duration) {
 	var (
 		joined, recordJoin bool
 		joinFrom           time.Time
@@ -40,7 +41,7 @@ func (w *worker) poll(ctx context.Context, due time.Time, interval time.Duration
 			joinFrom, recordJoin = from, w.b.recording.Load()
 		}
 		for more := true; more && ctx.Err() == nil; from = time.Now() { // a next page is due at once
-			more = w.sync(ctx, from)
+			more = w.sync(reqCtx, from)
 		}
 		// A client has joined when it holds every page of history, after
 		// as many refused syncs as it took.
