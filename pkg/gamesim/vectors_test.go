@@ -41,6 +41,9 @@ func TestVectors(t *testing.T) {
 		{file: "encodings.json", make: func(*testing.T) any { return encodingVectors() }},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
+			if tt.file == "rand.json" && strconv.IntSize != 64 {
+				t.Skip("Int, Uint, IntN and UintN differ where Go's int has 32 bits (docs/gamesim-spec.md); the vectors are 64-bit Go's")
+			}
 			got, err := json.MarshalIndent(tt.make(t), "", " ")
 			require.NoError(t, err)
 			got = append(got, '\n')

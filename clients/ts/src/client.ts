@@ -110,7 +110,12 @@ export interface ClientConfig {
   stream: string;
   /** This client's secret id; by default the one kept in storage under storageKey (created there the first time). */
   privateId?: string;
-  /** Where the private id is kept: by default globalThis.localStorage, when there is one; null keeps none (a new player every time). */
+  /**
+   * Where the private id is kept: by default globalThis.localStorage, when
+   * there is one; null keeps none (a new player every time). Every tab of
+   * an origin shares localStorage, so every tab is the same player; pass
+   * sessionStorage for a player per tab that a reload keeps.
+   */
   storage?: PrivateIdStorage | null;
   /** The storage key of the private id; "eventstreamd.privateId" by default. */
   storageKey?: string;
