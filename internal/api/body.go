@@ -3,22 +3,177 @@ package api
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
 )
 
 // decodeBody decodes a sync body into wire. Most bodies are in the form
 // clients write (esclient's: plain strings, known fields, each once), and
 // a small scanner reads those without reflection; anything else (escapes,
 // unknown fields, repeated keys, odd numbers, invalid JSON) goes to
-// encoding/json, which gives the same result or the error to answer.
-// FuzzDecodeBody holds the two to the same results.
+// encoding/json, which gives the same result or the error to answer, and
+// then to portable, which refuses what other parsers would read otherwise.
+// FuzzDecodeBody holds the scanner to encoding/json's results and to
+// portable's rules.
 func decodeBody(body []byte, wire *wireRequest) error {
 	if (&bodyScanner{b: body}).request(wire) {
 		return nil
 	}
 	*wire = wireRequest{}
-	return json.Unmarshal(body, wire)
+	if err := json.Unmarshal(body, wire); err != nil {
+		return err
+	}
+	return portable(body)
 }
+
+// portable refuses a body, valid JSON, that parsers of other languages
+// would read otherwise than encoding/json, so that every client of a
+// stream sees the same events byte for byte (docs/protocol.md, "Body"):
+//
+//   - bytes that are not UTF-8 (encoding/json reads them as U+FFFD);
+//   - a string holding a lone surrogate escape, such as "\ud800"
+//     (encoding/json reads U+FFFD, Python and JavaScript keep it);
+//   - an object with a key twice, after escapes ("events" and
+//     "\u0065vents" are one key): parsers keep the first or the last;
+//   - a key of the request that differs from a field's name only in case,
+//     such as "Events" (encoding/json matches it, others ignore it).
+func portable(body []byte) error {
+	if !utf8.Valid(body) {
+		return errorf(protocol.CodeBadRequest, "the body must be valid UTF-8")
+	}
+	w := portableWalker{b: body}
+	w.value(requestShape)
+	return w.err
+}
+
+// shape is what the objects of a place of the body hold: their fields and
+// the shape of each field's value. An array's elements have its shape.
+type shape map[string]shape
+
+var requestShape = shape{
+	"batch":  nil,
+	"events": {"type": nil, "body": nil},
+	"hashes": {"t": nil, "h": nil},
+}
+
+// portableWalker walks a valid JSON text and keeps the first rule of
+// portable it breaks.
+type portableWalker struct {
+	b   []byte
+	i   int
+	err error
+}
+
+func (w *portableWalker) ws() {
+	for w.i < len(w.b) && (w.b[w.i] == ' ' || w.b[w.i] == '\t' || w.b[w.i] == '\n' || w.b[w.i] == '\r') {
+		w.i++
+	}
+}
+
+func (w *portableWalker) fail(format string, args ...any) {
+	if w.err == nil {
+		w.err = errorf(protocol.CodeBadRequest, format, args...)
+	}
+}
+
+// value walks the value at w.i, of shape s.
+func (w *portableWalker) value(s shape) {
+	w.ws()
+	if w.err != nil || w.i >= len(w.b) {
+		return
+	}
+	switch w.b[w.i] {
+	case '{':
+		w.i++
+		seen := map[string]bool{}
+		for w.ws(); w.err == nil && w.b[w.i] != '}'; w.ws() {
+			if w.b[w.i] == ',' {
+				w.i++
+				w.ws()
+			}
+			key := w.string()
+			if seen[key] {
+				w.fail("an object holds a key twice, which parsers read differently; send each key once")
+			}
+			seen[key] = true
+			if _, known := s[key]; !known {
+				for field := range s {
+					if strings.EqualFold(key, field) {
+						w.fail("a key differs from the field %q only in case; keys are case-sensitive", field)
+					}
+				}
+			}
+			w.ws()
+			w.i++ // the colon
+			w.value(s[key])
+		}
+		w.i++
+	case '[':
+		w.i++
+		for w.ws(); w.err == nil && w.b[w.i] != ']'; w.ws() {
+			if w.b[w.i] == ',' {
+				w.i++
+			}
+			w.value(s)
+		}
+		w.i++
+	case '"':
+		w.string()
+	default: // a number, true, false or null
+		for w.i < len(w.b) && !strings.ContainsRune(",]} \t\n\r", rune(w.b[w.i])) {
+			w.i++
+		}
+	}
+}
+
+// string reads the string at w.i and returns it decoded, refusing a lone
+// surrogate escape.
+func (w *portableWalker) string() string {
+	var out []byte
+	w.i++ // the opening quote
+	for w.i < len(w.b) && w.b[w.i] != '"' {
+		c := w.b[w.i]
+		w.i++
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		e := w.b[w.i]
+		w.i++
+		if e != 'u' {
+			out = append(out, unescape[e])
+			continue
+		}
+		r := w.hex4()
+		if utf16.IsSurrogate(r) {
+			low := rune(-1)
+			if w.i+1 < len(w.b) && w.b[w.i] == '\\' && w.b[w.i+1] == 'u' {
+				w.i += 2
+				low = w.hex4()
+			}
+			if r = utf16.DecodeRune(r, low); r == utf8.RuneError {
+				w.fail("a string holds a lone surrogate escape (\\ud800 to \\udfff, not in a high-low pair), " +
+					"which languages read differently; send the character itself or its pair")
+			}
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	w.i++ // the closing quote
+	return string(out)
+}
+
+// hex4 reads the four hex digits of a \\u escape.
+func (w *portableWalker) hex4() rune {
+	v, _ := strconv.ParseUint(string(w.b[w.i:w.i+4]), 16, 32) // the JSON is valid: four hex digits
+	w.i += 4
+	return rune(v)
+}
+
+// unescape maps the character after a backslash to what it stands for.
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // bodyScanner reads the common form of a sync body. Every method returns
 // false on anything it does not expect, and decodeBody falls back.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -269,6 +270,9 @@ func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 	case (*e.Type)[:1] == protocol.ReservedPrefix:
 		return stream.Event{}, errorf(protocol.CodeReservedType,
 			"events[%d].type must not start with %q, which is reserved for the server", i, protocol.ReservedPrefix)
+	case strings.ContainsFunc(*e.Type, unicode.IsControl):
+		return stream.Event{}, errorf(protocol.CodeBadRequest,
+			"events[%d].type must not hold control characters (U+0000 to U+001F, U+007F to U+009F)", i)
 	}
 	body := e.Body
 	switch {
@@ -336,7 +340,10 @@ func parseTick(s string) (int64, bool) {
 func bodyError(err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var ae *apiError
 	switch {
+	case errors.As(err, &ae): // portable's
+		return ae
 	case errors.As(err, &syntax):
 		return errorf(protocol.CodeBadRequest,
 			"the body is not valid JSON (at byte %d); send {\"batch\":\"...\",\"events\":[{\"type\":\"...\",\"body\":\"...\"}]}", syntax.Offset)
