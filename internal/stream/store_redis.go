@@ -46,8 +46,9 @@ var (
 // script is a Lua script and its SHA-1, so that it can be pipelined with
 // EVALSHA.
 type script struct {
-	lua *rueidis.Lua
-	sha string
+	lua  *rueidis.Lua
+	sha  string
+	text string
 }
 
 // streamScript returns a script of lua/ that works on a stream's keys,
@@ -58,11 +59,11 @@ func streamScript(body string) script { return newScript(preludeLua + body) }
 func checkpointScript(body string) script { return newScript(preludeLua + checkpointLua + body) }
 
 func newScript(text string) script {
-	return script{lua: rueidis.NewLuaScript(text), sha: fmt.Sprintf("%x", sha1.Sum([]byte(text)))}
+	return script{lua: rueidis.NewLuaScript(text), sha: fmt.Sprintf("%x", sha1.Sum([]byte(text))), text: text}
 }
 
 // cmd is the EVALSHA of the script.
-func (s script) cmd(c rueidis.Client, keys, args []string) rueidis.Completed {
+func (s script) cmd(c rueidis.CoreClient, keys, args []string) rueidis.Completed {
 	return c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
 }
 
@@ -113,6 +114,15 @@ type RedisConfig struct {
 	// of the streams it serves, so that a sync reads from Redis only what
 	// follows them. Zero keeps none.
 	TailCacheBytes int64
+	// WaitReplicas, when positive, is how many Redis replicas must have
+	// acknowledged a sync's writes (Redis WAIT) before it is answered, so
+	// that a failover to one of them loses no event a client was told of.
+	// The wait is within Timeout; a sync that fewer replicas acknowledged in
+	// time answers ErrNotReplicated (code store_unknown: it stands on the
+	// primary, a retry with its batch id is safe). Snapshots, dumps and a
+	// sweep's disconnects do not wait. Zero waits for none (asynchronous
+	// replication, the default).
+	WaitReplicas int
 }
 
 // DefaultRedisConfig returns the defaults of DefaultConfig and
@@ -135,6 +145,8 @@ func (c RedisConfig) Validate() error {
 		return errors.New("the store timeout must be positive")
 	case c.TailCacheBytes < 0:
 		return errors.New("the tail cache's bytes must not be negative")
+	case c.WaitReplicas < 0:
+		return errors.New("the replicas a sync waits for must not be negative")
 	case len(c.Secret) < MinSecretLen:
 		return fmt.Errorf("the Redis store needs a secret of at least %d characters to hash private ids, the same on every replica", MinSecretLen)
 	case placeholder(c.Secret):
@@ -375,11 +387,20 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	if !mayCreate || (len(req.Events) > 0 && req.Epoch != "") {
 		schedule = r.client.B().Zadd().Key(r.index).Xx().Lt().ScoreMember().ScoreMember(deadline, req.Stream).Build()
 	}
-	resps := r.client.DoMulti(ctx, schedule, r.sync.cmd(r.client, keys, args))
-	if err := resps[0].Error(); err != nil {
-		return nil, failed(err)
+	var vals []rueidis.RedisMessage
+	var err error
+	if r.cfg.WaitReplicas > 0 {
+		vals, err = r.syncReplicated(ctx, schedule, keys, args)
+	} else {
+		resps := r.client.DoMulti(ctx, schedule, r.sync.cmd(r.client, keys, args))
+		if err := resps[0].Error(); err != nil {
+			return nil, failed(err)
+		}
+		vals, err = r.sync.loaded(ctx, r.client, keys, args, resps[1]).ToArray()
 	}
-	vals, err := r.sync.loaded(ctx, r.client, keys, args, resps[1]).ToArray()
+	if errors.Is(err, ErrNotReplicated) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, failed(err)
 	}
@@ -405,6 +426,60 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 		r.streamCount.Add(1)
 	}
 	return res, nil
+}
+
+// ErrNotReplicated means a sync was applied on the Redis primary but fewer
+// replicas than RedisConfig.WaitReplicas acknowledged it within the store
+// timeout: a failover now could lose it (code store_unknown). A retry with
+// the same batch id is safe. It wraps ErrOutcomeUnknown.
+var ErrNotReplicated = fmt.Errorf("%w: fewer Redis replicas than -store-wait-replicas acknowledged it in time", ErrOutcomeUnknown)
+
+// waitMargin is what a sync that waits for replicas leaves of the store
+// timeout for WAIT's answer: Redis notices a WAIT's timeout on its cron,
+// ten times a second by default (hz 10).
+const waitMargin = 150 * time.Millisecond
+
+// syncReplicated schedules the stream's deadline, then runs the sync script
+// and WAIT on one connection of its own, so that WAIT covers the script's
+// writes (Redis counts a connection's writes), within what is left of
+// ctx's time. It returns the script's reply, or ErrNotReplicated. A
+// refused request (its reply an error) does not wait.
+func (r *RedisStore) syncReplicated(ctx context.Context, schedule rueidis.Completed, keys, args []string) ([]rueidis.RedisMessage, error) {
+	if err := r.client.Do(ctx, schedule).Error(); err != nil {
+		return nil, err
+	}
+	var vals []rueidis.RedisMessage
+	var acked int64
+	err := r.client.Dedicated(func(c rueidis.DedicatedClient) error {
+		res := c.Do(ctx, r.sync.cmd(c, keys, args))
+		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
+			res = c.Do(ctx, c.B().Eval().Script(r.sync.text).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+		}
+		var err error
+		if vals, err = res.ToArray(); err != nil {
+			return err
+		}
+		if len(vals) == 0 {
+			return nil // decodeSyncReply says what is wrong
+		}
+		if status, _ := vals[0].ToString(); status != "ok" {
+			acked = int64(r.cfg.WaitReplicas) // refused: nothing to wait for
+			return nil
+		}
+		wait := time.Millisecond
+		if deadline, ok := ctx.Deadline(); ok {
+			wait = max(wait, time.Until(deadline)-waitMargin)
+		}
+		acked, err = c.Do(ctx, c.B().Wait().Numreplicas(int64(r.cfg.WaitReplicas)).Timeout(wait.Milliseconds()).Build()).AsInt64()
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case acked < int64(r.cfg.WaitReplicas):
+		return nil, fmt.Errorf("%w (%d of %d)", ErrNotReplicated, acked, r.cfg.WaitReplicas)
+	}
+	return vals, nil
 }
 
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
