@@ -70,6 +70,19 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	if err != nil {
 		return nil, err
 	}
+	g, err := s.verify(tok)
+	if err != nil {
+		return nil, err
+	}
+	write := r.Method == http.MethodPost || r.Method == http.MethodPut
+	if err := admits(g, name, chi.URLParam(r, "client"), write); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// verify verifies a token, and answers why it is refused.
+func (s *Server) verify(tok string) (*auth.Grant, error) {
 	g, err := s.auth.Verify(tok)
 	switch {
 	case errors.Is(err, auth.ErrExpired):
@@ -79,17 +92,24 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	case err != nil:
 		return nil, unauthorized(challengeInvalid,
 			"the token is not valid: its signature, algorithm, key id, audience, times or claims (sub, stream, role, exp) are not accepted")
-	case !g.Admits(name):
-		return nil, errorf(protocol.CodeForbidden, "the token does not admit to this stream")
-	}
-	if client := chi.URLParam(r, "client"); client != "" && client != url.PathEscape(g.Sub) {
-		return nil, errorf(protocol.CodeForbidden, "the private id of the path must be the token's sub")
-	}
-	if g.Spectator() && (r.Method == http.MethodPost || r.Method == http.MethodPut) {
-		return nil, errorf(protocol.CodeForbidden,
-			"a spectator reads the stream: it may not post events, report hashes or upload (poll with GET)")
 	}
 	return g, nil
+}
+
+// admits reports why g does not admit its holder to the stream name, as
+// the private id client (empty on routes without one), to post or upload
+// when write; nil when it does.
+func admits(g *auth.Grant, name, client string, write bool) error {
+	switch {
+	case !g.Admits(name):
+		return errorf(protocol.CodeForbidden, "the token does not admit to this stream")
+	case client != "" && client != url.PathEscape(g.Sub):
+		return errorf(protocol.CodeForbidden, "the private id of the path must be the token's sub")
+	case write && g.Spectator():
+		return errorf(protocol.CodeForbidden,
+			"a spectator reads the stream: it may not post events, report hashes or upload (poll with GET)")
+	}
+	return nil
 }
 
 // bearerToken returns the one token of r: in an Authorization header

@@ -230,6 +230,13 @@ func (v *Verifier) Reload() (int, error) {
 	return len(ks.keys), nil
 }
 
+// Expired reports whether g's token has expired by now, as Verify would
+// find: at its exp plus MaxSkew. A push connection, admitted once, is
+// closed then unless its token was renewed.
+func (v *Verifier) Expired(g *Grant) bool {
+	return !v.cfg.Clock.Now().Before(g.Expires.Add(MaxSkew)) // as jwt's check of exp
+}
+
 // claims are the claims of a stream token.
 type claims struct {
 	jwt.RegisteredClaims
@@ -245,7 +252,7 @@ func (v *Verifier) Verify(token string) (*Grant, error) {
 	}
 	keys := v.keys.Load() // before the check: a Reload meanwhile makes the entry unused
 	if g, ok := v.cache.get(token, keys); ok {
-		if !v.cfg.Clock.Now().Before(g.Expires.Add(MaxSkew)) { // as jwt checks exp
+		if v.Expired(&g) {
 			return nil, ErrExpired
 		}
 		return &g, nil
