@@ -301,6 +301,9 @@ func validStreamClaim(s string) bool {
 // others, the public key its "kid" names, or without one every public key
 // of its algorithm. An algorithm is never verified with another's key.
 func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		return nil, ErrInvalid // extensions it must understand: none are (RFC 7515 §4.1.11)
+	}
 	alg := t.Method.Alg()
 	if alg == algHS256 {
 		if len(v.cfg.Secret) == 0 {

@@ -114,11 +114,11 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, c jwt.MapClaims, kid strin
 	return s
 }
 
-// signKid signs claims() with a kid header of any type.
-func signKid(t testing.TB, m jwt.SigningMethod, key any, kid any) string {
+// signHeader signs claims() with a header of any value.
+func signHeader(t testing.TB, m jwt.SigningMethod, key any, name string, value any) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, claims())
-	tok.Header["kid"] = kid
+	tok.Header[name] = value
 	s, err := tok.SignedString(key)
 	require.NoError(t, err)
 	return s
@@ -179,7 +179,8 @@ func TestVerify(t *testing.T) {
 		{name: "unknown RSA key", v: both, give: sign(t, jwt.SigningMethodRS256, other.rsa, claims(), ""), want: auth.ErrInvalid},
 		{name: "unknown kid", v: keysOnly, give: sign(t, jwt.SigningMethodES256, k.ec, claims(), "ec2"), want: auth.ErrInvalid},
 		{name: "kid of another algorithm", v: keysOnly, give: sign(t, jwt.SigningMethodEdDSA, k.ed, claims(), "ec1"), want: auth.ErrInvalid},
-		{name: "kid not a string", v: keysOnly, give: signKid(t, jwt.SigningMethodES256, k.ec, 1), want: auth.ErrInvalid},
+		{name: "kid not a string", v: keysOnly, give: signHeader(t, jwt.SigningMethodES256, k.ec, "kid", 1), want: auth.ErrInvalid},
+		{name: "a crit header", v: both, give: signHeader(t, jwt.SigningMethodHS256, secret, "crit", []string{"exp"}), want: auth.ErrInvalid},
 		{name: "malformed", v: both, give: "a.b.c", want: auth.ErrInvalid},
 		{name: "empty", v: both, give: "", want: auth.ErrInvalid},
 		{name: "too long", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("p", auth.MaxTokenLen) }), ""), want: auth.ErrInvalid},
