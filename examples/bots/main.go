@@ -158,13 +158,10 @@ func (w *world) OnReset(*gamesim.Driver, gamesim.Reset) {
 	w.bots, w.order, w.food = map[string]*bot{}, nil, nil
 }
 
-// OnDesync implements gamesim.DesyncHandler: every player learns of it at
-// the same tick; the Driver of the one named reloads the last verified
-// snapshot by itself.
+// OnDesync implements gamesim.DesyncHandler: every player there learns of
+// it, once, at the same tick; the Driver of the one named reloads the last
+// verified snapshot by itself.
 func (w *world) OnDesync(d *gamesim.Driver, x gamesim.Desync) {
-	if d.Replaying() {
-		return // told already
-	}
 	what := "another player"
 	if x.Self {
 		what = "me: reloading the last verified snapshot"

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
@@ -18,7 +19,7 @@ import (
 // few snapshots to answer the server's requests for a snapshot or a desync
 // dump, joins a compacted stream from the stream's snapshot, and resyncs
 // from it when an "_x" names this client. A Sim without a Snapshotter
-// works as before: it reports no hashes.
+// reports no hashes.
 type Snapshotter interface {
 	// Snapshot appends the simulation's whole state to b and returns it:
 	// every value its callbacks and entities read, including every entity
@@ -33,8 +34,14 @@ type Snapshotter interface {
 }
 
 // DesyncHandler is a Sim told when the server names clients whose state
-// diverged ("_x"). Every client gets it, at the same tick, so a game may
-// show it; the Driver of a client it names resyncs by itself.
+// diverged ("_x"), so that a game may show it; the Driver of a client it
+// names reloads the last verified snapshot by itself. Each divergence is
+// told once, at the tick of its "_x", to the Drivers that were there: not
+// while Replaying (a Driver that joins later is not told of what came
+// before it), and not again when the server names the same client at the
+// next checkpoints it had played before it could reload. What OnDesync
+// does is for the player, never simulation state: Drivers that joined at
+// different ticks are told different things.
 type DesyncHandler interface {
 	OnDesync(d *Driver, x Desync)
 }
@@ -43,7 +50,8 @@ type DesyncHandler interface {
 type Desync struct {
 	// Checkpoint is the checkpoint tick at which the clients diverged.
 	Checkpoint int64
-	// IDs are the public ids of the clients that diverged.
+	// IDs are the public ids of the clients that diverged, those not told
+	// already.
 	IDs []string
 	// Self is set when IDs holds this client's public id. It differs
 	// between clients: use it for what the player is told, never for
@@ -79,6 +87,12 @@ func (d *Driver) snapshot(k int64) ([]byte, error) {
 // checkpointAt snapshots checkpoint tick k, keeps the snapshot and reports
 // its hash.
 func (d *Driver) checkpointAt(k int64) {
+	if d.reloading || d.keptSnapshot(d.epoch, k) != nil {
+		// The state is to be replaced, or this checkpoint was played
+		// before a reload: the server keeps the first report, and a dump
+		// must be the state that report hashed.
+		return
+	}
 	data, err := d.snapshot(k)
 	if err != nil {
 		d.setErr(fmt.Errorf("gamesim: snapshot of tick %d: %w", k, err))
@@ -150,21 +164,56 @@ func (d *Driver) restoreFrom(data []byte) error {
 	return nil
 }
 
-// onDesync processes an "_x" event at tick k.
-func (d *Driver) onDesync(e esclient.Event) {
+// onDesync processes an "_x" event at tick k. One divergence is told
+// once, to the Drivers that were there:
+//   - a client named again for a checkpoint it had simulated before an
+//     earlier "_x" named it is the same divergence (its state could not
+//     have been reloaded yet): it is not told again, and not reloaded again;
+//   - the Sim is told only of ticks played live (not while Replaying: not
+//     the re-simulation after a reload, nor the history a Driver replays
+//     when it joins) and of checkpoints from when this Driver joined, or
+//     that it reloads for;
+//   - a Driver reloads when it is named for the state it has now: not for
+//     a checkpoint it played before its last reload.
+//
+// The ids named are recorded even while replaying, so that Drivers that
+// saw the same events agree on what is a repeat.
+func (d *Driver) onDesync(k int64, e esclient.Event) {
 	t, ids, err := esclient.ParseDesync(e.Body)
 	if err != nil {
 		return // not one this version can read
 	}
-	x := Desync{Checkpoint: t, IDs: ids, Self: d.client != nil && slices.Contains(ids, d.client.PublicID())}
-	if h, ok := d.sim.(DesyncHandler); ok {
+	var fresh []string
+	for _, id := range ids {
+		if at, ok := d.told[id]; ok && t <= at {
+			continue
+		}
+		if d.told == nil {
+			d.told = map[string]int64{}
+		}
+		d.told[id] = k
+		fresh = append(fresh, id)
+	}
+	if len(fresh) == 0 || d.Replaying() {
+		return
+	}
+	x := Desync{Checkpoint: t, IDs: fresh, Self: d.client != nil && slices.Contains(fresh, d.client.PublicID())}
+	reload := x.Self && d.snapper != nil && t > d.reloadedAt && !d.reloading
+	if h, ok := d.sim.(DesyncHandler); ok && (t >= d.joined || reload) {
 		h.OnDesync(d, x)
 	}
-	if x.Self && d.snapper != nil && !d.Replaying() {
+	if reload {
+		d.reloading = true // its next checkpoints are of the state it leaves
 		d.mu.Lock()
 		d.resync = true // the network goroutine fetches the snapshot
 		d.mu.Unlock()
 	}
+}
+
+// reloaded records that the state was replaced (a resync, a join from a
+// snapshot, a new epoch) after tick last had been played.
+func (d *Driver) reloaded(last int64) {
+	d.reloadedAt, d.reloading = max(d.reloadedAt, last), false
 }
 
 // Resyncs returns how many times this Driver reloaded its state after the
@@ -176,17 +225,20 @@ func (d *Driver) Resyncs() int {
 }
 
 // upload answers the server's requests for a snapshot or a dump from the
-// snapshots kept, in the background. d.mu must be held.
+// snapshots kept, in the background: every time the server asks, unless
+// an upload of the same is still under way. A failed upload is retried
+// while the server may take it. d.mu must be held.
 func (d *Driver) upload(ctx context.Context, u esclient.Update) {
 	for _, ask := range []struct {
+		kind string
 		tick *int64
 		put  func(context.Context, int64, []byte) error
 	}{
-		{u.Snap, func(ctx context.Context, t int64, data []byte) error {
+		{"snapshot", u.Snap, func(ctx context.Context, t int64, data []byte) error {
 			_, err := d.client.PutSnapshot(ctx, t, data)
 			return err
 		}},
-		{u.Dump, d.client.PutDump},
+		{"dump", u.Dump, d.client.PutDump},
 	} {
 		if ask.tick == nil {
 			continue
@@ -195,13 +247,59 @@ func (d *Driver) upload(ctx context.Context, u esclient.Update) {
 		if data == nil {
 			continue // not kept (any more): the server asks another client
 		}
+		key := uploadKey{ask.kind, u.Epoch, *ask.tick}
+		d.ckMu.Lock()
+		busy := d.uploading[key]
+		if !busy {
+			if d.uploading == nil {
+				d.uploading = map[uploadKey]bool{}
+			}
+			d.uploading[key] = true
+		}
+		d.ckMu.Unlock()
+		if busy {
+			continue
+		}
 		d.uploads.Add(1)
 		go func(t int64, put func(context.Context, int64, []byte) error) {
 			defer d.uploads.Done()
-			_ = put(ctx, t, data) // best effort: the server asks again
+			defer func() {
+				d.ckMu.Lock()
+				delete(d.uploading, key)
+				d.ckMu.Unlock()
+			}()
+			for wait := uploadRetry; ; wait *= 2 {
+				err := put(ctx, t, data)
+				var se *esclient.Error
+				if err == nil || (errors.As(err, &se) && !se.Retryable()) || wait > maxUploadRetry {
+					return // taken, refused for good, or left to the server's next ask
+				}
+				if se != nil && se.RetryAfter > 0 {
+					wait = se.RetryAfter
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 		}(*ask.tick, ask.put)
 	}
 }
+
+// uploadKey names an upload under way.
+type uploadKey struct {
+	kind, epoch string
+	tick        int64
+}
+
+// How a failed upload is retried: after uploadRetry, doubling, while the
+// wait is at most maxUploadRetry (about 6 s in all, within the 10 s a
+// checkpoint is kept).
+const (
+	uploadRetry    = 200 * time.Millisecond
+	maxUploadRetry = 3200 * time.Millisecond
+)
 
 // loadSnapshot fetches the stream's snapshot for a reply that starts after
 // one (Update.Base) or for a resync. It is called on the network goroutine

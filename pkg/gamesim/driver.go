@@ -189,31 +189,38 @@ type Driver struct {
 	replaying  atomic.Bool // a tick below live is being processed: SendEvent refuses
 	last       time.Time
 	acc        time.Duration
-	ckpt       int64 // the checkpoint interval; 0 for none
+	ckpt       int64            // the checkpoint interval; 0 for none
+	joined     int64            // the tick this Driver joined the epoch at: it was there from it on
+	told       map[string]int64 // public id -> the tick of the "_x" that first named it
+	reloadedAt int64            // the last tick played with a state a resync replaced; -1 for none
+	reloading  bool             // an "_x" named this client: no reports until the reload
 
-	ckMu    sync.Mutex   // kept, shared with uploads
-	kept    []checkpoint // the snapshots of the last checkpoints, oldest first
-	uploads sync.WaitGroup
+	ckMu      sync.Mutex   // kept, shared with uploads
+	kept      []checkpoint // the snapshots of the last checkpoints, oldest first
+	uploading map[uploadKey]bool
+	uploads   sync.WaitGroup
 
 	// Shared with the network goroutine.
-	mu       sync.Mutex
-	buf      []esclient.Event // received, not yet processed, in order
-	knownT   int64            // every tick below is final
-	tickRate int
-	reset    bool       // the stream restarted from _a: process from tick 0 again
-	liveFrom int64      // the t of the first whole reply of the epoch; MaxInt64 before
-	netCkpt  int64      // the checkpoint interval the server gave
-	arrived  time.Time  // when the last whole update arrived
-	gaps     [8]float64 // the gaps between the last updates, in ticks
-	gapNext  int
-	adaptive int                // the catch-up threshold the gaps give; 0 until known
-	now      func() time.Time   // tells the time of arrivals; tests set it
-	restore  *esclient.Snapshot // to load before the next tick
-	resync   bool               // an "_x" named this client: reload the snapshot
-	resyncs  int
-	netErr   error
-	cancel   context.CancelFunc
-	done     chan struct{}
+	mu          sync.Mutex
+	buf         []esclient.Event // received, not yet processed, in order
+	knownT      int64            // every tick below is final
+	tickRate    int
+	reset       bool  // the stream restarted from _a: process from tick 0 again
+	liveFrom    int64 // the t of the first whole reply of the epoch; MaxInt64 before
+	joinedFrom  int64 // the first liveFrom of joinedEpoch
+	joinedEpoch string
+	netCkpt     int64      // the checkpoint interval the server gave
+	arrived     time.Time  // when the last whole update arrived
+	gaps        [8]float64 // the gaps between the last updates, in ticks
+	gapNext     int
+	adaptive    int                // the catch-up threshold the gaps give; 0 until known
+	now         func() time.Time   // tells the time of arrivals; tests set it
+	restore     *esclient.Snapshot // to load before the next tick
+	resync      bool               // an "_x" named this client: reload the snapshot
+	resyncs     int
+	netErr      error
+	cancel      context.CancelFunc
+	done        chan struct{}
 }
 
 type entityOp struct {
@@ -241,7 +248,8 @@ func newDriver(sim Sim, cfg Config) *Driver {
 	cfg.RecordHashes = max(cfg.RecordHashes, 0)
 	src := rand.NewPCG(0, 0)
 	d := &Driver{sim: sim, cfg: cfg, src: src, rng: rand.New(src), tick: -1, tickRate: 20,
-		live: math.MaxInt64, liveFrom: math.MaxInt64, now: time.Now}
+		live: math.MaxInt64, liveFrom: math.MaxInt64, joined: math.MaxInt64, joinedFrom: math.MaxInt64,
+		reloadedAt: -1, now: time.Now}
 	if cfg.RecordHashes > 0 {
 		d.hasher, _ = sim.(StateHasher)
 	}
@@ -433,6 +441,9 @@ func (d *Driver) process(k int64, events []esclient.Event) {
 		switch e.Type {
 		case esclient.TypeReset:
 			d.entities, d.ops = nil, nil
+			if e.Body != d.epoch { // a new epoch, not a resync from tick 0
+				d.told, d.reloadedAt, d.reloading = nil, -1, false
+			}
 			r := Reset{Epoch: e.Body, Previous: d.epoch}
 			d.epoch = e.Body
 			d.seed = seedOf(e.Body)
@@ -443,7 +454,7 @@ func (d *Driver) process(k int64, events []esclient.Event) {
 		case esclient.TypeDisconnect:
 			d.sim.OnDisconnect(d, e.Body)
 		case esclient.TypeDesync:
-			d.onDesync(e)
+			d.onDesync(k, e)
 		default:
 			if !strings.HasPrefix(e.Type, esclient.ServerOrigin) {
 				d.sim.OnClientEvent(d, e)

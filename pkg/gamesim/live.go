@@ -17,6 +17,7 @@ func (d *Driver) Update(now time.Time) int {
 	d.start(context.Background())
 
 	d.mu.Lock()
+	replaced := d.tick // the last tick played with the state a reload replaces
 	if snap := d.restore; snap != nil {
 		d.restore = nil
 		d.mu.Unlock()
@@ -27,10 +28,12 @@ func (d *Driver) Update(now time.Time) int {
 			d.client.Rewind(0)
 			d.buf, d.reset, d.knownT, d.liveFrom = nil, true, 0, math.MaxInt64
 		}
+		d.reloaded(replaced)
 	}
 	if d.reset {
 		d.reset = false
 		d.next = 0
+		d.reloaded(replaced)
 	}
 	// Events of ticks already played are in the state: those at or below
 	// a snapshot's tick, which may come in any update after the one that
@@ -40,7 +43,7 @@ func (d *Driver) Update(now time.Time) int {
 		drop++
 	}
 	d.buf = d.buf[drop:]
-	d.live = d.liveFrom
+	d.live, d.joined = d.liveFrom, d.joinedFrom
 	d.ckpt = d.netCkpt
 	tickDur := time.Second / time.Duration(d.tickRate)
 	n := d.due(now, tickDur)
@@ -213,6 +216,9 @@ func (d *Driver) receive(ctx context.Context, u esclient.Update) {
 	}
 	if !u.More && d.liveFrom == math.MaxInt64 {
 		d.liveFrom = u.T // up to date: the ticks from here on are new
+		if d.joinedEpoch != u.Epoch {
+			d.joinedFrom, d.joinedEpoch = u.T, u.Epoch // a resync does not move it
+		}
 	}
 	d.buf = append(d.buf, u.Events...)
 	d.knownT = u.T

@@ -111,9 +111,7 @@ func (b *bot) Snapshot(d *gamesim.Driver, buf []byte) ([]byte, error) {
 
 // OnDesync implements gamesim.DesyncHandler.
 func (b *bot) OnDesync(d *gamesim.Driver, x gamesim.Desync) {
-	if !d.Replaying() {
-		b.print(fmt.Sprintf("desync at checkpoint %d: players %v", x.Checkpoint, x.IDs))
-	}
+	b.print(fmt.Sprintf("desync at checkpoint %d: players %v", x.Checkpoint, x.IDs))
 }
 
 // play runs the game loop: the Driver at about 60 frames a second, and a
