@@ -223,3 +223,32 @@ test("sha256 is node:crypto's SHA-256", () => {
   }
   assert.equal(hashOf(new TextEncoder().encode("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 });
+
+test("Rand's bounded draws on doubles agree with the bigint reference, rejections included", () => {
+  // 2^64 mod n is about n/2 for this n, so about one draw in 4000 is
+  // rejected and drawn again: the path the vectors' few draws never take.
+  const big = (2n ** 65n) / 4097n;
+  const ns = [Number(big), Number(big) + 2, 2 ** 53 - 1, 6, 1000003, 2 ** 31 - 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 40, 3 * 2 ** 40];
+  let rejected = 0;
+  for (const n of ns) {
+    const fast = new Rand();
+    const ref = new Rand();
+    const one = new Rand();
+    fast.reseed(seedOf("bounded"), n);
+    ref.reseed(seedOf("bounded"), n);
+    const draws = n === ns[0] ? 100_000 : 2_000;
+    for (let i = 0; i < draws; i++) {
+      const [h, l] = ref.state();
+      one.seed(h, l);
+      one.uint64();
+      const want = ref.uint64N(BigInt(n));
+      assert.equal(BigInt(fast.intN(n)), want, `intN(${n}), draw ${i}`);
+      const [fh, fl] = fast.state();
+      const [rh, rl] = ref.state();
+      assert.ok(fh === rh && fl === rl, `intN(${n}) took as many steps`);
+      const [oh, ol] = one.state();
+      if (oh !== rh || ol !== rl) rejected++;
+    }
+  }
+  assert.ok(rejected >= 5, `only ${rejected} rejections: the test does not reach the loop`);
+});
