@@ -390,7 +390,9 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	var vals []rueidis.RedisMessage
 	var err error
 	if r.cfg.WaitReplicas > 0 {
-		vals, err = r.syncReplicated(ctx, schedule, keys, args)
+		// A copy: keys, which its closure keeps, would otherwise move to
+		// the heap on every sync.
+		vals, err = r.syncReplicated(ctx, schedule, slices.Clone(keys), args)
 	} else {
 		resps := r.client.DoMulti(ctx, schedule, r.sync.cmd(r.client, keys, args))
 		if err := resps[0].Error(); err != nil {
