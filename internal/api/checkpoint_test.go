@@ -108,8 +108,11 @@ func TestCheckpointResources(t *testing.T) {
 	rec = h.do(http.MethodPut, "/s/a/snapshot/20", string(state))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.JSONEq(t, `{"t":20,"stored":true}`, rec.Body.String())
+	rec = h.do(http.MethodPut, "/s/a/snapshot/20", string(state))
+	assert.JSONEq(t, `{"t":20,"stored":false}`, rec.Body.String(), "a retry: stored already")
 	rec = h.do(http.MethodPut, "/s/b/snapshot/20", string(state))
-	assert.JSONEq(t, `{"t":20,"stored":false}`, rec.Body.String(), "one is stored already")
+	require.Equal(t, http.StatusForbidden, rec.Code, "b agreed but was not asked")
+	assert.Equal(t, protocol.CodeForbidden, errorCode(t, rec).Code)
 
 	rec = h.do(http.MethodGet, "/s/snapshot", "")
 	require.Equal(t, http.StatusOK, rec.Code)
@@ -121,7 +124,7 @@ func TestCheckpointResources(t *testing.T) {
 	assert.Equal(t, http.StatusMethodNotAllowed, h.do(http.MethodPost, "/s/snapshot", "").Code)
 
 	// The desync: c's and a's dumps.
-	assert.Equal(t, http.StatusNotFound, h.do(http.MethodPut, "/s/b/dump/20", "b").Code, "b was not asked")
+	assert.Equal(t, http.StatusForbidden, h.do(http.MethodPut, "/s/b/dump/20", "b").Code, "b was not asked")
 	assert.Equal(t, http.StatusNoContent, h.do(http.MethodPut, "/s/c/dump/20", "state of c").Code)
 	assert.Equal(t, http.StatusNoContent, h.do(http.MethodPut, "/s/a/dump/20", "state of a").Code)
 	rec = h.do(http.MethodGet, "/s/desyncs", "")
@@ -156,5 +159,5 @@ func TestCheckpointRoutesDoNotShadowIDs(t *testing.T) {
 	assert.Equal(t, protocol.CodeNotFound, errorCode(t, rec).Code)
 	assert.Contains(t, errorCode(t, rec).Message, "not found")
 	rec = h.do(http.MethodPut, "/desyncs/desyncs/snapshot/20", "x")
-	assert.Equal(t, http.StatusConflict, rec.Code, "reaches the upload: %s", rec.Body.String())
+	assert.Equal(t, http.StatusForbidden, rec.Code, "reaches the upload, which nobody asked for: %s", rec.Body.String())
 }

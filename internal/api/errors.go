@@ -51,6 +51,8 @@ func toAPIError(err error) *apiError {
 		return errorf(protocol.CodeBadRequest, "%v", err)
 	case errors.Is(err, stream.ErrNotFound):
 		return errorf(protocol.CodeNotFound, "%v", err)
+	case errors.Is(err, stream.ErrForbidden):
+		return errorf(protocol.CodeForbidden, "%v; nothing was stored", err)
 	case errors.Is(err, stream.ErrSnapshotMismatch):
 		return errorf(protocol.CodeSnapshotMismatch,
 			"%v; nothing was stored", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -35,7 +34,11 @@ const (
 	// maxCheckpoints caps the checkpoints a stream keeps; a report that
 	// would open another closes the oldest (judging it if it is open).
 	maxCheckpoints = 32
-	// maxDesyncReports is how many desync reports a stream keeps.
+	// maxDesyncReports is how many desync reports a stream keeps. When
+	// one more is made, the oldest made by a late report (one after its
+	// checkpoint was judged) goes, or else the oldest: a client's late
+	// reports cannot push a verdict's report out. Mirrored in desync
+	// (lua/sync.lua).
 	maxDesyncReports = 4
 	// maxDumpsPerReport caps the clients asked for a dump per report: one
 	// that agreed and up to three that diverged.
@@ -50,6 +53,10 @@ var (
 	// ErrBadReport means a hash report is not of a checkpoint tick, or
 	// checkpoints are off. Nothing was applied (code bad_request).
 	ErrBadReport = errors.New("a hash report must be of a checkpoint tick, a multiple of the checkpoint interval")
+	// ErrForbidden means a client uploaded a snapshot or a dump it was
+	// not asked for: only the client the server asked may upload one
+	// (code forbidden). Nothing was stored.
+	ErrForbidden = errors.New("only the client the server asked for this checkpoint's snapshot or dump may upload it")
 	// ErrSnapshotMismatch means a snapshot's SHA-256 is not the canonical
 	// hash of its checkpoint, or the checkpoint has none (code
 	// snapshot_mismatch). Nothing was stored.
@@ -105,35 +112,33 @@ type vote struct {
 }
 
 // judge tallies the votes of one checkpoint, given in ascending public id
-// order, of connected clients. The hash reported most is canonical if at
-// least quorum clients (all of them, when fewer are connected) reported
-// it and no other hash as many; the clients that reported another have
-// diverged. When hashes tie for the most, every reporter has diverged.
-// Mirrored in tally (lua/checkpoint.lua).
-func judge(votes []vote, connected, quorum int) (canonical string, diverged []string) {
+// order, of its voters (Config.voter) still connected; eligible is how
+// many such voters there are, reported or not. The hash reported most is
+// canonical if at least quorum voters (all of them, when fewer are
+// eligible) reported it and no other hash as many; the voters that
+// reported another have diverged. When hashes tie for the most there is
+// no verdict and nobody has diverged: the votes cannot tell who is right,
+// and naming every reporter would let as many minted ids as there are
+// honest players send those players to resync (docs/protocol.md, "Trust
+// model"). Mirrored in tally (lua/checkpoint.lua).
+func judge(votes []vote, eligible, quorum int) (canonical string, diverged []string) {
 	counts := make(map[string]int, 2)
-	top := 0
+	top, tops := 0, 0
 	for _, v := range votes {
 		counts[v.hash]++
-		top = max(top, counts[v.hash])
+		switch n := counts[v.hash]; {
+		case n > top:
+			top, tops, canonical = n, 1, v.hash
+		case n == top:
+			tops++
+		}
 	}
-	var tops []string
+	if tops != 1 || top < min(quorum, max(eligible, 1)) {
+		return "", nil // a tie, or too few agree
+	}
 	for _, v := range votes {
-		if counts[v.hash] == top && !slices.Contains(tops, v.hash) {
-			tops = append(tops, v.hash)
-		}
-	}
-	switch {
-	case len(tops) > 1: // a tie: nobody can tell who is right
-		for _, v := range votes {
+		if v.hash != canonical {
 			diverged = append(diverged, v.pub)
-		}
-	case top > 0 && top >= min(quorum, max(connected, 1)):
-		canonical = tops[0]
-		for _, v := range votes {
-			if v.hash != canonical {
-				diverged = append(diverged, v.pub)
-			}
 		}
 	}
 	return canonical, diverged
@@ -210,6 +215,13 @@ func (c Config) judgeAt(ck int64) int64 { return ck + 1 + c.judgeTicks() }
 // another client is): judgeAfter later, time for an upload under way.
 // Mirrored in ask_again_at (lua/checkpoint.lua).
 func (c Config) askAgainAt(t int64) int64 { return t + c.judgeTicks() }
+
+// voter reports whether a client connected at tick joined (its latest
+// "_c") votes on checkpoint ck: only if it was in the stream at the end of
+// tick ck. A report from a client that connected later is ignored, so ids
+// minted after a checkpoint cannot outvote the players that reached it.
+// Mirrored in ck_voter (lua/checkpoint.lua).
+func voter(joined, ck int64) bool { return joined <= ck }
 
 // reportable reports whether a report of checkpoint ck, made at tick t,
 // is one the store considers: a sealed checkpoint still kept.

@@ -68,16 +68,20 @@ type Store interface {
 	// canonical hash of checkpoint up.T and the stream holds no later
 	// snapshot; otherwise it returns ErrSnapshotMismatch (no canonical hash
 	// or another one) or stores nothing (one of that tick or a later one is
-	// kept). It returns the tick of the stream's snapshot after the call
-	// and whether up is it now. An unknown stream or client is ErrNotFound.
+	// kept). Only the client last asked for that snapshot may upload it,
+	// or the one whose snapshot of up.T is kept (a retry); any other is
+	// ErrForbidden. It returns the tick of the stream's snapshot after the
+	// call and whether up is it now. An unknown stream or client is
+	// ErrNotFound.
 	PutSnapshot(ctx context.Context, up *Upload) (t int64, stored bool, err error)
 
 	// Snapshot returns the stream's snapshot, or ErrNotFound.
 	Snapshot(ctx context.Context, stream string) (*Snapshot, error)
 
 	// PutDump stores up as the client's desync dump of checkpoint up.T, if
-	// a desync report of that checkpoint asked the client for one;
-	// otherwise it returns ErrNotFound.
+	// a desync report of that checkpoint asked the client for one. It
+	// returns ErrForbidden when the report did not ask the client, and
+	// ErrNotFound when the stream, the client or the report does not exist.
 	PutDump(ctx context.Context, up *Upload) error
 
 	// Desyncs returns the stream's desync reports, oldest first, or

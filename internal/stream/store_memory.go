@@ -226,6 +226,7 @@ type memStream struct {
 	byPub        map[string]*memClient // by public id
 	nextID       int
 	connected    int
+	lastJoin     int64 // the tick of the latest "_c"
 	emptySince   time.Time
 	expiryQueued bool
 	deleted      bool
@@ -240,6 +241,7 @@ type memClient struct {
 	publicID  string
 	lastSeen  time.Time
 	connected bool
+	joined    int64 // the tick of its latest "_c" (Config.voter)
 	queued    bool
 	batches   *batchRing
 	// The client's fair-use buckets (ratelimit.go), as of refilled (ms).
@@ -296,10 +298,10 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	}
 	t := s.tickAt(now)
 	c := s.clients[req.PrivateID]
-	if c == nil && len(s.clients) >= m.cfg.MaxClientsPerStream {
-		return nil, ErrClientCap
-	}
 	connect := c == nil || !c.connected
+	if err := m.cfg.admit(c == nil, connect, len(s.clients), s.connected); err != nil {
+		return nil, err
+	}
 	repeat := req.Batch != "" && c != nil && c.batches.contains(req.Batch)
 	nowMs := now.UnixMilli()
 	syncs, events := m.cfg.syncBurst(), float64(m.cfg.EventBurst) // a new client's are full
@@ -355,8 +357,9 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	c.eventTokens = spend(events, float64(posted), m.cfg.MaxEventsPerSecond)
 	c.refilled = nowMs
 	if connect {
-		c.connected = true
+		c.connected, c.joined = true, t
 		s.connected++
+		s.lastJoin = t
 		s.append(t, protocol.TypeConnect, protocol.AppendString(nil, c.publicID), serverOrigin)
 		if !c.queued {
 			m.deadlines.push(now.Add(m.cfg.ClientTimeout), s, c)

@@ -31,6 +31,8 @@ type memCheckpoints struct {
 	// are dropped. -1 when none are.
 	compactedTo int64
 	reports     []*memReport // oldest first, at most maxDesyncReports
+	// snapBy uploaded the snapshot: its retry is answered as stored.
+	snapBy string
 }
 
 // ckRecord is one checkpoint: open until judged, then its verdict.
@@ -45,6 +47,7 @@ type ckRecord struct {
 type memReport struct {
 	DesyncReport
 	dumps map[string][]byte
+	late  bool // made by a late report, not by a verdict (maxDesyncReports)
 }
 
 // checkpoint records the request's hash reports and judges the
@@ -93,7 +96,7 @@ func (s *memStream) judgeDue(cfg *Config, t int64, c *memClient, hashes []protoc
 	}
 	s.ck.due = noTick
 	for _, r := range s.ck.records {
-		if !r.judged && (t >= cfg.judgeAt(r.t) || (reports && len(r.votes) >= s.connected)) {
+		if !r.judged && (t >= cfg.judgeAt(r.t) || (reports && len(r.votes) >= s.eligible(r.t))) {
 			s.judge(cfg, t, r, res)
 		}
 		if !r.judged {
@@ -133,7 +136,7 @@ func (s *memStream) voteOf(ck int64, pub string) string {
 
 // report records client c's report h at tick t.
 func (s *memStream) report(cfg *Config, t int64, c *memClient, h protocol.HashReport, res *SyncResult) {
-	if !cfg.reportable(h.T, t) {
+	if !cfg.reportable(h.T, t) || !voter(c.joined, h.T) {
 		return
 	}
 	r := s.record(h.T)
@@ -157,18 +160,18 @@ func (s *memStream) report(cfg *Config, t int64, c *memClient, h protocol.HashRe
 	}
 	r.votes[c.publicID] = h.H
 	if r.judged && r.canonical != "" && h.H != r.canonical {
-		s.desync(t, r, []string{c.publicID}, res) // a late report that differs
+		s.desync(t, r, []string{c.publicID}, true, res) // a late report that differs
 	}
 }
 
 // judge judges the open checkpoint r at tick t. Mirrored in judge
 // (lua/sync.lua).
 func (s *memStream) judge(cfg *Config, t int64, r *ckRecord, res *SyncResult) {
-	canonical, diverged := judge(s.votes(r), s.connected, cfg.CheckpointQuorum)
+	canonical, diverged := judge(s.votes(r), s.eligible(r.t), cfg.CheckpointQuorum)
 	r.judged, r.canonical = true, canonical
 	res.Judged++
 	if len(diverged) > 0 {
-		s.desync(t, r, diverged, res)
+		s.desync(t, r, diverged, false, res)
 	}
 	if canonical != "" && cfg.SnapshotEvery > 0 && s.ck.sinceSnap >= cfg.SnapshotEvery &&
 		(s.ck.snap == nil || r.t > s.ck.snap.T) && r.t > s.ck.want {
@@ -176,12 +179,13 @@ func (s *memStream) judge(cfg *Config, t int64, r *ckRecord, res *SyncResult) {
 	}
 }
 
-// votes returns the votes of the connected clients for checkpoint r, in
-// ascending public id order. Mirrored in connected_votes (lua/sync.lua).
+// votes returns the votes for checkpoint r of its voters still connected
+// (Config.voter), in ascending public id order. Mirrored in
+// connected_votes (lua/sync.lua).
 func (s *memStream) votes(r *ckRecord) []vote {
 	out := make([]vote, 0, len(r.votes))
 	for pub, h := range r.votes {
-		if s.clientByPub(pub).connected {
+		if c := s.clientByPub(pub); c.connected && voter(c.joined, r.t) {
 			out = append(out, vote{pub: pub, hash: h})
 		}
 	}
@@ -189,28 +193,51 @@ func (s *memStream) votes(r *ckRecord) []vote {
 	return out
 }
 
+// eligible returns how many connected clients vote on checkpoint ck
+// (Config.voter): all of them unless one connected after ck. Mirrored in
+// eligible (lua/sync.lua).
+func (s *memStream) eligible(ck int64) int {
+	if voter(s.lastJoin, ck) {
+		return s.connected
+	}
+	n := 0
+	for _, c := range s.clients {
+		if c.connected && voter(c.joined, ck) {
+			n++
+		}
+	}
+	return n
+}
+
 // desync appends "_x" at tick t naming the clients diverged at
-// checkpoint r, and records who is to be asked for a dump. Mirrored in
-// desync (lua/sync.lua).
-func (s *memStream) desync(t int64, r *ckRecord, diverged []string, res *SyncResult) {
+// checkpoint r, and records who is to be asked for a dump; late says a
+// late report, not a verdict, named them. Mirrored in desync
+// (lua/sync.lua).
+func (s *memStream) desync(t int64, r *ckRecord, diverged []string, late bool, res *SyncResult) {
 	s.lastT = t
 	s.append(t, protocol.TypeDesync, desyncBody(r.t, diverged), serverOrigin)
 	res.Diverged += len(diverged)
 
 	rep := s.desyncReport(r.t)
 	if rep == nil {
-		rep = &memReport{DesyncReport: DesyncReport{T: r.t, At: t, Hash: r.canonical}, dumps: make(map[string][]byte)}
-		if r.canonical != "" {
-			for _, v := range s.votes(r) {
-				if v.hash == r.canonical {
-					s.askDump(rep, v.pub, v.hash)
-					break
-				}
-			}
-		}
+		rep = &memReport{DesyncReport: DesyncReport{T: r.t, At: t, Hash: r.canonical}, dumps: make(map[string][]byte), late: late}
 		s.ck.reports = append(s.ck.reports, rep)
 		if len(s.ck.reports) > maxDesyncReports {
-			s.ck.reports = slices.Delete(s.ck.reports, 0, 1)
+			drop := 0 // the oldest made by a late report, else the oldest (maxDesyncReports)
+			if i := slices.IndexFunc(s.ck.reports, func(r *memReport) bool { return r.late }); i >= 0 {
+				drop = i
+			}
+			gone := s.ck.reports[drop]
+			s.ck.reports = slices.Delete(s.ck.reports, drop, drop+1)
+			if gone == rep {
+				return // every report kept is a verdict's
+			}
+		}
+		for _, v := range s.votes(r) { // the canonical hash is never "" here: a tie names nobody
+			if v.hash == r.canonical {
+				s.askDump(rep, v.pub, v.hash)
+				break
+			}
 		}
 	}
 	for _, pub := range diverged {
@@ -300,22 +327,34 @@ func (m *MemoryStore) PutSnapshot(_ context.Context, up *Upload) (int64, bool, e
 		return 0, false, ErrNotFound
 	}
 	defer s.mu.Unlock()
-	if s.clients[up.PrivateID] == nil {
+	c := s.clients[up.PrivateID]
+	if c == nil {
 		return 0, false, ErrNotFound
+	}
+	if !s.ck.asked(up.T, c.publicID) {
+		return 0, false, ErrForbidden
+	}
+	if s.ck.snap != nil && s.ck.snap.T >= up.T {
+		return s.ck.snap.T, false, nil // this one or a later one is kept
 	}
 	r := s.record(up.T)
 	if r == nil || !r.judged || r.canonical != hash || !m.cfg.kept(up.T, s.tickAt(m.clock.Now())) {
 		return 0, false, ErrSnapshotMismatch
 	}
-	if s.ck.snap != nil && s.ck.snap.T >= up.T {
-		return s.ck.snap.T, false, nil // this one or a later one is kept
-	}
 	s.ck.snap = &Snapshot{T: up.T, Hash: hash, Epoch: s.epoch, Data: slices.Clone(up.Data)}
-	s.ck.sinceSnap = 0
+	s.ck.sinceSnap, s.ck.snapBy = 0, c.publicID
 	if s.ck.want <= up.T {
 		s.ck.want, s.ck.askPub = -1, ""
 	}
 	return up.T, true, nil
+}
+
+// asked reports whether client pub may upload its snapshot of checkpoint
+// ck: it is the client last asked for it, or the one whose snapshot of ck
+// is kept (a retry of an upload whose answer was lost). Mirrored in
+// snap_asked (lua/checkpoint.lua).
+func (k *memCheckpoints) asked(ck int64, pub string) bool {
+	return (k.want == ck && k.askPub == pub) || (k.snap != nil && k.snap.T == ck && k.snapBy == pub)
 }
 
 // Snapshot implements Store.
@@ -346,7 +385,7 @@ func (m *MemoryStore) PutDump(_ context.Context, up *Upload) error {
 	}
 	i := slices.IndexFunc(rep.Clients, func(dc DesyncClient) bool { return dc.PublicID == c.publicID })
 	if i < 0 {
-		return ErrNotFound
+		return ErrForbidden // the report did not ask this client
 	}
 	rep.dumps[c.publicID] = slices.Clone(up.Data)
 	rep.Clients[i].Dump = true

@@ -348,6 +348,7 @@ var scriptErrors = map[string]error{
 	"byte_cap":       ErrByteCap,
 	"tick_full":      ErrTickFull,
 	"not_found":      ErrNotFound,
+	"forbidden":      ErrForbidden,
 	"epoch_mismatch": ErrEpochMismatch,
 	// Of put_snapshot.lua.
 	"snapshot_mismatch": ErrSnapshotMismatch,
@@ -487,7 +488,7 @@ func (r *RedisStore) syncReplicated(ctx context.Context, schedule rueidis.Comple
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
 func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []string {
 	c := &r.conf
-	args := make([]string, 0, 34+2*len(req.Events)+2*len(req.Hashes))
+	args := make([]string, 0, 35+2*len(req.Events)+2*len(req.Hashes))
 	args = append(args,
 		r.nowArg(),                               // 1
 		r.hashID(req.PrivateID),                  // 2
@@ -523,6 +524,7 @@ func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []s
 		c.maxCheckpoints,              // 32
 		c.maxDesyncReports,            // 33
 		c.maxDumpsPerReport,           // 34
+		c.maxKnownClients,             // 35
 	)
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
@@ -540,6 +542,7 @@ type scriptConf struct {
 	syncRate, syncBurst, eventRate, eventBurst                                    string
 	checkpoint, quorum, snapshotEvery, judgeTicks, keepTicks, retainTicks         string
 	maxCheckpoints, maxDesyncReports, maxDumpsPerReport                           string
+	maxKnownClients                                                               string
 }
 
 func newScriptConf(c Config) scriptConf {
@@ -556,6 +559,7 @@ func newScriptConf(c Config) scriptConf {
 		keepTicks: strconv.FormatInt(c.keepTicks(), 10), retainTicks: strconv.FormatInt(c.retainTicks(), 10),
 		maxCheckpoints: strconv.Itoa(maxCheckpoints), maxDesyncReports: strconv.Itoa(maxDesyncReports),
 		maxDumpsPerReport: strconv.Itoa(maxDumpsPerReport),
+		maxKnownClients:   strconv.Itoa(knownPerSlot * c.MaxClientsPerStream),
 	}
 }
 

@@ -7,10 +7,13 @@
 -- hash, or "!" for none), its tick listed in ck_j ("<tick> " each,
 -- ascending). So a sync with reports reads the few open checkpoints, not
 -- every one kept. A client's report of checkpoint c is the clients field
--- "v:<c>:<public id>". The desync reports are the desyncs hash's field
--- "r": "<tick> <at> <hash or -> <client>...;" with each client
--- "<public id>=<hash>=<0 or 1: its dump is stored>"; dumps are its fields
--- "d:<tick>:<public id>".
+-- "v:<c>:<public id>", the tick of its latest "_c" the field "j:<public
+-- id>" (none: 0, a client of a stream older than the field). The desync
+-- reports are the desyncs hash's field "r": "<tick> <at> <hash or ->
+-- <client>...;" with each client "<public id>=<hash>=<0 or 1: its dump is
+-- stored>", and at written "+<at>" for a report made by a late report
+-- (memReport.late; a sign every reader of numbers ignores); dumps are its
+-- fields "d:<tick>:<public id>".
 
 -- ck_kept mirrors Config.kept (checkpoint.go): whether checkpoint ck is
 -- still kept at tick t, for keep_ticks after its tick.
@@ -23,6 +26,17 @@ local function ck_reportable(ck, t, keep_ticks) return ck < t and ck_kept(ck, t,
 -- ck_judge_at mirrors Config.judgeAt: the tick from which open checkpoint
 -- ck is judged without waiting for more reports.
 local function ck_judge_at(ck, judge_ticks) return ck + 1 + judge_ticks end
+
+-- ck_voter mirrors voter (checkpoint.go): a client connected at tick
+-- joined votes on checkpoint ck only if it was in the stream at ck.
+local function ck_voter(joined, ck) return joined <= ck end
+
+-- snap_asked mirrors memCheckpoints.asked (store_memory_checkpoint.go):
+-- client pub may upload its snapshot of checkpoint ck if it was asked
+-- last, or if its snapshot of ck is the one kept (a retry).
+local function snap_asked(m, ck, pub)
+  return (m.ck_want == ck and m.ck_ask_pub == pub) or (m.snap_t == ck and m.snap_by == pub)
+end
 
 -- ask_again_at mirrors Config.askAgainAt: the tick from which a client
 -- asked at tick t for a snapshot or a dump that has not come is asked again.
@@ -81,35 +95,27 @@ local function pub_less(a, b)
   return a < b
 end
 
--- tally mirrors judge (checkpoint.go): votes {pub, hash} in public id
--- order. Returns the canonical hash or nil, and the diverged public ids.
-local function tally(votes, connected, quorum)
-  local counts, top = {}, 0
+-- tally mirrors judge (checkpoint.go): votes {pub, hash} of the
+-- checkpoint's voters still connected, in public id order, eligible of
+-- them. Returns the canonical hash or nil, and the diverged public ids: a
+-- tie names nobody.
+local function tally(votes, eligible, quorum)
+  local counts, top, tops, canonical = {}, 0, 0, nil
   for _, v in ipairs(votes) do
-    counts[v[2]] = (counts[v[2]] or 0) + 1
-    if counts[v[2]] > top then top = counts[v[2]] end
-  end
-  local tops, seen = {}, {}
-  for _, v in ipairs(votes) do
-    if counts[v[2]] == top and not seen[v[2]] then
-      seen[v[2]] = true
-      tops[#tops + 1] = v[2]
+    local n = (counts[v[2]] or 0) + 1
+    counts[v[2]] = n
+    if n > top then
+      top, tops, canonical = n, 1, v[2]
+    elseif n == top then
+      tops = tops + 1
     end
   end
   local div = {}
-  if #tops > 1 then
-    for _, v in ipairs(votes) do div[#div + 1] = v[1] end
-    return nil, div
+  if tops ~= 1 or top < math.min(quorum, math.max(eligible, 1)) then return nil, div end
+  for _, v in ipairs(votes) do
+    if v[2] ~= canonical then div[#div + 1] = v[1] end
   end
-  local q = quorum
-  if connected < q then q = math.max(connected, 1) end
-  if top > 0 and top >= q then
-    for _, v in ipairs(votes) do
-      if v[2] ~= tops[1] then div[#div + 1] = v[1] end
-    end
-    return tops[1], div
-  end
-  return nil, div
+  return canonical, div
 end
 
 -- desync_body mirrors desyncBody: a JSON string literal.
@@ -125,7 +131,7 @@ local function reports_load(s)
   for line in string.gmatch(s, "([^;]+);") do
     local f = {}
     for w in string.gmatch(line, "%S+") do f[#f + 1] = w end
-    local rep = {t = tonumber(f[1]), at = tonumber(f[2]), hash = f[3], clients = {}}
+    local rep = {t = tonumber(f[1]), at = tonumber(f[2]), late = string.sub(f[2], 1, 1) == "+", hash = f[3], clients = {}}
     if rep.hash == "-" then rep.hash = "" end
     for i = 4, #f do
       local pub, h, d = string.match(f[i], "^(%d+)=(%x*)=([01])$")
@@ -155,7 +161,9 @@ local function reports_save(reps)
   for _, rep in ipairs(reps) do
     local h = rep.hash
     if h == "" then h = "-" end
-    local line = {rep.t, rep.at, h}
+    local at = rep.at
+    if rep.late then at = "+" .. at end
+    local line = {rep.t, at, h}
     for _, c in ipairs(rep.clients) do line[#line + 1] = c.pub .. "=" .. c.hash .. "=" .. c.dump end
     b[#b + 1] = table.concat(line, " ") .. ";"
   end

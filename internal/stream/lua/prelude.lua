@@ -42,10 +42,11 @@ end
 -- one is due to be judged (-1: none);
 -- ck_want, ck_want_h, ck_ask_pub and ck_ask_until the snapshot asked for;
 -- dumps the clients to be asked for a dump (memCheckpoints in
--- store_memory_checkpoint.go).
+-- store_memory_checkpoint.go); snap_by the client whose snapshot is kept;
+-- last_join the tick of the latest "_c" (memStream.lastJoin).
 local META = {"epoch", "created", "rate", "last_t", "next_id", "connected", "count", "lid_t", "lid_seq", "empty_since",
   "bytes", "tick_bytes", "since_snap", "floor", "snap_t", "cks", "ck_want", "ck_ask_pub", "ck_ask_until",
-  "ck_due", "ck_want_h", "dumps", "ck_j"}
+  "ck_due", "ck_want_h", "dumps", "ck_j", "snap_by", "last_join"}
 
 local function meta_load(key)
   local v = redis.call("HMGET", key, unpack(META))
@@ -56,7 +57,8 @@ local function meta_load(key)
     bytes = tonumber(v[11]) or 0, tick_bytes = tonumber(v[12]) or 0,
     since_snap = tonumber(v[13]) or 0, compacted_to = tonumber(v[14]) or -1, snap_t = tonumber(v[15]),
     cks = v[16] or "", ck_want = tonumber(v[17]) or -1, ck_ask_pub = v[18] or "", ck_ask_until = tonumber(v[19]) or 0,
-    ck_due = tonumber(v[20]) or -1, ck_want_h = v[21] or "", dumps = tonumber(v[22]) or 0, ck_j = v[23] or ""}
+    ck_due = tonumber(v[20]) or -1, ck_want_h = v[21] or "", dumps = tonumber(v[22]) or 0, ck_j = v[23] or "",
+    snap_by = v[24] or "", last_join = tonumber(v[25]) or 0}
 end
 
 -- meta_save writes back what the scripts change of a stream's meta.

@@ -2,7 +2,7 @@
 -- checkpoint asked it for one (MemoryStore.PutDump).
 -- KEYS: streamKeys (store_redis.go). ARGV: 1 keyed hash of the private id;
 -- 2 the checkpoint tick; 3 the dump.
--- Returns {"err", "not_found"} or {"ok"}.
+-- Returns {"err", "not_found" or "forbidden"} or {"ok"}.
 
 local pub = redis.call("HGET", KEYS[3], ARGV[1])
 if not pub then return {"err", "not_found"} end
@@ -17,6 +17,7 @@ for _, rep in ipairs(reps) do
         return {"ok"}
       end
     end
+    return {"err", "forbidden"} -- the report did not ask this client
   end
 end
 return {"err", "not_found"}

@@ -21,8 +21,9 @@
 --   28 the ticks a checkpoint waits to be judged; 29 the ticks one is kept;
 --   30 the ticks history is retained; 31 the number of hash reports;
 --   32 the most checkpoints kept, 33 desync reports kept, 34 clients asked
---   for a dump per report (checkpoint.go); then per event its type and its
---   body, both JSON string literals; then per hash report its tick and its hash.
+--   for a dump per report (checkpoint.go); 35 the most ids a stream knows
+--   (admission.go); then per event its type and its body, both JSON string
+--   literals; then per hash report its tick and its hash.
 -- Returns {"err", code} (scriptErrors in store_redis.go), {"err", "rate_limited",
 -- "syncs" or "events", wait in ms}, or decodeSyncReply's
 -- {"ok", public id, t, epoch, tick rate, more, created, connected, appended, events,
@@ -49,15 +50,18 @@ local t = tick_at(m.created, m.rate, now, m.last_t)
 
 local pub = redis.call("HGET", KEYS[3], ARGV[2])
 local isNew = not pub
-if isNew and m.next_id >= tonumber(ARGV[8]) then return {"err", "client_cap"} end
 local connect = isNew or not redis.call("ZSCORE", KEYS[4], pub)
+-- Admission (Config.admit, admission.go): the cap counts the clients
+-- connected now; the ids a stream knows are bounded too.
+if connect and m.connected >= tonumber(ARGV[8]) then return {"err", "client_cap"} end
+if isNew and m.next_id >= tonumber(ARGV[35]) then return {"err", "client_cap"} end
 local batches = false
 local rep = false
 if ARGV[5] ~= "" and not isNew then
   batches = redis.call("HGET", KEYS[5], pub)
   if batches and string.find("," .. batches .. ",", "," .. ARGV[5] .. ",", 1, true) then rep = true end
 end
-local EV = 35 -- the first event's ARGV
+local EV = 36 -- the first event's ARGV
 
 -- The fair-use buckets (ratelimit.go): a new client's are full.
 local srate, sburst, erate, eburst = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
@@ -135,6 +139,9 @@ if erate > 0 then evs = evs - posted end
 redis.call("HSET", KEYS[5], "r:" .. pub, string.format("%.17g %.17g %d", syncs, evs, now))
 if connect then
   m.connected = m.connected + 1
+  m.last_join = t
+  redis.call("HSET", KEYS[1], "last_join", t)
+  redis.call("HSET", KEYS[5], "j:" .. pub, t)
   if m.connected == 1 then
     for _, k in ipairs(KEYS) do redis.call("PERSIST", k) end
     redis.call("HDEL", KEYS[1], "empty_since")
@@ -164,19 +171,38 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   local was = {m.ck_j, m.ck_due, m.ck_want, m.dumps}
   local reps = nil -- the desync reports, loaded when needed
 
-  -- connected_votes mirrors memStream.votes: {public id, hash} in order.
-  local function connected_votes(ck)
+  -- voters returns the connected clients that vote on checkpoint ck
+  -- (ck_voter): all of them unless one connected after ck.
+  local function voters(ck)
     local pubs = redis.call("ZRANGE", KEYS[4], 0, -1)
+    if ck_voter(m.last_join, ck) or #pubs == 0 then return pubs end
+    local f = {}
+    for i, p in ipairs(pubs) do f[i] = "j:" .. p end
+    local js, out = redis.call("HMGET", KEYS[5], unpack(f)), {}
+    for i, p in ipairs(pubs) do
+      if ck_voter(tonumber(js[i]) or 0, ck) then out[#out + 1] = p end
+    end
+    return out
+  end
+  -- eligible mirrors memStream.eligible: how many clients vote on ck.
+  local function eligible(ck)
+    if ck_voter(m.last_join, ck) then return m.connected end
+    return #voters(ck)
+  end
+  -- connected_votes mirrors memStream.votes: {public id, hash} in order,
+  -- and how many voters there are.
+  local function connected_votes(ck)
+    local pubs = voters(ck)
     table.sort(pubs, pub_less)
     local f = {}
     for i, p in ipairs(pubs) do f[i] = "v:" .. ck .. ":" .. p end
     local out = {}
-    if #f == 0 then return out end
+    if #f == 0 then return out, 0 end
     local hs = redis.call("HMGET", KEYS[5], unpack(f))
     for i, p in ipairs(pubs) do
       if hs[i] then out[#out + 1] = {p, hs[i]} end
     end
-    return out
+    return out, #pubs
   end
   local function ask_dump(rep, p, h)
     if #rep.clients >= max_dumps then return end
@@ -186,8 +212,8 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
     rep.clients[#rep.clients + 1] = {pub = p, hash = h or "", dump = "0"}
     if redis.call("HSET", KEYS[5], "d:" .. p, rep.t .. " 0") == 1 then m.dumps = m.dumps + 1 end
   end
-  -- desync mirrors memStream.desync: canonical is nil for a tie.
-  local function desync(ck, canonical, div)
+  -- desync mirrors memStream.desync; late says a late report named div.
+  local function desync(ck, canonical, div, late)
     log_append(KEYS[2], m, t, encode_event(t, '"_x"', "_", desync_body(ck, div)))
     diverged = diverged + #div
     if not reps then reps = reports_load(redis.call("HGET", KEYS[6], "r")) end
@@ -196,16 +222,21 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
       if x.t == ck then rep = x end
     end
     if not rep then
-      rep = {t = ck, at = t, hash = canonical or "", clients = {}}
-      if canonical then
-        for _, v in ipairs(connected_votes(ck)) do
-          if v[2] == canonical then ask_dump(rep, v[1], v[2]); break end
-        end
-      end
+      rep = {t = ck, at = t, late = late, hash = canonical, clients = {}}
       reps[#reps + 1] = rep
       if #reps > max_reports then
-        for _, c in ipairs(reps[1].clients) do redis.call("HDEL", KEYS[6], "d:" .. reps[1].t .. ":" .. c.pub) end
-        table.remove(reps, 1)
+        -- The oldest made by a late report goes, else the oldest
+        -- (maxDesyncReports, checkpoint.go).
+        local drop = 1
+        for k, x in ipairs(reps) do
+          if x.late then drop = k; break end
+        end
+        local gone = table.remove(reps, drop)
+        for _, c in ipairs(gone.clients) do redis.call("HDEL", KEYS[6], "d:" .. gone.t .. ":" .. c.pub) end
+        if gone == rep then return end -- every report kept is a verdict's
+      end
+      for _, v in ipairs(connected_votes(ck)) do -- canonical is never nil here: a tie names nobody
+        if v[2] == canonical then ask_dump(rep, v[1], v[2]); break end
       end
     end
     for _, p in ipairs(div) do ask_dump(rep, p, redis.call("HGET", KEYS[5], "v:" .. ck .. ":" .. p)) end
@@ -213,7 +244,8 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   -- judge mirrors memStream.judge: the open checkpoint open[i] is judged.
   local function judge(i)
     local r = table.remove(open, i)
-    local canonical, div = tally(connected_votes(r.t), m.connected, quorum)
+    local votes, n = connected_votes(r.t)
+    local canonical, div = tally(votes, n, quorum)
     redis.call("HSET", KEYS[1], "h:" .. r.t, canonical or "!")
     -- Into the list of the judged, in order.
     local before, after = {}, {}
@@ -224,7 +256,7 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
     for _, x in ipairs(after) do before[#before + 1] = x end
     m.ck_j = table.concat(before, " ") .. " "
     judged = judged + 1
-    if #div > 0 then desync(r.t, canonical, div) end
+    if #div > 0 then desync(r.t, canonical, div, false) end
     if canonical and snap_every > 0 and m.since_snap >= snap_every and (not m.snap_t or r.t > m.snap_t) and r.t > m.ck_want then
       m.ck_want, m.ck_want_h = r.t, canonical
     end
@@ -237,12 +269,13 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   -- The reports (memStream.report).
   if reports then
     local H = EV + 2 * nev
+    local joined = tonumber(redis.call("HGET", KEYS[5], "j:" .. pub)) or 0
     for i = 0, nrep - 1 do
       local ck, h = tonumber(ARGV[H + 2 * i]), ARGV[H + 1 + 2 * i]
       local r = ck_find(open, ck)
       local verdict = nil
       if not r then verdict = ck_verdict(KEYS[1], ck) end
-      local ok = ck_reportable(ck, t, keep_ticks)
+      local ok = ck_reportable(ck, t, keep_ticks) and ck_voter(joined, ck)
       if ok and not r and not verdict then
         if kept() >= max_checkpoints then
           local oldest = ck_first(m.ck_j)
@@ -267,7 +300,7 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
         if r then
           r.votes = r.votes + 1
         elseif verdict ~= "!" and h ~= verdict then
-          desync(ck, verdict, {pub}) -- a late report that differs
+          desync(ck, verdict, {pub}, true) -- a late report that differs
         end
       end
     end
@@ -275,7 +308,7 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   local i = 1
   while i <= #open do
     local r = open[i]
-    if t >= ck_judge_at(r.t, judge_ticks) or (reports and r.votes >= m.connected) then judge(i) else i = i + 1 end
+    if t >= ck_judge_at(r.t, judge_ticks) or (reports and r.votes >= eligible(r.t)) then judge(i) else i = i + 1 end
   end
   m.ck_due = -1
   for _, r in ipairs(open) do

@@ -80,7 +80,7 @@ func testCheckpointAllReported(t *testing.T, newStore Factory) {
 
 func testCheckpointTimeout(t *testing.T, newStore Factory) {
 	e := newEnv(t, newStore, nil)
-	for _, c := range []string{"a", "b", "c"} {
+	for _, c := range []string{"a", "b", "c", "d"} {
 		e.poll("s", c, 0)
 	}
 	e.at(30)
@@ -98,20 +98,34 @@ func testCheckpointTimeout(t *testing.T, newStore Factory) {
 	e.report("s", "a", 62, 20, "cc") // a repeat: the first report counts
 	e.at(70)
 	assert.Empty(t, e.desyncs("s"))
-	e.report("s", "d", 70, 20, "bb") // a late report that differs (4 is the reader)
+	e.report("s", "reader", 70, 20, "bb") // connected at 62 (desyncs reads as it), after the checkpoint: ignored
 	e.at(71)
-	assert.Equal(t, []protocol.Event{ev(70, "_x", "_", xBody(20, "5"))}, e.desyncs("s"))
+	assert.Empty(t, e.desyncs("s"), "a client that connected after a checkpoint has no say on it")
+	e.report("s", "d", 71, 20, "bb") // a late report that differs
+	e.at(72)
+	assert.Equal(t, []protocol.Event{ev(71, "_x", "_", xBody(20, "4"))}, e.desyncs("s"))
 }
 
+// testCheckpointTie: when hashes tie for the most there is no verdict and
+// nobody is named: naming every reporter would let as many minted ids as
+// there are players send the players to resync.
 func testCheckpointTie(t *testing.T, newStore Factory) {
+	ctx := context.Background()
 	e := newEnv(t, newStore, nil)
 	e.poll("s", "a", 0)
 	e.poll("s", "b", 0)
 	e.at(22)
 	e.report("s", "a", 22, 20, "aa")
-	assert.Equal(t, 2, e.report("s", "b", 22, 20, "bb").Diverged)
+	r := e.report("s", "b", 22, 20, "bb")
+	assert.Equal(t, 1, r.Judged)
+	assert.Zero(t, r.Diverged, "a tie names nobody")
 	e.at(23)
-	assert.Equal(t, []protocol.Event{ev(22, "_x", "_", xBody(20, "1", "2"))}, e.desyncs("s"))
+	assert.Empty(t, e.desyncs("s"))
+	reps, err := e.store.Desyncs(ctx, "s")
+	require.NoError(t, err)
+	assert.Empty(t, reps, "and makes no desync report")
+	e.at(30)
+	assert.Zero(t, e.report("s", "a", 30, 20, "cc").Diverged, "a tie has no canonical hash for a late report to differ from")
 }
 
 func testCheckpointQuorum(t *testing.T, newStore Factory) {
@@ -121,19 +135,21 @@ func testCheckpointQuorum(t *testing.T, newStore Factory) {
 	e.poll("s", "c", 0)
 	e.at(22)
 	e.report("s", "a", 22, 20, "aa")
-	e.report("s", "b", 22, 20, "aa")
-	e.report("s", "c", 22, 0, "ff") // tick 0 is a checkpoint too
+	e.report("s", "c", 22, 0, "ff") // tick 0 is a checkpoint too, but c connected at tick 1: ignored
+	e.at(42)
+	e.report("s", "b", 42, 40, "bb")
 	e.at(100)
 	r := e.poll("s", "a", 100)
-	assert.Equal(t, 2, r.Judged)
-	assert.Zero(t, r.Diverged, "one report of tick 0 is below the quorum of 2: no verdict, nobody diverged")
+	assert.Equal(t, 2, r.Judged, "20 and 40; nobody could vote on 0")
+	assert.Zero(t, r.Diverged, "one report of each is below the quorum of 2: no verdict, nobody diverged")
 
 	// Alone, a client is its own quorum.
-	e2 := newEnv(t, newStore, nil)
+	e2 := newEnv(t, newStore, func(c *stream.Config) { c.SnapshotEvery = 1 })
 	e2.poll("solo", "a", 0)
 	e2.at(45)
 	r = e2.report("solo", "a", 45, 40, "ab")
 	assert.Equal(t, 1, r.Judged)
+	require.NotNil(t, r.Snap, "a agreed with itself: it is asked for the snapshot")
 	_, _, err := e2.store.PutSnapshot(context.Background(), &stream.Upload{Stream: "solo", PrivateID: "a", T: 40, Data: []byte("x")})
 	assert.ErrorIs(t, err, stream.ErrSnapshotMismatch, "the canonical hash is ab")
 }
@@ -337,7 +353,10 @@ func testDumps(t *testing.T, newStore Factory) {
 	assert.Nil(t, e.poll("s", "a", 21).Dump, "not asked again at once")
 	assert.Nil(t, e.poll("s", "b", 21).Dump, "one client that agreed is asked")
 
-	require.ErrorIs(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "b", T: 20, Data: []byte("b")}), stream.ErrNotFound)
+	require.ErrorIs(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "b", T: 20, Data: []byte("b")}), stream.ErrForbidden,
+		"b was not asked")
+	require.ErrorIs(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "b", T: 40, Data: []byte("b")}), stream.ErrNotFound,
+		"no report of 40")
 	require.NoError(t, e.store.PutDump(ctx, &stream.Upload{Stream: "s", PrivateID: "c", T: 20, Data: []byte("state of c")}))
 	reps, err := e.store.Desyncs(ctx, "s")
 	require.NoError(t, err)
@@ -398,8 +417,8 @@ func testDumpAskedAgain(t *testing.T, newStore Factory) {
 	assert.Nil(t, e.poll("s", "b", 240).Dump, "b was never asked")
 }
 
-// testFullHistory: with SnapshotEvery 0 nothing is compacted, even when a
-// client uploads a snapshot it was not asked for.
+// testFullHistory: with SnapshotEvery 0 no client is asked for a
+// snapshot, one uploaded unasked is refused, and nothing is compacted.
 func testFullHistory(t *testing.T, newStore Factory) {
 	ctx := context.Background()
 	e := newEnv(t, newStore, func(c *stream.Config) { c.SnapshotEvery, c.HistoryRetain = 0, 0 })
@@ -410,9 +429,10 @@ func testFullHistory(t *testing.T, newStore Factory) {
 		st.apply(x)
 	}
 	assert.Nil(t, e.report("s", "a", 21, 20, st.hash()).Snap, "never asked")
-	_, stored, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "a", T: 20, Data: st.bytes()})
-	require.NoError(t, err)
-	require.True(t, stored)
+	_, _, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "a", T: 20, Data: st.bytes()})
+	require.ErrorIs(t, err, stream.ErrForbidden, "only the client asked may upload")
+	_, err = e.store.Snapshot(ctx, "s")
+	require.ErrorIs(t, err, stream.ErrNotFound)
 	e.at(500)
 	r := e.poll("s", "b", 0)
 	assert.Nil(t, r.Base)

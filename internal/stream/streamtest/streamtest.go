@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("Stats", func(t *testing.T) { testStats(t, newStore) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newStore) })
 	runCheckpoints(t, newStore)
+	runAdmission(t, newStore)
 }
 
 // env is one test's store and clock.

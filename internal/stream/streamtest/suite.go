@@ -349,19 +349,26 @@ func testMaxClients(t *testing.T, newStore Factory) {
 	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "c", Events: Moves("x")})
 	require.ErrorIs(t, err, stream.ErrClientCap)
 
-	// b goes silent and is disconnected; as a known client it may come back.
+	// b goes silent and is disconnected: its slot comes back.
 	e.clock.Advance(5 * time.Second)
 	e.poll("s", "a", 0)
 	e.clock.Advance(5 * time.Second)
 	require.Len(t, e.sweep().Disconnected, 1)
-	assert.Equal(t, "2", e.poll("s", "b", 0).PublicID)
-	_, err = e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "c"})
-	require.ErrorIs(t, err, stream.ErrClientCap, "the cap counts clients ever seen, not those connected")
+	assert.Equal(t, "3", e.poll("s", "c", 0).PublicID, "the cap counts the clients connected now: b's slot is c's")
+	_, err = e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "b"})
+	require.ErrorIs(t, err, stream.ErrClientCap, "b comes back to a full stream")
+
+	// c goes silent in turn; b comes back with its public id.
+	e.clock.Advance(5 * time.Second)
+	e.poll("s", "a", 0)
+	e.clock.Advance(5 * time.Second)
+	require.Len(t, e.sweep().Disconnected, 1)
+	assert.Equal(t, "2", e.poll("s", "b", 0).PublicID, "a client keeps its public id")
 
 	e.clock.Advance(tick)
 	for _, got := range e.all("s", "a") {
 		assert.NotEqual(t, "move", got.Type, "a refused request appended %v", got)
-		assert.NotEqual(t, "3", got.Body, "a refused client got a public id")
+		assert.NotEqual(t, "4", got.Body, "a refused client got a public id")
 	}
 }
 
