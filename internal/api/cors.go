@@ -2,7 +2,9 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 )
 
 // cors answers browsers' cross-origin checks: every reply names the origin
@@ -39,4 +41,14 @@ func preflight(w http.ResponseWriter, methods string) {
 	h.Set("Access-Control-Max-Age", "600")
 	h.Set("Allow", methods)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// allows reports whether a browser at origin may call.
+func (c cors) allows(origin string) bool { return c.any || slices.Contains(c.origins, origin) }
+
+// sameHost reports whether origin is the host the request was sent to,
+// which a WebSocket always allows.
+func sameHost(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, host)
 }

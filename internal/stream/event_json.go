@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"strconv"
 
 	"github.com/goeventstream/eventstream/internal/protocol"
@@ -57,13 +58,7 @@ func splitEvents(b []byte) []rawEvent {
 			return out
 		}
 		obj := b[:end]
-		var t int64
-		for _, c := range obj[len(eventHead):] {
-			if c < '0' || c > '9' {
-				break
-			}
-			t = t*10 + int64(c-'0')
-		}
+		t, _ := eventTick(obj)
 		out = append(out, rawEvent{t: t, raw: obj})
 		b = b[end:]
 		if len(b) > 0 && b[0] == ',' {
@@ -71,6 +66,44 @@ func splitEvents(b []byte) []rawEvent {
 		}
 	}
 	return out
+}
+
+// eventTick reads the tick of the event that starts b, from its head,
+// and reports whether b starts with one.
+func eventTick(b []byte) (int64, bool) {
+	if !bytes.HasPrefix(b, []byte(eventHead)) {
+		return 0, false
+	}
+	var t int64
+	digits := 0
+	for _, c := range b[len(eventHead):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		t = t*10 + int64(c-'0')
+		digits++
+	}
+	return t, digits > 0
+}
+
+// EventsFrom returns the tail of events, a reply's events as a store
+// returns them (SyncResult.Events), from the first event of tick from on,
+// or nil if none is. It finds each event by its head, which no body holds
+// unescaped, and reads no more than the heads: a push server cuts a read
+// it shares to each connection's cursor with it.
+func EventsFrom(events []byte, from int64) []byte {
+	sep := []byte("," + eventHead)
+	for i := 0; i < len(events); {
+		if t, ok := eventTick(events[i:]); ok && t >= from {
+			return events[i:]
+		}
+		n := bytes.Index(events[i+1:], sep)
+		if n < 0 {
+			return nil
+		}
+		i += n + 2
+	}
+	return nil
 }
 
 // objectEnd returns the length of the JSON object at the start of b.

@@ -1,0 +1,372 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// A push connection (pushConn): its writer sends its stream's slices past
+// its cursor (send, write), reading for itself when the window does not
+// hold them, and pings it and refreshes its client's presence (keepAlive);
+// its reader applies each message as a sync (read, apply). The in-flight
+// memory each holds, and how each failure closes it, are here too.
+
+// pushConn is one push connection; its serving goroutine writes, another
+// reads.
+type pushConn struct {
+	p  *pusher
+	ws *websocket.Conn
+	nc net.Conn // ws's connection, for its write deadline
+	// id is its client's public id in the epoch of its cursor, stamped on
+	// every push: set by the upgrade's sync, and by the sync that moves it
+	// to a new epoch (rejoin). Only c's serving goroutine uses it.
+	id     string
+	notify chan struct{} // cap 1: new slices
+
+	mu  sync.Mutex
+	req stream.SyncRequest // the client: stream, private id, its cursor (the t sent last) and epoch
+	// What the syncs of its messages asked of it, for its next push.
+	snap, dump *int64
+}
+
+// ask keeps what a sync of c's asked for its next push, and wakes its writer.
+func (c *pushConn) ask(res *stream.SyncResult) {
+	if res.Snap == nil && res.Dump == nil {
+		return
+	}
+	c.mu.Lock()
+	if res.Snap != nil {
+		c.snap = res.Snap
+	}
+	if res.Dump != nil {
+		c.dump = res.Dump
+	}
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// at returns a request of c's client at its cursor.
+func (c *pushConn) at() stream.SyncRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.req
+}
+
+// send writes res, of c's epoch or of the one c moved to, as one push
+// message with c's public id, and moves c's cursor past it. The cursor
+// moves before the write: the client may answer the push before the write
+// returns, and its hash reports are checked against the cursor (a failed
+// write ends the connection).
+func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
+	res.PublicID = c.id
+	c.mu.Lock()
+	c.req.LastKnownTick, c.req.Epoch = res.T, res.Epoch
+	if res.Snap == c.snap {
+		c.snap = nil
+	}
+	if res.Dump == c.dump {
+		c.dump = nil
+	}
+	c.mu.Unlock()
+	var headBuf [192]byte
+	head := appendReplyHead(headBuf[:0], res)
+	tail := `]}`
+	if res.More {
+		tail = `],"more":true}`
+	}
+	buf := replyBufs.Get().(*[]byte) // written before Write returns: reused
+	defer putReplyBuf(buf)
+	msg := append(append(append((*buf)[:0], head...), res.Events...), tail...)
+	*buf = msg
+	// A client that takes longer than MaxLag to take one message is too
+	// slow: what it has not read fills the connection. The deadline is the
+	// connection's, not a context's: a context a push cost a timer and two
+	// registrations, a tenth of a push's CPU. The connection's end closes
+	// it, which ends a write in progress too.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.p.cfg.MaxLag))
+	if err := c.ws.Write(context.WithoutCancel(ctx), websocket.MessageText, msg); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.ws.CloseNow() // no close frame can get through it
+		}
+		return err
+	}
+	_ = c.nc.SetWriteDeadline(time.Time{}) // the other writes have contexts
+	return nil
+}
+
+// write sends c every slice past its cursor, as the loop reads them:
+// from the window when it holds c's cursor, else by a read of its own (c
+// joined, or fell behind the window).
+func (c *pushConn) write(ctx context.Context, s *pushStream) {
+	ping := time.NewTicker(c.p.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ping.C:
+			if !c.keepAlive(ctx) {
+				return
+			}
+			continue
+		case <-c.notify:
+		}
+		rejoined := false // once a wake: the loop may not have read c's new epoch yet
+		for {
+			req := c.at()
+			res, newest, epoch := s.next(req)
+			var mem held // what res holds, once it is read
+			var err error
+			switch {
+			case epoch != req.Epoch && rejoined:
+				res = nil
+			case epoch != req.Epoch:
+				rejoined = true
+				if res, mem, err = c.readHeld(ctx, c.rejoin); err != nil {
+					c.closeFor(ctx, err)
+					return
+				}
+				if res.Epoch == req.Epoch && res.T == req.LastKnownTick && len(res.Events) == 0 {
+					res = nil // c is ahead of the loop: nothing new
+				}
+			case newest-req.LastKnownTick > c.p.cfg.lagTicks(s.tickRate()):
+				c.ws.Close(CloseTooSlow, "more than -ws-max-lag behind; reconnect")
+				return
+			case res == nil && newest > req.LastKnownTick:
+				if res, mem, err = c.readHeld(ctx, c.readFor); err != nil {
+					c.closeFor(ctx, err)
+					return
+				}
+			}
+			c.mu.Lock()
+			snap, dump := c.snap, c.dump
+			c.mu.Unlock()
+			if res == nil && (snap != nil || dump != nil) {
+				res = &stream.SyncResult{T: req.LastKnownTick, Epoch: req.Epoch, TickRate: s.tickRate()}
+			}
+			if res == nil {
+				mem.release() // a rejoin that brought nothing
+				break         // up to date
+			}
+			if mem.n == 0 { // the window's: the message it is copied into
+				var ok bool
+				if mem, ok = c.p.srv.inflight.hold(ctx, pushBytes(res)); !ok {
+					c.closeFor(ctx, errNoMemory)
+					return
+				}
+			}
+			res.Snap, res.Dump = snap, dump
+			err = c.send(ctx, res)
+			mem.release()
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+// readFor reads c's stream from c's cursor, for c alone; a reply of
+// another epoch (the stream was created anew) is rejoin's instead.
+func (c *pushConn) readFor(ctx context.Context) (*stream.SyncResult, error) {
+	req := c.at()
+	res, err := c.p.srv.store.Read(ctx, &req)
+	if err == nil && res.Epoch != req.Epoch {
+		return c.rejoin(ctx)
+	}
+	return res, err
+}
+
+// rejoin answers c by a sync of its client when the stream was created
+// anew since c's cursor (Redis lost it, or it expired and a client created
+// it again): the sync connects the client in the new stream, and its
+// reply, from _a on, says the client's public id there, which c's pushes
+// carry from then on. The old epoch's asks for a snapshot or dump are moot.
+func (c *pushConn) rejoin(ctx context.Context) (*stream.SyncResult, error) {
+	req := c.at()
+	res, err := c.p.srv.store.Sync(ctx, &req)
+	if err != nil {
+		return nil, err
+	}
+	c.p.srv.observeSync(req.Stream, res)
+	c.id = res.PublicID
+	c.mu.Lock()
+	c.snap, c.dump = res.Snap, res.Dump
+	c.mu.Unlock()
+	return res, nil
+}
+
+// errNoMemory ends a push connection whose reply got no in-flight memory.
+var errNoMemory = errors.New("no in-flight memory for a push")
+
+// pushBytes is the in-flight memory a push of res holds until it is
+// written: its events, and the message they are copied into (send).
+func pushBytes(res *stream.SyncResult) int64 { return 2*int64(len(res.Events)) + 256 }
+
+// readHeld calls read for c, holding a page of in-flight memory while it
+// reads and what its reply holds after (pushBytes), to be released once
+// the reply is sent; errNoMemory if the memory does not come within
+// -max-inflight-wait.
+func (c *pushConn) readHeld(ctx context.Context,
+	read func(context.Context) (*stream.SyncResult, error)) (*stream.SyncResult, held, error) {
+	mem, ok := c.p.srv.inflight.hold(ctx, int64(c.p.srv.limits.MaxReplyBytes))
+	if !ok {
+		return nil, held{}, errNoMemory
+	}
+	res, err := read(ctx)
+	if err != nil {
+		mem.release()
+		return nil, held{}, err
+	}
+	mem.trim(pushBytes(res))
+	return res, mem, nil
+}
+
+// closeFor closes c, whose push could not be made for err: 1013 try again
+// later when the server had no memory for it (its client reconnects after
+// a while), else 1011 (the store failed).
+func (c *pushConn) closeFor(ctx context.Context, err error) {
+	switch {
+	case ctx.Err() != nil: // c is closing
+	case errors.Is(err, errNoMemory):
+		c.ws.Close(websocket.StatusTryAgainLater, "the server is busy; reconnect in a while")
+	default:
+		c.ws.Close(websocket.StatusInternalError, "the store failed")
+	}
+}
+
+// read applies each message of c as the body of a sync. Its reply's
+// events are not sent: they come in the pushes, in order.
+func (c *pushConn) read(ctx context.Context) {
+	for {
+		typ, r, err := c.ws.Reader(ctx)
+		if err != nil {
+			return
+		}
+		// A message holds its body and the reply of its sync, as a POST
+		// does, from before its body is read until it is applied.
+		mem, ok := c.p.srv.inflight.hold(ctx, c.p.srv.limits.MaxBodyBytes+int64(c.p.srv.limits.MaxReplyBytes))
+		if !ok {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			c.sendError(ctx, errBusy(), "")
+			continue
+		}
+		body, err := io.ReadAll(r)
+		if err == nil {
+			c.apply(ctx, typ, body)
+		}
+		mem.release()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// apply applies one message of c, and acknowledges its batch or answers
+// its error.
+func (c *pushConn) apply(ctx context.Context, typ websocket.MessageType, body []byte) {
+	req := c.at() // its cursor and epoch: the reply is small
+	if typ != websocket.MessageText {
+		c.sendError(ctx, errorf(protocol.CodeBadRequest, "%s", bodyShape), "")
+		return
+	}
+	if err := c.p.srv.parseMessage(body, &req); err != nil {
+		c.sendError(ctx, err, req.Batch)
+		return
+	}
+	res, err := c.p.srv.store.Sync(ctx, &req)
+	if err != nil {
+		c.sendError(ctx, err, req.Batch)
+		return
+	}
+	c.p.srv.observeSync(req.Stream, res)
+	c.ask(res)
+	if req.Batch != "" { // the client may forget it: it is applied
+		ack := protocol.AppendString(append(make([]byte, 0, 16+len(req.Batch)), `{"batch":`...), req.Batch)
+		_ = c.ws.Write(ctx, websocket.MessageText, append(ack, '}'))
+	}
+}
+
+// parseMessage validates a push message, the body of a sync, into req at
+// its connection's cursor. A message carries no last known tick: its hash
+// reports are of ticks below the t of the last push its client read, which
+// the cursor, the t of the last push sent, bounds from above. A report at
+// or past the cursor is dropped, not refused (docs/protocol.md, "Push"):
+// it comes from a client that had not read a push of a new epoch when it
+// sent it, and the events beside it are applied.
+func (s *Server) parseMessage(body []byte, req *stream.SyncRequest) error {
+	cursor := req.LastKnownTick
+	req.LastKnownTick = math.MaxInt64 // parseBody checks the reports' other rules
+	err := s.parseBody(body, req)
+	req.LastKnownTick = cursor
+	req.Hashes = slices.DeleteFunc(req.Hashes, func(h protocol.HashReport) bool { return h.T >= cursor })
+	return err
+}
+
+// sendError sends err to c as an error message, with the batch id of the
+// message refused ("" for none, or one that could not be read).
+func (c *pushConn) sendError(ctx context.Context, err error, batch string) {
+	ae := toAPIError(err)
+	c.p.srv.metrics.Rejected(ae.Code)
+	body := ae.ErrorBody
+	body.Batch = batch
+	b := protocol.AppendError(nil, body)
+	_ = c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// keepAlive pings c and refreshes its presence, every PingInterval. A
+// client that answers no ping within pongWait is closed. It reports
+// whether c is still open.
+func (c *pushConn) keepAlive(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	c.p.mu.Lock()
+	closing := c.p.closing
+	c.p.mu.Unlock()
+	if closing {
+		return true // no ping into a close handshake
+	}
+	go func() { // the pong comes through the reader: not waited for here
+		pctx, cancel := context.WithTimeout(ctx, pongWait)
+		defer cancel()
+		// Only a pong that did not come ends c: a ping that fails because c
+		// is closing must not cut its close handshake short.
+		if err := c.ws.Ping(pctx); errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			c.ws.CloseNow()
+		}
+	}()
+	mem, ok := c.p.srv.inflight.hold(ctx, int64(c.p.srv.limits.MaxReplyBytes))
+	if !ok {
+		return true // the next ping tries again
+	}
+	defer mem.release()
+	req := c.at() // an empty sync: heard from
+	res, err := c.p.srv.store.Sync(ctx, &req)
+	if err != nil {
+		c.p.srv.log.Debug("push presence", zap.String("stream", req.Stream), zap.Error(err))
+		return true
+	}
+	c.ask(res)
+	return true
+}
+
+// pongWait is how long a client has to answer a ping.
+const pongWait = 10 * time.Second

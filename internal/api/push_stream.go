@@ -1,0 +1,192 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// A stream's loop (pushStream): it reads the stream's new ticks right
+// after each is sealed, once for all its connections (loop), keeps the
+// recent reads in a window, and serves each connection from it, what a
+// connection has not been sent yet coalesced into one message (next).
+
+// pushWindow is how many of a stream's recent reads its loop keeps, so
+// that a connection a little behind is served from memory.
+const pushWindow = 64
+
+// quietPush is the longest a connection goes without a push while ticks
+// pass with no events.
+const quietPush = 100 * time.Millisecond
+
+// pushSlice is one read of a stream: its events of the ticks [from, t).
+type pushSlice struct {
+	epoch    string
+	from, t  int64
+	events   []byte
+	tickRate int
+	ckpt     int64
+	base     *int64
+}
+
+// result is a push of sl with events (sl's, or their tail).
+func (sl *pushSlice) result(events []byte) *stream.SyncResult {
+	return &stream.SyncResult{T: sl.t, Epoch: sl.epoch, TickRate: sl.tickRate, Events: events,
+		Checkpoint: sl.ckpt, Base: sl.base}
+}
+
+// pushStream is the loop of one stream.
+type pushStream struct {
+	name string
+	p    *pusher
+
+	mu     sync.RWMutex // the connections' writers read the window together
+	conns  map[*pushConn]struct{}
+	window []pushSlice // oldest first
+	stop   context.CancelFunc
+}
+
+// loop reads the stream's new ticks once a tick, for every connection.
+func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRate int) {
+	tick := time.Second / time.Duration(max(tickRate, 1))
+	// Read right after each tick is sealed, once a tick, where the reads
+	// so far say ticks begin (tickPhase); at worst twice a tick. A read
+	// that finds the same tick in progress sends nothing.
+	prev := time.Now()
+	phase := newTickPhase(tick, prev)
+	t := time.NewTimer(time.Until(phase.next()))
+	defer t.Stop()
+	// An empty tick is told at least every quietPush: clients learn that
+	// time moves on, in fewer messages.
+	quiet := 0
+	quietTicks := int(max(quietPush/tick, 1)) // counted in new ticks read
+	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
+	var notify []*pushConn
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start, read, advanced := time.Now(), false, false
+		for more := true; more; {
+			res, err := s.p.srv.store.Read(ctx, req)
+			if err != nil {
+				if errors.Is(err, stream.ErrNotFound) {
+					s.closeAll(CloseStreamGone, "the stream expired; sync to create it anew")
+				}
+				break // the next tick tries again
+			}
+			read, more = true, res.More
+			if res.T == req.LastKnownTick && res.Epoch == req.Epoch && len(res.Events) == 0 {
+				break // the same tick in progress
+			}
+			advanced = true
+			sl := pushSlice{epoch: res.Epoch, from: req.LastKnownTick, t: res.T, events: append([]byte(nil), res.Events...),
+				tickRate: res.TickRate, ckpt: res.Checkpoint, base: res.Base}
+			if res.Epoch != req.Epoch {
+				sl.from = 0 // a new incarnation: read from its start
+			}
+			req.LastKnownTick, req.Epoch = res.T, res.Epoch
+			s.mu.Lock()
+			s.window = append(s.window, sl)
+			if len(s.window) > pushWindow {
+				s.window = slices.Delete(s.window, 0, len(s.window)-pushWindow)
+			}
+			if quiet++; len(sl.events) == 0 && quiet < quietTicks && !more {
+				s.mu.Unlock()
+				continue
+			}
+			quiet = 0
+			// The writers are woken once the window is theirs to read:
+			// woken under the lock, a thousand would wait for it.
+			notify = notify[:0]
+			for c := range s.conns {
+				notify = append(notify, c)
+			}
+			s.mu.Unlock()
+			for _, c := range notify {
+				select {
+				case c.notify <- struct{}{}:
+				default: // already notified: its next write takes everything
+				}
+			}
+		}
+		if read {
+			phase.observe(prev, start, time.Now(), advanced)
+			prev = start
+		}
+		t.Reset(time.Until(phase.next()))
+	}
+}
+
+// closeAll closes every connection of the stream.
+func (s *pushStream) closeAll(code websocket.StatusCode, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		go c.ws.Close(code, reason)
+	}
+}
+
+// next returns what the window holds for a client at req's cursor, or
+// nil, and the newest tick read and its epoch: a client of another epoch
+// is served nothing from the window (it rejoins). With nothing read yet,
+// they are req's.
+func (s *pushStream) next(req stream.SyncRequest) (res *stream.SyncResult, newest int64, epoch string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.window) == 0 {
+		return nil, req.LastKnownTick, req.Epoch
+	}
+	last := s.window[len(s.window)-1]
+	newest, epoch = last.t, last.epoch
+	switch {
+	case epoch != req.Epoch:
+		return nil, newest, epoch
+	case last.from <= req.LastKnownTick: // up to date, or one read behind: most clients
+		if req.LastKnownTick >= last.t {
+			return nil, newest, epoch
+		}
+		return last.result(stream.EventsFrom(last.events, req.LastKnownTick)), newest, epoch
+	}
+	for i, sl := range s.window {
+		if sl.epoch != req.Epoch || sl.from > req.LastKnownTick || req.LastKnownTick >= sl.t {
+			continue
+		}
+		res := sl.result(stream.EventsFrom(sl.events, req.LastKnownTick))
+		// What follows is coalesced into the same message, a page at most.
+		for _, more := range s.window[i+1:] {
+			if more.epoch != res.Epoch || more.from != res.T || len(res.Events)+len(more.events) > s.p.srv.limits.MaxReplyBytes {
+				break
+			}
+			if len(more.events) > 0 {
+				if len(res.Events) > 0 {
+					res.Events = append(append(slices.Clip(res.Events), ','), more.events...)
+				} else {
+					res.Events = more.events
+				}
+			}
+			res.T, res.Checkpoint = more.t, more.ckpt
+		}
+		return res, newest, epoch
+	}
+	return nil, newest, epoch
+}
+
+// tickRate is the stream's ticks per second, as last read.
+func (s *pushStream) tickRate() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if n := len(s.window); n > 0 {
+		return s.window[n-1].tickRate
+	}
+	return protocol.DefaultTickRate
+}
