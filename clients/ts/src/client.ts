@@ -87,14 +87,20 @@ export interface PrivateIdStorage {
   setItem(key: string, value: string): void;
 }
 
-/** The part of a WebSocket the client uses: the browser's, or Node's (node --experimental-websocket, or the ws package). */
+/**
+ * The part of a WebSocket the client uses: the browser's, or Node's (node
+ * --experimental-websocket, or the ws package). The client sets the
+ * handlers: onmessage gets an event with data (a string), onclose one with
+ * code. (Their parameters are typed never so that every WebSocket's
+ * handler types fit.)
+ */
 export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  onopen: ((ev: never) => void) | null;
+  onmessage: ((ev: never) => void) | null;
+  onclose: ((ev: never) => void) | null;
+  onerror: ((ev: never) => void) | null;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
@@ -637,14 +643,14 @@ export class EventStreamClient {
         opened = true;
         start = Date.now();
       };
-      ws.onmessage = (ev) => {
+      ws.onmessage = (ev: { data: unknown }) => {
         clearTimeout(silence);
         silence = setTimeout(() => finish(new EventStreamError(0, LocalCode.Network, "the push connection brought nothing for 5 s")), pushSilenceMs);
         inbox.push(typeof ev.data === "string" ? ev.data : String(ev.data));
         void pump();
       };
       ws.onerror = () => {}; // a close follows
-      ws.onclose = (ev) => {
+      ws.onclose = (ev: { code: number }) => {
         closed = new EventStreamError(0, LocalCode.Network, `the push connection closed (${ev.code})`);
         if (!pumping) void pump();
       };

@@ -111,3 +111,8 @@ test("push brings every event once, in order, and acknowledges batches", async (
   for (let i = 1; i < us.length; i++) assert.ok(us[i]!.t >= us[i - 1]!.t);
   assert.equal(c.pending, 0);
 });
+
+test("a page's WebSocket, fetch and storage fit ClientConfig (checked when the tests compile)", () => {
+  const inPage = (): EventStreamClient => new EventStreamClient({ baseUrl: "http://x", stream: "s", WebSocket, fetch, storage: sessionStorage });
+  assert.equal(typeof inPage, "function");
+});
