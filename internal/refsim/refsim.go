@@ -2,9 +2,10 @@
 // reference simulation"): a small game that draws from Rand with several
 // methods, spawns and destroys from callbacks and from SimTick, and
 // snapshots its state. pkg/gamesim's vectors replay a recorded stream
-// through it, and cmd/refpeer plays it live beside the TypeScript tests;
+// through it, and refpeer (below) plays it live beside the TypeScript tests;
 // its twin is clients/ts/test/refsim.ts. The two must stay identical: the
 // state hashes in pkg/gamesim/testdata/vectors/stream.json say they are.
+// Like every Sim, one is used by one Driver, on the goroutine that runs it.
 package refsim
 
 import (
