@@ -104,6 +104,9 @@ func (c config) Validate() error {
 		if err := c.Stream.Config.Validate(); err != nil {
 			return err
 		}
+		if c.Stream.WaitReplicas != 0 {
+			return errors.New("-store-wait-replicas needs a Redis store: the memory store has no replicas")
+		}
 	} else if err := c.Stream.Validate(); err != nil {
 		return fmt.Errorf("-store is memory or a Redis store: %w", err)
 	} else if c.Stream.Secret == developmentSecret && !c.StoreDevSecret {
@@ -170,6 +173,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.Stream.Prefix, "store-prefix", cfg.Stream.Prefix, "prefix of every Redis key")
 	fs.DurationVar(&cfg.Stream.Timeout, "store-timeout", cfg.Stream.Timeout, "longest wait for Redis on any call; past it a sync answers 503")
 	fs.BoolVar(&cfg.Stream.AllowEviction, "store-allow-eviction", cfg.Stream.AllowEviction, "run on a Redis whose maxmemory-policy may evict keys (a stream may then lose its state)")
+	fs.IntVar(&cfg.Stream.WaitReplicas, "store-wait-replicas", cfg.Stream.WaitReplicas, "with Redis: how many Redis replicas must acknowledge a sync's writes (WAIT, within -store-timeout) before it is answered, so that a failover to one of them loses no event a client was told of; fewer in time answer 503 store_unknown. 0 waits for none")
 	fs.Int64Var(&cfg.Stream.TailCacheBytes, "tail-cache-bytes", cfg.Stream.TailCacheBytes, "memory for the sealed ticks a replica keeps of Redis streams; 0 keeps none")
 	fs.IntVar(&cfg.Stream.TickRate, "tick-rate", cfg.Stream.TickRate, "ticks per second of new streams")
 	fs.DurationVar(&cfg.Stream.ClientTimeout, "client-timeout", cfg.Stream.ClientTimeout, "silence after which a client is disconnected")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/goeventstream/eventstream/internal/apitest"
+	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/redistest"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
@@ -237,4 +239,42 @@ func TestWaitsForRedis(t *testing.T) {
 	seedRequest(t, client, addr)
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// TestStoreWaitReplicas: with -store-wait-replicas 1, a sync on a Redis
+// with no replica is answered 503 store_unknown within -store-timeout (it
+// stands on the primary, unreplicated, and says so), and once a replica
+// follows the primary the same request is answered 200.
+func TestStoreWaitReplicas(t *testing.T) {
+	primary := redistest.Start(t)
+	logs := newLogLines()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-drain-delay", "0", "-store", primary.URL(),
+			"-store-secret", redistest.Secret, "-store-timeout", "300ms"}, env("EVENTSTREAMD_STORE_WAIT_REPLICAS", "1"), io.Discard, logs)
+	}()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	addr := logs.waitAddr(t)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	post := func() (int, string) {
+		start := time.Now()
+		resp, err := client.Post("http://"+addr+"/g/"+secret+"/0", "application/json", strings.NewReader(`{"events":[{"type":"m"}]}`))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		assert.Less(t, time.Since(start), 2*time.Second, "answered within the store timeout")
+		var e protocol.ErrorReply
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error.Code
+	}
+
+	status, code := post()
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Equal(t, protocol.CodeStoreUnknown, code, "applied on the primary, not replicated: the outcome is unknown")
+
+	redistest.Start(t, "replicaof "+strings.Replace(primary.Addr, ":", " ", 1))
+	require.Eventually(t, func() bool {
+		status, _ := post()
+		return status == http.StatusOK
+	}, 15*time.Second, 100*time.Millisecond, "answered once a replica acknowledges")
 }
