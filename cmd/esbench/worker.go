@@ -110,7 +110,7 @@ func (w *worker) receive(u esclient.Update, recording bool) {
 		w.hist.mu.Unlock()
 	}
 	w.lastT, w.self = u.T, u.PublicID
-	if n := u.Checkpoint; w.b.cfg.Hashes && n > 0 {
+	if n := u.CheckpointEvery; w.b.cfg.Hashes && n > 0 {
 		if ck := (u.T - 1) / n * n; ck > w.ckpt {
 			w.ckpt = ck
 			w.c.ReportHash(ck, benchHash) // every client "simulates" the same state

@@ -192,17 +192,20 @@ type Event struct {
 
 // SyncReply is the body of a successful sync, as docs/protocol.md gives
 // it: the reference the tests decode replies into. The server writes it
-// without encoding/json (internal/api), and esclient decodes it into its
-// own exported types.
-type SyncReply struct {
-	ID     string  `json:"id"`
-	T      int64   `json:"t"`
-	Epoch  string  `json:"epoch"`
-	TPS    int     `json:"tps"`
-	Events []Event `json:"events"`
-	More   bool    `json:"more,omitempty"`
-	// Since v1.1: the checkpoint interval, and the checkpoint whose
-	// snapshot or desync dump the server asks for, and the snapshot a
+// without encoding/json (internal/api).
+type SyncReply = Reply[Event]
+
+// Reply is a sync reply whose events are of type E: SyncReply, and the
+// reply esclient decodes into its own exported Event.
+type Reply[E any] struct {
+	ID     string `json:"id"`
+	T      int64  `json:"t"`
+	Epoch  string `json:"epoch"`
+	TPS    int    `json:"tps"`
+	Events []E    `json:"events"`
+	More   bool   `json:"more,omitempty"`
+	// Ckpt is the checkpoint interval; Snap and Dump the checkpoint whose
+	// snapshot or desync dump the server asks for; Base the snapshot a
 	// compacted reply starts after.
 	Ckpt int64  `json:"ckpt"`
 	Snap *int64 `json:"snap,omitempty"`

@@ -76,14 +76,17 @@ type Snapshot struct {
 	Data  []byte
 }
 
+// octetStream is the content type of a snapshot or a dump.
+const octetStream = "application/octet-stream"
+
 // ErrNoSnapshot means the stream has no snapshot.
 var ErrNoSnapshot = errors.New("esclient: the stream has no snapshot")
 
-// GetSnapshot fetches the stream's snapshot and checks that its bytes
+// Snapshot fetches the stream's snapshot and checks that its bytes
 // have the hash the server verified. It returns ErrNoSnapshot when there
 // is none.
-func (c *Client) GetSnapshot(ctx context.Context) (*Snapshot, error) {
-	resp, err := c.do(ctx, http.MethodGet, c.cfg.BaseURL+"/"+c.cfg.Stream+"/snapshot", nil)
+func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
+	resp, err := c.do(ctx, http.MethodGet, c.cfg.BaseURL+"/"+c.cfg.Stream+"/snapshot", nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +114,7 @@ func (c *Client) GetSnapshot(ctx context.Context) (*Snapshot, error) {
 // keeps one of that tick or a later one otherwise); an *Error with code
 // snapshot_mismatch means the bytes do not hash to the canonical hash.
 func (c *Client) PutSnapshot(ctx context.Context, t int64, data []byte) (bool, error) {
-	resp, err := c.do(ctx, http.MethodPut, c.prefix+"snapshot/"+strconv.FormatInt(t, 10), data)
+	resp, err := c.do(ctx, http.MethodPut, c.prefix+"snapshot/"+strconv.FormatInt(t, 10), data, octetStream)
 	if err != nil {
 		return false, err
 	}
@@ -132,7 +135,7 @@ func (c *Client) PutSnapshot(ctx context.Context, t int64, data []byte) (bool, e
 // PutDump uploads this client's snapshot of checkpoint tick t for a desync
 // report, as the server asked (Update.Dump).
 func (c *Client) PutDump(ctx context.Context, t int64, data []byte) error {
-	resp, err := c.do(ctx, http.MethodPut, c.prefix+"dump/"+strconv.FormatInt(t, 10), data)
+	resp, err := c.do(ctx, http.MethodPut, c.prefix+"dump/"+strconv.FormatInt(t, 10), data, octetStream)
 	if err != nil {
 		return err
 	}
@@ -141,8 +144,10 @@ func (c *Client) PutDump(ctx context.Context, t int64, data []byte) error {
 	return err
 }
 
-// do sends one request other than a sync.
-func (c *Client) do(ctx context.Context, method, target string, body []byte) (*http.Response, error) {
+// do sends one request, with the token (Config.Token): a sync (POST of
+// JSON) or a checkpoint request. Every request the client makes over HTTP
+// is built here.
+func (c *Client) do(ctx context.Context, method, target string, body []byte, contentType string) (*http.Response, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -152,7 +157,7 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte) (*h
 		return nil, fmt.Errorf("esclient: %w", redact(err, c.cfg.PrivateID))
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.send(req)
 	if err != nil {

@@ -24,13 +24,13 @@ func TestCheckpointsRoundTrip(t *testing.T) {
 	srv := newServer(t, func(c *stream.Config) { c.SnapshotEvery = 1; c.HistoryRetain = time.Second })
 	ctx := context.Background()
 	a, b := newClient(t, srv.URL, "a-secret"), newClient(t, srv.URL, "b-secret")
-	_, err := a.GetSnapshot(ctx)
+	_, err := a.Snapshot(ctx)
 	require.ErrorIs(t, err, esclient.ErrNoSnapshot)
 	for _, c := range []*esclient.Client{a, b} {
 		require.NoError(t, c.Send("move", "x"))
 		u, err := c.Sync(ctx)
 		require.NoError(t, err)
-		assert.EqualValues(t, 20, u.Checkpoint)
+		assert.EqualValues(t, 20, u.CheckpointEvery)
 	}
 	srv.clock.Advance(time.Second + 50*time.Millisecond) // tick 22
 	for _, c := range []*esclient.Client{a, b} {
@@ -55,7 +55,7 @@ func TestCheckpointsRoundTrip(t *testing.T) {
 	stored, err := b.PutSnapshot(ctx, 20, state)
 	require.NoError(t, err)
 	assert.True(t, stored)
-	snap, err := a.GetSnapshot(ctx)
+	snap, err := a.Snapshot(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(20), snap.T)
 	assert.Equal(t, state, snap.Data)
@@ -75,9 +75,9 @@ func TestCheckpointsRoundTrip(t *testing.T) {
 	}
 }
 
-// TestGetSnapshotChecksTheHash: bytes that do not hash to the hash the
+// TestSnapshotChecksTheHash: bytes that do not hash to the hash the
 // server verified are refused.
-func TestGetSnapshotChecksTheHash(t *testing.T) {
+func TestSnapshotChecksTheHash(t *testing.T) {
 	srv := newServer(t, func(c *stream.Config) { c.SnapshotEvery = 1 })
 	ctx := context.Background()
 	a := newClient(t, srv.URL, "a-secret")
@@ -102,7 +102,7 @@ func TestGetSnapshotChecksTheHash(t *testing.T) {
 		_, _ = io.Copy(w, bytes.NewReader(bytes.ToUpper(rec.Body.Bytes())))
 	}))
 	t.Cleanup(tamper.Close)
-	_, err = newClient(t, tamper.URL, "b-secret").GetSnapshot(ctx)
+	_, err = newClient(t, tamper.URL, "b-secret").Snapshot(ctx)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "does not have its hash")
 }

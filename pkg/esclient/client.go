@@ -276,26 +276,16 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 	if c.inflight == nil && len(c.queue) > 0 {
 		c.inflight = c.takeBatch()
 	}
-	target := c.prefix + strconv.FormatInt(c.lastT, 10)
-	if c.epoch != "" {
-		target += "?epoch=" + c.epoch
-	}
-	var body []byte
+	target := c.syncTarget()
 	sent := c.inflight
 	if c.probe && c.epoch != "" {
 		sent = nil // the epoch first: the stream may have started anew meanwhile
 	}
-	// Reports of ticks the request does not cover wait for a later sync.
-	var hashes []HashReport
-	for _, h := range c.hashes {
-		if h.T < c.lastT {
-			hashes = append(hashes, h)
-		}
-	}
+	hashes := c.dueHashes()
 	if sent == nil && c.probe {
 		hashes = nil
 	}
-	body = encodeRequest(sent, hashes)
+	body := encodeRequest(sent, hashes)
 	c.mu.Unlock()
 
 	reply, err := c.roundTrip(ctx, target, body)
@@ -313,21 +303,44 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 	return c.received(reply), nil
 }
 
+// syncTarget is the URL of the client's next sync: its cursor, and the
+// epoch it was read in (docs/protocol.md, "Sync"). c.mu must be held.
+func (c *Client) syncTarget() string {
+	target := c.prefix + strconv.FormatInt(c.lastT, 10)
+	if c.epoch != "" {
+		target += "?epoch=" + c.epoch
+	}
+	return target
+}
+
+// dueHashes returns the hash reports a request from the cursor may carry:
+// those of ticks below it; the others wait for a later request. c.mu must
+// be held.
+func (c *Client) dueHashes() []HashReport {
+	var due []HashReport
+	for _, h := range c.hashes {
+		if h.T < c.lastT {
+			due = append(due, h)
+		}
+	}
+	return due
+}
+
 // received takes a reply in: the cursor, the epoch, the public id. c.mu
 // must be held.
 func (c *Client) received(reply *wireReply) Update {
 	u := Update{
-		PublicID:   reply.ID,
-		T:          reply.T,
-		Epoch:      reply.Epoch,
-		TickRate:   reply.TPS,
-		Events:     reply.Events,
-		Reset:      len(reply.Events) > 0 && reply.Events[0].Type == TypeReset,
-		More:       reply.More,
-		Checkpoint: reply.Ckpt,
-		Base:       reply.Base,
-		Snap:       reply.Snap,
-		Dump:       reply.Dump,
+		PublicID:        reply.ID,
+		T:               reply.T,
+		Epoch:           reply.Epoch,
+		TickRate:        reply.TPS,
+		Events:          reply.Events,
+		Reset:           len(reply.Events) > 0 && reply.Events[0].Type == TypeReset,
+		More:            reply.More,
+		CheckpointEvery: reply.Ckpt,
+		Base:            reply.Base,
+		Snap:            reply.Snap,
+		Dump:            reply.Dump,
 	}
 	if c.epoch != "" && reply.Epoch != c.epoch {
 		c.hashes = c.hashes[:0] // of a game that is gone
@@ -410,30 +423,13 @@ func encodeRequest(b *batch, hashes []HashReport) []byte {
 	return append(out, '}')
 }
 
-type wireReply struct {
-	ID     string  `json:"id"`
-	T      int64   `json:"t"`
-	Epoch  string  `json:"epoch"`
-	TPS    int     `json:"tps"`
-	Events []Event `json:"events"`
-	More   bool    `json:"more"`
-	Ckpt   int64   `json:"ckpt"`
-	Base   *int64  `json:"base"`
-	Snap   *int64  `json:"snap"`
-	Dump   *int64  `json:"dump"`
-}
+// wireReply is a sync reply as the client decodes it (decodeReply).
+type wireReply = protocol.Reply[Event]
 
 func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wireReply, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	resp, err := c.do(ctx, http.MethodPost, target, body, "application/json")
 	if err != nil {
-		return nil, fmt.Errorf("esclient: %w", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.send(req)
-	if err != nil {
-		return nil, fmt.Errorf("esclient: sync: %w", redact(err, c.cfg.PrivateID))
+		return nil, err
 	}
 	defer resp.Body.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, max(resp.ContentLength, 0)+bytes.MinRead))
@@ -445,6 +441,12 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 	if resp.StatusCode != http.StatusOK {
 		return nil, replyError(resp, data)
 	}
+	return parseReply(data)
+}
+
+// parseReply decodes a sync reply, pushed or polled, and checks that it is
+// one: it has events, an id and an epoch.
+func parseReply(data []byte) (*wireReply, error) {
 	var reply wireReply
 	if err := decodeReply(data, &reply); err != nil {
 		return nil, fmt.Errorf("esclient: the reply is not a sync reply: %w", err)

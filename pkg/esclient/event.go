@@ -69,13 +69,13 @@ type Update struct {
 	// started anew (see Config.KeepQueueOnReset).
 	Dropped int
 
-	// Checkpoint is the stream's checkpoint interval in ticks: report the
-	// state hash of every multiple of it (ReportHash); 0 when the server
-	// has checkpoints off.
-	Checkpoint int64
+	// CheckpointEvery is the stream's checkpoint interval in ticks: report
+	// the state hash of every multiple of it (ReportHash); 0 when the
+	// server has checkpoints off.
+	CheckpointEvery int64
 	// Base, when set, says that the ticks asked for were compacted: Events
 	// start after the snapshot of tick *Base, which the client loads first
-	// (GetSnapshot).
+	// (Snapshot).
 	Base *int64
 	// Snap, when set, asks for this client's snapshot of checkpoint *Snap
 	// (PutSnapshot).

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +26,7 @@ const (
 	// nothing for 5 s is ended: the server pushes at least every 100 ms);
 	// then it tries push again. The default.
 	Auto Transport = iota
-	// Poll syncs every SyncInterval, as v1 clients do.
+	// Poll syncs every SyncInterval.
 	Poll
 	// Push keeps a WebSocket open: each tick arrives as it is sealed.
 	Push
@@ -135,10 +134,7 @@ type pushMessage struct {
 // it lived and why it ended.
 func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, error) {
 	c.mu.Lock()
-	target := "ws" + strings.TrimPrefix(c.prefix, "http") + strconv.FormatInt(c.lastT, 10)
-	if c.epoch != "" {
-		target += "?epoch=" + c.epoch
-	}
+	target := "ws" + strings.TrimPrefix(c.syncTarget(), "http")
 	gen := c.rewinds
 	c.mu.Unlock()
 	conn, err := c.dialPush(ctx, target)
@@ -280,12 +276,7 @@ func (c *Client) nextPush(sent *batch) *pushBody {
 	if c.inflight == nil && len(c.queue) > 0 {
 		c.inflight = c.takeBatch()
 	}
-	var hashes []HashReport
-	for _, h := range c.hashes {
-		if h.T < c.lastT {
-			hashes = append(hashes, h)
-		}
-	}
+	hashes := c.dueHashes()
 	b := c.inflight
 	if b == sent {
 		b = nil // sent on this connection: waiting for its acknowledgement
@@ -323,12 +314,12 @@ func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, msgs chan<-
 			e := decodeError(0, 0, data)
 			deliver(ctx, msgs, pushMessage{err: e})
 		default:
-			var reply wireReply
-			if err := decodeReply(data, &reply); err != nil || reply.Events == nil || reply.ID == "" || reply.Epoch == "" {
-				deliver(ctx, msgs, pushMessage{err: errors.New("esclient: a push message is not a sync reply")})
+			reply, err := parseReply(data)
+			if err != nil {
+				deliver(ctx, msgs, pushMessage{err: err})
 				return
 			}
-			if !deliver(ctx, msgs, pushMessage{reply: &reply}) {
+			if !deliver(ctx, msgs, pushMessage{reply: reply}) {
 				return
 			}
 		}

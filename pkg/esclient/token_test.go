@@ -123,6 +123,6 @@ func TestTokenRefusals(t *testing.T) {
 	})
 	_, err = c.Sync(context.Background())
 	assert.ErrorIs(t, err, failing)
-	_, err = c.GetSnapshot(context.Background())
+	_, err = c.Snapshot(context.Background())
 	assert.ErrorIs(t, err, failing, "checkpoint requests carry the token too")
 }

@@ -305,7 +305,7 @@ const (
 // one (Update.Base) or for a resync. It is called on the network goroutine
 // without d.mu held; it returns nil and no error when there is none.
 func (d *Driver) loadSnapshot(ctx context.Context) (*esclient.Snapshot, error) {
-	snap, err := d.client.GetSnapshot(ctx)
+	snap, err := d.client.Snapshot(ctx)
 	if errors.Is(err, esclient.ErrNoSnapshot) {
 		return nil, nil
 	}

@@ -1,5 +1,6 @@
 // Package gamesim drives a deterministic game simulation from an
-// eventstreamd stream: it is the SimDriver of the original design.
+// eventstreamd stream (SimDriver in the TypeScript client;
+// docs/gamesim-spec.md is the contract both follow).
 //
 // A game implements Sim (and usually spawns Entity values); a Driver feeds
 // it the stream's events tick by tick, at the server's tick rate, a little

@@ -187,7 +187,7 @@ func (d *Driver) receive(ctx context.Context, u esclient.Update) {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.netCkpt = u.Checkpoint
+	d.netCkpt = u.CheckpointEvery
 	d.upload(ctx, u)
 	if resync { // re-simulate from the snapshot, or from tick 0
 		d.resync = false
