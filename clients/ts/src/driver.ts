@@ -114,6 +114,11 @@ interface Checkpoint {
 }
 
 const never = Number.MAX_SAFE_INTEGER;
+// How a failed upload is retried: after uploadRetryMs, doubling, while the
+// wait is at most maxUploadRetryMs (about 6 s in all, within the 10 s a
+// checkpoint is kept).
+const uploadRetryMs = 200;
+const maxUploadRetryMs = 3200;
 
 function defaultFrames(): FrameScheduler {
   const raf = (globalThis as { requestAnimationFrame?: (cb: (t: number) => void) => number }).requestAnimationFrame;
@@ -157,7 +162,12 @@ export class SimDriver {
   #last = -1; // the time of the last update, ms; -1 before the first
   #acc = 0;
   #ckpt = 0;
+  #joined = never; // the tick this driver joined the epoch at: it was there from it on
+  #told = new Map<string, number>(); // public id -> the tick of the "_x" that first named it
+  #reloadedAt = -1; // the last tick played with a state a resync replaced; -1 for none
+  #reloading = false; // an "_x" named this client: no reports until the reload
   #kept: Checkpoint[] = [];
+  #uploading = new Set<string>(); // uploads under way: kind, epoch, tick
 
   // From the network.
   #buf: Event[] = [];
@@ -165,6 +175,8 @@ export class SimDriver {
   #tickRate = 20;
   #reset = false;
   #liveFrom = never;
+  #joinedFrom = never; // the first liveFrom of joinedEpoch
+  #joinedEpoch = "";
   #netCkpt = 0;
   #arrived = -1;
   #gaps = new Array<number>(8).fill(0);
@@ -331,6 +343,12 @@ export class SimDriver {
           case TypeReset: {
             this.#entities = [];
             this.#ops = [];
+            if (e.body !== this.#epoch) {
+              // a new epoch, not a resync from tick 0
+              this.#told = new Map();
+              this.#reloadedAt = -1;
+              this.#reloading = false;
+            }
             const r: Reset = { epoch: e.body, previous: this.#epoch };
             this.#epoch = e.body;
             this.#seed = seedOf(e.body);
@@ -345,7 +363,7 @@ export class SimDriver {
             this.#sim.onDisconnect(this, e.body);
             break;
           case TypeDesync:
-            this.#onDesync(e);
+            this.#onDesync(k, e);
             break;
           default:
             if (!e.type.startsWith(ServerOrigin)) this.#sim.onClientEvent(this, e);
@@ -388,6 +406,12 @@ export class SimDriver {
 
   /** checkpointAt snapshots checkpoint tick k, keeps the snapshot and reports its hash. */
   #checkpointAt(k: number): void {
+    if (this.#reloading || this.#keptSnapshot(this.#epoch, k)) {
+      // The state is to be replaced, or this checkpoint was played before
+      // a reload: the server keeps the first report, and a dump must be
+      // the state that report hashed.
+      return;
+    }
     let data: Uint8Array;
     try {
       data = this.#snapshotAt(k);
@@ -435,18 +459,48 @@ export class SimDriver {
     this.#next = h.tick + 1;
   }
 
-  #onDesync(e: Event): void {
-    let x: Desync;
+  /**
+   * onDesync processes an "_x" at tick k. One divergence is told once, to
+   * the drivers that were there (docs/gamesim-spec.md, "Desyncs"): a
+   * client named again for a checkpoint it played before an earlier "_x"
+   * named it is the same divergence (not told, not reloaded again); the
+   * sim is told only of ticks played live, and of checkpoints from when
+   * this driver joined or that it reloads for; a driver reloads when it
+   * is named for the state it has now. The ids are recorded even while
+   * replaying, so that drivers that saw the same events agree.
+   */
+  #onDesync(k: number, e: Event): void {
+    let t: number;
+    let ids: string[];
     try {
       const v = JSON.parse(e.body) as { t?: unknown; ids?: unknown };
       if (typeof v.t !== "number" || !Array.isArray(v.ids) || !v.ids.every((id) => typeof id === "string")) return;
-      x = { checkpoint: v.t, ids: v.ids as string[], self: false };
+      t = v.t;
+      ids = v.ids as string[];
     } catch {
       return; // not one this version can read
     }
-    x.self = this.#client !== null && x.ids.includes(this.#client.publicId);
-    this.#sim.onDesync?.(this, x);
-    if (x.self && this.#sim.snapshot && this.#sim.restore && !this.replaying) this.#resync = true; // the network side fetches the snapshot
+    const fresh: string[] = [];
+    for (const id of ids) {
+      const at = this.#told.get(id);
+      if (at !== undefined && t <= at) continue;
+      this.#told.set(id, k);
+      fresh.push(id);
+    }
+    if (fresh.length === 0 || this.replaying) return;
+    const x: Desync = { checkpoint: t, ids: fresh, self: this.#client !== null && fresh.includes(this.#client.publicId) };
+    const reload = x.self && this.#sim.snapshot !== undefined && this.#sim.restore !== undefined && t > this.#reloadedAt && !this.#reloading;
+    if (t >= this.#joined || reload) this.#sim.onDesync?.(this, x);
+    if (reload) {
+      this.#reloading = true; // its next checkpoints are of the state it leaves
+      this.#resync = true; // the network side fetches the snapshot
+    }
+  }
+
+  /** reloaded records that the state was replaced (a resync, a join from a snapshot, a new epoch) after tick last had been played. */
+  #reloaded(last: number): void {
+    this.#reloadedAt = Math.max(this.#reloadedAt, last);
+    this.#reloading = false;
   }
 
   /**
@@ -457,6 +511,7 @@ export class SimDriver {
    */
   update(nowMs: number): number {
     this.#start();
+    const replaced = this.#tick; // the last tick played with the state a reload replaces
     if (this.#restore) {
       const snap = this.#restore;
       this.#restore = null;
@@ -470,12 +525,21 @@ export class SimDriver {
         this.#knownT = 0;
         this.#liveFrom = never;
       }
+      this.#reloaded(replaced);
     }
     if (this.#reset) {
       this.#reset = false;
       this.#next = 0;
+      this.#reloaded(replaced);
     }
+    // Events of ticks already played are in the state: those at or below a
+    // snapshot's tick, which may come in any update after the one that
+    // brought base (the snapshot fetched then can be newer than its t).
+    let drop = 0;
+    while (drop < this.#buf.length && this.#buf[drop]!.t < this.#next) drop++;
+    this.#buf.splice(0, drop);
     this.#live = this.#liveFrom;
+    this.#joined = this.#joinedFrom;
     this.#ckpt = this.#netCkpt;
     const n = this.#due(nowMs, 1000 / this.#tickRate);
     const end = this.#next + n;
@@ -559,6 +623,9 @@ export class SimDriver {
     if (this.#sim.restore && (u.base !== undefined || resync)) {
       try {
         snap = await client.getSnapshot(signal);
+        if (u.base !== undefined && snap && (snap.t < u.base || snap.epoch !== u.epoch)) {
+          throw new EventStreamError(0, LocalCode.BadSnapshot, "the snapshot is older than the reply's base, or of another epoch");
+        }
       } catch {
         if (u.base !== undefined) {
           client.rewind(0); // it cannot be played without the snapshot: ask again
@@ -586,43 +653,77 @@ export class SimDriver {
       }
       return; // this update's events come again
     }
-    let events = u.events;
     if (u.base !== undefined) {
       if (!snap) {
         this.#err = new EventStreamError(0, LocalCode.BadSnapshot, "the stream was compacted: its Sim must have snapshot and restore to join it");
         return;
       }
       this.#buf = [];
-      this.#restore = snap;
-      const t = snap.t;
-      events = events.filter((e) => e.t > t);
+      this.#restore = snap; // update drops the events it holds
     }
     if (u.reset) {
       this.#buf = []; // the old incarnation's events are moot
       this.#reset = true;
       this.#liveFrom = never;
     }
-    if (!u.more && this.#liveFrom === never) this.#liveFrom = u.t; // up to date: the ticks from here on are new
-    this.#buf.push(...events);
+    if (!u.more && this.#liveFrom === never) {
+      this.#liveFrom = u.t; // up to date: the ticks from here on are new
+      if (this.#joinedEpoch !== u.epoch) {
+        this.#joinedFrom = u.t; // a resync does not move it
+        this.#joinedEpoch = u.epoch;
+      }
+    }
+    this.#buf.push(...u.events);
     this.#knownT = u.t;
     if (u.tickRate > 0) this.#tickRate = u.tickRate;
     this.#measureJitter(u);
   }
 
-  /** upload answers the server's requests for a snapshot or a dump from the snapshots kept, in the background. */
+  /**
+   * upload answers the server's requests for a snapshot or a dump from the
+   * snapshots kept, in the background: every time the server asks, unless
+   * an upload of the same is still under way. A failed upload is retried
+   * (200 ms, doubling, while the wait is at most 3.2 s) unless the server
+   * refused it for good.
+   */
   #upload(u: Update, signal: AbortSignal): void {
     const client = this.#client!;
-    const asks: [number | undefined, (t: number, data: Uint8Array) => Promise<unknown>][] = [
-      [u.snap, (t, data) => client.putSnapshot(t, data, signal)],
-      [u.dump, (t, data) => client.putDump(t, data, signal)],
+    const asks: [string, number | undefined, (t: number, data: Uint8Array) => Promise<unknown>][] = [
+      ["snapshot", u.snap, (t, data) => client.putSnapshot(t, data, signal)],
+      ["dump", u.dump, (t, data) => client.putDump(t, data, signal)],
     ];
-    for (const [tick, put] of asks) {
+    for (const [kind, tick, put] of asks) {
       if (tick === undefined) continue;
       const data = this.#keptSnapshot(u.epoch, tick);
       if (!data) continue; // not kept (any more): the server asks another client
-      const p = put(tick, data).catch(() => {}); // best effort: the server asks again
+      const key = `${kind} ${u.epoch} ${tick}`;
+      if (this.#uploading.has(key)) continue;
+      this.#uploading.add(key);
+      const p = (async () => {
+        for (let wait = uploadRetryMs; ; wait *= 2) {
+          try {
+            await put(tick, data);
+            return; // taken
+          } catch (e) {
+            const se = e instanceof EventStreamError ? e : null;
+            if ((se && !se.retryable) || wait > maxUploadRetryMs || signal.aborted) return; // refused for good, or left to the server's next ask
+            if (se && se.retryAfterMs > 0) wait = se.retryAfterMs;
+            await new Promise<void>((res) => {
+              const done = (): void => {
+                clearTimeout(timer);
+                signal.removeEventListener("abort", done);
+                res();
+              };
+              const timer = setTimeout(done, wait);
+              signal.addEventListener("abort", done);
+            });
+          }
+        }
+      })().finally(() => {
+        this.#uploading.delete(key);
+        this.#uploads.delete(p);
+      });
       this.#uploads.add(p);
-      void p.then(() => this.#uploads.delete(p));
     }
   }
 
