@@ -225,3 +225,34 @@ test("the dump is the state whose hash was reported, and a failed upload is retr
   assert.notEqual(hashOf(good), s.reports.get("1/40"), "a broken one");
   assert.equal(s.puts, 2, "refused once, then sent again");
 });
+
+test("a driver joins from a snapshot newer than the reply's base, and drops the events it holds from every update", async () => {
+  const ep = "4b2a1f7e-9c3d-4e5f-8a6b-7c8d9e0f1a2b";
+  const events: Event[] = [ev(0, "_a", "_", ep), connect(1, "1"), connect(2, "2")];
+  for (let k = 3; k < 70; k += 3) events.push(ev(k, "x", String(1 + (k % 2))));
+  const between = (from: number, to: number): Event[] => events.filter((e) => e.t >= from && e.t < to);
+  const ref = SimDriver.replay(new Counters(), events, 70, { recordHashes: 100 });
+  const snap = SimDriver.replay(new Counters(), between(0, 61), 61).snapshot();
+
+  const fetch: FetchLike = async (url) => {
+    const path = new URL(url).pathname;
+    if (path === "/s/snapshot") {
+      // stored after the reply that said base 20
+      return new Response(snap as unknown as BodyInit, { status: 200, headers: { "Eventstream-Tick": "60", "Eventstream-Hash": hashOf(snap), "Eventstream-Epoch": ep } });
+    }
+    const from = Number(path.slice(path.lastIndexOf("/") + 1));
+    const reply: Record<string, unknown> = { id: "3", epoch: ep, tps: 20, ckpt: 20, t: 70, events: between(Math.max(from, 45), 70) };
+    if (from < 45) Object.assign(reply, { t: 45, base: 20, events: between(21, 45) }); // compacted: from the snapshot of tick 20
+    return new Response(JSON.stringify(reply), { status: 200, headers: { "Content-Type": "application/json" } });
+  };
+  const c = new EventStreamClient({ baseUrl: "http://scripted.invalid", stream: "s", privateId: "p", WebSocket: null, fetch, syncIntervalMs: 5 });
+  const d = new SimDriver(c, new Counters(), { recordHashes: 100 });
+  await playTo(d, 69);
+  await d.close();
+
+  const want = new Map(ref.hashes().map((h) => [h.tick, h.hash]));
+  const got = d.hashes();
+  assert.ok(got.length > 0);
+  assert.equal(got[0]!.tick, 61, "played from the tick after the snapshot");
+  for (const h of got) assert.equal(h.hash, want.get(h.tick), `tick ${h.tick}`);
+});
