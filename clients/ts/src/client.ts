@@ -334,6 +334,9 @@ export class EventStreamClient {
     const typeLen = utf8.encode(type).length;
     if (typeLen === 0 || typeLen > MaxTypeLen) throw new EventStreamError(0, "bad_request", `an event type must be 1 to ${MaxTypeLen} bytes`);
     if (type.startsWith(ServerOrigin)) throw new EventStreamError(0, "reserved_type", "event types starting with _ are reserved for the server");
+    if (/[\u0000-\u001f\u007f-\u009f]|\p{Surrogate}/u.test(type)) {
+      throw new EventStreamError(0, "bad_request", "an event type must hold no control character (U+0000-U+001F, U+007F-U+009F) and no lone surrogate");
+    }
     if (/\p{Surrogate}/u.test(body)) throw new EventStreamError(0, "bad_request", "an event body must be valid Unicode (no lone surrogate)");
     const size = utf8.encode(JSON.stringify(body)).length - 2;
     if (size > MaxBodyLen) throw new EventStreamError(0, "too_large", `an event body must be at most ${MaxBodyLen} bytes encoded`);

@@ -72,6 +72,14 @@ test("errors carry the server's code", async () => {
   assert.throws(() => c.send("", ""), (e: unknown) => e instanceof EventStreamError && e.code === "bad_request");
   assert.throws(() => c.send("m", "x".repeat(16 * 1024 + 1)), (e: unknown) => e instanceof EventStreamError && e.code === "too_large");
   assert.throws(() => c.send("m", "\ud800"), (e: unknown) => e instanceof EventStreamError && e.code === "bad_request");
+  for (const bad of ["a\nb", "tab\t", "\u007f", "\u0085", "\udc00"]) {
+    assert.throws(() => c.send(bad, ""), (e: unknown) => e instanceof EventStreamError && e.code === "bad_request", JSON.stringify(bad));
+  }
+  // What send lets through, the server takes: a type of any other character, a body of any.
+  const ok = new EventStreamClient({ baseUrl: srv.url, stream: "errs", privateId: "p2", WebSocket: null });
+  ok.send("é 🙂 \u00a0", "\n\t\u0000\u2028 \ud83d\ude00");
+  await ok.sync();
+  assert.equal(ok.pending, 0);
   // What the server refuses, through the client: a body the checks above would not let through.
   const tampering = new EventStreamClient({
     baseUrl: srv.url, stream: "errs", privateId: "p1", WebSocket: null,
