@@ -133,6 +133,11 @@ var errorTable = []struct {
 	{CodeInternal, http.StatusInternalServerError},
 }
 
+// CloseTokenExpired is the close code of a push connection whose token
+// expired without a renewal (docs/protocol.md, "Push"): the client gets a
+// new token and reconnects.
+const CloseTokenExpired = 4003
+
 // ErrorCodes lists every error code, for metrics that count them.
 var ErrorCodes = func() []string {
 	codes := make([]string, len(errorTable))

@@ -137,7 +137,7 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 	target := "ws" + strings.TrimPrefix(c.syncTarget(), "http")
 	gen := c.rewinds
 	c.mu.Unlock()
-	conn, err := c.dialPush(ctx, target)
+	conn, connTok, err := c.dialPush(ctx, target)
 	if err != nil {
 		return 0, err
 	}
@@ -177,6 +177,9 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 					}
 					conn.Close(websocket.StatusNormalClosure, "")
 				}
+				if websocket.CloseStatus(m.err) == protocol.CloseTokenExpired {
+					c.tokens.expired(connTok) // reconnect with a new one
+				}
 				return time.Since(start), m.err
 			}
 			if m.reply != nil {
@@ -208,6 +211,11 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 			conn.Close(websocket.StatusNormalClosure, "")
 			return time.Since(start), errRewound
 		}
+		if connTok != "" { // a token nearing its exp is renewed on the connection
+			if err := c.renewPushToken(ctx, conn, &connTok); err != nil {
+				return time.Since(start), err
+			}
+		}
 		if !ready || time.Now().Before(retryAt) {
 			continue
 		}
@@ -228,29 +236,30 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 }
 
 // dialPush opens a push connection to target, with the token, and once
-// again with a new one if the server answers that the token expired.
-func (c *Client) dialPush(ctx context.Context, target string) (*websocket.Conn, error) {
+// again with a new one if the server answers that the token expired. It
+// returns the token the connection was opened with ("" for none).
+func (c *Client) dialPush(ctx context.Context, target string) (*websocket.Conn, string, error) {
 	hc := *c.http
 	hc.Timeout = 0 // the connection outlives the handshake
 	for retried := false; ; retried = true {
 		h := http.Header{}
 		tok, err := c.tokens.authorize(ctx, h)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		dctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
 		conn, resp, err := websocket.Dial(dctx, target, &websocket.DialOptions{HTTPClient: &hc, HTTPHeader: h})
 		cancel()
 		if err == nil {
-			return conn, nil
+			return conn, tok, nil
 		}
 		if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
-			return nil, redact(err, c.cfg.PrivateID)
+			return nil, "", redact(err, c.cfg.PrivateID)
 		}
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		se := replyError(resp, data)
 		if se.Code != protocol.CodeTokenExpired || tok == "" || retried {
-			return nil, &upgradeError{se}
+			return nil, "", &upgradeError{se}
 		}
 		c.tokens.expired(tok)
 	}
@@ -262,6 +271,29 @@ type upgradeError struct{ err *Error }
 
 func (e *upgradeError) Error() string { return e.err.Error() }
 func (e *upgradeError) Unwrap() error { return e.err }
+
+// renewPushToken sends the connection a new token when the one it holds
+// (*held) nears its exp (docs/protocol.md, "Push"). A failure to get one
+// is left for later: the connection lives until the server closes it with
+// 4003, and a reconnection asks again.
+func (c *Client) renewPushToken(ctx context.Context, conn *websocket.Conn, held *string) error {
+	tok, err := c.tokens.current(ctx)
+	if err != nil {
+		c.log.Warn("renewing the push connection's token failed; trying again", slog.String("stream", c.cfg.Stream), slog.Any("error", err))
+		return nil
+	}
+	if tok == *held {
+		return nil
+	}
+	msg := append(protocol.AppendString([]byte(`{"token":`), tok), '}')
+	wctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
+	defer cancel()
+	if err := conn.Write(wctx, websocket.MessageText, msg); err != nil {
+		return redact(err, c.cfg.PrivateID)
+	}
+	*held = tok
+	return nil
+}
 
 type pushBody struct {
 	data  []byte
