@@ -106,11 +106,14 @@ func admits(g *auth.Grant, name, client string, write bool) error {
 	case client != "" && client != url.PathEscape(g.Sub):
 		return errorf(protocol.CodeForbidden, "the private id of the path must be the token's sub")
 	case write && g.Spectator():
-		return errorf(protocol.CodeForbidden,
-			"a spectator reads the stream: it may not post events, report hashes or upload (poll with GET)")
+		return errSpectatorWrites
 	}
 	return nil
 }
+
+// errSpectatorWrites refuses a spectator's post, push message or upload.
+var errSpectatorWrites = errorf(protocol.CodeForbidden,
+	"a spectator reads the stream: it may not post events, report hashes or upload (poll with GET)")
 
 // bearerToken returns the one token of r: in an Authorization header
 // (RFC 6750 §2.1), or in the access_token query parameter.

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
@@ -36,8 +37,9 @@ type pushConn struct {
 	id     string
 	notify chan struct{} // cap 1: new slices
 
-	mu  sync.Mutex
-	req stream.SyncRequest // the client: stream, private id, its cursor (the t sent last) and epoch
+	mu   sync.Mutex
+	auth *auth.Grant        // its token's, renewed by its messages; nil with auth off or on an open stream
+	req  stream.SyncRequest // the client: stream, private id, its cursor (the t sent last) and epoch
 	// What the syncs of its messages asked of it, for its next push.
 	snap, dump *int64
 }
@@ -269,11 +271,15 @@ func (c *pushConn) read(ctx context.Context) {
 			continue
 		}
 		body, err := io.ReadAll(r)
+		open := true
 		if err == nil {
-			c.apply(ctx, typ, body)
+			var apply bool
+			if apply, open = c.admitMessage(ctx, body); apply {
+				c.apply(ctx, typ, body)
+			}
 		}
 		mem.release()
-		if err != nil {
+		if err != nil || !open {
 			return
 		}
 	}
@@ -335,7 +341,7 @@ func (c *pushConn) sendError(ctx context.Context, err error, batch string) {
 // client that answers no ping within pongWait is closed. It reports
 // whether c is still open.
 func (c *pushConn) keepAlive(ctx context.Context) bool {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || c.tokenExpired() {
 		return false
 	}
 	c.p.mu.Lock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
@@ -81,6 +82,7 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(p.srv.limits.MaxBodyBytes)
 	c := &pushConn{p: p, ws: ws, nc: nc, id: res.PublicID, notify: make(chan struct{}, 1),
 		req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
+	c.auth, _ = auth.FromContext(r.Context())
 	// The connection lives on goroutines of its own, and the handler
 	// returns: net/http then lets go of the request, its buffers and its
 	// goroutine, which an idle connection would otherwise keep, and the

@@ -20,18 +20,23 @@ import (
 
 // Handler returns the API over store, with metrics on a registry of its
 // own, served on /metrics.
-func Handler(store stream.Store) (http.Handler, error) { return AuthHandler(store, nil) }
+func Handler(store stream.Store) (http.Handler, error) { return AuthHandler(store, nil, nil) }
 
 // AuthHandler is Handler with auth on: every stream needs a token that v
-// verifies (docs/protocol.md, "Tokens"). A nil v leaves auth off.
-func AuthHandler(store stream.Store, v *auth.Verifier) (http.Handler, error) {
+// verifies (docs/protocol.md, "Tokens"). A nil v leaves auth off; edit,
+// if not nil, changes the push configuration.
+func AuthHandler(store stream.Store, v *auth.Verifier, edit func(*api.PushConfig)) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store})
 	if err != nil {
 		return nil, err
 	}
-	return api.New(api.Config{Store: store, Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Limits: api.DefaultLimits(), Auth: v})
+	cfg := api.Config{Store: store, Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Limits: api.DefaultLimits(), Auth: v, Push: api.DefaultPushConfig()}
+	if edit != nil {
+		edit(&cfg.Push)
+	}
+	return api.New(cfg)
 }
 
 // NewServer serves the API over a new memory store configured with cfg,

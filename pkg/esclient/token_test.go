@@ -3,7 +3,9 @@ package esclient_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/goeventstream/eventstream/internal/api"
 	"github.com/goeventstream/eventstream/internal/apitest"
 	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/clock"
@@ -25,7 +28,11 @@ var tokenSecret = []byte("the HS256 secret of the esclient tests")
 // authServer is a real eventstreamd with auth on, on a fake clock that
 // starts at the real time (tokens' exp is read by the client on its own
 // clock).
-func authServer(t *testing.T) (*httptest.Server, *clock.Fake) {
+func authServer(t *testing.T) (*httptest.Server, *clock.Fake) { return authServerWith(t, nil, nil) }
+
+// authServerWith is authServer with its push configuration edited, and
+// its handler wrapped by wrap.
+func authServerWith(t *testing.T, edit func(*api.PushConfig), wrap func(http.Handler) http.Handler) (*httptest.Server, *clock.Fake) {
 	t.Helper()
 	fake := clock.NewFake(time.Now())
 	cfg := stream.DefaultConfig()
@@ -34,8 +41,11 @@ func authServer(t *testing.T) (*httptest.Server, *clock.Fake) {
 	require.NoError(t, err)
 	v, err := auth.New(auth.Config{Secret: tokenSecret, Clock: fake})
 	require.NoError(t, err)
-	h, err := apitest.AuthHandler(store, v)
+	h, err := apitest.AuthHandler(store, v, edit)
 	require.NoError(t, err)
+	if wrap != nil {
+		h = wrap(h)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, fake
@@ -125,4 +135,77 @@ func TestTokenRefusals(t *testing.T) {
 	assert.ErrorIs(t, err, failing)
 	_, err = c.Snapshot(context.Background())
 	assert.ErrorIs(t, err, failing, "checkpoint requests carry the token too")
+}
+
+// TestPushRenewsItsToken: a push connection sends a new token as its own
+// nears its exp, and lives on past that exp (the server closes one whose
+// token expired unrenewed with 4003, which a reconnection would show).
+func TestPushRenewsItsToken(t *testing.T) {
+	var upgrades atomic.Int32
+	srv, fake := authServerWith(t, func(p *api.PushConfig) { p.MaxLag = 24 * time.Hour }, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") != "" {
+				upgrades.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	start := fake.Now()
+	var signed atomic.Int32
+	var lastExp atomic.Int64
+	tokenFn := func(context.Context) (string, error) {
+		// 29 s after the server's time: within the renewal margin on the
+		// client's clock until the server's moves on.
+		exp := fake.Now().Add(29 * time.Second).Unix()
+		lastExp.Store(exp)
+		return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": "p1", "stream": "game", "exp": exp, "jti": strconv.Itoa(int(signed.Add(1))),
+		}).SignedString(tokenSecret)
+	}
+	c := newClient(t, srv.URL, "p1", withHTTP(httpClient(t)), func(c *esclient.Config) {
+		c.Token, c.Transport = tokenFn, esclient.Push
+	})
+	moves := make(chan string, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(ctx, func(u esclient.Update) {
+			for _, e := range u.Events {
+				if e.Type == "move" {
+					moves <- e.Body
+				}
+			}
+		})
+	}()
+	moved := func(body string) {
+		t.Helper()
+		require.NoError(t, c.Send("move", body))
+		for {
+			fake.Advance(50 * time.Millisecond)
+			select {
+			case got := <-moves:
+				require.Equal(t, body, got)
+				return
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				t.Fatalf("%s never came back", body)
+			}
+		}
+	}
+	moved("first")
+
+	// The server's clock moves 40 s on: the first token is past its exp,
+	// within the leeway; the client renews once more, with a token it
+	// keeps.
+	fake.Advance(40 * time.Second)
+	require.Eventually(t, func() bool { return lastExp.Load() >= start.Add(69*time.Second).Unix() }, 5*time.Second, time.Millisecond)
+	moved("after the renewal") // sent after the renewal, on the same connection
+
+	fake.Advance(25 * time.Second) // every token but the last is past its exp and leeway
+	moved("still connected")
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	assert.Equal(t, int32(1), upgrades.Load(), "one connection: it was never closed for its token")
+	assert.Greater(t, signed.Load(), int32(1))
 }

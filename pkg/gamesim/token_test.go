@@ -28,7 +28,7 @@ func TestDriverWithTokens(t *testing.T) {
 	require.NoError(t, err)
 	v, err := auth.New(auth.Config{Secret: secret})
 	require.NoError(t, err)
-	h, err := apitest.AuthHandler(store, v)
+	h, err := apitest.AuthHandler(store, v, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
