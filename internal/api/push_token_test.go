@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,19 +34,26 @@ func authPushHarness(t *testing.T, url redisURL) (*harness, string) {
 	})
 }
 
-// errorMessage reads messages until an error, and returns it.
-func errorMessage(t *testing.T, c *websocket.Conn) protocol.ErrorBody {
+// readUntil reads messages until keep takes one, within a generous time.
+func readUntil(t *testing.T, c *websocket.Conn, keep func([]byte) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
 		_, b, err := c.Read(ctx)
 		require.NoError(t, err)
-		var e protocol.ErrorReply
-		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
-			return e.Error
+		if keep(b) {
+			return
 		}
 	}
+}
+
+// errorMessage reads messages until an error, and returns it.
+func errorMessage(t *testing.T, c *websocket.Conn) protocol.ErrorBody {
+	t.Helper()
+	var e protocol.ErrorReply
+	readUntil(t, c, func(b []byte) bool { return json.Unmarshal(b, &e) == nil && e.Error.Code != "" })
+	return e.Error
 }
 
 // closeCode reads until c is closed, and returns the close code.
@@ -157,16 +165,10 @@ func testPushTokens(t *testing.T, url redisURL) {
 	}
 }
 
-// nextText reads the next message as text.
+// nextText reads the next message that is not a push, as text.
 func nextText(t *testing.T, c *websocket.Conn) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		_, b, err := c.Read(ctx)
-		require.NoError(t, err)
-		if len(b) > 0 && b[0] == '{' && string(b[:min(len(b), 6)]) != `{"id":` {
-			return string(b)
-		}
-	}
+	var text string
+	readUntil(t, c, func(b []byte) bool { text = string(b); return !strings.HasPrefix(text, `{"id":`) })
+	return text
 }
