@@ -855,8 +855,8 @@ function restarting(err: EventStreamError): boolean {
   return err.code === LocalCode.Network || (err.code === "" && (err.status === 502 || err.status === 503 || err.status === 504));
 }
 
-/** sleep waits ms, or less when signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** sleep waits ms, or less when signal aborts. (Used by driver.ts too; not part of the package's API.) */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const done = (): void => {

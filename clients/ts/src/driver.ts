@@ -19,7 +19,7 @@
 // update (or run's frames), never while another runs.
 
 import { ByteWriter } from "./bytes.js";
-import { EventStreamClient, TypeConnect, TypeDesync, TypeDisconnect, TypeReset, ServerOrigin, type Event, type Snapshot, type Update } from "./client.js";
+import { EventStreamClient, sleep, TypeConnect, TypeDesync, TypeDisconnect, TypeReset, ServerOrigin, type Event, type Snapshot, type Update } from "./client.js";
 import { EventStreamError, LocalCode } from "./errors.js";
 import { Rand, seedOf } from "./rand.js";
 import { hashOf } from "./sha256.js";
@@ -708,15 +708,7 @@ export class SimDriver {
             const se = e instanceof EventStreamError ? e : null;
             if ((se && !se.retryable) || wait > maxUploadRetryMs || signal.aborted) return; // refused for good, or left to the server's next ask
             if (se && se.retryAfterMs > 0) wait = se.retryAfterMs;
-            await new Promise<void>((res) => {
-              const done = (): void => {
-                clearTimeout(timer);
-                signal.removeEventListener("abort", done);
-                res();
-              };
-              const timer = setTimeout(done, wait);
-              signal.addEventListener("abort", done);
-            });
+            await sleep(wait, signal);
           }
         }
       })().finally(() => {
