@@ -6,7 +6,9 @@
 // polling, as ClientConfig.transport says ("auto": push, polling while
 // push fails). Every request sends the queued events as one batch with a
 // random id, so a retry after a lost reply, or over a new connection,
-// cannot append them twice, and a failure never loses them.
+// cannot append them twice, and a failure never loses them. (Events still
+// queued or in flight when the page unloads are lost with it: a reload
+// keeps the private id, not the queue, so they are never sent twice.)
 
 import { EventStreamError, LocalCode, statusOf } from "./errors.js";
 import { hashOf } from "./sha256.js";
