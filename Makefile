@@ -112,7 +112,7 @@ load: build
 	        ./bin/esbench -url http://127.0.0.1:9933 "$$@" || true; kill $$pid; wait $$pid || true; }; \
 	echo "== budget 2: closed loop vs /healthz, 64 clients"; \
 	run -mode healthz -streams 8 -clients 8 -duration 10s; \
-	limits="-max-syncs-per-second 0 -max-events-per-client-per-second 0"; \
+	limits="-max-syncs-per-second 0 -max-events-per-client-per-second 0 -max-stream-bytes-per-second 0"; \
 	run -rate 0 -streams 8 -clients 8 -duration 10s; \
 	limits=""; \
 	echo "== budget 4: one stream, 1000 clients at 5 syncs/s, 5% with an event"; \

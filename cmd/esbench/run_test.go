@@ -25,6 +25,7 @@ func server(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
 	cfg := stream.DefaultConfig()
 	cfg.MaxSyncsPerSecond, cfg.MaxEventsPerSecond = 0, 0 // a load tool's server: as fast as it goes
+	cfg.MaxStreamBytesPerSecond = 0
 	srv, _ := apitest.NewServer(t, cfg, wrap)
 	return srv.URL
 }

@@ -30,6 +30,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	cfg := stream.DefaultRedisConfig()
 	cfg.URL, cfg.Secret, cfg.Timeout = srv.URL(), redistest.Secret, timeout
 	cfg.MaxSyncsPerSecond, cfg.MaxEventsPerSecond = 0, 0 // clients as fast as they go
+	cfg.MaxStreamBytesPerSecond = 0
 	store, err := stream.NewRedisStore(cfg)
 	require.NoError(t, err)
 	t.Cleanup(store.Close)

@@ -269,7 +269,7 @@ func TestPushSlowReaderIsClosed(t *testing.T) {
 	h, url := pushHarness(t, func(a *api.Config, s *stream.Config) {
 		a.Push = api.DefaultPushConfig()
 		a.Push.MaxLag = 200 * time.Millisecond
-		s.MaxSyncsPerSecond, s.MaxEventsPerSecond = 0, 0
+		s.MaxSyncsPerSecond, s.MaxEventsPerSecond, s.MaxStreamBytesPerSecond = 0, 0, 0
 	})
 	slow := dial(t, url+"/s/slow/0")
 	slow.SetReadLimit(-1)

@@ -46,6 +46,15 @@ type Config struct {
 	// EventBurst is the most events a client may post at once; it must
 	// hold the largest request.
 	EventBurst int
+	// MaxStreamBytesPerSecond is the rate at which all the clients of a
+	// stream together may post bytes of events (as stored), with a burst
+	// of a second's worth and at least PageBytes, so that many ids cannot
+	// fill a stream faster than one; 0 means no limit.
+	MaxStreamBytesPerSecond float64
+	// MaxJoinsPerSecond is the rate at which a stream takes private ids it
+	// has not seen, with a burst of a second's worth and at least
+	// MaxClientsPerStream; 0 means no limit.
+	MaxJoinsPerSecond float64
 	// CheckpointInterval is the number of ticks between checkpoints: the
 	// ticks clients report state hashes for are its multiples. Zero turns
 	// checkpoints, desync detection, snapshots and compaction off.
@@ -84,11 +93,16 @@ func DefaultConfig() Config {
 		MaxSyncsPerSecond:   50,
 		MaxEventsPerSecond:  100,
 		EventBurst:          protocol.DefaultMaxEventsPerSync,
-		CheckpointInterval:  20,
-		CheckpointQuorum:    2,
-		SnapshotEvery:       10_000,
-		MaxSnapshotBytes:    4 << 20,
-		HistoryRetain:       60 * time.Second,
+		// At 512 KiB a second, a stream that takes snapshots holds at most
+		// about 30 MiB of history retained (60 s), half its 64 MiB: one
+		// that checkpoints never fills, however many ids post to it.
+		MaxStreamBytesPerSecond: 512 << 10,
+		MaxJoinsPerSecond:       20,
+		CheckpointInterval:      20,
+		CheckpointQuorum:        2,
+		SnapshotEvery:           10_000,
+		MaxSnapshotBytes:        4 << 20,
+		HistoryRetain:           60 * time.Second,
 	}
 }
 
@@ -115,6 +129,8 @@ func (c Config) Validate() error {
 		return errors.New("page bytes must be at least 1")
 	case c.MaxSyncsPerSecond < 0 || c.MaxEventsPerSecond < 0:
 		return errors.New("the rates of syncs and events must not be negative")
+	case c.MaxStreamBytesPerSecond < 0 || c.MaxJoinsPerSecond < 0:
+		return errors.New("the rates of a stream's bytes and joins must not be negative")
 	case c.MaxEventsPerSecond > 0 && c.EventBurst < 1:
 		return errors.New("the event burst must be at least 1")
 	case c.CheckpointInterval < 0:

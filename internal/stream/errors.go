@@ -31,6 +31,10 @@ var (
 	// is not the stream's: they were meant for a stream that is gone.
 	// Nothing was applied (code epoch_mismatch).
 	ErrEpochMismatch = errors.New("the request posts events to an epoch that is not the stream's; nothing was applied: sync without events to read the stream from its start")
+	// ErrNewClient means a request with SyncRequest.KnownOnly came from a
+	// private id the stream does not know. Nothing was applied. It is for
+	// the caller that set KnownOnly, never for a client.
+	ErrNewClient = errors.New("the request comes from a private id the stream does not know")
 	// ErrUnavailable means the store's backend cannot be reached. Nothing
 	// was applied (code store_unavailable).
 	ErrUnavailable = errors.New("the store is unavailable")

@@ -31,7 +31,7 @@ var ErrRateLimited = errors.New("the client asks faster than its fair share")
 // RateLimitError is ErrRateLimited with the wait after which the request
 // would be taken.
 type RateLimitError struct {
-	What string        // "syncs" or "events"
+	What string        // "syncs", "events", "new clients" or "stream bytes"
 	Wait time.Duration // until the bucket holds enough
 }
 
@@ -69,6 +69,41 @@ func (c Config) rateLimited(syncs, events float64, n int) error {
 		return &RateLimitError{What: "syncs", Wait: waitFor(syncs, 1, c.MaxSyncsPerSecond)}
 	case c.MaxEventsPerSecond > 0 && n > 0 && events < float64(n):
 		return &RateLimitError{What: "events", Wait: waitFor(events, float64(n), c.MaxEventsPerSecond)}
+	}
+	return nil
+}
+
+// The stream's rule: beside its clients' buckets, each stream has two of
+// its own, so that many ids cannot do together what one may not: one of
+// the bytes of the events clients post (as stored), filled at
+// Config.MaxStreamBytesPerSecond up to streamByteBurst, and one of new
+// private ids, filled at Config.MaxJoinsPerSecond up to joinBurst. A new
+// stream's are full. A request that finds too few is refused with a
+// *RateLimitError and takes none; a rate of 0 turns its bucket off.
+// Mirrored in the stream buckets' part of lua/sync.lua.
+
+// streamByteBurst is the most bytes a stream takes at once: a second's
+// worth, and at least a page (Config.PageBytes), the most a tick holds.
+func (c Config) streamByteBurst() float64 {
+	return math.Max(c.MaxStreamBytesPerSecond, float64(c.PageBytes))
+}
+
+// joinBurst is the most new ids a stream takes at once: a second's worth,
+// and at least a full stream (Config.MaxClientsPerStream), a game whose
+// players all join at its start.
+func (c Config) joinBurst() float64 {
+	return math.Max(c.MaxJoinsPerSecond, float64(c.MaxClientsPerStream))
+}
+
+// streamLimited returns nil, or the error for a stream whose buckets hold
+// bytes and joins tokens, asked to take size bytes of client events and,
+// when isNew, a new id.
+func (c Config) streamLimited(bytes, joins float64, size int64, isNew bool) error {
+	switch {
+	case c.MaxJoinsPerSecond > 0 && isNew && joins < 1:
+		return &RateLimitError{What: "new clients", Wait: waitFor(joins, 1, c.MaxJoinsPerSecond)}
+	case c.MaxStreamBytesPerSecond > 0 && size > 0 && bytes < float64(size):
+		return &RateLimitError{What: "stream bytes", Wait: waitFor(bytes, float64(size), c.MaxStreamBytesPerSecond)}
 	}
 	return nil
 }

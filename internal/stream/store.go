@@ -111,6 +111,12 @@ type SyncRequest struct {
 	// Hashes are the client's state hashes of checkpoint ticks, each a
 	// multiple of the checkpoint interval below LastKnownTick.
 	Hashes []protocol.HashReport
+	// KnownOnly applies the request only if the stream knows PrivateID: a
+	// request from an id it does not know (or that would create the
+	// stream) applies nothing and returns ErrNewClient, so that the caller
+	// can count the new id against its source's rate and send the request
+	// again without KnownOnly.
+	KnownOnly bool
 	// Buf, if not nil, is scratch space the caller owns: the store may
 	// append the reply's events to Buf[:0] instead of allocating, so
 	// SyncResult.Events may share Buf's memory.

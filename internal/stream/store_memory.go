@@ -98,6 +98,8 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 		clients:   make(map[string]*memClient),
 		byPub:     make(map[string]*memClient),
 		ck:        memCheckpoints{want: -1, compactedTo: -1, due: noTick},
+		// A new stream's buckets are full.
+		byteTokens: m.cfg.streamByteBurst(), joinTokens: m.cfg.joinBurst(), bucketsAt: now.UnixMilli(),
 	}
 	s.append(0, protocol.TypeReset, protocol.AppendString(nil, s.epoch), serverOrigin)
 
@@ -222,14 +224,17 @@ type memStream struct {
 
 	ck memCheckpoints
 
-	clients      map[string]*memClient // by private id
-	byPub        map[string]*memClient // by public id
-	nextID       int
-	connected    int
-	lastJoin     int64 // the tick of the latest "_c"
-	emptySince   time.Time
-	expiryQueued bool
-	deleted      bool
+	clients   map[string]*memClient // by private id
+	byPub     map[string]*memClient // by public id
+	nextID    int
+	connected int
+	lastJoin  int64 // the tick of the latest "_c"
+	// The stream's buckets (ratelimit.go), as of bucketsAt (ms).
+	byteTokens, joinTokens float64
+	bucketsAt              int64
+	emptySince             time.Time
+	expiryQueued           bool
+	deleted                bool
 }
 
 type eventRef struct {
@@ -298,6 +303,9 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	}
 	t := s.tickAt(now)
 	c := s.clients[req.PrivateID]
+	if c == nil && req.KnownOnly {
+		return nil, ErrNewClient
+	}
 	connect := c == nil || !c.connected
 	if err := m.cfg.admit(c == nil, connect, len(s.clients), s.connected); err != nil {
 		return nil, err
@@ -316,8 +324,9 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	if err := m.cfg.rateLimited(syncs, events, posted); err != nil {
 		return nil, err
 	}
-	n, size := 0, int64(0) // the events and bytes the request would append
-	var pub string         // the client's public id, when the request appends
+	n, size := 0, int64(0)  // the events and bytes the request would append
+	postedBytes := int64(0) // of them, the client's events'
+	var pub string          // the client's public id, when the request appends
 	if connect || (!repeat && len(req.Events) > 0) {
 		pub = strconv.Itoa(s.nextID + 1)
 		if c != nil {
@@ -330,8 +339,14 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	if !repeat {
 		for _, e := range req.Events {
 			n++
-			size += int64(eventLen(t, e.Type, pub, e.Body))
+			postedBytes += int64(eventLen(t, e.Type, pub, e.Body))
 		}
+		size += postedBytes
+	}
+	streamBytes := refill(s.byteTokens, s.bucketsAt, nowMs, m.cfg.MaxStreamBytesPerSecond, m.cfg.streamByteBurst())
+	joins := refill(s.joinTokens, s.bucketsAt, nowMs, m.cfg.MaxJoinsPerSecond, m.cfg.joinBurst())
+	if err := m.cfg.streamLimited(streamBytes, joins, postedBytes, c == nil); err != nil {
+		return nil, err
 	}
 	compacted := s.compact(&m.cfg, t)
 	// A request that appends nothing is always served: a stream past its
@@ -346,7 +361,10 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	}
 
 	s.lastT = t
+	s.byteTokens = spend(streamBytes, float64(postedBytes), m.cfg.MaxStreamBytesPerSecond)
+	s.joinTokens, s.bucketsAt = joins, nowMs
 	if c == nil {
+		s.joinTokens = spend(joins, 1, m.cfg.MaxJoinsPerSecond)
 		s.nextID++
 		c = &memClient{publicID: pub}
 		s.clients[strings.Clone(req.PrivateID)] = c

@@ -349,6 +349,7 @@ var scriptErrors = map[string]error{
 	"tick_full":      ErrTickFull,
 	"not_found":      ErrNotFound,
 	"forbidden":      ErrForbidden,
+	"new_client":     ErrNewClient,
 	"epoch_mismatch": ErrEpochMismatch,
 	// Of put_snapshot.lua.
 	"snapshot_mismatch": ErrSnapshotMismatch,
@@ -385,7 +386,7 @@ func (r *RedisStore) Sync(ctx context.Context, req *SyncRequest) (*SyncResult, e
 	// exists is moved: a refused request leaves none behind.
 	deadline := float64(r.now().Add(r.cfg.ClientTimeout).UnixMilli())
 	schedule := r.client.B().Zadd().Key(r.index).Lt().ScoreMember().ScoreMember(deadline, req.Stream).Build()
-	if !mayCreate || (len(req.Events) > 0 && req.Epoch != "") {
+	if !mayCreate || req.KnownOnly || (len(req.Events) > 0 && req.Epoch != "") {
 		schedule = r.client.B().Zadd().Key(r.index).Xx().Lt().ScoreMember().ScoreMember(deadline, req.Stream).Build()
 	}
 	var vals []rueidis.RedisMessage
@@ -488,7 +489,7 @@ func (r *RedisStore) syncReplicated(ctx context.Context, schedule rueidis.Comple
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
 func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []string {
 	c := &r.conf
-	args := make([]string, 0, 35+2*len(req.Events)+2*len(req.Hashes))
+	args := make([]string, 0, 40+2*len(req.Events)+2*len(req.Hashes))
 	args = append(args,
 		r.nowArg(),                               // 1
 		r.hashID(req.PrivateID),                  // 2
@@ -525,6 +526,11 @@ func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []s
 		c.maxDesyncReports,            // 33
 		c.maxDumpsPerReport,           // 34
 		c.maxKnownClients,             // 35
+		c.streamByteRate,              // 36
+		c.streamByteBurst,             // 37
+		c.joinRate,                    // 38
+		c.joinBurst,                   // 39
+		flag(req.KnownOnly),           // 40
 	)
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
@@ -543,6 +549,7 @@ type scriptConf struct {
 	checkpoint, quorum, snapshotEvery, judgeTicks, keepTicks, retainTicks         string
 	maxCheckpoints, maxDesyncReports, maxDumpsPerReport                           string
 	maxKnownClients                                                               string
+	streamByteRate, streamByteBurst, joinRate, joinBurst                          string
 }
 
 func newScriptConf(c Config) scriptConf {
@@ -560,6 +567,8 @@ func newScriptConf(c Config) scriptConf {
 		maxCheckpoints: strconv.Itoa(maxCheckpoints), maxDesyncReports: strconv.Itoa(maxDesyncReports),
 		maxDumpsPerReport: strconv.Itoa(maxDumpsPerReport),
 		maxKnownClients:   strconv.Itoa(knownPerSlot * c.MaxClientsPerStream),
+		streamByteRate:    f(c.MaxStreamBytesPerSecond), streamByteBurst: f(c.streamByteBurst()),
+		joinRate: f(c.MaxJoinsPerSecond), joinBurst: f(c.joinBurst()),
 	}
 }
 

@@ -43,10 +43,11 @@ end
 -- ck_want, ck_want_h, ck_ask_pub and ck_ask_until the snapshot asked for;
 -- dumps the clients to be asked for a dump (memCheckpoints in
 -- store_memory_checkpoint.go); snap_by the client whose snapshot is kept;
--- last_join the tick of the latest "_c" (memStream.lastJoin).
+-- last_join the tick of the latest "_c" (memStream.lastJoin); buckets the
+-- stream's buckets (ratelimit.go), "<bytes> <joins> <ms>".
 local META = {"epoch", "created", "rate", "last_t", "next_id", "connected", "count", "lid_t", "lid_seq", "empty_since",
   "bytes", "tick_bytes", "since_snap", "floor", "snap_t", "cks", "ck_want", "ck_ask_pub", "ck_ask_until",
-  "ck_due", "ck_want_h", "dumps", "ck_j", "snap_by", "last_join"}
+  "ck_due", "ck_want_h", "dumps", "ck_j", "snap_by", "last_join", "buckets"}
 
 local function meta_load(key)
   local v = redis.call("HMGET", key, unpack(META))
@@ -58,11 +59,17 @@ local function meta_load(key)
     since_snap = tonumber(v[13]) or 0, compacted_to = tonumber(v[14]) or -1, snap_t = tonumber(v[15]),
     cks = v[16] or "", ck_want = tonumber(v[17]) or -1, ck_ask_pub = v[18] or "", ck_ask_until = tonumber(v[19]) or 0,
     ck_due = tonumber(v[20]) or -1, ck_want_h = v[21] or "", dumps = tonumber(v[22]) or 0, ck_j = v[23] or "",
-    snap_by = v[24] or "", last_join = tonumber(v[25]) or 0}
+    snap_by = v[24] or "", last_join = tonumber(v[25]) or 0, buckets = v[26]}
 end
 
 -- meta_save writes back what the scripts change of a stream's meta.
 local function meta_save(key, m)
+  if m.buckets then
+    redis.call("HSET", key, "last_t", m.last_t, "next_id", m.next_id, "connected", m.connected,
+      "count", m.count, "lid_t", m.lid_t, "lid_seq", m.lid_seq, "bytes", m.bytes, "tick_bytes", m.tick_bytes,
+      "since_snap", m.since_snap, "buckets", m.buckets)
+    return
+  end
   redis.call("HSET", key, "last_t", m.last_t, "next_id", m.next_id, "connected", m.connected,
     "count", m.count, "lid_t", m.lid_t, "lid_seq", m.lid_seq, "bytes", m.bytes, "tick_bytes", m.tick_bytes,
     "since_snap", m.since_snap)

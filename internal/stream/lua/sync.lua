@@ -22,7 +22,10 @@
 --   30 the ticks history is retained; 31 the number of hash reports;
 --   32 the most checkpoints kept, 33 desync reports kept, 34 clients asked
 --   for a dump per report (checkpoint.go); 35 the most ids a stream knows
---   (admission.go); then per event its type and its body, both JSON string
+--   (admission.go); 36 bytes a second all of a stream's clients may post,
+--   37 their burst; 38 new ids a second a stream takes, 39 their burst
+--   (ratelimit.go); 40 "1" if only a known id may sync (SyncRequest.KnownOnly);
+--   then per event its type and its body, both JSON string
 --   literals; then per hash report its tick and its hash.
 -- Returns {"err", code} (scriptErrors in store_redis.go), {"err", "rate_limited",
 -- "syncs" or "events", wait in ms}, or decodeSyncReply's
@@ -50,6 +53,7 @@ local t = tick_at(m.created, m.rate, now, m.last_t)
 
 local pub = redis.call("HGET", KEYS[3], ARGV[2])
 local isNew = not pub
+if isNew and ARGV[40] == "1" then return {"err", "new_client"} end
 local connect = isNew or not redis.call("ZSCORE", KEYS[4], pub)
 -- Admission (Config.admit, admission.go): the cap counts the clients
 -- connected now; the ids a stream knows are bounded too.
@@ -61,7 +65,7 @@ if ARGV[5] ~= "" and not isNew then
   batches = redis.call("HGET", KEYS[5], pub)
   if batches and string.find("," .. batches .. ",", "," .. ARGV[5] .. ",", 1, true) then rep = true end
 end
-local EV = 36 -- the first event's ARGV
+local EV = 41 -- the first event's ARGV
 
 -- The fair-use buckets (ratelimit.go): a new client's are full.
 local srate, sburst, erate, eburst = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
@@ -93,8 +97,24 @@ local function add(tick, ev)
 end
 if created then add(0, encode_event(0, '"_a"', "_", '"' .. m.epoch .. '"')) end
 if connect then add(t, encode_event(t, '"_c"', "_", '"' .. who .. '"')) end
+local server_bytes = size -- the rest of size, the client's events'
 if not rep then
   for i = 0, nev - 1 do add(t, encode_event(t, ARGV[EV + 2 * i], who, ARGV[EV + 1 + 2 * i])) end
+end
+local posted_bytes = size - server_bytes
+-- The stream's buckets (ratelimit.go: streamLimited): a new stream's are full.
+local brate, bburst, jrate, jburst = tonumber(ARGV[36]), tonumber(ARGV[37]), tonumber(ARGV[38]), tonumber(ARGV[39])
+local sbytes, sjoins = bburst, jburst
+if m.buckets then
+  local b, j, at = string.match(m.buckets, "^(%S+) (%S+) (%S+)$")
+  sbytes = refill(tonumber(b), tonumber(at), now, brate, bburst)
+  sjoins = refill(tonumber(j), tonumber(at), now, jrate, jburst)
+end
+if jrate > 0 and isNew and sjoins < 1 then
+  return {"err", "rate_limited", "new clients", math.ceil((1 - sjoins) / jrate * 1000)}
+end
+if brate > 0 and posted_bytes > 0 and sbytes < posted_bytes then
+  return {"err", "rate_limited", "stream bytes", math.ceil((posted_bytes - sbytes) / brate * 1000)}
 end
 -- Compaction (memStream.compact): the events at or below the snapshot's
 -- tick older than the history retained go, a page at most; none with
@@ -137,6 +157,13 @@ redis.call("ZADD", KEYS[4], now, pub)
 if srate > 0 then syncs = syncs - 1 end
 if erate > 0 then evs = evs - posted end
 redis.call("HSET", KEYS[5], "r:" .. pub, string.format("%.17g %.17g %d", syncs, evs, now))
+-- The stream's, written when spent: refilled later, an older state gives
+-- the same tokens.
+if (brate > 0 and posted_bytes > 0) or (jrate > 0 and isNew) then
+  if brate > 0 then sbytes = sbytes - posted_bytes end
+  if jrate > 0 and isNew then sjoins = sjoins - 1 end
+  m.buckets = string.format("%.17g %.17g %d", sbytes, sjoins, now)
+end
 if connect then
   m.connected = m.connected + 1
   m.last_join = t

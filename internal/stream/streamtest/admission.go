@@ -2,7 +2,11 @@ package streamtest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,6 +21,10 @@ func runAdmission(t *testing.T, newStore Factory) {
 	t.Run("FreshIDsCannotJudge", func(t *testing.T) { testFreshIDsCannotJudge(t, newStore) })
 	t.Run("LateReportsKeepVerdicts", func(t *testing.T) { testLateReportsKeepVerdicts(t, newStore) })
 	t.Run("UploadRefusals", func(t *testing.T) { testUploadRefusals(t, newStore) })
+	t.Run("StreamByteRate", func(t *testing.T) { testStreamByteRate(t, newStore) })
+	t.Run("JoinRate", func(t *testing.T) { testJoinRate(t, newStore) })
+	t.Run("FloodCannotLockOut", func(t *testing.T) { testFloodCannotLockOut(t, newStore) })
+	t.Run("KnownOnly", func(t *testing.T) { testKnownOnly(t, newStore) })
 }
 
 // view is what a refusal must leave as it was: a stream's events, read
@@ -186,4 +194,159 @@ func testUploadRefusals(t *testing.T, newStore Factory) {
 			assert.Equal(t, before, e.view("s"))
 		})
 	}
+}
+
+// rateLimited requires err to be a *stream.RateLimitError of what, and
+// returns its wait.
+func rateLimited(t *testing.T, err error, what string) time.Duration {
+	t.Helper()
+	var rl *stream.RateLimitError
+	require.ErrorAs(t, err, &rl)
+	assert.Equal(t, what, rl.What)
+	assert.Positive(t, rl.Wait)
+	return rl.Wait
+}
+
+// testStreamByteRate: the clients of a stream together post at most
+// MaxStreamBytesPerSecond (a burst of a page); a request past it is 429
+// with the wait, applies nothing, and goes through after the wait.
+func testStreamByteRate(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, func(c *stream.Config) {
+		c.MaxStreamBytesPerSecond, c.PageBytes = 2000, 1000 // a burst of 2000 bytes
+		c.TickRate = 1000                                   // a tick a millisecond, each holding a page
+	})
+	body := strings.Repeat("x", 100) // an event of about 150 bytes
+	posted := 0
+	var err error
+	for i := 0; err == nil; i++ { // many ids, each within its own share
+		e.clock.Advance(time.Millisecond) // 2 bytes more
+		var res *stream.SyncResult
+		res, err = e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: fmt.Sprint("id", i), Events: Moves(body)})
+		if err == nil {
+			posted += res.Appended
+		}
+		require.Less(t, i, 100, "never limited")
+	}
+	rateLimited(t, err, "stream bytes")
+	assert.InDelta(t, 13, posted, 1, "2000 bytes of about 150")
+	e.clock.Advance(time.Millisecond)
+
+	before := e.view("s")
+	_, err = e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "id0", Events: Moves(body)})
+	wait := rateLimited(t, err, "stream bytes")
+	assert.LessOrEqual(t, wait, 80*time.Millisecond, "150 bytes at 2000 a second")
+	assert.Equal(t, before, e.view("s"), "a refused post applies nothing")
+	e.poll("s", "late", 0) // joining and reading need no bytes
+	e.clock.Advance(wait)
+	e.post("s", "id0", 0, body)
+
+	// Over 10 s of flood the stream takes its rate and no more.
+	start := e.stats().PerStream[0].Bytes
+	sent := 0
+	for range 1000 {
+		e.clock.Advance(10 * time.Millisecond)
+		for i := range 5 {
+			if _, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: fmt.Sprint("id", i), Events: Moves(body)}); err == nil {
+				sent++
+			} else {
+				rateLimited(t, err, "stream bytes")
+			}
+		}
+	}
+	grown := e.stats().PerStream[0].Bytes - start
+	assert.LessOrEqual(t, grown, int64(2000*10+2000), "the rate and a burst")
+	assert.Greater(t, grown, int64(2000*10-2000), "and the rate is used")
+	assert.Positive(t, sent)
+}
+
+// testJoinRate: a stream takes at most MaxJoinsPerSecond new ids, after a
+// burst of MaxClientsPerStream; known ids coming back are not new.
+func testJoinRate(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, func(c *stream.Config) { c.MaxJoinsPerSecond, c.MaxClientsPerStream = 0.1, 3 })
+	e.poll("s", "a", 0) // a burst of 3
+	e.poll("s", "b", 0)
+	e.poll("s", "c", 0)
+	e.clock.Advance(10 * time.Second) // one more; a, b and c go silent: their slots come back
+	require.Len(t, e.sweep().Disconnected, 3)
+	assert.Equal(t, "4", e.poll("s", "d", 0).PublicID)
+	before := e.view("s")
+	_, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "e", Events: Moves("x")})
+	wait := rateLimited(t, err, "new clients")
+	assert.Equal(t, before, e.view("s"), "a refused join applies nothing")
+	assert.Equal(t, "1", e.poll("s", "a", 0).PublicID, "a known id is not new")
+	e.clock.Advance(wait)
+	assert.Equal(t, "5", e.poll("s", "e", 0).PublicID, "e joins once the bucket holds one")
+}
+
+// testFloodCannotLockOut: ids that take every slot give them back when
+// they go silent, and ids that post as fast as they may leave an honest
+// player 429s, never a 409 stream_full.
+func testFloodCannotLockOut(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, func(c *stream.Config) {
+		c.MaxClientsPerStream = 20
+		c.MaxStreamBytes = 64 << 10
+		c.MaxStreamBytesPerSecond, c.PageBytes = 1000, 1000
+		c.TickRate = 1000
+	})
+	e.poll("s", "honest", 0)
+	body := strings.Repeat("x", 100)
+	for i := range 19 {
+		e.clock.Advance(time.Millisecond)
+		_, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: fmt.Sprint("id", i), Events: Moves(body)})
+		if err != nil {
+			rateLimited(t, err, "stream bytes")
+			e.poll("s", fmt.Sprint("id", i), 0)
+		}
+	}
+	_, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "newcomer"})
+	require.ErrorIs(t, err, stream.ErrClientCap, "19 ids and the honest player fill the stream")
+	full := 0
+	for range 60 * 20 { // a minute of flood, every 50 ms
+		e.clock.Advance(30 * time.Millisecond)
+		for i := range 19 {
+			_, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: fmt.Sprint("id", i), Events: Moves(body)})
+			if errors.Is(err, stream.ErrStreamFull) {
+				full++
+			}
+			e.clock.Advance(time.Millisecond)
+		}
+		_, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "honest", Events: Moves("move")})
+		if err != nil {
+			rateLimited(t, err, "stream bytes")
+		}
+	}
+	assert.Zero(t, full, "the rate keeps the stream below its cap: 1000 bytes a second for a minute is 60 000 of 65 536")
+	e.clock.Advance(time.Second)
+	e.post("s", "honest", 0, "move")
+
+	// The ids go silent: their slots come back.
+	e.clock.Advance(5 * time.Second)
+	e.poll("s", "honest", 0)
+	e.clock.Advance(5 * time.Second)
+	require.Len(t, e.sweep().Disconnected, 19)
+	e.poll("s", "newcomer", 0)
+}
+
+// testKnownOnly: a request with KnownOnly from an id the stream does not
+// know applies nothing, not even creating the stream.
+func testKnownOnly(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, nil)
+	_, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "a", KnownOnly: true, Events: Moves("x")})
+	require.ErrorIs(t, err, stream.ErrNewClient)
+	_, err = e.store.Read(ctx, &stream.SyncRequest{Stream: "s"})
+	require.ErrorIs(t, err, stream.ErrNotFound, "no stream created")
+	assert.Zero(t, e.stats().Streams)
+
+	e.poll("s", "a", 0)
+	before := e.view("s")
+	_, err = e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "b", KnownOnly: true})
+	require.ErrorIs(t, err, stream.ErrNewClient)
+	assert.Equal(t, before, e.view("s"))
+	r := e.sync(&stream.SyncRequest{Stream: "s", PrivateID: "a", KnownOnly: true, Events: Moves("y")})
+	assert.Equal(t, 1, r.Appended, "a known id syncs as ever")
+	assert.Equal(t, "2", e.poll("s", "b", 0).PublicID, "the refused id took no public id")
 }
