@@ -2,10 +2,12 @@ package gamesim_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +44,29 @@ func TestJoinFromASnapshotNewerThanBase(t *testing.T) {
 		}
 		return out
 	}
+	ref, err := gamesim.Replay(&counters{}, events, 70, gamesim.Config{RecordHashes: 100})
+	require.NoError(t, err)
+	at60, err := gamesim.Replay(&counters{}, below(61), 61, gamesim.Config{})
+	require.NoError(t, err)
+	snap, err := gamesim.SnapshotOf(at60)
+	require.NoError(t, err)
+
+	at0, err := gamesim.Replay(&counters{}, below(1), 1, gamesim.Config{})
+	require.NoError(t, err)
+	old, err := gamesim.SnapshotOf(at0)
+	require.NoError(t, err)
+	for _, oldFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("older snapshot first=%t", oldFirst), func(t *testing.T) {
+			joinFromSnapshot(t, events, ref, snap, old, oldFirst)
+		})
+	}
+}
+
+// joinFromSnapshot joins the stream of events, compacted to base 20, from
+// the snapshot snap of tick 60 (after the old one of tick 0, older than
+// base, when oldFirst), and checks the hashes it plays against ref's.
+func joinFromSnapshot(t *testing.T, events []esclient.Event, ref *gamesim.Driver, snap, old []byte, oldFirst bool) {
+	epoch := events[0].Body
 	between := func(from, to int64) []protocol.Event {
 		out := []protocol.Event{}
 		for _, e := range events {
@@ -51,20 +76,22 @@ func TestJoinFromASnapshotNewerThanBase(t *testing.T) {
 		}
 		return out
 	}
-	ref, err := gamesim.Replay(&counters{}, events, 70, gamesim.Config{RecordHashes: 100})
-	require.NoError(t, err)
-	at60, err := gamesim.Replay(&counters{}, below(61), 61, gamesim.Config{})
-	require.NoError(t, err)
-	snap, err := gamesim.SnapshotOf(at60)
-	require.NoError(t, err)
-
 	base := int64(20)
+	var mu sync.Mutex
+	gets := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/s/snapshot" { // stored after the reply that said base 20
-			w.Header().Set("Eventstream-Tick", "60")
-			w.Header().Set("Eventstream-Hash", esclient.HashOf(snap))
+			mu.Lock()
+			gets++
+			serve, tick := snap, "60"
+			if oldFirst && gets == 1 { // not the one the reply starts after: fetched again
+				serve, tick = old, "0"
+			}
+			mu.Unlock()
+			w.Header().Set("Eventstream-Tick", tick)
+			w.Header().Set("Eventstream-Hash", esclient.HashOf(serve))
 			w.Header().Set("Eventstream-Epoch", epoch)
-			_, _ = w.Write(snap)
+			_, _ = w.Write(serve)
 			return
 		}
 		from, err := strconv.ParseInt(r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:], 10, 64)
@@ -103,5 +130,10 @@ func TestJoinFromASnapshotNewerThanBase(t *testing.T) {
 	assert.EqualValues(t, 61, got[0].Tick, "played from the tick after the snapshot")
 	for _, h := range got {
 		assert.Equal(t, want[h.Tick], h.Hash, "tick %d", h.Tick)
+	}
+	if oldFirst {
+		mu.Lock()
+		assert.Equal(t, 2, gets, "the older snapshot was not used")
+		mu.Unlock()
 	}
 }
