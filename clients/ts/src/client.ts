@@ -57,8 +57,8 @@ export interface Update {
   /** How many queued events were dropped because the stream started anew (see ClientConfig.keepQueueOnReset). */
   dropped: number;
   /** The checkpoint interval in ticks (report the hash of every multiple of it); 0 when checkpoints are off. */
-  checkpoint: number;
-  /** Set when the ticks asked for were compacted: events start after the snapshot of this tick (getSnapshot). */
+  checkpointEvery: number;
+  /** Set when the ticks asked for were compacted: events start after the snapshot of this tick (snapshot()). */
   base?: number;
   /** Set when the server asks for this client's snapshot of this checkpoint (putSnapshot). */
   snap?: number;
@@ -172,6 +172,7 @@ const pollBeforePushAgainMs = 30_000;
 const pushSilenceMs = 5000;
 const maxPendingHashes = 16;
 const tokenRenewBeforeMs = 30_000;
+const closeTokenExpired = 4003; // a push connection whose token expired unrenewed
 
 const namePattern = /^[A-Za-z0-9._~-]{1,128}$/;
 const utf8 = new TextEncoder();
@@ -413,7 +414,7 @@ export class EventStreamClient {
       reset: reply.events.length > 0 && reply.events[0]!.type === TypeReset,
       more: reply.more === true,
       dropped: 0,
-      checkpoint: reply.ckpt ?? 0,
+      checkpointEvery: reply.ckpt ?? 0,
     };
     if (reply.base !== undefined) u.base = reply.base;
     if (reply.snap !== undefined) u.snap = reply.snap;
@@ -561,6 +562,8 @@ export class EventStreamClient {
       let closed: EventStreamError | null = null;
       const inbox: string[] = [];
       let pumping = false;
+      let connToken = token; // the token the connection holds
+      let renewing = false;
 
       const finish = (err: EventStreamError): void => {
         if (done) return;
@@ -585,6 +588,19 @@ export class EventStreamClient {
         if (this.#rewinds !== gen) {
           finish(rewound);
           return;
+        }
+        if (connToken && !renewing) {
+          // A token nearing its exp is renewed on the connection; a failure
+          // to get one is left for later (the server closes with 4003).
+          renewing = true;
+          this.#currentToken()
+            .then((tok) => {
+              if (done || tok === connToken) return;
+              ws.send(JSON.stringify({ token: tok }));
+              connToken = tok;
+            })
+            .catch(() => {})
+            .finally(() => (renewing = false));
         }
         if (!ready || Date.now() < retryAt) return;
         const next = this.#nextPush(sent);
@@ -656,6 +672,7 @@ export class EventStreamClient {
       };
       ws.onerror = () => {}; // a close follows
       ws.onclose = (ev: { code: number }) => {
+        if (ev.code === closeTokenExpired) this.#tokenExpired(connToken); // reconnect with a new one
         closed = new EventStreamError(0, LocalCode.Network, `the push connection closed (${ev.code})`);
         if (!pumping) void pump();
       };
@@ -706,11 +723,11 @@ export class EventStreamClient {
   }
 
   /**
-   * getSnapshot fetches the stream's snapshot (GET /{stream}/snapshot) and
+   * snapshot fetches the stream's snapshot (GET /{stream}/snapshot) and
    * checks that its bytes have the hash the server verified; null when the
    * stream has none.
    */
-  async getSnapshot(signal?: AbortSignal): Promise<Snapshot | null> {
+  async snapshot(signal?: AbortSignal): Promise<Snapshot | null> {
     const resp = await this.#request("GET", `${this.#baseUrl}/${this.stream}/snapshot`, null, undefined, signal, [404]);
     if (resp.status === 404) return null;
     const data = new Uint8Array(await resp.arrayBuffer());

@@ -622,7 +622,7 @@ export class SimDriver {
     let snap: Snapshot | null = null;
     if (this.#sim.restore && (u.base !== undefined || resync)) {
       try {
-        snap = await client.getSnapshot(signal);
+        snap = await client.snapshot(signal);
         if (u.base !== undefined && snap && (snap.t < u.base || snap.epoch !== u.epoch)) {
           throw new EventStreamError(0, LocalCode.BadSnapshot, "the snapshot is older than the reply's base, or of another epoch");
         }
@@ -634,7 +634,7 @@ export class SimDriver {
         resync = false; // try again after the next sync
       }
     }
-    this.#netCkpt = u.checkpoint;
+    this.#netCkpt = u.checkpointEvery;
     this.#upload(u, signal);
     if (resync) {
       // re-simulate from the snapshot, or from tick 0

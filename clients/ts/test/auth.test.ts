@@ -103,3 +103,38 @@ test("a token for another player is refused: forbidden", async () => {
   });
   await assert.rejects(c.sync(), (e: unknown) => e instanceof EventStreamError && e.status === 403 && e.code === "forbidden");
 });
+
+test("a push connection renews a token nearing its exp on the connection, without reconnecting", async () => {
+  let opened = 0;
+  const Base = WS as unknown as new (url: string) => EventTarget;
+  class Counting extends Base {
+    constructor(url: string) {
+      super(url);
+      this.addEventListener("open", () => opened++);
+    }
+  }
+  let issued = 0;
+  const c = new EventStreamClient({
+    baseUrl: srv.url, stream: "locked", privateId: "frank", WebSocket: Counting as unknown as WebSocketConstructor, transport: "push",
+    token: () => {
+      issued++;
+      return jwt({ sub: "frank", stream: "locked", exp: now() + 31 }); // within 30 s of its exp a second later
+    },
+  });
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 3500);
+  let updates = 0;
+  let sent = 0;
+  await c.run((u) => {
+    updates++;
+    if (u.events.some((e) => e.type === "ping" && e.origin === u.publicId)) sent--;
+    if (sent === 0) {
+      c.send("ping", String(updates));
+      sent++;
+    }
+  }, ctl.signal);
+  clearTimeout(timer);
+  assert.equal(opened, 1, "the connection was opened again");
+  assert.ok(issued >= 3, `only ${issued} tokens: none renewed`);
+  assert.ok(updates > 10);
+});
