@@ -145,6 +145,7 @@ export class SimDriver {
   readonly #record: number;
   readonly #frames: FrameScheduler;
   readonly #now: () => number;
+  readonly #snapshots: boolean; // the sim has snapshot and restore (gamesim's Snapshotter): it takes part in checkpoints
 
   // The simulation.
   #next = 0; // the next tick to process
@@ -201,6 +202,7 @@ export class SimDriver {
     this.#record = Math.max(cfg.recordHashes ?? 0, 0);
     this.#frames = cfg.frames ?? defaultFrames();
     this.#now = cfg.now ?? (() => performance.now());
+    this.#snapshots = typeof sim.snapshot === "function" && typeof sim.restore === "function";
   }
 
   /**
@@ -385,7 +387,7 @@ export class SimDriver {
       this.#replayingNow = false;
     }
     this.#next = k + 1;
-    if (this.#sim.snapshot && this.#client && this.#ckpt > 0 && k % this.#ckpt === 0) this.#checkpointAt(k);
+    if (this.#snapshots && this.#client && this.#ckpt > 0 && k % this.#ckpt === 0) this.#checkpointAt(k);
     if (this.#record > 0 && this.#sim.stateHash) {
       const th: TickHash = { epoch: this.#epoch, tick: k, hash: this.#sim.stateHash(this) };
       if (this.#hashes.length < this.#record) {
@@ -489,7 +491,7 @@ export class SimDriver {
     }
     if (fresh.length === 0 || this.replaying) return;
     const x: Desync = { checkpoint: t, ids: fresh, self: this.#client !== null && fresh.includes(this.#client.publicId) };
-    const reload = x.self && this.#sim.snapshot !== undefined && this.#sim.restore !== undefined && t > this.#reloadedAt && !this.#reloading;
+    const reload = x.self && this.#snapshots && t > this.#reloadedAt && !this.#reloading;
     if (t >= this.#joined || reload) this.#sim.onDesync?.(this, x);
     if (reload) {
       this.#reloading = true; // its next checkpoints are of the state it leaves
@@ -620,7 +622,7 @@ export class SimDriver {
     const client = this.#client!;
     let resync = this.#resync;
     let snap: Snapshot | null = null;
-    if (this.#sim.restore && (u.base !== undefined || resync)) {
+    if (this.#snapshots && (u.base !== undefined || resync)) {
       try {
         snap = await client.snapshot(signal);
         if (u.base !== undefined && snap && (snap.t < u.base || snap.epoch !== u.epoch)) {
