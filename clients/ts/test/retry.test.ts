@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { EventStreamClient, EventStreamError, type Event, type FetchLike, type WebSocketLike } from "../src/index.js";
+import { EventStreamClient, EventStreamError, type Event, type FetchLike, type WebSocketConstructor, type WebSocketLike } from "../src/index.js";
 import { startServer, type Server } from "./server.js";
 
 let srv: Server;
@@ -120,4 +120,36 @@ test("a stream that started anew: the events queued for the old one are dropped,
     await new Promise((r) => setTimeout(r, 120));
     assert.equal((await history(stream)).filter((e) => e.type === "late").length, keep ? 1 : 0);
   }
+});
+
+test("a batch sent on a push connection that drops before its acknowledgement is sent again and applied once", async () => {
+  const Base = (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket!;
+  const batches: string[] = [];
+  let cut = 1;
+  class Cutting extends (Base as unknown as new (url: string) => WebSocketLike & EventTarget) {
+    override send(data: string): void {
+      super.send(data);
+      const b = (JSON.parse(data) as { batch?: string }).batch;
+      if (b) batches.push(b);
+      if (b && cut-- > 0) super.close(4000, "cut before the acknowledgement"); // applied, but its ack never comes
+    }
+  }
+  const c = new EventStreamClient({ baseUrl: srv.url, stream: "cut", privateId: "p-cut", WebSocket: Cutting as unknown as WebSocketConstructor, transport: "push" });
+  let sent = false;
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 10_000);
+  let seen = 0;
+  await c.run((u) => {
+    if (!sent) {
+      c.send("once", "over push");
+      sent = true;
+    }
+    seen += u.events.filter((e) => e.type === "once").length;
+    if (c.pending === 0 && seen > 0) ctl.abort();
+  }, ctl.signal);
+  clearTimeout(timer);
+  assert.ok(batches.length >= 2, "the batch was not sent again");
+  assert.equal(new Set(batches).size, 1, "the batch was sent again with another id");
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal((await history("cut")).filter((e) => e.type === "once").length, 1);
 });
