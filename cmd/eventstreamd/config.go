@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ type config struct {
 	StoreDevSecret    bool
 	Limits            api.Limits
 	Push              api.PushConfig
+	Admission         api.AdmissionConfig
 	CORSOrigins       []string
 	MetricsMaxStreams int
 	LogFormat         string
@@ -66,10 +68,12 @@ func (c config) auth() auth.Config {
 
 func defaultConfig() config {
 	return config{
-		Addr:                 ":9922",
-		Stream:               defaultStreamConfig(),
-		Limits:               api.DefaultLimits(),
-		Push:                 api.DefaultPushConfig(),
+		Addr:   ":9922",
+		Stream: defaultStreamConfig(),
+		Limits: api.DefaultLimits(),
+		Push:   api.DefaultPushConfig(),
+		// 1200 a minute: a 1000-player burst join from one network fits.
+		Admission:            api.AdmissionConfig{NewClientsPerAddressPerMinute: 1200},
 		CORSOrigins:          []string{"*"},
 		MetricsMaxStreams:    1000,
 		LogFormat:            "json",
@@ -147,6 +151,8 @@ func (c config) Validate() error {
 		return errors.New("metrics stats interval must not be negative")
 	case c.SweepInterval <= 0 || c.SweepInterval > time.Second:
 		return errors.New("sweep interval must be positive and at most 1s, so a silent client is disconnected within a second of its deadline")
+	case c.Admission.NewClientsPerAddressPerMinute < 0:
+		return errors.New("-max-new-clients-per-address-per-minute must not be negative")
 	case len(c.CORSOrigins) == 0:
 		return errors.New("cors origins must name at least one origin, or *")
 	}
@@ -208,6 +214,21 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 			if o = strings.TrimSpace(o); o != "" {
 				cfg.CORSOrigins = append(cfg.CORSOrigins, o)
 			}
+		}
+		return nil
+	})
+	fs.Float64Var(&cfg.Admission.NewClientsPerAddressPerMinute, "max-new-clients-per-address-per-minute", cfg.Admission.NewClientsPerAddressPerMinute, "private ids new to their stream one source address may bring a minute, with a burst of as many (429 rate_limited past it); loopback is not limited; 0 for no limit")
+	fs.Func("trusted-proxies", "comma-separated `CIDRs` of the load balancers in front of the server: a request from one comes from the last address of its X-Forwarded-For not in them (default none: X-Forwarded-For is ignored)", func(s string) error {
+		cfg.Admission.TrustedProxies = nil
+		for _, c := range strings.Split(s, ",") {
+			if c = strings.TrimSpace(c); c == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return err
+			}
+			cfg.Admission.TrustedProxies = append(cfg.Admission.TrustedProxies, p.Masked())
 		}
 		return nil
 	})

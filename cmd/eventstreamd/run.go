@@ -104,6 +104,7 @@ func newApp(cfg config, log *zap.Logger) (*app, error) {
 		Limits:      cfg.Limits,
 		CORSOrigins: cfg.CORSOrigins,
 		Push:        cfg.Push,
+		Admission:   cfg.Admission,
 	}
 	var verifier *auth.Verifier
 	if cfg.authOn() {

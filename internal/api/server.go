@@ -108,6 +108,9 @@ type Config struct {
 	// OpenPrefix, with Auth, keeps the streams whose name starts with it
 	// open: they need no token. Empty keeps none open.
 	OpenPrefix string
+	// Admission limits the ids new to their stream per source address.
+	// The zero value limits none.
+	Admission AdmissionConfig
 }
 
 // Server is the HTTP face of eventstreamd.
@@ -160,6 +163,10 @@ func New(cfg Config) (*Server, error) {
 
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.commonHeaders, s.instrument)
+	if limit := newAddressLimiter(cfg.Admission); limit != nil {
+		s.store = admittingStore{Store: cfg.Store, limit: limit}
+		r.Use(limit.withSource)
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(protocol.CodeNotFound,
 			"no such endpoint; a sync is GET or POST /{stream}/{privateId}/{lastKnownTick}"))

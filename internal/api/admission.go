@@ -1,0 +1,202 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/goeventstream/eventstream/internal/clock"
+	"github.com/goeventstream/eventstream/internal/protocol"
+	"github.com/goeventstream/eventstream/internal/stream"
+)
+
+// AdmissionConfig limits the private ids new to their stream that one
+// source address brings (docs/protocol.md, "Trust model"), so that one
+// machine cannot mint ids faster than players join: the stores limit each
+// stream's new ids, this limits each address's across all streams.
+type AdmissionConfig struct {
+	// NewClientsPerAddressPerMinute is how many ids new to their stream
+	// one source address may bring a minute, with a burst of as many; 0
+	// means no limit. Loopback addresses are not limited (a load test, a
+	// bot on the same machine).
+	NewClientsPerAddressPerMinute float64
+	// TrustedProxies are the networks of the load balancers in front of
+	// the server: a request from one of them comes from the address its
+	// X-Forwarded-For names, the last one not itself trusted. Without
+	// them X-Forwarded-For is ignored: anyone can write it.
+	TrustedProxies []netip.Prefix
+	// Clock tells the time; nil means the real clock.
+	Clock clock.Clock
+}
+
+// maxTrackedAddresses bounds the addresses the limiter remembers, in each
+// of its two one-minute generations: about 50 bytes each, some 6.5 MB in
+// all. An address not remembered is not limited (the table is full when
+// more than this many addresses brought new ids within a minute, and each
+// stream's own join rate still holds).
+const maxTrackedAddresses = 1 << 16
+
+// addressLimiter is a token bucket per source address, of ids new to
+// their stream. An address's bucket, full after a minute, is forgotten
+// after one to two minutes of silence: two generations of maps, the older
+// dropped each minute, hold the addresses heard from since.
+type addressLimiter struct {
+	perMs, burst float64
+	clock        clock.Clock
+	trusted      []netip.Prefix
+
+	mu        sync.Mutex
+	cur, prev map[netip.Addr]addressBucket
+	rotated   int64 // Unix ms of the last rotation
+}
+
+type addressBucket struct {
+	tokens float64
+	at     int64 // Unix ms
+}
+
+// newAddressLimiter returns the limiter of cfg, or nil when it is off.
+func newAddressLimiter(cfg AdmissionConfig) *addressLimiter {
+	if cfg.NewClientsPerAddressPerMinute <= 0 {
+		return nil
+	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.Real()
+	}
+	return &addressLimiter{perMs: cfg.NewClientsPerAddressPerMinute / 60_000, burst: cfg.NewClientsPerAddressPerMinute,
+		clock: clk, trusted: cfg.TrustedProxies, cur: map[netip.Addr]addressBucket{}, rotated: clk.Now().UnixMilli()}
+}
+
+// take spends one new id of addr's bucket and returns 0, or returns how
+// long until the bucket holds one.
+func (l *addressLimiter) take(addr netip.Addr) time.Duration {
+	now := l.clock.Now().UnixMilli()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now-l.rotated >= 60_000 { // the older generation's buckets are full again
+		l.prev, l.cur, l.rotated = l.cur, make(map[netip.Addr]addressBucket, len(l.cur)), now
+	}
+	b, ok := l.cur[addr]
+	if !ok {
+		if b, ok = l.prev[addr]; !ok {
+			b = addressBucket{tokens: l.burst, at: now}
+		}
+	}
+	b.tokens = math.Min(l.burst, b.tokens+float64(max(now-b.at, 0))*l.perMs)
+	b.at = now
+	if b.tokens < 1 {
+		l.cur[addr] = b
+		return time.Duration(math.Ceil((1-b.tokens)/l.perMs)) * time.Millisecond
+	}
+	b.tokens--
+	if _, tracked := l.cur[addr]; tracked || len(l.cur) < maxTrackedAddresses {
+		l.cur[addr] = b
+	}
+	return 0
+}
+
+// tracked returns the number of addresses remembered.
+func (l *addressLimiter) tracked() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.cur) + len(l.prev)
+}
+
+// source returns the address a request comes from, as the limiter keys
+// it: the peer's, or when the peer is a trusted proxy the last address of
+// X-Forwarded-For that is not; an IPv6 address by its /64, the block one
+// machine is given. It is not valid for a loopback client, which is not
+// limited.
+func (l *addressLimiter) source(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr := ap.Addr().Unmap()
+	if l.isTrusted(addr) {
+		hops := r.Header.Values("X-Forwarded-For")
+	walk:
+		for i := len(hops) - 1; i >= 0; i-- {
+			parts := strings.Split(hops[i], ",")
+			for j := len(parts) - 1; j >= 0; j-- {
+				hop, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+				if err != nil {
+					break walk // what precedes a hop that is not an address is not to be believed
+				}
+				addr = hop.Unmap()
+				if !l.isTrusted(addr) {
+					break walk
+				}
+			}
+		}
+	}
+	if addr.IsLoopback() {
+		return netip.Addr{}
+	}
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.Addr()
+	}
+	return addr
+}
+
+func (l *addressLimiter) isTrusted(addr netip.Addr) bool {
+	for _, p := range l.trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceKey is the context key of a request's source address.
+type sourceKey struct{}
+
+// withSource puts the request's source address, as the limiter keys it,
+// in its context, for admittingStore.
+func (l *addressLimiter) withSource(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if addr := l.source(r); addr.IsValid() {
+			r = r.WithContext(context.WithValue(r.Context(), sourceKey{}, addr))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// admittingStore is the store as the handlers see it when new ids are
+// limited by address: a sync from an id its stream does not know is
+// applied only once its address's bucket gave a token. A known id's sync
+// costs what it did (one call, with SyncRequest.KnownOnly); a new id's
+// two.
+type admittingStore struct {
+	stream.Store
+	limit *addressLimiter
+}
+
+// Sync implements stream.Store.
+func (s admittingStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	addr, ok := ctx.Value(sourceKey{}).(netip.Addr)
+	if !ok || req.KnownOnly {
+		return s.Store.Sync(ctx, req)
+	}
+	req.KnownOnly = true
+	res, err := s.Store.Sync(ctx, req)
+	req.KnownOnly = false
+	if !errors.Is(err, stream.ErrNewClient) {
+		return res, err
+	}
+	if wait := s.limit.take(addr); wait > 0 {
+		ae := errorf(protocol.CodeRateLimited,
+			"too many private ids new to their stream come from this address (-max-new-clients-per-address-per-minute); nothing was applied, retry in %v",
+			wait.Round(time.Millisecond))
+		ae.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
+		return nil, ae
+	}
+	return s.Store.Sync(ctx, req)
+}
