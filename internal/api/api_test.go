@@ -97,7 +97,7 @@ func newHarnessOn(t testing.TB, url redisURL, opts ...option) *harness {
 	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store, MaxStreamSeries: 1000, Version: "test"})
 	require.NoError(t, err)
 	core, logs := observer.New(zap.DebugLevel)
-	acfg.Store, acfg.Metrics, acfg.Logger = store, m, zap.New(core)
+	acfg.Store, acfg.Metrics, acfg.Logger, acfg.Clock = store, m, zap.New(core), fake
 	acfg.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	srv, err := api.New(acfg)
 	require.NoError(t, err)

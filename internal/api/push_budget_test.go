@@ -32,8 +32,17 @@ func fullBudget(t *testing.T) (h *harness, url string, fill func() (release func
 	return h, url, func() func() {
 		release := g.hold(false)
 		done := make(chan *httptest.ResponseRecorder, 1)
-		go func() { done <- h.do(http.MethodGet, "/s/bob/0", "") }()
-		g.waitHeld(t, "bob") // its sync holds all the room, in the store
+		for held := false; !held; { // until no push holds room as bob's sync begins
+			go func() { done <- h.do(http.MethodGet, "/s/bob/0", "") }()
+			select {
+			case <-g.held: // its sync holds all the room, in the store
+				held = true
+			case rec := <-done:
+				require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+			case <-time.After(5 * time.Second):
+				t.Fatal("bob's sync neither waits nor is refused")
+			}
+		}
 		return func() {
 			release()
 			require.Equal(t, http.StatusOK, (<-done).Code)
@@ -86,7 +95,7 @@ func TestPushReservesMemory(t *testing.T) {
 		require.NotEqual(t, `{"batch":"b1"}`, string(b), "the message was applied")
 	}
 
-	h.clock.Advance(50 * time.Millisecond) // a tick to push to alice
+	advance(t, h, 50*time.Millisecond) // a tick to push to alice
 	for {
 		_, _, err := alice.Read(ctx)
 		if err != nil {

@@ -100,7 +100,8 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 	// slow: what it has not read fills the connection. The deadline is the
 	// connection's, not a context's: a context a push cost a timer and two
 	// registrations, a tenth of a push's CPU. The connection's end closes
-	// it, which ends a write in progress too.
+	// it, which ends a write in progress too. A deadline is the operating
+	// system's, in its time, not the server's clock.
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.p.cfg.MaxLag))
 	if err := c.ws.Write(context.WithoutCancel(ctx), websocket.MessageText, msg); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -116,13 +117,13 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 // from the window when it holds c's cursor, else by a read of its own (c
 // joined, or fell behind the window).
 func (c *pushConn) write(ctx context.Context, s *pushStream) {
-	ping := time.NewTicker(c.p.cfg.PingInterval)
+	ping := c.p.srv.clock.NewTicker(c.p.cfg.PingInterval)
 	defer ping.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ping.C:
+		case <-ping.C():
 			if !c.keepAlive(ctx) {
 				return
 			}

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +28,7 @@ type holdStore struct {
 	mu           sync.Mutex
 	loops, calls chan struct{} // not nil: held until closed
 	loopT        atomic.Int64  // the newest t a loop's read returned
+	syncs        atomic.Int64  // the client's syncs
 	held         chan string   // a held call began to wait: "loop" or the client
 }
 
@@ -77,6 +79,7 @@ func (g *holdStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.
 		if err := g.wait(ctx, g.client, &g.calls); err != nil {
 			return nil, err
 		}
+		defer g.syncs.Add(1)
 	}
 	return g.Store.Sync(ctx, req)
 }
@@ -123,8 +126,19 @@ func (g *holdStore) waitHeld(t *testing.T, who string) {
 func recreate(t *testing.T, h *harness, g *holdStore) {
 	t.Helper()
 	release := g.hold(true)
-	h.clock.Advance(50 * time.Millisecond) // the loop reads, and waits
-	g.waitHeld(t, "loop")
+	advanced := false
+	require.Eventually(t, func() bool { // the loop reads at its next tick, and waits
+		select {
+		case who := <-g.held:
+			return who == "loop"
+		default:
+		}
+		if !advanced && h.clock.Timers() > 0 {
+			h.clock.Advance(50 * time.Millisecond)
+			advanced = true
+		}
+		return false
+	}, 5*time.Second, time.Millisecond)
 	ctx := context.Background()
 	for _, d := range []time.Duration{11 * time.Second, 61 * time.Second} {
 		h.clock.Advance(d)
@@ -158,12 +172,12 @@ func testPushNewEpochNewID(t *testing.T, store redisURL) {
 	require.Equal(t, "1", first.ID)
 
 	recreate(t, h, g)
-	h.clock.Advance(50 * time.Millisecond)
+	advance(t, h, 50*time.Millisecond)
 	fresh := next(t, c, func(r protocol.SyncReply) bool { return r.Epoch != first.Epoch })
 	assert.Equal(t, "2", fresh.ID, "alice's id in the new stream, not bob's")
 	require.NotEmpty(t, fresh.Events)
 	assert.Equal(t, protocol.TypeReset, fresh.Events[0].Type, "the new stream from its start")
-	h.clock.Advance(50 * time.Millisecond)
+	advance(t, h, 50*time.Millisecond)
 	later := next(t, c, func(r protocol.SyncReply) bool { return r.T > fresh.T })
 	assert.Equal(t, "2", later.ID)
 
@@ -191,15 +205,17 @@ func testPushNewEpochAfterTheWindow(t *testing.T, store redisURL) {
 	first := <-replies
 
 	releaseAlice := g.hold(false)
+	waitTickers(t, h, 1) // her writer's pings
+	advance(t, h, 10*time.Millisecond)
 	g.waitHeld(t, "alice") // her writer waits in a presence sync
 	recreate(t, h, g)
 	for range 70 { // more ticks than the window holds, each read by the loop
 		want := g.loopT.Load() + 1
-		h.clock.Advance(50 * time.Millisecond)
+		advance(t, h, 50*time.Millisecond)
 		require.Eventually(t, func() bool { return g.loopT.Load() >= want }, 5*time.Second, time.Millisecond)
 	}
 	releaseAlice()
-	h.clock.Advance(50 * time.Millisecond)
+	advance(t, h, 50*time.Millisecond)
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
@@ -244,11 +260,11 @@ func TestPushReportOfTheOldEpoch(t *testing.T) {
 	c := dial(t, url+"/s/alice/0")
 	first := next(t, c, func(protocol.SyncReply) bool { return true })
 	for range 25 {
-		h.clock.Advance(50 * time.Millisecond)
+		advance(t, h, 50*time.Millisecond)
 	}
 	next(t, c, func(r protocol.SyncReply) bool { return r.T > 21 }) // alice may report checkpoint 20
 	recreate(t, h, g)
-	h.clock.Advance(50 * time.Millisecond)
+	advance(t, h, 50*time.Millisecond)
 	fresh := next(t, c, func(r protocol.SyncReply) bool { return r.Epoch != first.Epoch })
 	require.Less(t, fresh.T, int64(20))
 
@@ -264,7 +280,7 @@ func TestPushReportOfTheOldEpoch(t *testing.T) {
 			break
 		}
 	}
-	h.clock.Advance(50 * time.Millisecond)
+	advance(t, h, 50*time.Millisecond)
 	var moves []protocol.Event
 	for _, e := range h.all("s", "reader") {
 		if e.Type == "move" {
@@ -273,4 +289,67 @@ func TestPushReportOfTheOldEpoch(t *testing.T) {
 	}
 	require.Len(t, moves, 1, "the events beside the report were applied")
 	assert.Equal(t, fresh.ID, moves[0].Origin)
+}
+
+// waitTickers waits until n tickers run on the harness's clock: the push
+// writers that ping on it have started.
+func waitTickers(t *testing.T, h *harness, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return h.clock.Tickers() >= n }, 5*time.Second, time.Millisecond)
+}
+
+// advance moves the harness's clock on by d once its push loop waits for
+// its next read (a fake timer is armed), so that the loop does not take
+// the move for part of the read it is in, and wait a tick to read again.
+func advance(t *testing.T, h *harness, d time.Duration) {
+	t.Helper()
+	require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond, "a push loop waits")
+	h.clock.Advance(d)
+}
+
+// failingReads is a store whose push loops' reads fail while failing is
+// set, and which counts them.
+type failingReads struct {
+	stream.Store
+	failing atomic.Bool
+	reads   atomic.Int64
+}
+
+func (f *failingReads) Read(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	if req.PrivateID == "" {
+		f.reads.Add(1)
+		if f.failing.Load() {
+			return nil, stream.ErrUnavailable
+		}
+	}
+	return f.Store.Read(ctx, req)
+}
+
+// TestPushLoopWaitsAfterAFailedRead: a stream's loop whose read fails
+// tries again a tick later, not at once (it read the failing store in a
+// loop, on every core, for as long as an outage lasted).
+func TestPushLoopWaitsAfterAFailedRead(t *testing.T) {
+	f := &failingReads{}
+	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { f.Store = s; return f }))
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	tick := func() (reads int64) { // advances a tick, once the loop has read and waits
+		reads = f.reads.Load()
+		advance(t, h, 50*time.Millisecond)
+		require.Eventually(t, func() bool { return f.reads.Load() > reads && h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond,
+			"the loop reads, and waits for the next tick")
+		return reads
+	}
+	tick()
+	f.failing.Store(true)
+	for i := range 3 {
+		reads := tick()
+		assert.Equal(t, reads+1, f.reads.Load(), "one read a tick, %d", i)
+	}
+	f.failing.Store(false)
+	h.sync("/s/bob/0", `{"events":[{"type":"move"}]}`)
+	advance(t, h, 50*time.Millisecond)
+	next(t, c, func(r protocol.SyncReply) bool {
+		return slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" })
+	})
 }

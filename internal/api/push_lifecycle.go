@@ -176,15 +176,23 @@ func (p *pusher) join(c *pushConn, last *stream.SyncResult) (*pushStream, bool) 
 	}
 	name := c.at().Stream
 	s := p.streams[name]
-	if s == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		s = &pushStream{name: name, p: p, conns: map[*pushConn]struct{}{}, stop: cancel}
+	start := s == nil
+	if start {
+		s = &pushStream{name: name, p: p, conns: map[*pushConn]struct{}{}}
 		p.streams[s.name] = s
-		go s.loop(ctx, last.T, last.Epoch, last.TickRate)
 	}
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	select { // the writer looks at the window first: the loop may have read past c
+	case c.notify <- struct{}{}:
+	default:
+	}
+	if start {
+		var ctx context.Context
+		ctx, s.stop = context.WithCancel(context.Background())
+		go s.loop(ctx, last.T, last.Epoch, last.TickRate)
+	}
 	return s, true
 }
 

@@ -58,10 +58,12 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	tick := time.Second / time.Duration(max(tickRate, 1))
 	// Read right after each tick is sealed, once a tick, where the reads
 	// so far say ticks begin (tickPhase); at worst twice a tick. A read
-	// that finds the same tick in progress sends nothing.
-	prev := time.Now()
+	// that finds the same tick in progress sends nothing. The first is at
+	// once: the first connection was sent its reply some time ago.
+	clk := s.p.srv.clock
+	prev := clk.Now()
 	phase := newTickPhase(tick, prev)
-	t := time.NewTimer(time.Until(phase.next()))
+	t := clk.NewTimer(0)
 	defer t.Stop()
 	// An empty tick is told at least every quietPush: clients learn that
 	// time moves on, in fewer messages.
@@ -73,9 +75,9 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
-		start, read, advanced := time.Now(), false, false
+		start, read, advanced := clk.Now(), false, false
 		for more := true; more; {
 			res, err := s.p.srv.store.Read(ctx, req)
 			if err != nil {
@@ -119,11 +121,13 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 				}
 			}
 		}
-		if read {
-			phase.observe(prev, start, time.Now(), advanced)
-			prev = start
+		if !read { // the store failed: the next tick tries again
+			t.Reset(tick)
+			continue
 		}
-		t.Reset(time.Until(phase.next()))
+		phase.observe(prev, start, clk.Now(), advanced)
+		prev = start
+		t.Reset(phase.next().Sub(clk.Now()))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,7 +90,7 @@ func testPushDeliversEachTick(t *testing.T, store redisURL) {
 	assert.Equal(t, protocol.TypeReset, first.Events[0].Type)
 
 	h.sync("/s/bob/0", `{"events":[{"type":"move","body":"left"}]}`)
-	h.clock.Advance(50 * time.Millisecond) // tick 1 is sealed
+	advance(t, h, 50*time.Millisecond) // tick 1 is sealed
 	var got []protocol.Event
 	last := next(t, c, func(r protocol.SyncReply) bool {
 		got = append(got, r.Events...)
@@ -130,7 +131,7 @@ func testPushMessagesAreSyncBodies(t *testing.T, store redisURL) {
 		}
 	}
 	assert.Equal(t, 2, acks)
-	h.clock.Advance(100 * time.Millisecond)
+	advance(t, h, 100*time.Millisecond)
 	moves := 0
 	next(t, c, func(r protocol.SyncReply) bool {
 		for _, e := range r.Events {
@@ -182,10 +183,9 @@ func TestPushGoingAway(t *testing.T) {
 // a client that reconnects within the client timeout gets no _d and no
 // second _c.
 func TestPushPresence(t *testing.T) {
-	h, url := pushHarness(t, func(a *api.Config, _ *stream.Config) {
-		a.Push = api.DefaultPushConfig()
-		a.Push.PingInterval = 20 * time.Millisecond
-	})
+	g := newHoldStore("alice") // never held: it counts alice's syncs
+	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
+		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = 20 * time.Millisecond })
 	c := dial(t, url+"/s/alice/0")
 	first := next(t, c, func(protocol.SyncReply) bool { return true })
 	ctx := context.Background()
@@ -198,9 +198,12 @@ func TestPushPresence(t *testing.T) {
 			}
 		}
 	}()
-	for range 12 { // 12 s of the store's time, each second with pings
-		h.clock.Advance(time.Second)
-		time.Sleep(100 * time.Millisecond) // real time for a few pings; nothing is timed by it
+	waitTickers(t, h, 1) // alice's pings
+	for range 12 {       // 12 s of the store's time, each second with a ping
+		syncs := g.syncs.Load()
+		advance(t, h, time.Second)
+		require.Eventually(t, func() bool { return g.syncs.Load() > syncs }, 5*time.Second, time.Millisecond,
+			"the ping refreshes alice's presence")
 		_, err := h.store.Sweep(ctx)
 		require.NoError(t, err)
 	}
@@ -209,7 +212,7 @@ func TestPushPresence(t *testing.T) {
 	h.clock.Advance(5 * time.Second) // back within the client timeout
 	c = dial(t, url+"/s/alice/"+fmt.Sprint(first.T))
 	next(t, c, func(protocol.SyncReply) bool { return true })
-	h.clock.Advance(time.Second)
+	advance(t, h, time.Second)
 	_, err := h.store.Sweep(ctx)
 	require.NoError(t, err)
 
@@ -235,7 +238,7 @@ func TestPushOutlivesServerTimeouts(t *testing.T) {
 	next(t, c, func(protocol.SyncReply) bool { return true })
 	time.Sleep(500 * time.Millisecond) // past both timeouts
 	h.sync("/s/bob/0", `{"events":[{"type":"move","body":"late"}]}`)
-	h.clock.Advance(50 * time.Millisecond)
+	advance(t, h, 50*time.Millisecond)
 	next(t, c, func(r protocol.SyncReply) bool {
 		return slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Body == "late" })
 	})
@@ -279,30 +282,29 @@ func TestPushSlowReaderIsClosed(t *testing.T) {
 	next(t, reader, func(protocol.SyncReply) bool { return true })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := make(chan int, 1)
+	var got atomic.Int64
 	go func() { // the reader reads all
-		n := 0
-		defer func() { got <- n }()
 		for {
 			_, b, err := reader.Read(ctx)
 			if err != nil {
 				return
 			}
-			n += strings.Count(string(b), `"type":"big"`)
+			got.Add(int64(strings.Count(string(b), `"type":"big"`)))
 		}
 	}()
 	body := strings.Repeat("x", 16<<10)
 	req := `{"events":[` + strings.Repeat(`{"type":"big","body":"`+body+`"},`, 2) + `{"type":"big","body":"` + body + `"}]}`
-	sent := 0
+	sent := int64(0)
 	for tick := 0; tick < 10; tick++ { // about 1 MB a tick, more than the connection holds
 		for range 20 {
 			h.sync("/s/writer/0", req)
 			sent += 3
 		}
-		h.clock.Advance(50 * time.Millisecond)
-		time.Sleep(30 * time.Millisecond) // real time for the pushes to go out; nothing is timed by it
+		advance(t, h, 50*time.Millisecond)
+		require.Eventually(t, func() bool { return got.Load() >= sent }, 10*time.Second, time.Millisecond,
+			"the reader keeps up, tick by tick")
 	}
-	h.clock.Advance(50 * time.Millisecond)
+	advance(t, h, 50*time.Millisecond)
 	// The slow client was closed: reading what its connection held ends
 	// in an error, not in more pushes forever.
 	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -312,9 +314,7 @@ func TestPushSlowReaderIsClosed(t *testing.T) {
 		_, _, err = slow.Read(rctx)
 	}
 	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the server closed the slow client")
-	time.Sleep(500 * time.Millisecond) // the reader's last pushes
-	cancel()
-	assert.Equal(t, sent, <-got, "the reader got every event")
+	assert.Equal(t, sent, got.Load(), "the reader got every event, once")
 }
 
 // rawUpgrade opens a push connection by hand on a TCP connection, writing
@@ -383,7 +383,7 @@ func TestPushFirstMessageWithTheHandshake(t *testing.T) {
 	require.NoError(t, nc.SetReadDeadline(time.Now().Add(5*time.Second)))
 	assert.Contains(t, readText(t, br), `"events":[`, "the first push")
 	assert.JSONEq(t, `{"batch":"b1"}`, readText(t, br))
-	h.clock.Advance(50 * time.Millisecond) // the tick of the move is sealed
+	advance(t, h, 50*time.Millisecond) // the tick of the move is sealed
 	var types []string
 	for _, e := range h.all("s", "reader") {
 		types = append(types, e.Type)
@@ -475,14 +475,10 @@ func TestPushShutdownWhileSendingHistory(t *testing.T) {
 	go func() { h.server.ClosePush(); close(closed) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for { // until the server refuses new connections: it is closing
+	require.Eventually(t, func() bool { // the server refuses new connections: it is closing
 		_, resp, err := websocket.Dial(ctx, url+"/s/probe/0", nil)
-		if err != nil && resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
-			break
-		}
-		require.NoError(t, ctx.Err())
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err != nil && resp != nil && resp.StatusCode == http.StatusServiceUnavailable
+	}, 5*time.Second, 10*time.Millisecond)
 	close(g.release)
 
 	for {
@@ -547,7 +543,7 @@ func TestPushConfigPartial(t *testing.T) {
 	c := dial(t, url+"/s/alice/0")
 	next(t, c, func(protocol.SyncReply) bool { return true })
 	h.sync("/s/bob/0", `{"events":[{"type":"move"}]}`)
-	h.clock.Advance(50 * time.Millisecond)
+	advance(t, h, 50*time.Millisecond)
 	next(t, c, func(r protocol.SyncReply) bool {
 		return slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" })
 	})

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/goeventstream/eventstream/internal/auth"
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
@@ -111,6 +112,10 @@ type Config struct {
 	// Admission limits the ids new to their stream per source address.
 	// The zero value limits none.
 	Admission AdmissionConfig
+	// Clock tells the time of push connections: when their streams are
+	// read and they are pinged. Nil means clock.Real(); tests pass the
+	// store's fake clock.
+	Clock clock.Clock
 }
 
 // Server is the HTTP face of eventstreamd.
@@ -124,6 +129,7 @@ type Server struct {
 	draining   atomic.Bool
 	date       dateHeader
 	inflight   *budget // the bytes the requests in progress may hold
+	clock      clock.Clock
 	push       *pusher
 	auth       *auth.Verifier // nil: auth off
 	openPrefix string
@@ -153,6 +159,10 @@ func New(cfg Config) (*Server, error) {
 		cors:       newCORS(cfg.CORSOrigins),
 		auth:       cfg.Auth,
 		openPrefix: cfg.OpenPrefix,
+	}
+	s.clock = cfg.Clock
+	if s.clock == nil {
+		s.clock = clock.Real()
 	}
 	s.inflight = newBudget(cfg.Limits.MaxInflightBytes, cfg.Limits.MaxInflightWait)
 	cfg.Push = cfg.Push.withDefaults()

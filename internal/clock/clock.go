@@ -16,6 +16,21 @@ type Clock interface {
 	// NewTicker returns a ticker that delivers the time on its channel
 	// every d. d must be positive.
 	NewTicker(d time.Duration) Ticker
+	// NewTimer returns a timer that delivers the time on its channel once,
+	// d from now; a d of 0 or less fires at once.
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer delivers the time on a channel once, when its duration has
+// passed, as time.Timer does.
+type Timer interface {
+	// C returns the channel on which the time is delivered.
+	C() <-chan time.Time
+	// Reset makes the timer fire d from now (at once for a d of 0 or
+	// less), dropping a time it delivered that was not received.
+	Reset(d time.Duration)
+	// Stop turns the timer off, dropping a time not received.
+	Stop()
 }
 
 // Ticker delivers ticks on a channel until it is stopped. Like time.Ticker,
@@ -36,7 +51,17 @@ func (realClock) Now() time.Time { return time.Now() }
 
 func (realClock) NewTicker(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
 
+func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
 type realTicker struct{ t *time.Ticker }
 
 func (r realTicker) C() <-chan time.Time { return r.t.C }
 func (r realTicker) Stop()               { r.t.Stop() }
+
+// realTimer relies on Go 1.23's timers: Reset and Stop drop a time that
+// was not received.
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time   { return r.t.C }
+func (r realTimer) Reset(d time.Duration) { r.t.Reset(d) }
+func (r realTimer) Stop()                 { r.t.Stop() }

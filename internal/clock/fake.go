@@ -11,6 +11,7 @@ type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
 	tickers []*fakeTicker
+	timers  []*fakeTimer // armed
 }
 
 var _ Clock = (*Fake)(nil)
@@ -48,6 +49,16 @@ func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now = f.now.Add(d)
+	armed := f.timers[:0]
+	for _, t := range f.timers {
+		if t.at.After(f.now) {
+			armed = append(armed, t)
+			continue
+		}
+		t.fire(f.now)
+	}
+	clear(f.timers[len(armed):])
+	f.timers = armed
 	for _, t := range f.tickers {
 		if t.next.After(f.now) {
 			continue
@@ -85,6 +96,22 @@ func (f *Fake) Tickers() int {
 	return len(f.tickers)
 }
 
+// NewTimer returns a timer that fires once the fake time reaches d from
+// now; a d of 0 or less fires at once.
+func (f *Fake) NewTimer(d time.Duration) Timer {
+	t := &fakeTimer{clock: f, c: make(chan time.Time, 1)}
+	t.Reset(d)
+	return t
+}
+
+// Timers returns how many timers are waiting to fire. Tests use it to
+// wait until the code under test has set its timer before advancing time.
+func (f *Fake) Timers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.timers)
+}
+
 func (f *Fake) remove(t *fakeTicker) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -105,3 +132,54 @@ type fakeTicker struct {
 
 func (t *fakeTicker) C() <-chan time.Time { return t.c }
 func (t *fakeTicker) Stop()               { t.clock.remove(t) }
+
+type fakeTimer struct {
+	clock *Fake
+	at    time.Time // guarded by clock.mu, while armed
+	c     chan time.Time
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+
+func (t *fakeTimer) Reset(d time.Duration) {
+	f := t.clock
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t.disarm()
+	if d <= 0 {
+		t.fire(f.now)
+		return
+	}
+	t.at = f.now.Add(d)
+	f.timers = append(f.timers, t)
+}
+
+func (t *fakeTimer) Stop() {
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
+	t.disarm()
+}
+
+// disarm takes t off its clock and drops a time not received; the
+// clock's lock is held.
+func (t *fakeTimer) disarm() {
+	f := t.clock
+	for i, x := range f.timers {
+		if x == t {
+			f.timers = append(f.timers[:i], f.timers[i+1:]...)
+			break
+		}
+	}
+	select {
+	case <-t.c:
+	default:
+	}
+}
+
+// fire delivers now, unless a time not received is waiting.
+func (t *fakeTimer) fire(now time.Time) {
+	select {
+	case t.c <- now:
+	default:
+	}
+}

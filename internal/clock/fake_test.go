@@ -82,3 +82,51 @@ func TestFakeSetMovesBothWays(t *testing.T) {
 	f.Set(epoch.Add(time.Second))
 	assert.Equal(t, epoch.Add(time.Second), <-tk.C())
 }
+
+func TestFakeTimerFiresOnce(t *testing.T) {
+	f := clock.NewFake(epoch)
+	tm := f.NewTimer(time.Second)
+	require.Equal(t, 1, f.Timers())
+	f.Advance(999 * time.Millisecond)
+	select {
+	case got := <-tm.C():
+		t.Fatalf("early at %v", got)
+	default:
+	}
+	f.Advance(time.Millisecond)
+	assert.Equal(t, epoch.Add(time.Second), <-tm.C())
+	assert.Zero(t, f.Timers())
+	f.Advance(time.Hour)
+	select {
+	case got := <-tm.C():
+		t.Fatalf("fired twice, at %v", got)
+	default:
+	}
+
+	tm.Reset(0) // at once
+	assert.Equal(t, epoch.Add(time.Hour+time.Second), <-tm.C())
+	tm.Reset(time.Second)
+	f.Advance(time.Second)
+	tm.Reset(time.Second) // the time not received is dropped
+	select {
+	case got := <-tm.C():
+		t.Fatalf("a dropped time came, %v", got)
+	default:
+	}
+	tm.Stop()
+	f.Advance(time.Hour)
+	assert.Zero(t, f.Timers())
+	select {
+	case got := <-tm.C():
+		t.Fatalf("a stopped timer fired at %v", got)
+	default:
+	}
+}
+
+func TestRealClockTimer(t *testing.T) {
+	tm := clock.Real().NewTimer(time.Millisecond)
+	<-tm.C() // a real timer must fire; the test's deadline bounds the wait
+	tm.Reset(0)
+	<-tm.C()
+	tm.Stop()
+}
