@@ -572,7 +572,11 @@ export class SimDriver {
   /**
    * run drives the simulation in real time, a frame at a time, until
    * signal aborts (it resolves) or the network stops for good (it rejects
-   * with the EventStreamError).
+   * with the EventStreamError). In a page, requestAnimationFrame stops
+   * while the tab is hidden: the simulation (and its checkpoint reports)
+   * waits, and catches up when the tab is shown, at most
+   * maxTicksPerUpdate ticks a frame; pass DriverConfig.frames (a timer)
+   * to keep it running.
    */
   run(signal?: AbortSignal): Promise<void> {
     this.#start();
