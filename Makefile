@@ -8,7 +8,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run run-redis demo build build-static docker test test-ts test-web test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile clean
+.PHONY: all run run-redis demo build build-static docker test test-ts test-web test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile compare clean
 
 all: lint test build
 
@@ -77,6 +77,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
 	cd deploy && $(GO) vet ./... && $(GO) mod tidy -diff
+	cd scripts/compare && $(GO) vet ./... && $(GO) mod tidy -diff
 
 fmt:
 	gofmt -w $$(git ls-files --cached --others --exclude-standard '*.go')
@@ -124,6 +125,12 @@ load: build
 	run -transport push -streams 1 -clients 1000 -rate 5 -event-share 0.02 -duration 10s -warmup 3s; \
 	echo "== budget 11: 1000 clients of one stream joining at once"; \
 	run -streams 1 -clients 1000 -rate 5 -join burst -duration 5s -warmup 1s
+
+## compare: eventstreamd's push beside Centrifugo (installed into a temporary folder) at the same
+## loads, one run on this machine, both rows printed (scripts/compare; a benchmark, not a test).
+## COMPARE_FLAGS: e.g. -loads 500x4 -runs 2 -duration 30s -pprof /tmp/prof
+compare:
+	cd scripts/compare && $(GO) run . $(COMPARE_FLAGS)
 
 ## sweep-load: how late Redis sweeps disconnect 100k silent clients, with 1 and 3 replicas (docs/performance.md)
 sweep-load:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/goeventstream/eventstream/internal/loadgen"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
 
@@ -128,7 +129,7 @@ func (b *bench) setup(ctx context.Context) error {
 				_, err := w.Sync(ctx)
 				var se *esclient.Error
 				if errors.As(err, &se) && se.Status == http.StatusTooManyRequests {
-					sleep(ctx, se.RetryAfter) // the server's fair use: -max-events-per-client-per-second
+					loadgen.Sleep(ctx, se.RetryAfter) // the server's fair use: -max-events-per-client-per-second
 					continue
 				}
 				if err != nil {
@@ -206,16 +207,17 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 		go func() { defer wg.Done(); w.run(syncCtx, loadCtx, start) }()
 	}
 	b.phase.Store("warmup")
-	if !sleep(ctx, b.cfg.Warmup) {
+	if !loadgen.Sleep(ctx, b.cfg.Warmup) {
 		return nil, ctx.Err()
 	}
 	b.phase.Store("measure")
 	bytes0 := b.bytes.Load()
 	smp0, smpErr := b.serverSample(ctx)
+	own0 := loadgen.OwnCPU()
 	b.recording.Store(true)
 	close(b.measuring)
 	measureStart := time.Now()
-	sleep(ctx, b.cfg.Duration)
+	loadgen.Sleep(ctx, b.cfg.Duration)
 	stopSyncs()
 	if b.cfg.Transport == transportPoll {
 		// The syncs in flight are answered and counted, so that the
@@ -224,6 +226,7 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 	}
 	b.recording.Store(false)
 	elapsed := time.Since(measureStart)
+	own1 := loadgen.OwnCPU()
 	smp1, err := b.serverSample(ctx)
 	bytes := b.bytes.Load() - bytes0
 	stopLoad()
@@ -234,8 +237,11 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 
 	b.phase.Store("verify")
 	rep := b.report(elapsed, bytes)
+	clientSeconds := float64(len(b.workers)) * elapsed.Seconds()
+	rep.OwnCPUPerClientSecond = (own1 - own0).Seconds() * 1e6 / clientSeconds
 	if smpErr == nil && err == nil && rep.Syncs > 0 {
 		rep.ServerCPUPerSync = (smp1.cpu - smp0.cpu) / float64(rep.Syncs) * 1e6
+		rep.ServerCPUPerClientSecond = (smp1.cpu - smp0.cpu) * 1e6 / clientSeconds
 		rep.ServerLatency = serverLatency(smp0, smp1)
 	}
 	if !b.cfg.Mode.hasStreams() {
@@ -243,15 +249,4 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 	}
 	rep.Verify = b.verify(ctx)
 	return rep, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

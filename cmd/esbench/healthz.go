@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/goeventstream/eventstream/internal/loadgen"
 )
 
 // loadHealthz measures GET /healthz under the same concurrency, the
@@ -50,11 +52,11 @@ func (b *bench) loadHealthz(ctx context.Context) (*report, error) {
 		}()
 	}
 	b.phase.Store("warmup")
-	sleep(ctx, b.cfg.Warmup)
+	loadgen.Sleep(ctx, b.cfg.Warmup)
 	b.phase.Store("measure")
 	b.recording.Store(true)
 	start := time.Now()
-	sleep(ctx, b.cfg.Duration)
+	loadgen.Sleep(ctx, b.cfg.Duration)
 	b.recording.Store(false)
 	elapsed := time.Since(start)
 	stopLoad()

@@ -31,6 +31,12 @@ type report struct {
 	// ServerCPUPerSync is the server's CPU time per sync, in µs, from its
 	// process_cpu_seconds_total; 0 when it could not be read.
 	ServerCPUPerSync float64 `json:"server_cpu_us_per_sync"`
+	// ServerCPUPerClientSecond is the server's CPU time per client and
+	// second measured, in µs; 0 when it could not be read.
+	ServerCPUPerClientSecond float64 `json:"server_cpu_us_per_client_second"`
+	// OwnCPUPerClientSecond is esbench's own CPU time per client and
+	// second measured, in µs: what generating the load cost.
+	OwnCPUPerClientSecond float64 `json:"generator_cpu_us_per_client_second"`
 	// ServerLatency is the server's own time for the syncs it answered
 	// during the measurement (its request duration histogram: each
 	// quantile is the upper bound of its bucket; esbench's own queueing
@@ -132,7 +138,8 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "  events       %d sent\n", r.EventsSent)
 	}
 	if r.ServerCPUPerSync > 0 {
-		fmt.Fprintf(w, "  server CPU   %.1f µs per %s\n", r.ServerCPUPerSync, one)
+		fmt.Fprintf(w, "  server CPU   %.1f µs per %s, %.1f µs per client-second (esbench's own: %.1f)\n",
+			r.ServerCPUPerSync, one, r.ServerCPUPerClientSecond, r.OwnCPUPerClientSecond)
 	}
 	if l := r.ServerLatency; l.N > 0 {
 		fmt.Fprintf(w, "  server ms    p50 ≤ %g  p99 ≤ %g  max ≤ %g  (its handler's time, by histogram bucket; %d syncs)\n", l.P50, l.P99, l.Max, l.N)

@@ -40,6 +40,7 @@ type config struct {
 	Hashes     bool // clients report a state hash at every checkpoint
 	Transport  transport
 	MetricsURL string // the server's /metrics, for its CPU time
+	ServerPID  int    // the server's process, for its CPU time from /proc
 	Join       string // ramp or burst
 }
 
@@ -66,6 +67,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.Hashes, "hashes", false, "clients report a state hash at every checkpoint, as gamesim does (all the same: no desync)")
 	fs.StringVar(&c.Join, "join", "ramp", "when clients join: ramp (over the first half of the warmup) or burst (all at once as the measurement starts, their first syncs measured)")
 	fs.StringVar(&c.MetricsURL, "metrics-url", "", "the server's /metrics (default -url/metrics), read for its CPU time per sync; \"off\" reads none")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "the server's process id, on this machine: its CPU time is read from /proc/`pid`/stat instead of its /metrics")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -86,6 +88,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-body must be between %d and 16384", minBody)
 	case c.From != "zero" && c.From != "head":
 		return c, errors.New("-from must be zero or head")
+	case c.ServerPID < 0:
+		return c, errors.New("-server-pid must not be negative")
 	case c.Preload < 0:
 		return c, errors.New("-preload must not be negative")
 	case c.Transport != transportPoll && c.Transport != transportPush:

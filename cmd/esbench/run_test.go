@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -54,6 +56,21 @@ func TestSyncLoadIsVerified(t *testing.T) {
 	assert.Positive(t, rep.Latency.P99)
 	assert.Positive(t, rep.Delivery.N)
 	assert.Positive(t, rep.BytesPerReply)
+}
+
+// TestServerPID: with -server-pid the server's CPU is read from /proc
+// (here the test's own process, which serves), not from its metrics, and
+// is reported per client-second beside esbench's own.
+func TestServerPID(t *testing.T) {
+	url := server(t, nil)
+	rep, err := runJSON(t, "-url", url, "-transport", "push", "-streams", "2", "-clients", "2", "-rate", "5",
+		"-event-share", "1", "-duration", "1s", "-warmup", "300ms", "-metrics-url", "off", "-server-pid", strconv.Itoa(os.Getpid()))
+	require.NoError(t, err)
+	assert.Empty(t, rep.Verify.Problems)
+	assert.Positive(t, rep.ServerCPUPerClientSecond)
+	assert.Positive(t, rep.OwnCPUPerClientSecond)
+	// Server and esbench are one process here: /proc counts both, to 10 ms.
+	assert.GreaterOrEqual(t, rep.ServerCPUPerClientSecond, rep.OwnCPUPerClientSecond-10e3/(4*rep.Duration))
 }
 
 // TestJoinBurst: with -join burst every client joins as the measurement

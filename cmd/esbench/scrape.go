@@ -11,11 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goeventstream/eventstream/internal/loadgen"
 )
 
 // serverSample is what esbench reads from the server's /metrics: its
-// CPU time, user and system (process_cpu_seconds_total), and how long its
-// handler took over the syncs it answered, by histogram bucket.
+// CPU time, user and system (process_cpu_seconds_total, or /proc with
+// -server-pid), and how long its handler took over the syncs it answered,
+// by histogram bucket.
 type serverSample struct {
 	cpu     float64
 	buckets map[float64]float64 // upper bound in seconds → syncs at most that long
@@ -25,6 +28,17 @@ type serverSample struct {
 const syncBucket = `eventstreamd_http_request_duration_seconds_bucket{method="`
 
 func (b *bench) serverSample(ctx context.Context) (serverSample, error) {
+	smp, err := b.scrape(ctx)
+	if b.cfg.ServerPID > 0 {
+		// The server's metrics are then read only for the buckets.
+		cpu, err := loadgen.ProcessCPU(b.cfg.ServerPID)
+		smp.cpu = cpu.Seconds()
+		return smp, err
+	}
+	return smp, err
+}
+
+func (b *bench) scrape(ctx context.Context) (serverSample, error) {
 	smp := serverSample{buckets: map[float64]float64{}}
 	if b.cfg.MetricsURL == "off" {
 		return smp, errors.New("off")

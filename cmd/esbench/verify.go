@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goeventstream/eventstream/internal/loadgen"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
 
@@ -87,7 +88,7 @@ func (b *bench) readStreams(ctx context.Context) (refs [][]esclient.Event, refT 
 				refT[s] = u.T
 				return nil
 			default:
-				sleep(ctx, 10*time.Millisecond)
+				loadgen.Sleep(ctx, 10*time.Millisecond)
 			}
 		}
 	})

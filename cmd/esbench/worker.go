@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/goeventstream/eventstream/internal/loadgen"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
 
@@ -48,7 +48,7 @@ func (w *worker) run(syncCtx, loadCtx context.Context, start time.Time) {
 	if w.b.cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / w.b.cfg.Rate)
 	}
-	if !sleep(ctx, time.Until(due)) {
+	if !loadgen.Sleep(ctx, time.Until(due)) {
 		return
 	}
 	if w.b.cfg.Transport == transportPush {
@@ -80,9 +80,7 @@ func (w *worker) joinAt(ctx context.Context, start time.Time) (time.Time, bool) 
 
 // send queues one event whose body carries its id and the time it was sent.
 func (w *worker) send() {
-	body := fmt.Sprintf("c%d.%d.%d.", w.idx, w.sent, time.Now().UnixNano())
-	body += strings.Repeat(".", max(w.b.cfg.BodySize-len(body), 0))
-	if err := w.c.Send("b", body); err == nil {
+	if err := w.c.Send("b", loadgen.Body(w.idx, w.sent, w.b.cfg.BodySize)); err == nil {
 		w.sent++
 	}
 }
@@ -97,7 +95,7 @@ func (w *worker) receive(u esclient.Update, recording bool) {
 	for _, e := range u.Events {
 		w.seen.add(seenEvent{t: e.T, h: eventHash(e)})
 		if recording && e.Type == "b" && e.Origin != u.PublicID {
-			if sent, ok := sentAt(e.Body); ok {
+			if sent, ok := loadgen.SentAt(e.Body); ok {
 				delays = append(delays, max((now-sent)/1000, 1))
 			}
 		}
@@ -120,22 +118,6 @@ func (w *worker) receive(u esclient.Update, recording bool) {
 
 // benchHash is the state hash every client reports with -hashes.
 var benchHash = strings.Repeat("5e", 32)
-
-// sentAt reads the send time, in Unix nanoseconds, from a body
-// "c<client>.<seq>.<nanoseconds>.…".
-func sentAt(body string) (int64, bool) {
-	_, rest, ok := strings.Cut(body, ".")
-	if !ok {
-		return 0, false
-	}
-	_, rest, ok = strings.Cut(rest, ".")
-	if !ok {
-		return 0, false
-	}
-	digits, _, _ := strings.Cut(rest, ".")
-	ns, err := strconv.ParseInt(digits, 10, 64)
-	return ns, err == nil
-}
 
 func errorKind(err error) string {
 	var se *esclient.Error

@@ -1,0 +1,43 @@
+package loadgen_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goeventstream/eventstream/internal/loadgen"
+)
+
+func TestBodyCarriesItsSendTime(t *testing.T) {
+	before := time.Now().UnixNano()
+	b := loadgen.Body(7, 3, 64)
+	assert.Len(t, b, 64)
+	assert.Regexp(t, `^c7\.3\.[0-9]+\.+$`, b)
+	ns, ok := loadgen.SentAt(b)
+	require.True(t, ok)
+	assert.GreaterOrEqual(t, ns, before)
+	assert.LessOrEqual(t, ns, time.Now().UnixNano())
+
+	for _, give := range []string{"", "c1", "c1.2", "c1.2.x."} {
+		_, ok := loadgen.SentAt(give)
+		assert.False(t, ok, give)
+	}
+}
+
+func TestProcessCPUCountsThisProcess(t *testing.T) {
+	before, err := loadgen.ProcessCPU(os.Getpid())
+	require.NoError(t, err)
+	own := loadgen.OwnCPU()
+	for deadline := time.Now().Add(5 * time.Second); loadgen.OwnCPU()-own < 100*time.Millisecond && time.Now().Before(deadline); {
+	}
+	after, err := loadgen.ProcessCPU(os.Getpid())
+	require.NoError(t, err)
+	// /proc counts to 10 ms: the 100 ms spun shows as at least 80.
+	assert.GreaterOrEqual(t, after-before, 80*time.Millisecond)
+
+	_, err = loadgen.ProcessCPU(1 << 30)
+	assert.Error(t, err)
+}
