@@ -311,12 +311,14 @@ func centrifugoConfig(port int) []byte {
 	c := map[string]any{
 		"http_server": map[string]any{"address": "127.0.0.1", "port": port},
 		"log":         map[string]any{"level": "error"},
+		"health":      map[string]any{"enabled": true},
 		"client": map[string]any{
 			"allow_anonymous_connect_without_token": true,
 			"history_max_publication_limit":         100_000,
 		},
 		"channel": map[string]any{
 			"without_namespace": map[string]any{
+				"allow_subscribe_for_client":    true,
 				"allow_subscribe_for_anonymous": true,
 				"allow_publish_for_subscriber":  true,
 				"allow_publish_for_anonymous":   true,

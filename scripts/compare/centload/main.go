@@ -100,7 +100,7 @@ type report struct {
 	Clients                  int              `json:"clients_per_stream"`
 	Rate                     float64          `json:"rate_per_client"`
 	Duration                 float64          `json:"duration_seconds"`
-	Messages                 int64            `json:"messages"` // publications, joins and leaves received
+	Messages                 int64            `json:"messages"` // publications, joins and leaves received while measuring
 	Delivery                 latency          `json:"delivery_latency_ms"`
 	EventsSent               int              `json:"events_sent"`
 	Errors                   map[string]int64 `json:"errors"`
@@ -166,6 +166,13 @@ type load struct {
 }
 
 func (l *load) channel(s int) string { return fmt.Sprintf("%s-%d", l.cfg.Prefix, s) }
+
+// received counts a message received during the measurement.
+func (l *load) received() {
+	if l.recording.Load() {
+		l.messages.Add(1)
+	}
+}
 
 func (l *load) countError(kind string) {
 	if !l.recording.Load() {
@@ -282,8 +289,14 @@ func (l *load) newWorker(s, idx int) *worker {
 			w.subbed, w.from = true, e.StreamPosition.Offset
 		}
 	})
-	sub.OnJoin(func(centrifuge.JoinEvent) { l.messages.Add(1) })
-	sub.OnLeave(func(centrifuge.LeaveEvent) { l.messages.Add(1) })
+	sub.OnUnsubscribed(func(e centrifuge.UnsubscribedEvent) {
+		if e.Code != 0 { // 0: centload's own unsubscribe, at the end
+			w.fail(fmt.Errorf("unsubscribed: %d %s", e.Code, e.Reason))
+		}
+	})
+	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) { l.countError("subscription") })
+	sub.OnJoin(func(centrifuge.JoinEvent) { l.received() })
+	sub.OnLeave(func(centrifuge.LeaveEvent) { l.received() })
 	sub.OnPublication(w.receive)
 	return w
 }
@@ -338,7 +351,7 @@ func (w *worker) fail(err error) {
 
 func (w *worker) receive(e centrifuge.PublicationEvent) {
 	now := time.Now().UnixNano()
-	w.l.messages.Add(1)
+	w.l.received()
 	var body string
 	if err := json.Unmarshal(e.Data, &body); err != nil {
 		w.fail(fmt.Errorf("publication %d: %w", e.Offset, err))
