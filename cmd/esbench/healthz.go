@@ -72,6 +72,6 @@ func (b *bench) loadHealthz(ctx context.Context) (*report, error) {
 		}
 	}
 	rep.SyncsPerSec = float64(rep.Syncs) / elapsed.Seconds()
-	rep.Latency = latencies(all)
+	rep.Latency = loadgen.Latencies(all)
 	return rep, nil
 }

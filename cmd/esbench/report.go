@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/goeventstream/eventstream/internal/loadgen"
 )
 
 // report is what a run measured.
@@ -20,14 +22,14 @@ type report struct {
 	Syncs       int64            `json:"syncs"`
 	SyncsPerSec float64          `json:"syncs_per_second"`
 	Errors      map[string]int64 `json:"errors"`
-	Latency     latency          `json:"sync_latency_ms"`
-	Delivery    latency          `json:"delivery_latency_ms"`
+	Latency     loadgen.Latency  `json:"sync_latency_ms"`
+	Delivery    loadgen.Latency  `json:"delivery_latency_ms"`
 	// Join is from each client's first sync to the last page of the
 	// history it was sent, for the clients whose first sync was measured.
-	Join          latency      `json:"join_latency_ms"`
-	BytesPerReply float64      `json:"bytes_per_reply"`
-	EventsSent    int          `json:"events_sent"`
-	Verify        verification `json:"verify"`
+	Join          loadgen.Latency      `json:"join_latency_ms"`
+	BytesPerReply float64              `json:"bytes_per_reply"`
+	EventsSent    int                  `json:"events_sent"`
+	Verify        loadgen.Verification `json:"verify"`
 	// ServerCPUPerSync is the server's CPU time per sync, in µs, from its
 	// process_cpu_seconds_total; 0 when it could not be read.
 	ServerCPUPerSync float64 `json:"server_cpu_us_per_sync"`
@@ -41,30 +43,7 @@ type report struct {
 	// during the measurement (its request duration histogram: each
 	// quantile is the upper bound of its bucket; esbench's own queueing
 	// and parsing are not in it).
-	ServerLatency latency `json:"server_sync_latency_ms"`
-}
-
-type latency struct {
-	P50 float64 `json:"p50"`
-	P90 float64 `json:"p90"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max"`
-	N   int64   `json:"count"`
-}
-
-type verification struct {
-	Checked  bool     `json:"checked"`
-	Clients  int      `json:"clients"`
-	Events   int      `json:"events"`
-	Problems []string `json:"problems"`
-}
-
-func latencies(h *hdr) latency {
-	ms := func(us int64) float64 { return float64(us) / 1000 }
-	return latency{
-		P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)),
-		P99: ms(h.ValueAtQuantile(99)), Max: ms(h.Max()), N: h.TotalCount(),
-	}
+	ServerLatency loadgen.Latency `json:"server_sync_latency_ms"`
 }
 
 func (b *bench) report(elapsed time.Duration, bytes int64) *report {
@@ -86,7 +65,7 @@ func (b *bench) report(elapsed time.Duration, bytes int64) *report {
 		}
 	}
 	rep.SyncsPerSec = float64(rep.Syncs) / elapsed.Seconds()
-	rep.Latency, rep.Delivery, rep.Join = latencies(lat), latencies(deliv), latencies(join)
+	rep.Latency, rep.Delivery, rep.Join = loadgen.Latencies(lat), loadgen.Latencies(deliv), loadgen.Latencies(join)
 	if n := rep.Syncs + errs; n > 0 {
 		rep.BytesPerReply = float64(bytes) / float64(n)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/term"
+
+	"github.com/goeventstream/eventstream/internal/loadgen"
 )
 
 // config is what esbench is told.
@@ -149,19 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return err
-		}
-	} else {
-		rep.print(stdout)
-	}
-	if len(rep.Verify.Problems) > 0 {
-		return fmt.Errorf("verification failed: %s", strings.Join(rep.Verify.Problems, "; "))
-	}
-	return nil
+	return loadgen.Output(stdout, cfg.JSON, rep, rep.print, rep.Verify)
 }
 
 // progress prints a live line on a terminal.

@@ -86,14 +86,14 @@ func (b *bench) scrape(ctx context.Context) (serverSample, error) {
 
 // serverLatency is the server's own time for the syncs answered between
 // two samples, each quantile the upper bound of its histogram bucket.
-func serverLatency(from, to serverSample) latency {
+func serverLatency(from, to serverSample) loadgen.Latency {
 	bounds := slices.Sorted(maps.Keys(to.buckets))
 	var total float64
 	if len(bounds) > 0 {
 		total = to.buckets[bounds[len(bounds)-1]] - from.buckets[bounds[len(bounds)-1]] // +Inf
 	}
 	if total <= 0 {
-		return latency{}
+		return loadgen.Latency{}
 	}
 	at := func(q float64) float64 {
 		for _, le := range bounds {
@@ -103,5 +103,5 @@ func serverLatency(from, to serverSample) latency {
 		}
 		return math.Inf(1)
 	}
-	return latency{P50: at(0.5), P90: at(0.9), P99: at(0.99), Max: at(1), N: int64(total)}
+	return loadgen.Latency{P50: at(0.5), P90: at(0.9), P99: at(0.99), Max: at(1), N: int64(total)}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/goeventstream/eventstream/internal/loadgen"
@@ -16,21 +15,21 @@ import (
 // every accepted event exactly once. It drains every client's queue, reads
 // each stream whole as the reference, then checks the reference for
 // exactly-once delivery and every client against it.
-func (b *bench) verify(ctx context.Context) verification {
-	v := verification{Checked: true}
+func (b *bench) verify(ctx context.Context) loadgen.Verification {
+	v := loadgen.Verification{Checked: true}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
 	b.drain(ctx)
 	refs, refT, err := b.readStreams(ctx)
 	if err != nil {
-		v.problem("reading the streams: %v", err)
+		v.Problem("reading the streams: %v", err)
 		return v
 	}
 	b.catchUp(ctx, refT)
 	for _, w := range b.workers {
 		if w.failed != nil {
-			v.problem("client %d of stream %d stopped: %v", w.idx, w.stream, w.failed)
+			v.Problem("client %d of stream %d stopped: %v", w.idx, w.stream, w.failed)
 		}
 	}
 	for s, ref := range refs {
@@ -41,13 +40,6 @@ func (b *bench) verify(ctx context.Context) verification {
 		checkOrder(&v, w, refs[w.stream], refT[w.stream])
 	}
 	return v
-}
-
-// problem records a problem; the first 20 are kept.
-func (v *verification) problem(format string, args ...any) {
-	if len(v.Problems) < 20 {
-		v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
-	}
 }
 
 // drain sends every queued event; a batch whose reply was lost is sent
@@ -109,7 +101,7 @@ func (b *bench) catchUp(ctx context.Context, refT []int64) {
 // checkExactlyOnce checks that the stream s holds every event its clients
 // had accepted exactly once, and nothing they never sent. It returns the
 // number of client events in the stream.
-func (b *bench) checkExactlyOnce(v *verification, s int, ref []esclient.Event) int {
+func (b *bench) checkExactlyOnce(v *loadgen.Verification, s int, ref []esclient.Event) int {
 	sent := map[string]int{} // client tag → events sent, accepted or not
 	for _, w := range b.workers {
 		sent["c"+strconv.Itoa(w.idx)] = w.sent
@@ -117,26 +109,17 @@ func (b *bench) checkExactlyOnce(v *verification, s int, ref []esclient.Event) i
 	count := map[string]int{}
 	for _, e := range ref {
 		if e.Type == "b" {
-			parts := strings.SplitN(e.Body, ".", 3)
-			count[parts[0]+"."+parts[1]]++
+			count[loadgen.EventID(e.Body)]++
 		}
 	}
-	for id, n := range count {
-		if n != 1 {
-			v.problem("stream %d: event %s appears %d times", s, id, n)
-		}
-		tag, seq, _ := strings.Cut(id, ".")
-		if k, _ := strconv.Atoi(seq); k >= sent[tag] {
-			v.problem("stream %d: event %s was never sent", s, id)
-		}
-	}
+	v.CheckOnce(fmt.Sprintf("stream %d", s), count, sent)
 	for _, w := range b.workers {
 		if w.stream != s {
 			continue
 		}
 		for k := range w.sent - w.c.Pending() { // every event whose batch was answered
 			if count[fmt.Sprintf("c%d.%d", w.idx, k)] == 0 {
-				v.problem("stream %d: event c%d.%d was accepted and lost", s, w.idx, k)
+				v.Problem("stream %d: event c%d.%d was accepted and lost", s, w.idx, k)
 			}
 		}
 	}
@@ -145,7 +128,7 @@ func (b *bench) checkExactlyOnce(v *verification, s int, ref []esclient.Event) i
 
 // checkOrder checks that w saw the events of its stream's reference from
 // the tick it joined to refT, in the same order.
-func checkOrder(v *verification, w *worker, ref []esclient.Event, refT int64) {
+func checkOrder(v *loadgen.Verification, w *worker, ref []esclient.Event, refT int64) {
 	var want []seenEvent
 	for _, e := range ref {
 		if e.T >= w.firstT && e.T < refT {
@@ -159,6 +142,6 @@ func checkOrder(v *verification, w *worker, ref []esclient.Event, refT int64) {
 		}
 	}
 	if w.failed == nil && !slices.Equal(got, want) {
-		v.problem("client %d of stream %d saw %d events where the stream has %d, or in another order", w.idx, w.stream, len(got), len(want))
+		v.Problem("client %d of stream %d saw %d events where the stream has %d, or in another order", w.idx, w.stream, len(got), len(want))
 	}
 }

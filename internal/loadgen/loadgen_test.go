@@ -41,3 +41,25 @@ func TestProcessCPUCountsThisProcess(t *testing.T) {
 	_, err = loadgen.ProcessCPU(1 << 30)
 	assert.Error(t, err)
 }
+
+func TestCheckOnce(t *testing.T) {
+	sent := map[string]int{"c0": 2, "c1": 1}
+	tests := []struct {
+		name  string
+		give  map[string]int
+		wantN int
+	}{
+		{"each once", map[string]int{"c0.0": 1, "c0.1": 1, "c1.0": 1}, 0},
+		{"twice", map[string]int{"c0.0": 2}, 1},
+		{"never sent", map[string]int{"c1.1": 1}, 1},
+		{"unknown client", map[string]int{"c9.0": 1}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v loadgen.Verification
+			v.CheckOnce("stream 0", tt.give, sent)
+			assert.Len(t, v.Problems, tt.wantN, v.Problems)
+		})
+	}
+	assert.Equal(t, "c3.14", loadgen.EventID(loadgen.Body(3, 14, 64)))
+}

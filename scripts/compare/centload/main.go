@@ -95,39 +95,18 @@ func parseConfig(args []string) (config, error) {
 
 // report is what a run measured; its JSON names are esbench's.
 type report struct {
-	Server                   string           `json:"server"`
-	Streams                  int              `json:"streams"`
-	Clients                  int              `json:"clients_per_stream"`
-	Rate                     float64          `json:"rate_per_client"`
-	Duration                 float64          `json:"duration_seconds"`
-	Messages                 int64            `json:"messages"` // publications, joins and leaves received while measuring
-	Delivery                 latency          `json:"delivery_latency_ms"`
-	EventsSent               int              `json:"events_sent"`
-	Errors                   map[string]int64 `json:"errors"`
-	ServerCPUPerClientSecond float64          `json:"server_cpu_us_per_client_second"`
-	OwnCPUPerClientSecond    float64          `json:"generator_cpu_us_per_client_second"`
-	Verify                   verification     `json:"verify"`
-}
-
-type latency struct {
-	P50 float64 `json:"p50"`
-	P90 float64 `json:"p90"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max"`
-	N   int64   `json:"count"`
-}
-
-type verification struct {
-	Checked  bool     `json:"checked"`
-	Clients  int      `json:"clients"`
-	Events   int      `json:"events"`
-	Problems []string `json:"problems"`
-}
-
-func (v *verification) problem(format string, args ...any) {
-	if len(v.Problems) < 20 {
-		v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
-	}
+	Server                   string               `json:"server"`
+	Streams                  int                  `json:"streams"`
+	Clients                  int                  `json:"clients_per_stream"`
+	Rate                     float64              `json:"rate_per_client"`
+	Duration                 float64              `json:"duration_seconds"`
+	Messages                 int64                `json:"messages"` // publications, joins and leaves received while measuring
+	Delivery                 loadgen.Latency      `json:"delivery_latency_ms"`
+	EventsSent               int                  `json:"events_sent"`
+	Errors                   map[string]int64     `json:"errors"`
+	ServerCPUPerClientSecond float64              `json:"server_cpu_us_per_client_second"`
+	OwnCPUPerClientSecond    float64              `json:"generator_cpu_us_per_client_second"`
+	Verify                   loadgen.Verification `json:"verify"`
 }
 
 // seen is a publication as a client received it.
@@ -236,28 +215,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if srvErr == nil && err == nil && cfg.ServerPID > 0 {
 		rep.ServerCPUPerClientSecond = (srv1 - srv0).Seconds() * 1e6 / clientSeconds
 	}
-	h := l.deliv
-	ms := func(us int64) float64 { return float64(us) / 1000 }
-	rep.Delivery = latency{P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)),
-		P99: ms(h.ValueAtQuantile(99)), Max: ms(h.Max()), N: h.TotalCount()}
+	rep.Delivery = loadgen.Latencies(l.deliv)
 	for _, w := range l.workers {
 		rep.EventsSent += w.sent
 	}
 	rep.Verify = l.verify(ctx)
 
-	if cfg.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return err
-		}
-	} else {
-		rep.print(stdout)
-	}
-	if len(rep.Verify.Problems) > 0 {
-		return fmt.Errorf("verification failed: %s", strings.Join(rep.Verify.Problems, "; "))
-	}
-	return nil
+	return loadgen.Output(stdout, cfg.JSON, rep, rep.print, rep.Verify)
 }
 
 func serverCPU(pid int) (time.Duration, error) {
@@ -357,7 +321,7 @@ func (w *worker) receive(e centrifuge.PublicationEvent) {
 		w.fail(fmt.Errorf("publication %d: %w", e.Offset, err))
 		return
 	}
-	id := eventID(body)
+	id := loadgen.EventID(body)
 	w.mu.Lock()
 	w.seen = append(w.seen, seen{offset: e.Offset, id: id})
 	w.mu.Unlock()
@@ -369,35 +333,26 @@ func (w *worker) receive(e centrifuge.PublicationEvent) {
 	}
 }
 
-// eventID returns the id, "c<client>.<seq>", of a loadgen.Body.
-func eventID(body string) string {
-	parts := strings.SplitN(body, ".", 3)
-	if len(parts) < 3 {
-		return body
-	}
-	return parts[0] + "." + parts[1]
-}
-
 // verify reads each channel's history, checks that it holds every
 // confirmed publication exactly once and nothing never sent, waits for
 // every client to reach its top, and checks that each client saw the
 // history from where it subscribed, in order, each publication once.
-func (l *load) verify(ctx context.Context) verification {
-	v := verification{Checked: true}
+func (l *load) verify(ctx context.Context) loadgen.Verification {
+	v := loadgen.Verification{Checked: true}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for s := range l.cfg.Streams {
 		members := l.workers[s*l.cfg.Clients : (s+1)*l.cfg.Clients]
 		hist, err := members[0].sub.History(ctx, centrifuge.WithHistoryLimit(-1))
 		if err != nil {
-			v.problem("channel %d: history: %v", s, err)
+			v.Problem("channel %d: history: %v", s, err)
 			continue
 		}
 		ref := make([]seen, len(hist.Publications))
 		for i, p := range hist.Publications {
 			var body string
 			_ = json.Unmarshal(p.Data, &body)
-			ref[i] = seen{offset: p.Offset, id: eventID(body)}
+			ref[i] = seen{offset: p.Offset, id: loadgen.EventID(body)}
 		}
 		v.Events += l.checkHistory(&v, s, members, ref, hist.Offset)
 		for _, w := range members {
@@ -411,15 +366,15 @@ func (l *load) verify(ctx context.Context) verification {
 // checkHistory checks one channel's history: whole (offsets 1 to top),
 // every confirmed publication once, nothing never sent. It returns the
 // publications in it.
-func (l *load) checkHistory(v *verification, s int, members []*worker, ref []seen, top uint64) int {
+func (l *load) checkHistory(v *loadgen.Verification, s int, members []*worker, ref []seen, top uint64) int {
 	if uint64(len(ref)) != top || (len(ref) > 0 && ref[0].offset != 1) {
-		v.problem("channel %d: history holds %d publications to offset %d (history too short?)", s, len(ref), top)
+		v.Problem("channel %d: history holds %d publications to offset %d (history too short?)", s, len(ref), top)
 		return len(ref)
 	}
 	count := map[string]int{}
 	for i, p := range ref {
 		if p.offset != uint64(i+1) {
-			v.problem("channel %d: offset %d at position %d", s, p.offset, i)
+			v.Problem("channel %d: offset %d at position %d", s, p.offset, i)
 		}
 		count[p.id]++
 	}
@@ -428,25 +383,17 @@ func (l *load) checkHistory(v *verification, s int, members []*worker, ref []see
 		sent["c"+strconv.Itoa(w.idx)] = w.sent
 		for seq := range w.acked {
 			if count[fmt.Sprintf("c%d.%d", w.idx, seq)] == 0 {
-				v.problem("channel %d: publication c%d.%d was confirmed and lost", s, w.idx, seq)
+				v.Problem("channel %d: publication c%d.%d was confirmed and lost", s, w.idx, seq)
 			}
 		}
 	}
-	for id, n := range count {
-		if n != 1 {
-			v.problem("channel %d: publication %s appears %d times", s, id, n)
-		}
-		tag, seq, _ := strings.Cut(id, ".")
-		if k, _ := strconv.Atoi(seq); k >= sent[tag] {
-			v.problem("channel %d: publication %s was never sent", s, id)
-		}
-	}
+	v.CheckOnce(fmt.Sprintf("channel %d", s), count, sent)
 	return len(ref)
 }
 
 // check waits for w to reach the channel's top, then checks that it saw
 // ref from where it subscribed, in order, each publication once.
-func (w *worker) check(ctx context.Context, v *verification, ref []seen, top uint64) {
+func (w *worker) check(ctx context.Context, v *loadgen.Verification, ref []seen, top uint64) {
 	for {
 		w.mu.Lock()
 		n := len(w.seen)
@@ -459,25 +406,25 @@ func (w *worker) check(ctx context.Context, v *verification, ref []seen, top uin
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.failed != nil {
-		v.problem("client %d of channel %d stopped: %v", w.idx, w.stream, w.failed)
+		v.Problem("client %d of channel %d stopped: %v", w.idx, w.stream, w.failed)
 		return
 	}
 	if !w.subbed {
-		v.problem("client %d of channel %d never subscribed", w.idx, w.stream)
+		v.Problem("client %d of channel %d never subscribed", w.idx, w.stream)
 		return
 	}
 	if w.from > uint64(len(ref)) {
-		v.problem("client %d of channel %d subscribed at offset %d, past the history's %d", w.idx, w.stream, w.from, len(ref))
+		v.Problem("client %d of channel %d subscribed at offset %d, past the history's %d", w.idx, w.stream, w.from, len(ref))
 		return
 	}
 	want := ref[w.from:]
 	if len(w.seen) != len(want) {
-		v.problem("client %d of channel %d saw %d publications where the channel has %d since it subscribed", w.idx, w.stream, len(w.seen), len(want))
+		v.Problem("client %d of channel %d saw %d publications where the channel has %d since it subscribed", w.idx, w.stream, len(w.seen), len(want))
 		return
 	}
 	for i := range want {
 		if w.seen[i] != want[i] {
-			v.problem("client %d of channel %d: publication %d is %v, the channel's %v", w.idx, w.stream, i, w.seen[i], want[i])
+			v.Problem("client %d of channel %d: publication %d is %v, the channel's %v", w.idx, w.stream, i, w.seen[i], want[i])
 			return
 		}
 	}
