@@ -32,7 +32,7 @@ func errorf(code, format string, args ...any) *apiError {
 }
 
 // toAPIError maps an error from the stream package to the answer. It is the
-// one place where domain errors meet HTTP statuses.
+// one place where domain errors meet error codes (and so their statuses).
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	var rl *stream.RateLimitError
