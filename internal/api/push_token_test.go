@@ -97,15 +97,16 @@ func testPushTokens(t *testing.T, url redisURL) {
 		c := dial(t, base+"/s/p1/0?access_token="+token(t, "p1", "s", expiresAt(time.Minute)))
 		next(t, c, func(protocol.SyncReply) bool { return true })
 
-		h.clock.Advance(50 * time.Second)
+		advance(t, h, 50*time.Second)
+		next(t, c, func(r protocol.SyncReply) bool { return len(r.Events) > 0 }) // p1's _c
 		send(t, c, `{"token":"`+token(t, "p1", "s", expiresAt(2*time.Minute))+`"}`)
 		send(t, c, `{"batch":"b1","events":[{"type":"move","body":"after the renewal"}]}`)
 		require.Equal(t, `{"batch":"b1"}`, nextText(t, c), "the renewal is not answered; the next message is applied")
-		h.clock.Advance(time.Minute) // past the first token's exp and its leeway
+		advance(t, h, time.Minute) // past the first token's exp and its leeway
 		got := next(t, c, func(r protocol.SyncReply) bool { return len(r.Events) > 0 })
 		assert.Equal(t, "move", got.Events[len(got.Events)-1].Type, "still pushed to")
 
-		h.clock.Advance(time.Minute) // past the renewed token's exp and its leeway
+		advance(t, h, time.Minute) // past the renewed token's exp and its leeway
 		assert.Equal(t, api.CloseTokenExpired, closeCode(t, c))
 	})
 
@@ -115,11 +116,11 @@ func testPushTokens(t *testing.T, url redisURL) {
 		})
 		c := dial(t, base+"/s/p1/0?access_token="+token(t, "p1", "s", expiresAt(time.Minute)))
 		next(t, c, func(protocol.SyncReply) bool { return true })
-		h.clock.Advance(time.Minute + 30*time.Second)
+		advance(t, h, time.Minute+30*time.Second)
 		before := h.read("s")
 		send(t, c, `{"events":[{"type":"move","body":"too late"}]}`)
 		assert.Equal(t, api.CloseTokenExpired, closeCode(t, c))
-		h.clock.Advance(time.Second)
+		h.clock.Advance(time.Second) // no loop: the connection is closed
 		assert.Equal(t, before, h.read("s"), "nothing of it was applied")
 	})
 
@@ -148,18 +149,18 @@ func testPushTokens(t *testing.T, url redisURL) {
 			tok := token(t, "p1", "s", func(c jwt.MapClaims) { c["role"] = role })
 			c := dial(t, base+"/s/p1/0?access_token="+tok)
 			next(t, c, func(protocol.SyncReply) bool { return true })
-			h.clock.Advance(100 * time.Millisecond)
+			advance(t, h, 100*time.Millisecond)
 			before := h.read("s")
 			send(t, c, tt.give)
 			e := errorMessage(t, c)
 			assert.Equal(t, tt.wantCode, e.Code)
 			assertNoLeak(t, h, e.Message, tok, tt.give)
-			h.clock.Advance(100 * time.Millisecond)
+			advance(t, h, 100*time.Millisecond)
 			assert.Equal(t, before, h.read("s"), "a refused message changed the stream")
 
 			// The connection stays, with its first token.
 			send(t, c, `{"token":"`+tok+`"}`)
-			h.clock.Advance(100 * time.Millisecond)
+			advance(t, h, 100*time.Millisecond)
 			next(t, c, func(protocol.SyncReply) bool { return true })
 		})
 	}
