@@ -121,7 +121,14 @@ func (r *report) print(w io.Writer) {
 			r.ServerCPUPerSync, one, r.ServerCPUPerClientSecond, r.OwnCPUPerClientSecond)
 	}
 	if l := r.ServerLatency; l.N > 0 {
-		fmt.Fprintf(w, "  server ms    p50 ≤ %g  p99 ≤ %g  max ≤ %g  (its handler's time, by histogram bucket; %d syncs)\n", l.P50, l.P99, l.Max, l.N)
+		bound := func(ms float64) string {
+			if ms == pastBuckets {
+				return "> the largest bucket"
+			}
+			return fmt.Sprintf("≤ %g", ms)
+		}
+		fmt.Fprintf(w, "  server ms    p50 %s  p99 %s  max %s  (its handler's time, by histogram bucket; %d syncs)\n",
+			bound(l.P50), bound(l.P99), bound(l.Max), l.N)
 	}
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "  errors       none")

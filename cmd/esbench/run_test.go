@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -159,4 +160,17 @@ func TestBadFlags(t *testing.T) {
 		err := run(context.Background(), append(args, "-duration", "1s"), io.Discard, io.Discard)
 		assert.Error(t, err, "%v", args)
 	}
+}
+
+// TestServerLatencyPastTheBuckets: a sync longer than the server's largest
+// bucket is reported as pastBuckets, which JSON can hold (+Inf made -json
+// fail).
+func TestServerLatencyPastTheBuckets(t *testing.T) {
+	from := serverSample{buckets: map[float64]float64{0.1: 0, math.Inf(1): 0}}
+	to := serverSample{buckets: map[float64]float64{0.1: 99, math.Inf(1): 100}}
+	l := serverLatency(from, to)
+	assert.Equal(t, 100.0, l.P99)
+	assert.Equal(t, float64(pastBuckets), l.Max)
+	_, err := json.Marshal(l)
+	require.NoError(t, err)
 }

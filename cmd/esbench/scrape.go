@@ -84,8 +84,12 @@ func (b *bench) scrape(ctx context.Context) (serverSample, error) {
 	return smp, sc.Err()
 }
 
+// pastBuckets is a quantile in the bucket past the largest bound.
+const pastBuckets = -1
+
 // serverLatency is the server's own time for the syncs answered between
-// two samples, each quantile the upper bound of its histogram bucket.
+// two samples, each quantile the upper bound of its histogram bucket, or
+// pastBuckets if that is +Inf (JSON has no infinity).
 func serverLatency(from, to serverSample) loadgen.Latency {
 	bounds := slices.Sorted(maps.Keys(to.buckets))
 	var total float64
@@ -98,10 +102,13 @@ func serverLatency(from, to serverSample) loadgen.Latency {
 	at := func(q float64) float64 {
 		for _, le := range bounds {
 			if to.buckets[le]-from.buckets[le] >= q*total {
+				if math.IsInf(le, 1) {
+					return pastBuckets
+				}
 				return le * 1000
 			}
 		}
-		return math.Inf(1)
+		return pastBuckets
 	}
 	return loadgen.Latency{P50: at(0.5), P90: at(0.9), P99: at(0.99), Max: at(1), N: int64(total)}
 }
