@@ -30,19 +30,19 @@ import (
 )
 
 // pushHarness serves a harness over a real listener, for WebSockets.
-func pushHarness(t *testing.T, opts ...option) (*harness, string) {
+func pushHarness(t testing.TB, opts ...option) (*harness, string) {
 	return pushHarnessOn(t, "", opts...)
 }
 
 // pushHarnessOn is pushHarness on the store at url (memory if "").
-func pushHarnessOn(t *testing.T, url redisURL, opts ...option) (*harness, string) {
+func pushHarnessOn(t testing.TB, url redisURL, opts ...option) (*harness, string) {
 	h := newHarnessOn(t, url, opts...)
 	srv := httptest.NewServer(h.server)
 	t.Cleanup(func() { h.server.ClosePush(); srv.Close() })
 	return h, "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
-func dial(t *testing.T, url string) *websocket.Conn {
+func dial(t testing.TB, url string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
