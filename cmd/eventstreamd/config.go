@@ -199,6 +199,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.Stream.CheckpointQuorum, "checkpoint-quorum", cfg.Stream.CheckpointQuorum, "fewest clients that must agree on a checkpoint's hash for it to be canonical (all of them when fewer are connected)")
 	fs.Int64Var(&cfg.Stream.SnapshotEvery, "snapshot-every", cfg.Stream.SnapshotEvery, "events appended since the last snapshot after which a client is asked for one; 0 asks for none and compacts nothing (full history)")
 	fs.Int64Var(&cfg.Stream.MaxSnapshotBytes, "max-snapshot-bytes", cfg.Stream.MaxSnapshotBytes, "largest snapshot or desync dump (413 past it)")
+	fs.Int64Var(&cfg.Stream.MaxCheckpointBytes, "max-checkpoint-bytes", cfg.Stream.MaxCheckpointBytes, "most bytes of snapshots and desync dumps (each counting 64 more) of all streams together; an upload past it drops the oldest dumps, never a snapshot, and is refused (503 server_busy) when that is not enough; 0 for no limit")
 	fs.DurationVar(&cfg.Stream.HistoryRetain, "history-retain", cfg.Stream.HistoryRetain, "how long events at or below the snapshot's tick are kept before they are compacted")
 	fs.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body-bytes", cfg.Limits.MaxBodyBytes, "largest request body")
 	fs.IntVar(&cfg.Limits.MaxEventsPerSync, "max-events-per-sync", cfg.Limits.MaxEventsPerSync, "most events in one request")

@@ -51,6 +51,10 @@ func toAPIError(err error) *apiError {
 		return errorf(protocol.CodeBadRequest, "%v", err)
 	case errors.Is(err, stream.ErrNotFound):
 		return errorf(protocol.CodeNotFound, "%v", err)
+	case errors.Is(err, stream.ErrCheckpointBudget):
+		ae := errorf(protocol.CodeServerBusy, "%v", err)
+		ae.RetryAfter = 5
+		return ae
 	case errors.Is(err, stream.ErrForbidden):
 		return errorf(protocol.CodeForbidden, "%v; nothing was stored", err)
 	case errors.Is(err, stream.ErrSnapshotMismatch):
@@ -83,7 +87,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled):
 		// The client went away: nothing failed on this side.
 		s.log.Debug("request cancelled", zap.String("route", routePattern(r)))
-	case ae.status() >= 500 && ae != err && ae.Code != protocol.CodeServerFull:
+	case ae.status() >= 500 && ae != err && ae.Code != protocol.CodeServerFull && ae.Code != protocol.CodeServerBusy:
 		s.log.Error("request failed", zap.String("route", routePattern(r)),
 			zap.String("code", ae.Code), zap.Error(err))
 	}

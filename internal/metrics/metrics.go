@@ -255,7 +255,7 @@ type streamCollector struct {
 	lastOK bool
 
 	up, tick, clients, streams, connected, omitted *prometheus.Desc
-	events, bytes                                  *prometheus.Desc
+	events, bytes, checkpointBytes                 *prometheus.Desc
 }
 
 func newStreamCollector(cfg Config, timeout time.Duration) *streamCollector {
@@ -279,13 +279,15 @@ func newStreamCollector(cfg Config, timeout time.Duration) *streamCollector {
 			"Streams held.", nil, nil),
 		connected: prometheus.NewDesc(namespace+"_store_clients_connected",
 			"Connected clients in all streams.", nil, nil),
+		checkpointBytes: prometheus.NewDesc(namespace+"_store_checkpoint_bytes",
+			"Bytes of the snapshots and desync dumps held, each counting 64 more, against -max-checkpoint-bytes.", nil, nil),
 		omitted: prometheus.NewDesc(namespace+"_metrics_streams_omitted",
 			"Streams left out of the per-stream series by -metrics-max-streams.", nil, nil),
 	}
 }
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.tick, c.clients, c.streams, c.connected, c.omitted, c.events, c.bytes} {
+	for _, d := range []*prometheus.Desc{c.up, c.tick, c.clients, c.streams, c.connected, c.omitted, c.events, c.bytes, c.checkpointBytes} {
 		ch <- d
 	}
 }
@@ -312,6 +314,7 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(st.Streams))
 	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, float64(st.Clients))
+	ch <- prometheus.MustNewConstMetric(c.checkpointBytes, prometheus.GaugeValue, float64(st.CheckpointBytes))
 	ch <- prometheus.MustNewConstMetric(c.omitted, prometheus.GaugeValue, float64(st.Streams-len(st.PerStream)))
 	for _, s := range st.PerStream {
 		ch <- prometheus.MustNewConstMetric(c.tick, prometheus.GaugeValue, float64(s.T), s.Stream)

@@ -68,6 +68,9 @@ type Config struct {
 	SnapshotEvery int64
 	// MaxSnapshotBytes caps a snapshot and a desync dump.
 	MaxSnapshotBytes int64
+	// MaxCheckpointBytes caps the bytes of the snapshots and desync dumps
+	// of all streams together (checkpoint_budget.go); 0 means no limit.
+	MaxCheckpointBytes int64
 	// HistoryRetain is how long events at or below the snapshot's tick
 	// are kept before they are dropped.
 	HistoryRetain time.Duration
@@ -102,6 +105,7 @@ func DefaultConfig() Config {
 		CheckpointQuorum:        2,
 		SnapshotEvery:           10_000,
 		MaxSnapshotBytes:        4 << 20,
+		MaxCheckpointBytes:      1 << 30,
 		HistoryRetain:           60 * time.Second,
 	}
 }
@@ -141,6 +145,8 @@ func (c Config) Validate() error {
 		return errors.New("snapshot every must not be negative")
 	case c.CheckpointInterval > 0 && c.MaxSnapshotBytes < 1:
 		return errors.New("max snapshot bytes must be at least 1")
+	case c.MaxCheckpointBytes != 0 && c.MaxCheckpointBytes < c.MaxSnapshotBytes:
+		return errors.New("max checkpoint bytes must hold one snapshot (max snapshot bytes), or be 0 for no limit")
 	case c.HistoryRetain < 0:
 		return errors.New("the history retain must not be negative")
 	}

@@ -208,6 +208,9 @@ type Stats struct {
 	Streams int
 	// Clients is the number of connected clients in all streams.
 	Clients int
+	// CheckpointBytes is the bytes of the snapshots and desync dumps held
+	// (Config.MaxCheckpointBytes).
+	CheckpointBytes int64
 	// PerStream describes at most the requested number of streams, those
 	// with the most connected clients first, then by name.
 	PerStream []StreamStats

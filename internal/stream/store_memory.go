@@ -35,6 +35,7 @@ type MemoryStore struct {
 	streams map[string]*memStream
 
 	deadlines deadlineQueue
+	budget    memBudget
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -95,6 +96,7 @@ func (m *MemoryStore) create(req *SyncRequest) (*SyncResult, error) {
 		epoch:     uuid.NewString(),
 		createdMs: now.UnixMilli(),
 		tickRate:  m.cfg.TickRate,
+		budget:    &m.budget,
 		clients:   make(map[string]*memClient),
 		byPub:     make(map[string]*memClient),
 		ck:        memCheckpoints{want: -1, compactedTo: -1, due: noTick},
@@ -172,6 +174,7 @@ func (m *MemoryStore) sweepStream(s *memStream, now time.Time, res *SweepResult)
 		return
 	}
 	s.deleted = true
+	m.budget.forgetStream(s)
 	delete(m.streams, s.name)
 	res.Expired = append(res.Expired, s.name)
 }
@@ -186,7 +189,7 @@ func (m *MemoryStore) Stats(_ context.Context, limit int) (Stats, error) {
 	m.mu.RUnlock()
 
 	now := m.clock.Now()
-	st := Stats{Streams: len(all), PerStream: make([]StreamStats, 0, len(all))}
+	st := Stats{Streams: len(all), PerStream: make([]StreamStats, 0, len(all)), CheckpointBytes: m.budget.held.Load()}
 	for _, s := range all {
 		s.mu.Lock()
 		ss := StreamStats{Stream: s.name, T: s.tickAt(now), Clients: s.connected,
@@ -222,7 +225,8 @@ type memStream struct {
 	index []eventRef
 	base  int64
 
-	ck memCheckpoints
+	ck     memCheckpoints
+	budget *memBudget // the store's
 
 	clients   map[string]*memClient // by private id
 	byPub     map[string]*memClient // by public id

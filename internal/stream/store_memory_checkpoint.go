@@ -46,7 +46,7 @@ type ckRecord struct {
 // memReport is a desync report and its dumps, by public id.
 type memReport struct {
 	DesyncReport
-	dumps map[string][]byte
+	dumps map[string]*memDump
 	late  bool // made by a late report, not by a verdict (maxDesyncReports)
 }
 
@@ -220,7 +220,7 @@ func (s *memStream) desync(t int64, r *ckRecord, diverged []string, late bool, r
 
 	rep := s.desyncReport(r.t)
 	if rep == nil {
-		rep = &memReport{DesyncReport: DesyncReport{T: r.t, At: t, Hash: r.canonical}, dumps: make(map[string][]byte), late: late}
+		rep = &memReport{DesyncReport: DesyncReport{T: r.t, At: t, Hash: r.canonical}, dumps: make(map[string]*memDump), late: late}
 		s.ck.reports = append(s.ck.reports, rep)
 		if len(s.ck.reports) > maxDesyncReports {
 			drop := 0 // the oldest made by a late report, else the oldest (maxDesyncReports)
@@ -229,6 +229,9 @@ func (s *memStream) desync(t int64, r *ckRecord, diverged []string, late bool, r
 			}
 			gone := s.ck.reports[drop]
 			s.ck.reports = slices.Delete(s.ck.reports, drop, drop+1)
+			for _, d := range gone.dumps {
+				s.budget.forget(d)
+			}
 			if gone == rep {
 				return // every report kept is a verdict's
 			}
@@ -322,6 +325,38 @@ func (m *MemoryStore) lockStream(name string) *memStream {
 // PutSnapshot implements Store.
 func (m *MemoryStore) PutSnapshot(_ context.Context, up *Upload) (int64, bool, error) {
 	hash := hashOf(up.Data) // before the lock
+	// Checked, then the budget taken (which may lock other streams to drop
+	// their dumps), then checked again and stored.
+	if t, done, err := m.checkSnapshot(up, hash, nil); done || err != nil {
+		return t, false, err
+	}
+	size := checkpointCost(len(up.Data))
+	if err := m.cfg.fitBudget(size, m.budget.add, m.budget.dropOldest); err != nil {
+		return 0, false, err
+	}
+	var stored bool
+	t, _, err := m.checkSnapshot(up, hash, func(s *memStream, c *memClient) {
+		if s.ck.snap != nil {
+			m.budget.add(-checkpointCost(len(s.ck.snap.Data)))
+		}
+		s.ck.snap = &Snapshot{T: up.T, Hash: hash, Epoch: s.epoch, Data: slices.Clone(up.Data)}
+		s.ck.sinceSnap, s.ck.snapBy = 0, c.publicID
+		if s.ck.want <= up.T {
+			s.ck.want, s.ck.askPub = -1, ""
+		}
+		stored = true
+	})
+	if !stored {
+		m.budget.add(-size)
+		return t, false, err
+	}
+	return up.T, true, nil
+}
+
+// checkSnapshot checks up, whose hash is hash, against its stream: it
+// returns an error, or the tick of a snapshot kept instead and true, or
+// calls store with the stream locked when up is to be stored.
+func (m *MemoryStore) checkSnapshot(up *Upload, hash string, store func(*memStream, *memClient)) (int64, bool, error) {
 	s := m.lockStream(up.Stream)
 	if s == nil {
 		return 0, false, ErrNotFound
@@ -335,18 +370,16 @@ func (m *MemoryStore) PutSnapshot(_ context.Context, up *Upload) (int64, bool, e
 		return 0, false, ErrForbidden
 	}
 	if s.ck.snap != nil && s.ck.snap.T >= up.T {
-		return s.ck.snap.T, false, nil // this one or a later one is kept
+		return s.ck.snap.T, true, nil // this one or a later one is kept
 	}
 	r := s.record(up.T)
 	if r == nil || !r.judged || r.canonical != hash || !m.cfg.kept(up.T, s.tickAt(m.clock.Now())) {
 		return 0, false, ErrSnapshotMismatch
 	}
-	s.ck.snap = &Snapshot{T: up.T, Hash: hash, Epoch: s.epoch, Data: slices.Clone(up.Data)}
-	s.ck.sinceSnap, s.ck.snapBy = 0, c.publicID
-	if s.ck.want <= up.T {
-		s.ck.want, s.ck.askPub = -1, ""
+	if store != nil {
+		store(s, c)
 	}
-	return up.T, true, nil
+	return 0, false, nil
 }
 
 // asked reports whether client pub may upload its snapshot of checkpoint
@@ -373,6 +406,36 @@ func (m *MemoryStore) Snapshot(_ context.Context, stream string) (*Snapshot, err
 
 // PutDump implements Store.
 func (m *MemoryStore) PutDump(_ context.Context, up *Upload) error {
+	// Checked, then the budget taken (which may lock other streams to drop
+	// their dumps), then checked again and stored.
+	if err := m.checkDump(up, nil); err != nil {
+		return err
+	}
+	size := checkpointCost(len(up.Data))
+	if err := m.cfg.fitBudget(size, m.budget.add, m.budget.dropOldest); err != nil {
+		return err
+	}
+	stored := false
+	err := m.checkDump(up, func(s *memStream, rep *memReport, i int) {
+		pub := rep.Clients[i].PublicID
+		if old := rep.dumps[pub]; old != nil {
+			m.budget.forget(old)
+		}
+		d := &memDump{s: s, t: rep.T, pub: pub, data: slices.Clone(up.Data)}
+		rep.dumps[pub] = d
+		rep.Clients[i].Dump = true
+		m.budget.push(d)
+		stored = true
+	})
+	if !stored {
+		m.budget.add(-size)
+	}
+	return err
+}
+
+// checkDump checks up against its stream, and calls store with the stream
+// locked when it is to be stored: the client of rep.Clients[i].
+func (m *MemoryStore) checkDump(up *Upload, store func(*memStream, *memReport, int)) error {
 	s := m.lockStream(up.Stream)
 	if s == nil {
 		return ErrNotFound
@@ -387,8 +450,9 @@ func (m *MemoryStore) PutDump(_ context.Context, up *Upload) error {
 	if i < 0 {
 		return ErrForbidden // the report did not ask this client
 	}
-	rep.dumps[c.publicID] = slices.Clone(up.Data)
-	rep.Clients[i].Dump = true
+	if store != nil {
+		store(s, rep, i)
+	}
 	return nil
 }
 
@@ -415,8 +479,8 @@ func (m *MemoryStore) Dump(_ context.Context, stream string, t int64, publicID s
 	}
 	defer s.mu.Unlock()
 	if rep := s.desyncReport(t); rep != nil {
-		if d, ok := rep.dumps[publicID]; ok {
-			return d, nil
+		if d, ok := rep.dumps[publicID]; ok && !d.gone.Load() {
+			return d.data, nil
 		}
 	}
 	return nil, ErrNotFound

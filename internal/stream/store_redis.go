@@ -33,6 +33,12 @@ var (
 	putSnapshotLua string
 	//go:embed lua/put_dump.lua
 	putDumpLua string
+	//go:embed lua/drop_dump.lua
+	dropDumpLua string
+	//go:embed lua/budget_snapshot.lua
+	budgetSnapLua string
+	//go:embed lua/budget_dump.lua
+	budgetDumpLua string
 	//go:embed lua/read.lua
 	readLua string
 	//go:embed lua/sweep.lua
@@ -210,10 +216,12 @@ type RedisStore struct {
 	sweep   script
 	putSnap script
 	putDump script
-	read    script
-	claim   script
-	resch   script
-	index   string // the deadline index: stream -> next time a sweep is due, ms
+	// The checkpoint budget's (store_redis_budget.go).
+	dropDump, budgetSnap, budgetDump script
+	read                             script
+	claim                            script
+	resch                            script
+	index                            string // the deadline index: stream -> next time a sweep is due, ms
 
 	tails *tailCache // sealed ticks read before, per stream
 
@@ -246,18 +254,21 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		}
 	}
 	return &RedisStore{
-		cfg:     cfg,
-		conf:    newScriptConf(cfg.Config),
-		client:  client,
-		sync:    checkpointScript(syncLua),
-		sweep:   streamScript(sweepLua),
-		putSnap: checkpointScript(putSnapshotLua),
-		putDump: checkpointScript(putDumpLua),
-		read:    streamScript(readLua),
-		claim:   newScript(claimLua), // on the index, not a stream: no prelude
-		resch:   newScript(rescheduleLua),
-		index:   cfg.Prefix + "deadlines",
-		tails:   newTailCache(cfg.TailCacheBytes, cfg.PageEvents, cfg.PageBytes),
+		cfg:        cfg,
+		conf:       newScriptConf(cfg.Config),
+		client:     client,
+		sync:       checkpointScript(syncLua),
+		sweep:      streamScript(sweepLua),
+		putSnap:    checkpointScript(putSnapshotLua),
+		putDump:    checkpointScript(putDumpLua),
+		dropDump:   checkpointScript(dropDumpLua),
+		budgetSnap: newScript(budgetSnapLua), // on the budget's keys: no prelude
+		budgetDump: newScript(budgetDumpLua),
+		read:       streamScript(readLua),
+		claim:      newScript(claimLua), // on the index, not a stream: no prelude
+		resch:      newScript(rescheduleLua),
+		index:      cfg.Prefix + "deadlines",
+		tails:      newTailCache(cfg.TailCacheBytes, cfg.PageEvents, cfg.PageBytes),
 	}, nil
 }
 
@@ -831,6 +842,10 @@ func (r *RedisStore) sweepBatch(ctx context.Context, now int64, res *SweepResult
 			res.Expired = append(res.Expired, name)
 			r.streamCount.Add(-1)
 			r.tails.drop(name)
+			// Its snapshot's cost goes back to the budget; its dumps' go
+			// as their entries are popped. A failure leaves the count too
+			// high, which only refuses sooner.
+			_ = r.setSnapshotCost(ctx, name, 0)
 		}
 	}
 	return len(due), nil
@@ -906,7 +921,8 @@ func (r *RedisStore) Stats(ctx context.Context, limit int) (Stats, error) {
 		}
 	}
 	st.rank(limit)
-	return st, nil
+	st.CheckpointBytes, err = r.checkpointBytes(ctx)
+	return st, err
 }
 
 // Ping implements Store.

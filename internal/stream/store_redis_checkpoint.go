@@ -9,24 +9,6 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// PutSnapshot implements Store (lua/put_snapshot.lua).
-func (r *RedisStore) PutSnapshot(ctx context.Context, up *Upload) (int64, bool, error) {
-	hash := hashOf(up.Data)
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	vals, err := r.putSnap.exec(ctx, r.client, r.keys(up.Stream).all(),
-		[]string{r.hashID(up.PrivateID), strconv.FormatInt(up.T, 10), hash, string(up.Data), r.nowArg(), r.conf.keepTicks}).ToArray()
-	if err != nil {
-		return 0, false, failed(err)
-	}
-	rd := scriptReply{vals: vals}
-	if err := rd.status("put_snapshot"); err != nil {
-		return 0, false, err
-	}
-	t, stored := rd.int(), rd.flag()
-	return t, stored, rd.done()
-}
-
 // Snapshot implements Store.
 func (r *RedisStore) Snapshot(ctx context.Context, stream string) (*Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
@@ -45,22 +27,6 @@ func (r *RedisStore) Snapshot(ctx context.Context, stream string) (*Snapshot, er
 		return nil, fmt.Errorf("redis store: a snapshot: %w", err)
 	}
 	return snap, nil
-}
-
-// PutDump implements Store (lua/put_dump.lua).
-func (r *RedisStore) PutDump(ctx context.Context, up *Upload) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	vals, err := r.putDump.exec(ctx, r.client, r.keys(up.Stream).all(),
-		[]string{r.hashID(up.PrivateID), strconv.FormatInt(up.T, 10), string(up.Data)}).ToArray()
-	if err != nil {
-		return failed(err)
-	}
-	rd := scriptReply{vals: vals}
-	if err := rd.status("put_dump"); err != nil {
-		return err
-	}
-	return rd.done()
 }
 
 // Desyncs implements Store.

@@ -10,10 +10,12 @@
 -- "v:<c>:<public id>", the tick of its latest "_c" the field "j:<public
 -- id>" (none: 0, a client of a stream older than the field). The desync
 -- reports are the desyncs hash's field "r": "<tick> <at> <hash or ->
--- <client>...;" with each client "<public id>=<hash>=<0 or 1: its dump is
--- stored>", and at written "+<at>" for a report made by a late report
+-- <client>...;" with each client "<public id>=<hash>=<0, 1 or 2: its dump
+-- is not stored, stored, or dropped by the checkpoint budget and not asked
+-- for again (memBudget)>", and at written "+<at>" for a report made by a late report
 -- (memReport.late; a sign every reader of numbers ignores); dumps are its
--- fields "d:<tick>:<public id>".
+-- fields "d:<tick>:<public id>", each with "dv:<tick>:<public id>" the id
+-- the checkpoint budget knows it by (store_redis_budget.go).
 
 -- ck_kept mirrors Config.kept (checkpoint.go): whether checkpoint ck is
 -- still kept at tick t, for keep_ticks after its tick.
@@ -134,7 +136,7 @@ local function reports_load(s)
     local rep = {t = tonumber(f[1]), at = tonumber(f[2]), late = string.sub(f[2], 1, 1) == "+", hash = f[3], clients = {}}
     if rep.hash == "-" then rep.hash = "" end
     for i = 4, #f do
-      local pub, h, d = string.match(f[i], "^(%d+)=(%x*)=([01])$")
+      local pub, h, d = string.match(f[i], "^(%d+)=(%x*)=([012])$")
       rep.clients[#rep.clients + 1] = {pub = pub, hash = h, dump = d}
     end
     out[#out + 1] = rep

@@ -259,7 +259,9 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
           if x.late then drop = k; break end
         end
         local gone = table.remove(reps, drop)
-        for _, c in ipairs(gone.clients) do redis.call("HDEL", KEYS[6], "d:" .. gone.t .. ":" .. c.pub) end
+        for _, c in ipairs(gone.clients) do
+          redis.call("HDEL", KEYS[6], "d:" .. gone.t .. ":" .. c.pub, "dv:" .. gone.t .. ":" .. c.pub)
+        end
         if gone == rep then return end -- every report kept is a verdict's
       end
       for _, v in ipairs(connected_votes(ck)) do -- canonical is never nil here: a tie names nobody

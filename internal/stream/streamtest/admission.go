@@ -25,6 +25,7 @@ func runAdmission(t *testing.T, newStore Factory) {
 	t.Run("JoinRate", func(t *testing.T) { testJoinRate(t, newStore) })
 	t.Run("FloodCannotLockOut", func(t *testing.T) { testFloodCannotLockOut(t, newStore) })
 	t.Run("KnownOnly", func(t *testing.T) { testKnownOnly(t, newStore) })
+	t.Run("CheckpointBudget", func(t *testing.T) { testCheckpointBudget(t, newStore) })
 }
 
 // view is what a refusal must leave as it was: a stream's events, read
@@ -349,4 +350,88 @@ func testKnownOnly(t *testing.T, newStore Factory) {
 	r := e.sync(&stream.SyncRequest{Stream: "s", PrivateID: "a", KnownOnly: true, Events: Moves("y")})
 	assert.Equal(t, 1, r.Appended, "a known id syncs as ever")
 	assert.Equal(t, "2", e.poll("s", "b", 0).PublicID, "the refused id took no public id")
+}
+
+// diverge connects a, b and c to each stream named, created now; at their
+// tick 21 a and b report the hash of data for checkpoint 20 and c another.
+// a is then asked for the snapshot and a dump, c for a dump.
+func (e *env) diverge(data []byte, names ...string) {
+	e.t.Helper()
+	for _, name := range names {
+		for _, c := range []string{"a", "b", "c"} {
+			e.poll(name, c, 0)
+		}
+	}
+	e.clock.Advance(time.Second) // to tick 21
+	for _, name := range names {
+		e.divergeOne(name, data)
+	}
+}
+
+func (e *env) divergeOne(name string, data []byte) {
+	e.t.Helper()
+	e.report(name, "a", 21, 20, sha256Hex(data))
+	e.report(name, "b", 21, 20, sha256Hex(data))
+	require.NotNil(e.t, e.report(name, "c", 21, 20, "cc").Dump)
+	r := e.poll(name, "a", 21)
+	require.NotNil(e.t, r.Snap)
+	require.NotNil(e.t, r.Dump)
+}
+
+// testCheckpointBudget: the snapshots and dumps of all streams hold at most
+// MaxCheckpointBytes (each upload counting its bytes and 64): an upload
+// past it drops the oldest dumps, never a snapshot, and one that cannot fit
+// even so is refused and stores nothing. 48 dumps of 4 MiB took a server
+// from 12 to 330 MB.
+func testCheckpointBudget(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	e := newEnv(t, newStore, func(c *stream.Config) {
+		c.SnapshotEvery, c.MaxSnapshotBytes, c.MaxCheckpointBytes = 1, 1000, 3000
+	})
+	data := []byte(strings.Repeat("s", 900)) // costs 964: three fit
+	e.diverge(data, "s1", "s2", "s3", "s4")
+	dump := func(name, id string) error {
+		return e.store.PutDump(ctx, &stream.Upload{Stream: name, PrivateID: id, T: 20, Data: data})
+	}
+	snapshot := func(name string) error {
+		_, _, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: name, PrivateID: "a", T: 20, Data: data})
+		return err
+	}
+	require.NoError(t, dump("s1", "c"))
+	require.NoError(t, dump("s1", "a"))
+	require.NoError(t, dump("s2", "c"))
+	assert.EqualValues(t, 3*964, e.stats().CheckpointBytes)
+	require.NoError(t, dump("s2", "a"), "the oldest dump makes room")
+	assert.EqualValues(t, 3*964, e.stats().CheckpointBytes)
+	_, err := e.store.Dump(ctx, "s1", 20, "3")
+	require.ErrorIs(t, err, stream.ErrNotFound, "s1's c's dump, the oldest, was dropped")
+	reps, err := e.store.Desyncs(ctx, "s1")
+	require.NoError(t, err)
+	assert.Equal(t, []stream.DesyncClient{{PublicID: "1", Hash: sha256Hex(data), Dump: true}, {PublicID: "3", Hash: "cc"}}, reps[0].Clients)
+	e.clock.Advance(4 * time.Second)
+	assert.Nil(t, e.poll("s1", "c", 100).Dump, "a dump dropped is not asked for again")
+
+	require.NoError(t, snapshot("s1"), "drops s1's a's dump")
+	require.NoError(t, snapshot("s2"), "drops s2's c's")
+	require.NoError(t, snapshot("s3"), "drops s2's a's, the last")
+	assert.EqualValues(t, 3*964, e.stats().CheckpointBytes)
+	before := e.view("s4")
+	require.ErrorIs(t, snapshot("s4"), stream.ErrCheckpointBudget, "snapshots are never dropped")
+	require.ErrorIs(t, dump("s4", "c"), stream.ErrCheckpointBudget)
+	assert.Equal(t, before, e.view("s4"), "refused: nothing stored")
+	assert.EqualValues(t, 3*964, e.stats().CheckpointBytes)
+	for _, name := range []string{"s1", "s2", "s3"} {
+		snap, err := e.store.Snapshot(ctx, name)
+		require.NoError(t, err)
+		assert.Equal(t, data, snap.Data)
+	}
+
+	// A stream that expires gives its bytes back.
+	e.clock.Advance(10 * time.Second)
+	e.sweep()
+	e.clock.Advance(60 * time.Second)
+	require.Len(t, e.sweep().Expired, 4)
+	assert.Zero(t, e.stats().CheckpointBytes)
+	e.diverge(data, "s5")
+	require.NoError(t, snapshot("s5"))
 }
