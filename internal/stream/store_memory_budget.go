@@ -74,7 +74,8 @@ func (b *memBudget) dropOldest() (int64, bool, error) {
 
 // drop empties d, unless it is gone, and returns its size. Its report
 // keeps it, so that its client is not asked for it again: the report says
-// the dump is not there (DesyncClient.Dump).
+// the dump is not there (DesyncClient.Dump). Mirrored in
+// lua/drop_dump.lua.
 func (d *memDump) drop() (int64, bool) {
 	s := d.s
 	s.mu.Lock()
