@@ -82,10 +82,10 @@ func errBusy() *apiError {
 
 // reserve takes n bytes of in-flight memory for request r, or answers it
 // 503 server_busy and reports false.
-func (s *Server) reserve(w http.ResponseWriter, r *http.Request, n int64) bool {
-	if s.inflight.take(r.Context(), n) {
-		return true
+func (s *Server) reserve(w http.ResponseWriter, r *http.Request, n int64) (held, bool) {
+	mem, ok := s.inflight.hold(r.Context(), n)
+	if !ok {
+		s.writeError(w, r, errBusy())
 	}
-	s.writeError(w, r, errBusy())
-	return false
+	return mem, ok
 }

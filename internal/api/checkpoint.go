@@ -88,10 +88,11 @@ func (s *Server) parseUpload(r *http.Request) (*stream.Upload, error) {
 
 // upload reserves the memory of an upload, parses it and hands it to put.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, put func(*stream.Upload) error) {
-	if !s.reserve(w, r, s.limits.MaxSnapshotBytes) {
+	mem, ok := s.reserve(w, r, s.limits.MaxSnapshotBytes)
+	if !ok {
 		return
 	}
-	defer s.inflight.give(s.limits.MaxSnapshotBytes)
+	defer mem.release()
 	up, err := s.parseUpload(r)
 	if err == nil {
 		err = put(up)
@@ -136,10 +137,10 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	// The snapshot is held until it is written: its memory is reserved
 	// first, the most it can be, and trimmed once its size is known.
-	if !s.reserve(w, r, s.limits.MaxSnapshotBytes) {
+	mem, ok := s.reserve(w, r, s.limits.MaxSnapshotBytes)
+	if !ok {
 		return
 	}
-	mem := held{s.inflight, s.limits.MaxSnapshotBytes}
 	defer mem.release()
 	snap, err := s.store.Snapshot(r.Context(), name)
 	if err == nil {
@@ -232,10 +233,10 @@ func (s *Server) getDump(w http.ResponseWriter, r *http.Request) {
 			"the checkpoint tick must be a non-negative decimal integer below 2^63, digits only"))
 		return
 	}
-	if !s.reserve(w, r, s.limits.MaxSnapshotBytes) { // as a snapshot's
+	mem, ok := s.reserve(w, r, s.limits.MaxSnapshotBytes) // as a snapshot's
+	if !ok {
 		return
 	}
-	mem := held{s.inflight, s.limits.MaxSnapshotBytes}
 	defer mem.release()
 	data, err := s.store.Dump(r.Context(), name, t, pub)
 	if err == nil {

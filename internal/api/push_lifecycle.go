@@ -56,11 +56,11 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 	// The first reply is a sync: it makes the client connected and says
 	// where it stands; then it is pushed like every later one. Its memory
 	// is held until it is sent, as every push's (readHeld).
-	if !p.srv.reserve(w, r, int64(p.srv.limits.MaxReplyBytes)) {
+	mem, ok := p.srv.reserve(w, r, int64(p.srv.limits.MaxReplyBytes))
+	if !ok {
 		done()
 		return
 	}
-	mem := held{p.srv.inflight, int64(p.srv.limits.MaxReplyBytes)}
 	res, err := p.srv.store.Sync(r.Context(), req)
 	if err != nil {
 		mem.release()

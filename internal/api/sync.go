@@ -45,11 +45,11 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	// The most this sync may hold, its body and its reply, is reserved
 	// first; what it does not use is given back as soon as it is known.
-	held := s.limits.MaxBodyBytes + int64(s.limits.MaxReplyBytes)
-	if !s.reserve(w, r, held) {
+	mem, ok := s.reserve(w, r, s.limits.MaxBodyBytes+int64(s.limits.MaxReplyBytes))
+	if !ok {
 		return
 	}
-	defer func() { s.inflight.give(held) }()
+	defer mem.release()
 
 	req, err := s.parseSync(r)
 	if err != nil {
@@ -64,10 +64,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if used := s.limits.MaxBodyBytes + int64(len(res.Events)); used < held {
-		s.inflight.give(held - used) // the body is read; the reply is this size
-		held = used
-	}
+	mem.trim(s.limits.MaxBodyBytes + int64(len(res.Events))) // the body is read; the reply is this size
 	if cap(res.Events) > cap(*buf) {
 		*buf = res.Events // keep the larger buffer
 	}
