@@ -192,8 +192,11 @@ func durationTicks(d time.Duration, rate int) int64 {
 // checkpoint tick. Both stores call it before anything else.
 func (c Config) checkReports(hashes []protocol.HashReport) error {
 	for _, h := range hashes {
-		if c.CheckpointInterval == 0 || h.T%c.CheckpointInterval != 0 {
-			return fmt.Errorf("%w (%d; 0 means checkpoints are off): not tick %d", ErrBadReport, c.CheckpointInterval, h.T)
+		if c.CheckpointInterval == 0 {
+			return fmt.Errorf("%w, and checkpoints are off on this server (-checkpoint-interval 0): send no hash reports (one was of tick %d)", ErrBadReport, h.T)
+		}
+		if h.T%c.CheckpointInterval != 0 {
+			return fmt.Errorf("%w (%d): not tick %d", ErrBadReport, c.CheckpointInterval, h.T)
 		}
 	}
 	return nil

@@ -179,6 +179,7 @@ func testCheckpointOff(t *testing.T, newStore Factory) {
 	_, err := e.store.Sync(context.Background(), &stream.SyncRequest{Stream: "s", PrivateID: "a", LastKnownTick: 30,
 		Hashes: []protocol.HashReport{{T: 20, H: "aa"}}})
 	assert.ErrorIs(t, err, stream.ErrBadReport, "checkpoints are off")
+	assert.ErrorContains(t, err, "checkpoints are off on this server", "the reply says why, not only which ticks are checkpoints")
 }
 
 // testBadReport: a report of a tick that is not a checkpoint fails the
