@@ -111,10 +111,12 @@ func (c config) Validate() error {
 		if c.Stream.WaitReplicas != 0 {
 			return errors.New("-store-wait-replicas needs a Redis store: the memory store has no replicas")
 		}
-	} else if err := c.Stream.Validate(); err != nil {
+	} else if err := c.Stream.Validate(); errors.Is(err, stream.ErrBadSecret) {
+		return fmt.Errorf("-store-secret (or %s): %w; for a local development Redis only, -store-dev-secret", envName("store-secret"), err)
+	} else if err != nil {
 		return fmt.Errorf("-store is memory or a Redis store: %w", err)
 	} else if c.Stream.Secret == developmentSecret && !c.StoreDevSecret {
-		return errors.New("the store's secret is the development secret of make run-redis, which anyone can read: set one of 32 random characters (openssl rand -hex 16), or -store-dev-secret for a development Redis")
+		return fmt.Errorf("-store-secret (or %s): the store's secret is the development secret of make run-redis, which anyone can read: set one of 32 random characters (openssl rand -hex 16), or -store-dev-secret for a development Redis", envName("store-secret"))
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err

@@ -94,6 +94,10 @@ const DefaultRedisPrefix = "es:"
 // MinSecretLen is the shortest RedisConfig.Secret accepted.
 const MinSecretLen = 16
 
+// ErrBadSecret is wrapped by the errors of RedisConfig.Validate that refuse
+// the secret, so that a caller can name the setting that holds it.
+var ErrBadSecret = errors.New("the Redis store's secret")
+
 // RedisConfig configures a RedisStore. Start from DefaultRedisConfig.
 type RedisConfig struct {
 	// Config is what every store is configured with. Its Clock, when set
@@ -154,11 +158,11 @@ func (c RedisConfig) Validate() error {
 	case c.WaitReplicas < 0:
 		return errors.New("the replicas a sync waits for must not be negative")
 	case len(c.Secret) < MinSecretLen:
-		return fmt.Errorf("the Redis store needs a secret of at least %d characters to hash private ids, the same on every replica", MinSecretLen)
+		return fmt.Errorf("%w must have at least %d characters (it keys the hash of private ids, the same on every replica)", ErrBadSecret, MinSecretLen)
 	case placeholder(c.Secret):
-		return errors.New("the Redis store's secret is a placeholder from an example: set one of 32 random characters (openssl rand -hex 16), the same on every replica")
+		return fmt.Errorf("%w is a placeholder from an example: set one of 32 random characters (openssl rand -hex 16), the same on every replica", ErrBadSecret)
 	case distinct(c.Secret) < minSecretDistinct:
-		return fmt.Errorf("the Redis store's secret has fewer than %d distinct characters: set one of 32 random characters (openssl rand -hex 16)", minSecretDistinct)
+		return fmt.Errorf("%w has fewer than %d distinct characters: set one of 32 random characters (openssl rand -hex 16)", ErrBadSecret, minSecretDistinct)
 	}
 	return nil
 }
