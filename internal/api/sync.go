@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -267,7 +266,7 @@ func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 	case (*e.Type)[:1] == protocol.ReservedPrefix:
 		return stream.Event{}, errorf(protocol.CodeReservedType,
 			"events[%d].type must not start with %q, which is reserved for the server", i, protocol.ReservedPrefix)
-	case strings.ContainsFunc(*e.Type, unicode.IsControl):
+	case protocol.TypeHasControl(*e.Type):
 		return stream.Event{}, errorf(protocol.CodeBadRequest,
 			"events[%d].type must not hold control characters (U+0000 to U+001F, U+007F to U+009F)", i)
 	}

@@ -9,6 +9,8 @@ package protocol
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode"
 )
 
 // Server event types. Every type starting with ReservedPrefix belongs to the
@@ -158,6 +160,12 @@ func Status(code string) int {
 	}
 	return http.StatusBadRequest
 }
+
+// TypeHasControl reports whether event type typ holds a control character
+// (U+0000 to U+001F, U+007F to U+009F), which the server refuses: the
+// server checks a posted type with it, and esclient a type before it is
+// queued. Mirrored in clients/ts/src/client.ts (EventStreamClient.send).
+func TypeHasControl(typ string) bool { return strings.ContainsFunc(typ, unicode.IsControl) }
 
 // ValidName reports whether s may be a stream name or a private id:
 // 1 to MaxNameLen characters of [A-Za-z0-9._~-].

@@ -225,7 +225,7 @@ func (c *Client) Epoch() string {
 // server's default limits, what the server would refuse.
 func (c *Client) Send(typ, body string) error {
 	switch {
-	case len(typ) == 0 || len(typ) > MaxTypeLen:
+	case len(typ) == 0 || len(typ) > MaxTypeLen || protocol.TypeHasControl(typ):
 		return ErrBadType
 	case strings.HasPrefix(typ, protocol.ReservedPrefix):
 		return ErrReservedType

@@ -44,8 +44,10 @@ func (e *Error) Retryable() bool {
 var (
 	// ErrReservedType means the event type starts with "_".
 	ErrReservedType = errors.New("esclient: event types starting with _ are reserved for the server")
-	// ErrBadType means the event type is empty or longer than MaxTypeLen.
-	ErrBadType = fmt.Errorf("esclient: an event type must be 1 to %d bytes", MaxTypeLen)
+	// ErrBadType means the event type is empty, longer than MaxTypeLen or
+	// holds a control character (U+0000 to U+001F, U+007F to U+009F): the
+	// server would refuse the whole batch it is in.
+	ErrBadType = fmt.Errorf("esclient: an event type must be 1 to %d bytes with no control character", MaxTypeLen)
 	// ErrBodyTooLarge means the body is longer than MaxBodyLen once encoded.
 	ErrBodyTooLarge = fmt.Errorf("esclient: an event body must be at most %d bytes encoded", MaxBodyLen)
 	// ErrBadBody means the body is not valid UTF-8, which JSON cannot carry.
