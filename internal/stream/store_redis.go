@@ -308,15 +308,16 @@ type streamKeys struct {
 	clients string // hash: public id -> its last batch hashes; "r:" + public id -> its fair-use buckets;
 	// "v:" + public id -> its hash reports; "d:" + public id -> the dump it owes and when to ask
 	desyncs string // hash: "r" -> the desync reports; "d:<tick>:<public id>" -> a dump
+	joined  string // zset: public id -> the tick of its latest "_c", connected clients only
 }
 
 func (r *RedisStore) keys(stream string) streamKeys {
 	tag := r.cfg.Prefix + "{" + stream + "}:"
-	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", clients: tag + "b", desyncs: tag + "x"}
+	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", clients: tag + "b", desyncs: tag + "x", joined: tag + "j"}
 }
 
 func (k streamKeys) all() []string {
-	return []string{k.meta, k.log, k.ids, k.seen, k.clients, k.desyncs}
+	return []string{k.meta, k.log, k.ids, k.seen, k.clients, k.desyncs, k.joined}
 }
 
 // nowArg is the time argument of the scripts: "" lets Redis use its clock.

@@ -7,8 +7,9 @@
 -- hash, or "!" for none), its tick listed in ck_j ("<tick> " each,
 -- ascending). So a sync with reports reads the few open checkpoints, not
 -- every one kept. A client's report of checkpoint c is the clients field
--- "v:<c>:<public id>", the tick of its latest "_c" the field "j:<public
--- id>" (none: 0, a client of a stream older than the field). The desync
+-- "v:<c>:<public id>"; the tick of its latest "_c" is its score in the
+-- joined set (KEYS[7]; none: 0, a client of a stream older than the set).
+-- The desync
 -- reports are the desyncs hash's field "r": "<tick> <at> <hash or ->
 -- <client>...;" with each client "<public id>=<hash>=<0, 1 or 2: its dump
 -- is not stored, stored, or dropped by the checkpoint budget and not asked

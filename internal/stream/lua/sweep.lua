@@ -22,6 +22,7 @@ if #silent > 0 then
   for _, pub in ipairs(silent) do
     log_append(KEYS[2], m, t, encode_event(t, '"_d"', "_", '"' .. pub .. '"'))
     redis.call("ZREM", KEYS[4], pub)
+    redis.call("ZREM", KEYS[7], pub)
     m.connected = m.connected - 1
     out[#out + 1] = pub
   end

@@ -6,7 +6,10 @@
 --     "r:" .. public id -> the fair-use buckets: "<syncs> <events> <ms>";
 --     "v:<checkpoint>:<public id>" -> its hash report; "d:" .. public id ->
 --     "<checkpoint> <tick>": the dump it owes, asked for from that tick),
---   6 desyncs (hash: the desync reports and dumps, lua/checkpoint.lua).
+--   6 desyncs (hash: the desync reports and dumps, lua/checkpoint.lua),
+--   7 joined (zset: public id -> the tick of its latest "_c"; connected
+--     clients only; one of a stream older than the key is not in it, and
+--     counts as joined at 0).
 -- ARGV: syncArgs (store_redis.go), in this order:
 --   1 now in ms, or ""; 2 keyed hash of the private id; 3 last known tick;
 --   4 epoch the client gave, or ""; 5 batch hash, or ""; 6 epoch for a new stream;
@@ -168,7 +171,7 @@ if connect then
   m.connected = m.connected + 1
   m.last_join = t
   redis.call("HSET", KEYS[1], "last_join", t)
-  redis.call("HSET", KEYS[5], "j:" .. pub, t)
+  redis.call("ZADD", KEYS[7], t, pub)
   if m.connected == 1 then
     for _, k in ipairs(KEYS) do redis.call("PERSIST", k) end
     redis.call("HDEL", KEYS[1], "empty_since")
@@ -199,22 +202,22 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   local reps = nil -- the desync reports, loaded when needed
 
   -- voters returns the connected clients that vote on checkpoint ck
-  -- (ck_voter): all of them unless one connected after ck.
+  -- (ck_voter): all of them but those that joined after ck.
   local function voters(ck)
     local pubs = redis.call("ZRANGE", KEYS[4], 0, -1)
     if ck_voter(m.last_join, ck) or #pubs == 0 then return pubs end
-    local f = {}
-    for i, p in ipairs(pubs) do f[i] = "j:" .. p end
-    local js, out = redis.call("HMGET", KEYS[5], unpack(f)), {}
-    for i, p in ipairs(pubs) do
-      if ck_voter(tonumber(js[i]) or 0, ck) then out[#out + 1] = p end
+    local late, out = {}, {}
+    for _, p in ipairs(redis.call("ZRANGEBYSCORE", KEYS[7], "(" .. ck, "+inf")) do late[p] = true end
+    for _, p in ipairs(pubs) do
+      if not late[p] then out[#out + 1] = p end
     end
     return out
   end
-  -- eligible mirrors memStream.eligible: how many clients vote on ck.
+  -- eligible mirrors memStream.eligible: how many clients vote on ck, in
+  -- O(log n) (a report of each client asks).
   local function eligible(ck)
     if ck_voter(m.last_join, ck) then return m.connected end
-    return #voters(ck)
+    return m.connected - redis.call("ZCOUNT", KEYS[7], "(" .. ck, "+inf")
   end
   -- connected_votes mirrors memStream.votes: {public id, hash} in order,
   -- and how many voters there are.
@@ -298,7 +301,7 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   -- The reports (memStream.report).
   if reports then
     local H = EV + 2 * nev
-    local joined = tonumber(redis.call("HGET", KEYS[5], "j:" .. pub)) or 0
+    local joined = tonumber(redis.call("ZSCORE", KEYS[7], pub)) or 0
     for i = 0, nrep - 1 do
       local ck, h = tonumber(ARGV[H + 2 * i]), ARGV[H + 1 + 2 * i]
       local r = ck_find(open, ck)
