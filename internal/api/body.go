@@ -55,6 +55,7 @@ type shape map[string]shape
 
 var requestShape = shape{
 	"batch":  nil,
+	"epoch":  nil,
 	"events": {"type": nil, "body": nil},
 	"hashes": {"t": nil, "h": nil},
 }
@@ -319,6 +320,8 @@ func (s *bodyScanner) request(w *wireRequest) bool {
 		switch key {
 		case "batch":
 			w.Batch, ok = s.str()
+		case "epoch":
+			w.Epoch, ok = s.str()
 		case "events":
 			w.Events, ok = objects(s, func(e *wireEvent, key string) bool {
 				var ok bool

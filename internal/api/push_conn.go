@@ -317,12 +317,18 @@ func (c *pushConn) apply(ctx context.Context, typ websocket.MessageType, body []
 // the cursor, the t of the last push sent, bounds from above. A report at
 // or past the cursor is dropped, not refused (docs/protocol.md, "Push"):
 // it comes from a client that had not read a push of a new epoch when it
-// sent it, and the events beside it are applied.
+// sent it, and the events beside it are applied. The message's epoch is
+// the one it names, else the connection's: a client names the game its
+// events are for, which may be the one before the connection moved on.
 func (s *Server) parseMessage(body []byte, req *stream.SyncRequest) error {
-	cursor := req.LastKnownTick
+	cursor, epoch := req.LastKnownTick, req.Epoch
 	req.LastKnownTick = math.MaxInt64 // parseBody checks the reports' other rules
+	req.Epoch = ""                    // the message's own epoch, if it names one, comes first
 	err := s.parseBody(body, req)
 	req.LastKnownTick = cursor
+	if req.Epoch == "" {
+		req.Epoch = epoch
+	}
 	req.Hashes = slices.DeleteFunc(req.Hashes, func(h protocol.HashReport) bool { return h.T >= cursor })
 	return err
 }

@@ -353,3 +353,36 @@ func TestPushLoopWaitsAfterAFailedRead(t *testing.T) {
 		return slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" })
 	})
 }
+
+// TestPushMessageOfTheOldEpoch: a message that names the epoch its client
+// composed it in is refused with epoch_mismatch when the stream was
+// created anew meanwhile, even though the connection has moved to the new
+// stream; nothing of it lands in the new game (main applied it there: a
+// message had no epoch of its own, and took the connection's).
+func TestPushMessageOfTheOldEpoch(t *testing.T) { testPushMessageOfTheOldEpoch(t, "") }
+
+func testPushMessageOfTheOldEpoch(t *testing.T, store redisURL) {
+	g := newHoldStore("alice")
+	h, url := epochHarness(t, store, g)
+	c := dial(t, url+"/s/alice/0")
+	first := next(t, c, func(protocol.SyncReply) bool { return true })
+
+	recreate(t, h, g)
+	advance(t, h, 50*time.Millisecond)
+	fresh := next(t, c, func(r protocol.SyncReply) bool { return r.Epoch != first.Epoch })
+	advance(t, h, 50*time.Millisecond) // alice's _c in the new stream is sealed
+	before := h.read("s")
+
+	send(t, c, `{"batch":"old","epoch":"`+first.Epoch+`","events":[{"type":"move","body":"last game"}]}`)
+	e := errorMessage(t, c)
+	assert.Equal(t, protocol.CodeEpochMismatch, e.Code)
+	assert.Equal(t, "old", e.Batch, "the refused message's batch")
+	advance(t, h, 50*time.Millisecond)
+	assert.Equal(t, before, h.read("s"), "a message of the old epoch changed the new stream")
+
+	send(t, c, `{"batch":"new","epoch":"`+fresh.Epoch+`","events":[{"type":"move","body":"this game"}]}`)
+	assert.Equal(t, `{"batch":"new"}`, nextText(t, c))
+	advance(t, h, 50*time.Millisecond)
+	got := next(t, c, func(r protocol.SyncReply) bool { return len(r.Events) > 0 && r.Events[len(r.Events)-1].Type == "move" })
+	assert.Equal(t, `this game`, got.Events[len(got.Events)-1].Body)
+}

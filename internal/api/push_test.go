@@ -77,6 +77,7 @@ func TestPushOnRedis(t *testing.T) {
 	t.Run("MessagesAreSyncBodies", func(t *testing.T) { testPushMessagesAreSyncBodies(t, url) })
 	t.Run("NewEpochNewID", func(t *testing.T) { testPushNewEpochNewID(t, url) })
 	t.Run("NewEpochAfterTheWindow", func(t *testing.T) { testPushNewEpochAfterTheWindow(t, url) })
+	t.Run("MessageOfTheOldEpoch", func(t *testing.T) { testPushMessageOfTheOldEpoch(t, url) })
 }
 
 func testPushDeliversEachTick(t *testing.T, store redisURL) {

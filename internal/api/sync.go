@@ -129,6 +129,7 @@ func appendTick(b []byte, field string, t *int64) []byte {
 // wireRequest is the JSON body of a sync. Unknown fields are ignored.
 type wireRequest struct {
 	Batch  *string     `json:"batch"`
+	Epoch  *string     `json:"epoch"`
 	Events []wireEvent `json:"events"`
 	Hashes []wireHash  `json:"hashes"`
 }
@@ -166,8 +167,8 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 	req.LastKnownTick = tick
 	if r.URL.RawQuery != "" { // most syncs carry no query: parse none
 		if epoch := r.URL.Query().Get("epoch"); epoch != "" {
-			if _, err := uuid.Parse(epoch); err != nil {
-				return nil, errorf(protocol.CodeBadRequest, "epoch must be a UUID as the server sent it")
+			if err := checkEpoch(epoch); err != nil {
+				return nil, err
 			}
 			req.Epoch = epoch
 		}
@@ -206,6 +207,15 @@ func (s *Server) parseBody(body []byte, req *stream.SyncRequest) error {
 		}
 		req.Batch = *wire.Batch
 	}
+	if wire.Epoch != nil && *wire.Epoch != "" {
+		if err := checkEpoch(*wire.Epoch); err != nil {
+			return err
+		}
+		if req.Epoch != "" && req.Epoch != *wire.Epoch {
+			return errorf(protocol.CodeBadRequest, "the body's epoch and the query's must be the same")
+		}
+		req.Epoch = *wire.Epoch
+	}
 	if len(wire.Events) > s.limits.MaxEventsPerSync {
 		return errorf(protocol.CodeTooManyEvents,
 			"a request may carry at most %d events, not %d", s.limits.MaxEventsPerSync, len(wire.Events))
@@ -221,6 +231,14 @@ func (s *Server) parseBody(body []byte, req *stream.SyncRequest) error {
 	var err error
 	req.Hashes, err = parseHashes(wire.Hashes, req.LastKnownTick)
 	return err
+}
+
+// checkEpoch refuses an epoch that is not a UUID, as the server sends them.
+func checkEpoch(epoch string) error {
+	if _, err := uuid.Parse(epoch); err != nil {
+		return errorf(protocol.CodeBadRequest, "epoch must be a UUID as the server sent it")
+	}
+	return nil
 }
 
 // parseHashes validates the shape of a request's hash reports: at most
