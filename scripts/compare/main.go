@@ -130,6 +130,7 @@ type result struct {
 
 // row is one server at one load.
 type row struct {
+	run     int
 	server  string
 	load    load
 	loadavg string
@@ -220,7 +221,7 @@ func build(ctx context.Context, cfg config, bin string, stderr io.Writer) error 
 
 // measure starts server, waits for it, runs its generator at l, and stops it.
 func measure(ctx context.Context, cfg config, tmp, bin, server string, l load, n int) row {
-	r := row{server: server, load: l}
+	r := row{run: n, server: server, load: l}
 	port, err := freePort()
 	if err != nil {
 		r.err = err
@@ -391,12 +392,12 @@ func printTable(w io.Writer, cfg config, rows []row) {
 	fmt.Fprintln(w)
 	for i, a := range rows {
 		for _, b := range rows[i+1:] {
-			if a.load == b.load && a.server != b.server && a.res.ServerCPUPerClientSecond > 0 && b.res.ServerCPUPerClientSecond > 0 {
+			if a.run == b.run && a.load == b.load && a.server != b.server && a.res.ServerCPUPerClientSecond > 0 && b.res.ServerCPUPerClientSecond > 0 {
 				es, ce := a, b
 				if es.server != "eventstreamd" {
 					es, ce = b, a
 				}
-				fmt.Fprintf(w, "%s: eventstreamd's CPU per client-second is %.2f× Centrifugo's\n", a.load,
+				fmt.Fprintf(w, "run %d, %s: eventstreamd's CPU per client-second is %.2f× Centrifugo's\n", a.run+1, a.load,
 					es.res.ServerCPUPerClientSecond/ce.res.ServerCPUPerClientSecond)
 				break
 			}

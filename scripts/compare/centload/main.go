@@ -130,7 +130,7 @@ type worker struct {
 	failed error
 
 	sent  int          // publications attempted (the publishing goroutine's)
-	acked map[int]bool // publications the server confirmed, by seq
+	acked map[int]bool // publications the server confirmed, by seq (under mu)
 }
 
 type load struct {
@@ -285,6 +285,11 @@ func (w *worker) run(ctx context.Context, start time.Time) {
 		// recovers what it missed (the verification says if not).
 		w.l.countError("connect")
 	}
+	// Each publication is sent on time whether the last one was confirmed
+	// or not, as esbench queues its events: a slow server gets the same
+	// load, not less. They are all answered before run returns.
+	var pending sync.WaitGroup
+	defer pending.Wait()
 	t := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
 	defer t.Stop()
 	for {
@@ -296,14 +301,19 @@ func (w *worker) run(ctx context.Context, start time.Time) {
 		seq := w.sent
 		w.sent++
 		data, _ := json.Marshal(loadgen.Body(w.idx, seq, cfg.BodySize-2)) // a JSON string, for either protocol
-		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := w.sub.Publish(pctx, data)
-		cancel()
-		if err != nil {
-			w.l.countError("publish")
-			continue
-		}
-		w.acked[seq] = true
+		pending.Add(1)
+		go func() {
+			defer pending.Done()
+			pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := w.sub.Publish(pctx, data); err != nil {
+				w.l.countError("publish")
+				return
+			}
+			w.mu.Lock()
+			w.acked[seq] = true
+			w.mu.Unlock()
+		}()
 	}
 }
 
