@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	hashLine   = regexp.MustCompile(`^player (\d+) id=(\d+) tick=(\d+) hash=([0-9a-f]{16})$`)
+	hashLine   = regexp.MustCompile(`^player (\d+) id=(\d+) tick=(\d+) checkpoint hash=([0-9a-f]{64})$`)
 	brokeLine  = regexp.MustCompile(`^player 1 id=(\d+) tick=(\d+) broke its state on purpose`)
 	desyncLine = regexp.MustCompile(`^player (\d+) id=(\d+) tick=(\d+) desync at checkpoint (\d+): players \[([\d ]+)\]`)
 	loadedLine = regexp.MustCompile(`^player (\d+) id=(\d+) tick=\d+ loaded the verified snapshot of tick (\d+)$`)
@@ -164,6 +164,8 @@ func TestDesyncEndToEnd(t *testing.T) {
 	assert.Equal(t, rep.Hash, rep.Clients[0].Hash, "the first agreed")
 	assert.Equal(t, broken, rep.Clients[1].ID)
 	assert.NotEqual(t, rep.Hash, rep.Clients[1].Hash)
+	assert.Equal(t, rep.Clients[1].Hash, hashes[checkpoint][broken], "the bots print the hash the server lists")
+	assert.Equal(t, rep.Hash, hashes[checkpoint][rep.Clients[0].ID], "the bots print the hash the server lists")
 	good, bad := get(t, url+rep.Clients[0].Dump), get(t, url+rep.Clients[1].Dump)
 	assert.NotEmpty(t, good)
 	assert.NotEqual(t, good, bad, "the two dumps differ")

@@ -1,20 +1,24 @@
 // Command bots is a small headless game played on eventstreamd: each
 // player owns a bot on a 32×32 grid, steers it at random, and drops food
 // that the bots race to eat. It shows everything a game does with
-// pkg/gamesim: a Sim, entities, Rand, SendEvent and a state hash.
+// pkg/gamesim: a Sim, entities, Rand, SendEvent and checkpoints.
 //
 //	go run ./examples/bots -url http://localhost:9922 -stream demo -n 4
 //
-// Every second of game time (20 ticks) each player prints its public id,
-// the tick and the hash of its state. Start a second run on the same
-// stream: it prints the same hash for the same tick.
+// At every checkpoint (each second of game time with the server's default
+// -checkpoint-interval 20) each player prints its public id, the tick and
+// the checkpoint hash it reports: the lowercase hex SHA-256 of its snapshot,
+// the same hash GET /{stream}/desyncs lists and the browser demo shows
+// under "Last checkpoint". Start a second run on the same stream: it
+// prints the same hash for the same tick.
 //
 // The world is a gamesim.Snapshotter, so it takes part in the server's
 // checkpoints: -desync-at 200 breaks player 1's state once, at tick 200,
 // as a bug would. The server names it in an "_x" within a checkpoint or
 // two, every player prints the desync, player 1 reloads the last verified
-// snapshot and agrees again, and GET /{stream}/desyncs lists the two
-// dumps to diff.
+// snapshot (or, when the stream has none yet, as with the server's default
+// -snapshot-every 10000, re-simulates it from tick 0) and agrees again, and
+// GET /{stream}/desyncs lists the two dumps to diff.
 package main
 
 import (
@@ -23,7 +27,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -104,26 +107,18 @@ func play(ctx context.Context, player int, c *esclient.Client, breakAt int64, pr
 	w.print = func(d *gamesim.Driver, format string, args ...any) {
 		print(fmt.Sprintf("player %d id=%s tick=%d ", player, d.PublicID(), d.Tick()) + fmt.Sprintf(format, args...))
 	}
-	d := gamesim.New(c, w, gamesim.Config{RecordHashes: 64})
+	d := gamesim.New(c, w, gamesim.Config{})
 	defer d.Close()
 	hands := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(player)))
 	frame := time.NewTicker(16 * time.Millisecond) // about 60 frames a second
 	defer frame.Stop()
 	nextInput := time.Now()
-	printed := int64(-1)
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case now := <-frame.C:
-			if d.Update(now) > 0 {
-				for _, h := range d.Hashes() {
-					if h.Tick > printed && h.Tick%20 == 0 && h.Tick > 0 {
-						print(fmt.Sprintf("player %d id=%s tick=%d hash=%016x", player, d.PublicID(), h.Tick, h.Hash))
-						printed = h.Tick
-					}
-				}
-			}
+			d.Update(now)
 			if err := d.Err(); err != nil {
 				return err
 			}
@@ -160,11 +155,11 @@ func (w *world) OnReset(*gamesim.Driver, gamesim.Reset) {
 
 // OnDesync implements gamesim.DesyncHandler: every player there learns of
 // it, once, at the same tick; the Driver of the one named reloads the last
-// verified snapshot by itself.
+// verified snapshot by itself, or re-simulates from tick 0 without one.
 func (w *world) OnDesync(d *gamesim.Driver, x gamesim.Desync) {
 	what := "another player"
 	if x.Self {
-		what = "me: reloading the last verified snapshot"
+		what = "me: reloading the last verified snapshot, or re-simulating from tick 0 if the stream has none"
 	}
 	w.print(d, "desync at checkpoint %d: players %v (%s)", x.Checkpoint, x.IDs, what)
 }
@@ -196,19 +191,6 @@ func (w *world) OnClientEvent(d *gamesim.Driver, e esclient.Event) {
 			b.heading = e.Body[0]
 		}
 	}
-}
-
-// StateHash hashes everything the simulation decides.
-func (w *world) StateHash(*gamesim.Driver) uint64 {
-	h := fnv.New64a()
-	for _, id := range w.order {
-		b := w.bots[id]
-		fmt.Fprintf(h, "%s:%d,%d,%c,%d,%t;", id, b.at.x, b.at.y, b.heading, b.score, b.online)
-	}
-	for _, f := range w.food {
-		fmt.Fprintf(h, "f%d,%d;", f.x, f.y)
-	}
-	return h.Sum64()
 }
 
 // bot is an entity: it moves one cell per tick where it is steered, and
@@ -248,9 +230,19 @@ func (b *bot) SimTick(d *gamesim.Driver) {
 	}
 }
 
-// Snapshot implements gamesim.Snapshotter: the whole state, canonically
-// (ids in connect order, never map order), entities in spawn order.
+// Snapshot implements gamesim.Snapshotter, and prints the checkpoint hash
+// the Driver reports of it: a live Driver snapshots at checkpoint ticks.
 func (w *world) Snapshot(d *gamesim.Driver, b []byte) ([]byte, error) {
+	data, err := w.snapshot(d, b)
+	if err == nil {
+		w.print(d, "checkpoint hash=%s", esclient.HashOf(data))
+	}
+	return data, err
+}
+
+// snapshot appends the whole state, canonically (ids in connect order,
+// never map order), entities in spawn order.
+func (w *world) snapshot(d *gamesim.Driver, b []byte) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(w.order)))
 	for _, id := range w.order {
 		bt := w.bots[id]

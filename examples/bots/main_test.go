@@ -26,7 +26,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-var line = regexp.MustCompile(`^player \d+ id=\d+ tick=(\d+) hash=([0-9a-f]{16})$`)
+var line = regexp.MustCompile(`^player \d+ id=\d+ tick=(\d+) checkpoint hash=([0-9a-f]{64})$`)
 
 // TestTwoRunsAgree plays two runs of the example on one stream, the second
 // joining later, and checks they print the same hash for the same tick.
