@@ -69,8 +69,8 @@ class PageWorld extends World {
     const who = x.ids.map((id) => displayName(this.player(id)?.name ?? "", id)).join(", ");
     this.ui.banner(
       x.self
-        ? `Desync! The server caught this tab's state diverging at checkpoint ${x.checkpoint}: reloading the verified snapshot…`
-        : `Desync at checkpoint ${x.checkpoint}: ${who} diverged and reloads the verified snapshot`,
+        ? `Desync! The server caught this tab's state diverging at checkpoint ${x.checkpoint}: healing from the verified snapshot (or, before the stream has one, by re-simulating it from the start)…`
+        : `Desync at checkpoint ${x.checkpoint}: ${who} diverged and heals`,
       "bad",
     );
   }
