@@ -285,7 +285,7 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 	if sent == nil && c.probe {
 		hashes = nil
 	}
-	body := encodeRequest(sent, hashes)
+	body := encodeRequest(sent, hashes, "") // the epoch is the target's query
 	c.mu.Unlock()
 
 	reply, err := c.roundTrip(ctx, target, body)
@@ -381,13 +381,19 @@ func (c *Client) takeBatch() *batch {
 }
 
 // encodeRequest encodes the body of a sync: the batch b, if any, and the
-// hash reports; nil when there is neither.
-func encodeRequest(b *batch, hashes []HashReport) []byte {
+// hash reports, and for a batch the epoch its events are for (none when
+// epoch is empty); nil when there is neither.
+func encodeRequest(b *batch, hashes []HashReport, epoch string) []byte {
 	if b == nil && len(hashes) == 0 {
 		return nil
 	}
 	out := append(make([]byte, 0, 64), '{')
 	if b != nil {
+		if epoch != "" {
+			out = append(out, `"epoch":`...)
+			out = protocol.AppendString(out, epoch)
+			out = append(out, ',')
+		}
 		out = append(out, `"batch":`...)
 		out = protocol.AppendString(out, b.id)
 		out = append(out, `,"events":[`...)

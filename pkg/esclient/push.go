@@ -317,7 +317,9 @@ func (c *Client) nextPush(sent *batch) *pushBody {
 		return nil
 	}
 	c.hashes = c.hashes[len(hashes):] // reports are best effort: not sent twice
-	return &pushBody{data: encodeRequest(b, hashes), batch: b}
+	// A message names its batch's epoch: one composed before the client
+	// read the push of a new epoch is refused, not applied to the new game.
+	return &pushBody{data: encodeRequest(b, hashes, c.epoch), batch: b}
 }
 
 // readPush reads the connection's messages: replies and errors go to

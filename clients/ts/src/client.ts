@@ -687,7 +687,8 @@ export class EventStreamClient {
     if (b === sent) b = null; // sent on this connection: waiting for its acknowledgement
     if (!b && hashes.length === 0) return null;
     this.#hashes = this.#hashes.filter((h) => !hashes.includes(h)); // reports are best effort: not sent twice
-    return { data: encodeRequest(b, hashes)!, batch: b };
+    // A message names its batch's epoch: one composed before the client read the push of a new epoch is refused, not applied to the new game.
+    return { data: encodeRequest(b, hashes, this.#epoch)!, batch: b };
   }
 
   /** currentToken returns the token to send, getting one when none is held or the one held expires within 30 s; "" without ClientConfig.token. */
@@ -783,11 +784,15 @@ export class EventStreamClient {
   }
 }
 
-/** encodeRequest encodes a sync's body: the batch, if any, and the hash reports; null when there is neither. */
-function encodeRequest(b: Batch | null, hashes: HashReport[]): string | null {
+/**
+ * encodeRequest encodes a sync's body: the batch, if any, and the hash reports; null when there is neither.
+ * A batch names the epoch its events are for, when epoch is not empty (a push message: a poll names it in its query).
+ */
+function encodeRequest(b: Batch | null, hashes: HashReport[], epoch = ""): string | null {
   if (!b && hashes.length === 0) return null;
-  const req: { batch?: string; events?: { type: string; body: string }[]; hashes?: HashReport[] } = {};
+  const req: { epoch?: string; batch?: string; events?: { type: string; body: string }[]; hashes?: HashReport[] } = {};
   if (b) {
+    if (epoch) req.epoch = epoch;
     req.batch = b.id;
     req.events = b.events.map((e) => ({ type: e.type, body: e.body }));
   }

@@ -120,6 +120,28 @@ test("push brings every event once, in order, and acknowledges batches", async (
   assert.equal(c.pending, 0);
 });
 
+test("a push message that posts events names the epoch its client read last", async () => {
+  const sentMessages: string[] = [];
+  const Recording = class extends (WS as unknown as new (url: string) => { send(data: string): void }) {
+    override send(data: string): void {
+      sentMessages.push(data);
+      super.send(data);
+    }
+  } as unknown as WebSocketConstructor;
+  const c = new EventStreamClient({ baseUrl: srv.url, stream: "push-epoch", privateId: "pe", WebSocket: Recording, transport: "push" });
+  let sent = false;
+  await collect(c, (us) => {
+    if (!sent && us.length > 0) {
+      sent = true;
+      c.send("n", "1");
+    }
+    return us.flatMap((u) => u.events).some((e) => e.type === "n");
+  });
+  const withBatch = sentMessages.map((m) => JSON.parse(m) as { batch?: string; epoch?: string }).filter((m) => m.batch);
+  assert.ok(withBatch.length > 0, "the batch went by push");
+  for (const m of withBatch) assert.equal(m.epoch, c.epoch);
+});
+
 test("a page's WebSocket, fetch and storage fit ClientConfig (checked when the tests compile)", () => {
   const inPage = (): EventStreamClient => new EventStreamClient({ baseUrl: "http://x", stream: "s", WebSocket, fetch, storage: sessionStorage });
   assert.equal(typeof inPage, "function");
