@@ -45,10 +45,12 @@ build-static:
 docker:
 	docker build --build-arg VERSION=$(VERSION) -t eventstreamd:$(VERSION) -t eventstreamd:latest .
 
-## test: every test, under the race detector
+## test: every test, under the race detector (of scripts/compare, centload's checks only: the
+## comparison itself is make compare)
 test:
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./...
+	cd scripts/compare && $(GO) test -count=1 ./...
 	$(MAKE) test-ts
 	$(MAKE) test-web
 
