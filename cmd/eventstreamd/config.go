@@ -133,6 +133,9 @@ func (c config) Validate() error {
 			c.Push.PingInterval, c.Stream.ClientTimeout, c.Stream.ClientTimeout/2)
 	case c.Push.MaxLag <= 0:
 		return errors.New("-ws-max-lag must be positive")
+	case c.Push.MaxSpectatorsPerStream < 1:
+		// Read as its default by api.PushConfig, as -max-ws-connections.
+		return errors.New("-max-spectators-per-stream must be at least 1 (past it, spectators poll)")
 	}
 	if c.Stream.MaxEventsPerSecond > 0 && c.Stream.EventBurst < c.Limits.MaxEventsPerSync {
 		return fmt.Errorf("client event burst must hold the largest request: at least %d (-max-events-per-sync)", c.Limits.MaxEventsPerSync)
@@ -210,6 +213,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.Limits.MaxInflightWait, "max-inflight-wait", cfg.Limits.MaxInflightWait, "how long a request waits, first come first served, for in-flight memory before 503 server_busy; 0 refuses at once")
 	fs.Int64Var(&cfg.Push.MaxConnections, "max-ws-connections", cfg.Push.MaxConnections, "most push (WebSocket) connections; past it an upgrade is answered 503 server_full")
 	fs.DurationVar(&cfg.Push.PingInterval, "ws-ping-interval", cfg.Push.PingInterval, "how often a push connection is pinged and its client's presence refreshed; at most half -client-timeout (when not set: the default, or half -client-timeout if that is less)")
+	fs.Int64Var(&cfg.Push.MaxSpectatorsPerStream, "max-spectators-per-stream", cfg.Push.MaxSpectatorsPerStream, "most spectators' push connections to one stream on this server; past it a spectator's upgrade is answered 503 server_full (polling spectators are not counted)")
 	fs.DurationVar(&cfg.Push.MaxLag, "ws-max-lag", cfg.Push.MaxLag, "how far behind the newest tick a push connection may fall before it is closed (4001); its client catches up by sync")
 	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
 		cfg.CORSOrigins = nil

@@ -59,7 +59,8 @@ func (s *Server) admitted(w http.ResponseWriter, r *http.Request) *http.Request 
 }
 
 // admit checks r's token against its path: the stream it admits to, the
-// private id (the token's sub) and, for a POST or PUT, a player's role. It
+// private id (the token's sub) and, for a POST or PUT, a player's role
+// (a spectator that asks by ?spectate=1 is refused by spectating). It
 // returns nil, nil for an open stream.
 func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	name := chi.URLParam(r, "stream")

@@ -262,7 +262,7 @@ func TestAuthAdmits(t *testing.T) {
 		{name: "the scheme in any case", give: "/s/p1/0", headers: []string{"Authorization", "bearer " + token(t, "p1", "s")}, wantStatus: 200},
 		{name: "a prefix", give: "/room-7/p1/0", headers: bearer(token(t, "p1", "room-*")), wantStatus: 200},
 		{name: "every stream", give: "/any/p1/0", headers: bearer(token(t, "p1", "*")), wantStatus: 200},
-		{name: "a spectator polls with GET", method: http.MethodGet, give: "/s/p1/0", headers: bearer(token(t, "p1", "s", func(c jwt.MapClaims) { c["role"] = "spectator" })), wantStatus: 200},
+		{name: "a spectator polls with GET (no stream yet: it creates none)", method: http.MethodGet, give: "/s/p1/0", headers: bearer(token(t, "p1", "s", func(c jwt.MapClaims) { c["role"] = "spectator" })), wantStatus: 404},
 		{name: "a spectator reads the snapshot", method: http.MethodGet, give: "/s/snapshot", headers: bearer(token(t, "v", "s", func(c jwt.MapClaims) { c["role"] = "spectator" })), wantStatus: 404},
 		{name: "a player reads the desyncs", method: http.MethodGet, give: "/s/desyncs", headers: bearer(token(t, "p1", "s")), wantStatus: 404},
 		{name: "an open stream needs none", give: "/open-lobby/anyone/0", wantStatus: 200},

@@ -34,11 +34,16 @@ type PushConfig struct {
 	// read, or whose message has waited MaxLag to go out (the stream moved
 	// on as long meanwhile), is closed with CloseTooSlow.
 	MaxLag time.Duration
+	// MaxSpectatorsPerStream caps the spectators' push connections of one
+	// stream on this server; past it a spectator's upgrade is answered 503
+	// server_full (docs/protocol.md, "Spectators").
+	MaxSpectatorsPerStream int64
 }
 
 // DefaultPushConfig returns the defaults of the flags.
 func DefaultPushConfig() PushConfig {
-	return PushConfig{MaxConnections: 100_000, PingInterval: 5 * time.Second, MaxLag: 5 * time.Second}
+	return PushConfig{MaxConnections: 100_000, PingInterval: 5 * time.Second, MaxLag: 5 * time.Second,
+		MaxSpectatorsPerStream: 10_000}
 }
 
 // withDefaults returns c with each zero field set to its default.
@@ -53,6 +58,9 @@ func (c PushConfig) withDefaults() PushConfig {
 	if c.MaxLag == 0 {
 		c.MaxLag = d.MaxLag
 	}
+	if c.MaxSpectatorsPerStream == 0 {
+		c.MaxSpectatorsPerStream = d.MaxSpectatorsPerStream
+	}
 	return c
 }
 
@@ -66,6 +74,8 @@ func (c PushConfig) Validate() error {
 		return errors.New("push ping interval must not be negative")
 	case c.MaxLag < 0:
 		return errors.New("push max lag must not be negative")
+	case c.MaxSpectatorsPerStream < 0:
+		return errors.New("max spectators per stream must not be negative")
 	}
 	return nil
 }
@@ -96,8 +106,9 @@ type pusher struct {
 	cfg   PushConfig
 	conns atomic.Int64
 
-	mu      sync.Mutex
-	streams map[string]*pushStream
-	closing bool
-	all     sync.WaitGroup // every connection's handler
+	mu         sync.Mutex
+	streams    map[string]*pushStream
+	spectators map[string]int64 // per stream, its spectators' connections (spectate.go)
+	closing    bool
+	all        sync.WaitGroup // every connection's handler
 }

@@ -34,8 +34,9 @@ type pushConn struct {
 	// id is its client's public id in the epoch of its cursor, stamped on
 	// every push: set by the upgrade's sync, and by the sync that moves it
 	// to a new epoch (rejoin). Only c's serving goroutine uses it.
-	id     string
-	notify chan struct{} // cap 1: new slices
+	id        string
+	spectator bool          // reads only: never synced, never present (spectate.go)
+	notify    chan struct{} // cap 1: new slices
 
 	mu   sync.Mutex
 	auth *auth.Grant        // its token's, renewed by its messages; nil with auth off or on an open stream
@@ -200,13 +201,13 @@ func (c *pushConn) readFor(ctx context.Context) (*stream.SyncResult, error) {
 // it again): the sync connects the client in the new stream, and its
 // reply, from _a on, says the client's public id there, which c's pushes
 // carry from then on. The old epoch's asks for a snapshot or dump are moot.
+// A spectator's is a read of the new stream from _a, with no id.
 func (c *pushConn) rejoin(ctx context.Context) (*stream.SyncResult, error) {
 	req := c.at()
-	res, err := c.p.srv.store.Sync(ctx, &req)
+	res, err := c.p.srv.syncOrRead(ctx, &req, c.spectator)
 	if err != nil {
 		return nil, err
 	}
-	c.p.srv.observeSync(req.Stream, res)
 	c.id = res.PublicID
 	c.mu.Lock()
 	c.snap, c.dump = res.Snap, res.Dump
@@ -366,6 +367,9 @@ func (c *pushConn) keepAlive(ctx context.Context) bool {
 			c.ws.CloseNow()
 		}
 	}()
+	if c.spectator {
+		return true // never present: nothing to refresh
+	}
 	mem, ok := c.p.srv.inflight.hold(ctx, int64(c.p.srv.limits.MaxReplyBytes))
 	if !ok {
 		return true // the next ping tries again

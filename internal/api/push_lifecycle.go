@@ -19,7 +19,7 @@ import (
 // and leaving its stream's loop (join, leave); and the server's shutdown
 // (close).
 
-func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
+func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request, spectator bool) {
 	req, err := p.srv.parseSync(r) // the same validation as a sync
 	if err != nil {
 		p.srv.writeError(w, r, err)
@@ -49,9 +49,24 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 		p.srv.writeError(w, r, errorf(protocol.CodeServerBusy, "the server is shutting down"))
 		return
 	}
+	if spectator && !p.spectate(req.Stream) {
+		p.mu.Unlock()
+		p.conns.Add(-1)
+		ae := errorf(protocol.CodeServerFull,
+			"the stream has its maximum of spectators' push connections on this server (-max-spectators-per-stream); poll, or try again")
+		ae.RetryAfter = spectatorRetryAfter
+		p.srv.writeError(w, r, ae)
+		return
+	}
 	p.all.Add(1)
 	p.mu.Unlock()
-	done := func() { p.conns.Add(-1); p.all.Done() }
+	done := func() {
+		if spectator {
+			p.unspectate(req.Stream)
+		}
+		p.conns.Add(-1)
+		p.all.Done()
+	}
 
 	// The first reply is a sync: it makes the client connected and says
 	// where it stands; then it is pushed like every later one. Its memory
@@ -61,7 +76,7 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 		done()
 		return
 	}
-	res, err := p.srv.store.Sync(r.Context(), req)
+	res, err := p.srv.syncOrRead(r.Context(), req, spectator)
 	if err != nil {
 		mem.release()
 		done()
@@ -69,7 +84,6 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mem.trim(pushBytes(res))
-	p.srv.observeSync(req.Stream, res)
 	var nc net.Conn
 	// The handshake and the origin are checked: Accept checks neither
 	// again, and fails only if the connection cannot be taken over.
@@ -80,7 +94,7 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered
 	}
 	ws.SetReadLimit(p.srv.limits.MaxBodyBytes)
-	c := &pushConn{p: p, ws: ws, nc: nc, id: res.PublicID, notify: make(chan struct{}, 1),
+	c := &pushConn{p: p, ws: ws, nc: nc, id: res.PublicID, spectator: spectator, notify: make(chan struct{}, 1),
 		req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
 	c.auth, _ = auth.FromContext(r.Context())
 	// The connection lives on goroutines of its own, and the handler

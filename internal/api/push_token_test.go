@@ -147,6 +147,9 @@ func testPushTokens(t *testing.T, url redisURL) {
 				role = "player"
 			}
 			tok := token(t, "p1", "s", func(c jwt.MapClaims) { c["role"] = role })
+			if role == "spectator" {
+				h.sync("/s/owner/0", "", bearer(token(t, "owner", "s"))...) // a spectator creates no stream
+			}
 			c := dial(t, base+"/s/p1/0?access_token="+tok)
 			next(t, c, func(protocol.SyncReply) bool { return true })
 			advance(t, h, 100*time.Millisecond)

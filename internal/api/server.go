@@ -166,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.inflight = newBudget(cfg.Limits.MaxInflightBytes, cfg.Limits.MaxInflightWait)
 	cfg.Push = cfg.Push.withDefaults()
-	s.push = &pusher{srv: s, cfg: cfg.Push, streams: map[string]*pushStream{}}
+	s.push = &pusher{srv: s, cfg: cfg.Push, streams: map[string]*pushStream{}, spectators: map[string]int64{}}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -206,7 +206,7 @@ func New(cfg Config) (*Server, error) {
 		"/{stream}/{client}/dump/{tick}":     {http.MethodPut: s.putDump},
 	} {
 		for method, h := range methods {
-			r.MethodFunc(method, pattern, s.guard(h))
+			r.MethodFunc(method, pattern, s.guard(s.playersOnly(h)))
 		}
 		r.Options(pattern, func(w http.ResponseWriter, r *http.Request) { preflight(w, allowed(r.URL.Path)) })
 	}

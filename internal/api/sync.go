@@ -27,11 +27,15 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 		if r = s.admitted(w, r); r == nil {
 			return
 		}
-		if r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			s.push.upgrade(w, r)
-			return
+		spectator, err := spectating(r)
+		switch {
+		case err != nil:
+			s.writeError(w, r, err)
+		case r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+			s.push.upgrade(w, r, spectator)
+		default:
+			s.sync(w, r, spectator)
 		}
-		s.sync(w, r)
 	case http.MethodOptions:
 		preflight(w, syncMethods)
 	default:
@@ -41,10 +45,17 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
+// sync answers a sync, or a spectator's poll: what a sync would answer,
+// read without a client (Store.Read), with "id":"" (a spectator has no
+// public id; spectate.go).
+func (s *Server) sync(w http.ResponseWriter, r *http.Request, spectator bool) {
 	// The most this sync may hold, its body and its reply, is reserved
 	// first; what it does not use is given back as soon as it is known.
-	mem, ok := s.reserve(w, r, s.limits.MaxBodyBytes+int64(s.limits.MaxReplyBytes))
+	body := s.limits.MaxBodyBytes
+	if spectator {
+		body = 0 // a GET
+	}
+	mem, ok := s.reserve(w, r, body+int64(s.limits.MaxReplyBytes))
 	if !ok {
 		return
 	}
@@ -58,19 +69,24 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	buf := replyBufs.Get().(*[]byte)
 	defer putReplyBuf(buf)
 	req.Buf = *buf
-	res, err := s.store.Sync(r.Context(), req)
+	res, err := s.syncOrRead(r.Context(), req, spectator)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	mem.trim(s.limits.MaxBodyBytes + int64(len(res.Events))) // the body is read; the reply is this size
+	mem.trim(body + int64(len(res.Events))) // the body is read; the reply is this size
 	if cap(res.Events) > cap(*buf) {
 		*buf = res.Events // keep the larger buffer
 	}
-	s.observeSync(req.Stream, res)
+	if spectator {
+		s.metrics.SpectatorPolled()
+	}
+	writeReply(w, res)
+}
 
-	// The events are written as the store returned them, between a head
-	// and a tail, without another copy.
+// writeReply writes res as a sync reply. The events are written as the
+// store returned them, between a head and a tail, without another copy.
+func writeReply(w http.ResponseWriter, res *stream.SyncResult) {
 	var headBuf [160]byte
 	head := appendReplyHead(headBuf[:0], res)
 	tail := `]}` + "\n"

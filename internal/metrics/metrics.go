@@ -53,6 +53,11 @@ type Metrics struct {
 	compacted     prometheus.Counter
 	snapshots     prometheus.Counter
 	snapshotBytes prometheus.Counter
+
+	// Spectators (docs/protocol.md, "Spectators"): no stream label, so
+	// that no stream name is exported by them.
+	spectatorPolls prometheus.Counter
+	spectatorConns prometheus.Gauge
 }
 
 // Config configures New.
@@ -133,6 +138,14 @@ func New(cfg Config) (*Metrics, error) {
 	m.compacted = counter("events_compacted_total", "Events dropped below a verified snapshot.")
 	m.snapshots = counter("snapshots_stored_total", "Snapshots verified and stored.")
 	m.snapshotBytes = counter("snapshot_bytes_total", "Bytes of the snapshots stored.")
+	m.spectatorPolls = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "spectator", Name: "polls_total",
+		Help: "Spectators' polls answered: reads of a stream by no client of it.",
+	})
+	m.spectatorConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Subsystem: "spectator", Name: "connections",
+		Help: "Spectators' push connections open on this replica, in all streams (each stream holds at most -max-spectators-per-stream).",
+	})
 	for _, code := range protocol.ErrorCodes {
 		m.rejections.WithLabelValues(code) // 0, not "no data", until the first
 	}
@@ -159,6 +172,7 @@ func New(cfg Config) (*Metrics, error) {
 		m.requests, m.duration, m.rejections, m.events,
 		m.streamsCreated, m.streamsExpired, m.sweepErrors, m.sweepFailed, buildInfo, streamCap,
 		m.judged, m.desyncs, m.compacted, m.snapshots, m.snapshotBytes,
+		m.spectatorPolls, m.spectatorConns,
 		m.store.duration, m.store.errors,
 		newStreamCollector(cfg, timeout),
 		collectors.NewGoCollector(),
@@ -228,6 +242,12 @@ func (m *Metrics) SnapshotStored(size int) {
 	m.snapshots.Inc()
 	m.snapshotBytes.Add(float64(size))
 }
+
+// SpectatorPolled counts a spectator's poll answered.
+func (m *Metrics) SpectatorPolled() { m.spectatorPolls.Inc() }
+
+// SpectatorConnections adds delta to the spectators' push connections open.
+func (m *Metrics) SpectatorConnections(delta int) { m.spectatorConns.Add(float64(delta)) }
 
 // ObserveSweep counts what a sweep did.
 func (m *Metrics) ObserveSweep(res stream.SweepResult) {
