@@ -41,8 +41,11 @@ func HashOf(snapshot []byte) string {
 // ReportHash queues the state hash of checkpoint tick t for the next sync
 // that covers it (t below the sync's last known tick). At most 16 reports
 // wait; older ones are dropped. Reports of a stream that started anew are
-// dropped.
+// dropped. A spectator (Config.Spectate) reports nothing: it has no vote.
 func (c *Client) ReportHash(t int64, hash string) {
+	if c.cfg.Spectate {
+		return // a spectator has no vote
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, h := range c.hashes {
@@ -114,6 +117,9 @@ func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
 // keeps one of that tick or a later one otherwise); an *Error with code
 // snapshot_mismatch means the bytes do not hash to the canonical hash.
 func (c *Client) PutSnapshot(ctx context.Context, t int64, data []byte) (bool, error) {
+	if c.cfg.Spectate {
+		return false, ErrSpectator
+	}
 	resp, err := c.do(ctx, http.MethodPut, c.prefix+"snapshot/"+strconv.FormatInt(t, 10), data, octetStream)
 	if err != nil {
 		return false, err
@@ -135,6 +141,9 @@ func (c *Client) PutSnapshot(ctx context.Context, t int64, data []byte) (bool, e
 // PutDump uploads this client's snapshot of checkpoint tick t for a desync
 // report, as the server asked (Update.Dump).
 func (c *Client) PutDump(ctx context.Context, t int64, data []byte) error {
+	if c.cfg.Spectate {
+		return ErrSpectator
+	}
 	resp, err := c.do(ctx, http.MethodPut, c.prefix+"dump/"+strconv.FormatInt(t, 10), data, octetStream)
 	if err != nil {
 		return err

@@ -69,7 +69,9 @@ type Config struct {
 	Stream string
 	// PrivateID is this client's secret id: 1 to 128 characters of
 	// A-Z a-z 0-9 . _ ~ -. Keep it across runs, so that the player keeps
-	// its public id (LoadOrCreatePrivateID saves one in a file). Required.
+	// its public id (LoadOrCreatePrivateID saves one in a file). Required,
+	// but for a spectator, which gets a random one when it has none (with
+	// a Token, it is the token's sub).
 	PrivateID string
 	// HTTPClient sends the requests. Nil means a client with a 10 s timeout.
 	HTTPClient *http.Client
@@ -106,6 +108,15 @@ type Config struct {
 	// a push connection gets the new token without reconnecting. Nil
 	// sends no token (a server without auth, or an open stream).
 	Token func(ctx context.Context) (string, error)
+	// Spectate makes the client a spectator (docs/protocol.md,
+	// "Spectators"): a replay viewer, a tournament screen. It reads the
+	// stream as a player does, by poll or push, but never appears in it:
+	// no public id (Update.PublicID is ""), no _c or _d. Its requests ask
+	// for it (?spectate=1; with a spectator's Token, its role says so too).
+	// Send, PutSnapshot and PutDump return ErrSpectator, ReportHash
+	// reports nothing, and a stream that does not exist yet is waited for
+	// (the server answers not_found) instead of ending Run.
+	Spectate bool
 }
 
 // Default values of Config.
@@ -162,6 +173,9 @@ func New(cfg Config) (*Client, error) {
 	if !protocol.ValidName(cfg.Stream) {
 		return nil, fmt.Errorf("esclient: Stream %q must be 1 to %d characters of A-Z a-z 0-9 . _ ~ -", cfg.Stream, protocol.MaxNameLen)
 	}
+	if cfg.PrivateID == "" && cfg.Spectate {
+		cfg.PrivateID = uuid.NewString() // never looked up: only its syntax counts
+	}
 	if cfg.PrivateID == "" {
 		return nil, errors.New("esclient: PrivateID is required: keep one per player, such as LoadOrCreatePrivateID(path) returns")
 	}
@@ -210,6 +224,9 @@ func (c *Client) PublicID() string {
 	return c.publicID
 }
 
+// Spectator reports whether the client is a spectator (Config.Spectate).
+func (c *Client) Spectator() bool { return c.cfg.Spectate }
+
 // Transport returns how Run exchanges with the server.
 func (c *Client) Transport() Transport { return c.cfg.Transport }
 
@@ -225,6 +242,8 @@ func (c *Client) Epoch() string {
 // server's default limits, what the server would refuse.
 func (c *Client) Send(typ, body string) error {
 	switch {
+	case c.cfg.Spectate:
+		return ErrSpectator
 	case len(typ) == 0 || len(typ) > MaxTypeLen || protocol.TypeHasControl(typ):
 		return ErrBadType
 	case strings.HasPrefix(typ, protocol.ReservedPrefix):
@@ -303,12 +322,18 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 	return c.received(reply), nil
 }
 
-// syncTarget is the URL of the client's next sync: its cursor, and the
-// epoch it was read in (docs/protocol.md, "Sync"). c.mu must be held.
+// syncTarget is the URL of the client's next sync: its cursor, the
+// epoch it was read in (docs/protocol.md, "Sync"), and whether it
+// spectates ("Spectators"). c.mu must be held.
 func (c *Client) syncTarget() string {
 	target := c.prefix + strconv.FormatInt(c.lastT, 10)
+	sep := "?"
 	if c.epoch != "" {
 		target += "?epoch=" + c.epoch
+		sep = "&"
+	}
+	if c.cfg.Spectate {
+		target += sep + "spectate=1"
 	}
 	return target
 }
@@ -433,7 +458,11 @@ func encodeRequest(b *batch, hashes []HashReport, epoch string) []byte {
 type wireReply = protocol.Reply[Event]
 
 func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wireReply, error) {
-	resp, err := c.do(ctx, http.MethodPost, target, body, "application/json")
+	method := http.MethodPost
+	if c.cfg.Spectate {
+		method = http.MethodGet // what a spectator may send: it has no body
+	}
+	resp, err := c.do(ctx, method, target, body, "application/json")
 	if err != nil {
 		return nil, err
 	}
@@ -447,18 +476,22 @@ func (c *Client) roundTrip(ctx context.Context, target string, body []byte) (*wi
 	if resp.StatusCode != http.StatusOK {
 		return nil, replyError(resp, data)
 	}
-	return parseReply(data)
+	return c.parseReply(data)
 }
 
 // parseReply decodes a sync reply, pushed or polled, and checks that it is
-// one: it has events, an id and an epoch.
-func parseReply(data []byte) (*wireReply, error) {
+// one: it has events, an epoch and a player's id; a spectator's has none,
+// and one with an id took the spectator for a player (ErrNotSpectating).
+func (c *Client) parseReply(data []byte) (*wireReply, error) {
 	var reply wireReply
 	if err := decodeReply(data, &reply); err != nil {
 		return nil, fmt.Errorf("esclient: the reply is not a sync reply: %w", err)
 	}
-	if reply.Events == nil || reply.ID == "" || reply.Epoch == "" {
+	switch {
+	case reply.Events == nil || reply.Epoch == "" || (reply.ID == "" && !c.cfg.Spectate):
 		return nil, errors.New("esclient: the reply is not a sync reply")
+	case reply.ID != "" && c.cfg.Spectate:
+		return nil, ErrNotSpectating
 	}
 	return &reply, nil
 }
@@ -542,7 +575,7 @@ func (c *Client) runPoll(ctx context.Context, fn func(Update)) error {
 			return ctx.Err()
 		default:
 			var se *Error
-			if errors.As(err, &se) && !se.Retryable() {
+			if (errors.As(err, &se) && !se.Retryable() && !c.waits(se)) || errors.Is(err, ErrNotSpectating) {
 				return err
 			}
 			failures++
@@ -557,6 +590,12 @@ func (c *Client) runPoll(ctx context.Context, fn func(Update)) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// waits reports whether a spectator waits for what se says: a stream that
+// does not exist yet (a spectator creates none).
+func (c *Client) waits(se *Error) bool {
+	return c.cfg.Spectate && se.Code == protocol.CodeNotFound
 }
 
 // backoff returns the wait after the given number of consecutive failures:

@@ -54,7 +54,15 @@ var (
 	ErrBadBody = errors.New("esclient: an event body must be valid UTF-8")
 	// ErrQueueFull means Config.MaxQueue events wait to be sent already.
 	ErrQueueFull = errors.New("esclient: the send queue is full")
+	// ErrSpectator means the client is a spectator (Config.Spectate), which
+	// may not send events nor upload.
+	ErrSpectator = errors.New("esclient: a spectator reads the stream: it sends no events and uploads nothing")
 )
+
+// ErrNotSpectating means a spectator's request was answered as a
+// player's (the reply has a public id): the server predates spectators,
+// and connected the client as a player. Run returns it.
+var ErrNotSpectating = errors.New("esclient: the server answered a spectator as a player: it does not know spectators")
 
 // retryAfter parses a Retry-After header given in seconds; zero for none.
 func retryAfter(h http.Header) time.Duration {

@@ -78,6 +78,8 @@ func (c *Client) runPush(ctx context.Context, fn func(Update), auto bool) error 
 			return ctx.Err()
 		case isErr && !refused && !se.Retryable():
 			return se // the server will refuse this client however it comes
+		case errors.Is(err, ErrNotSpectating):
+			return err
 		}
 		if lived >= pushLivedLong {
 			failures = 0
@@ -348,7 +350,7 @@ func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, msgs chan<-
 			e := decodeError(0, 0, data)
 			deliver(ctx, msgs, pushMessage{err: e})
 		default:
-			reply, err := parseReply(data)
+			reply, err := c.parseReply(data)
 			if err != nil {
 				deliver(ctx, msgs, pushMessage{err: err})
 				return

@@ -229,6 +229,9 @@ func (d *Driver) Resyncs() int {
 // an upload of the same is still under way. A failed upload is retried
 // while the server may take it. d.mu must be held.
 func (d *Driver) upload(ctx context.Context, u esclient.Update) {
+	if d.client != nil && d.client.Spectator() {
+		return // a spectator uploads nothing (nor is asked to)
+	}
 	for _, ask := range []struct {
 		kind string
 		tick *int64

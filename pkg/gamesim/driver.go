@@ -411,7 +411,10 @@ func isNil(e Entity) bool {
 // SendEvent queues an event for the next sync. The simulation must not act
 // on it until it comes back in OnClientEvent, like everyone else's. While
 // the Driver is Replaying, it sends nothing and returns ErrReplaying; in a
-// Replay it does nothing.
+// Replay it does nothing. A spectator's Driver (its client's
+// esclient.Config.Spectate: a replay viewer, a tournament screen) sends
+// nothing and returns esclient.ErrSpectator; it reports no hashes and
+// uploads nothing either.
 func (d *Driver) SendEvent(typ, body string) error {
 	switch {
 	case d.client == nil:
@@ -475,7 +478,7 @@ func (d *Driver) process(k int64, events []esclient.Event) {
 	d.ops = d.ops[:0]
 	d.processing = false
 	d.next = k + 1
-	if d.snapper != nil && d.client != nil && d.ckpt > 0 && k%d.ckpt == 0 {
+	if d.snapper != nil && d.client != nil && !d.client.Spectator() && d.ckpt > 0 && k%d.ckpt == 0 {
 		d.checkpointAt(k)
 	}
 	if d.hasher != nil {
