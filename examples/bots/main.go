@@ -19,6 +19,11 @@
 // snapshot (or, when the stream has none yet, as with the server's default
 // -snapshot-every 10000, re-simulates it from tick 0) and agrees again, and
 // GET /{stream}/desyncs lists the two dumps to diff.
+//
+// -spectators 2 adds spectators (esclient.Config.Spectate: a tournament
+// screen): they simulate the game as the players do and print the same
+// checkpoint hash for the same tick, but never appear in the game nor
+// report their hashes.
 package main
 
 import (
@@ -27,6 +32,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -59,13 +65,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	url := fs.String("url", "http://localhost:9922", "eventstreamd's address")
 	streamName := fs.String("stream", "demo", "the stream (game) to join")
 	n := fs.Int("n", 4, "players to run in this process")
+	spectators := fs.Int("spectators", 0, "spectators to run in this process: they watch, and print the checkpoint hashes too")
 	duration := fs.Duration("duration", 0, "how long to play; 0 means until interrupted")
 	desyncAt := fs.Int64("desync-at", 0, "break player 1's state at this tick, once, to show desync detection; 0 never")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *n < 1 {
-		return errors.New("-n must be at least 1")
+	if *n < 0 || *spectators < 0 || *n+*spectators < 1 {
+		return errors.New("-n and -spectators must not be negative, and one of them at least 1")
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
@@ -74,9 +81,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	var mu sync.Mutex // one line at a time
-	errs := make(chan error, *n)
-	for i := range *n {
-		c, err := esclient.New(esclient.Config{BaseURL: *url, Stream: *streamName, PrivateID: uuid.NewString()})
+	errs := make(chan error, *n+*spectators)
+	for i := range *n + *spectators {
+		cfg := esclient.Config{BaseURL: *url, Stream: *streamName, PrivateID: uuid.NewString()}
+		who := fmt.Sprintf("player %d", i+1)
+		if i >= *n {
+			cfg.Spectate, who = true, fmt.Sprintf("spectator %d", i-*n+1)
+			if (i-*n)%2 == 1 {
+				cfg.Transport = esclient.Poll // every other one polls
+			}
+		}
+		c, err := esclient.New(cfg)
 		if err != nil {
 			return err
 		}
@@ -85,7 +100,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			if i == 0 {
 				breakAt = *desyncAt
 			}
-			errs <- play(ctx, i+1, c, breakAt, func(line string) {
+			errs <- play(ctx, who, c, breakAt, func(line string) {
 				mu.Lock()
 				defer mu.Unlock()
 				fmt.Fprintln(out, line)
@@ -93,7 +108,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}()
 	}
 	var first error
-	for range *n {
+	for range *n + *spectators {
 		if err := <-errs; err != nil && first == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			first = err
 		}
@@ -101,15 +116,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	return first
 }
 
-// play runs one player: a game loop calling Update, and random input.
-func play(ctx context.Context, player int, c *esclient.Client, breakAt int64, print func(string)) error {
+// play runs one player, who ("player 1"): a game loop calling Update,
+// and random input; or a spectator, which sends none.
+func play(ctx context.Context, who string, c *esclient.Client, breakAt int64, print func(string)) error {
 	w := &world{breakAt: breakAt}
 	w.print = func(d *gamesim.Driver, format string, args ...any) {
-		print(fmt.Sprintf("player %d id=%s tick=%d ", player, d.PublicID(), d.Tick()) + fmt.Sprintf(format, args...))
+		print(fmt.Sprintf("%s id=%s tick=%d ", who, d.PublicID(), d.Tick()) + fmt.Sprintf(format, args...))
 	}
 	d := gamesim.New(c, w, gamesim.Config{})
 	defer d.Close()
-	hands := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(player)))
+	apart := fnv.New64a() // each player's hands apart
+	_, _ = apart.Write([]byte(who))
+	hands := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), apart.Sum64()))
 	frame := time.NewTicker(16 * time.Millisecond) // about 60 frames a second
 	defer frame.Stop()
 	nextInput := time.Now()
@@ -122,7 +140,7 @@ func play(ctx context.Context, player int, c *esclient.Client, breakAt int64, pr
 			if err := d.Err(); err != nil {
 				return err
 			}
-			if now.After(nextInput) { // the player's hands, not the simulation
+			if !c.Spectator() && now.After(nextInput) { // the player's hands, not the simulation
 				nextInput = now.Add(time.Duration(150+hands.IntN(300)) * time.Millisecond)
 				if hands.IntN(4) == 0 {
 					_ = d.SendEvent("food", "")
