@@ -104,7 +104,9 @@ func (d *Driver) checkpointAt(k int64) {
 		d.kept = slices.Delete(d.kept, 0, len(d.kept)-keptSnapshots)
 	}
 	d.ckMu.Unlock()
-	d.client.ReportHash(k, esclient.HashOf(data))
+	if !d.client.Spectator() { // a spectator has no vote
+		d.client.ReportHash(k, esclient.HashOf(data))
+	}
 }
 
 // keptSnapshot returns the kept snapshot of tick k of epoch, or nil.

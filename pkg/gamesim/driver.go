@@ -413,8 +413,9 @@ func isNil(e Entity) bool {
 // the Driver is Replaying, it sends nothing and returns ErrReplaying; in a
 // Replay it does nothing. A spectator's Driver (its client's
 // esclient.Config.Spectate: a replay viewer, a tournament screen) sends
-// nothing and returns esclient.ErrSpectator; it reports no hashes and
-// uploads nothing either.
+// nothing and returns esclient.ErrSpectator; it snapshots its checkpoints
+// as a player's does (a game may show their hashes), but reports no hash
+// and uploads nothing.
 func (d *Driver) SendEvent(typ, body string) error {
 	switch {
 	case d.client == nil:
@@ -478,7 +479,7 @@ func (d *Driver) process(k int64, events []esclient.Event) {
 	d.ops = d.ops[:0]
 	d.processing = false
 	d.next = k + 1
-	if d.snapper != nil && d.client != nil && !d.client.Spectator() && d.ckpt > 0 && k%d.ckpt == 0 {
+	if d.snapper != nil && d.client != nil && d.ckpt > 0 && k%d.ckpt == 0 {
 		d.checkpointAt(k)
 	}
 	if d.hasher != nil {
