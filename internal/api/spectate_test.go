@@ -185,8 +185,15 @@ eventstreamd_spectator_polls_total %d
 // player's private id do not keep that player present: it gets its _d
 // when it goes silent, and the stream expires when no player is left,
 // however many spectators watch it.
-func TestSpectatorKeepsNobodyPresent(t *testing.T) {
-	h := newHarness(t)
+func TestSpectatorKeepsNobodyPresent(t *testing.T) { testSpectatorKeepsNobodyPresent(t, "") }
+
+// TestSpectatorKeepsNobodyPresentRedis: the same on the Redis store.
+func TestSpectatorKeepsNobodyPresentRedis(t *testing.T) {
+	testSpectatorKeepsNobodyPresent(t, redisURL(redistest.Start(t).URL()))
+}
+
+func testSpectatorKeepsNobodyPresent(t *testing.T, url redisURL) {
+	h := newHarnessOn(t, url)
 	h.sync("/s/owner/0", "")
 	for range 13 {
 		h.clock.Advance(time.Second)
@@ -335,4 +342,41 @@ eventstreamd_spectator_connections 2
 		}
 		return err == nil
 	}, 5*time.Second, 10*time.Millisecond, "the place of a spectator that left")
+}
+
+// TestSpectatorPushNewEpoch: when the stream is created anew under a
+// spectator's push connection, the connection follows by a read: the new
+// stream from _a, with no id, and no _c of the spectator in it.
+func TestSpectatorPushNewEpoch(t *testing.T) { testSpectatorPushNewEpoch(t, "") }
+
+// TestSpectatorPushNewEpochRedis: the same on the Redis store.
+func TestSpectatorPushNewEpochRedis(t *testing.T) {
+	testSpectatorPushNewEpoch(t, redisURL(redistest.Start(t).URL()))
+}
+
+func testSpectatorPushNewEpoch(t *testing.T, store redisURL) {
+	g := newHoldStore("alice")
+	h, url := epochHarness(t, store, g)
+	h.sync("/s/alice/0", "")
+	c := dial(t, url+"/s/v/0?spectate=1")
+	first := next(t, c, func(protocol.SyncReply) bool { return true })
+	require.Empty(t, first.ID)
+
+	recreate(t, h, g) // alice leaves, the stream expires, bob creates it anew
+	advance(t, h, 50*time.Millisecond)
+	fresh := next(t, c, func(r protocol.SyncReply) bool { return r.Epoch != first.Epoch })
+	assert.Empty(t, fresh.ID, "a spectator's id in the new stream")
+	require.NotEmpty(t, fresh.Events)
+	assert.Equal(t, protocol.TypeReset, fresh.Events[0].Type, "the new stream from its start")
+	advance(t, h, 50*time.Millisecond)
+	later := next(t, c, func(r protocol.SyncReply) bool { return r.T > fresh.T })
+	assert.Empty(t, later.ID)
+
+	var connects []string
+	for _, e := range h.all("s", "bob") {
+		if e.Type == protocol.TypeConnect {
+			connects = append(connects, e.Body)
+		}
+	}
+	assert.Equal(t, []string{"1"}, connects, "bob alone connected in the new stream")
 }
