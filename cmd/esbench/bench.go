@@ -13,6 +13,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/loadgen"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
@@ -129,7 +130,7 @@ func (b *bench) setup(ctx context.Context) error {
 				_, err := w.Sync(ctx)
 				var se *esclient.Error
 				if errors.As(err, &se) && se.Status == http.StatusTooManyRequests {
-					loadgen.Sleep(ctx, se.RetryAfter) // the server's fair use: -max-events-per-client-per-second
+					clock.Sleep(ctx, se.RetryAfter) // the server's fair use: -max-events-per-client-per-second
 					continue
 				}
 				if err != nil {
@@ -207,7 +208,7 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 		go func() { defer wg.Done(); w.run(syncCtx, loadCtx, start) }()
 	}
 	b.phase.Store("warmup")
-	if !loadgen.Sleep(ctx, b.cfg.Warmup) {
+	if !clock.Sleep(ctx, b.cfg.Warmup) {
 		return nil, ctx.Err()
 	}
 	b.phase.Store("measure")
@@ -217,7 +218,7 @@ func (b *bench) load(ctx context.Context) (*report, error) {
 	b.recording.Store(true)
 	close(b.measuring)
 	measureStart := time.Now()
-	loadgen.Sleep(ctx, b.cfg.Duration)
+	clock.Sleep(ctx, b.cfg.Duration)
 	stopSyncs()
 	if b.cfg.Transport == transportPoll {
 		// The syncs in flight are answered and counted, so that the

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/loadgen"
 )
 
@@ -52,11 +53,11 @@ func (b *bench) loadHealthz(ctx context.Context) (*report, error) {
 		}()
 	}
 	b.phase.Store("warmup")
-	loadgen.Sleep(ctx, b.cfg.Warmup)
+	clock.Sleep(ctx, b.cfg.Warmup)
 	b.phase.Store("measure")
 	b.recording.Store(true)
 	start := time.Now()
-	loadgen.Sleep(ctx, b.cfg.Duration)
+	clock.Sleep(ctx, b.cfg.Duration)
 	b.recording.Store(false)
 	elapsed := time.Since(start)
 	stopLoad()

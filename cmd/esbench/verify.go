@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/loadgen"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
@@ -80,7 +81,7 @@ func (b *bench) readStreams(ctx context.Context) (refs [][]esclient.Event, refT 
 				refT[s] = u.T
 				return nil
 			default:
-				loadgen.Sleep(ctx, 10*time.Millisecond)
+				clock.Sleep(ctx, 10*time.Millisecond)
 			}
 		}
 	})

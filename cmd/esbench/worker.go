@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/loadgen"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
@@ -48,7 +49,7 @@ func (w *worker) run(syncCtx, loadCtx context.Context, start time.Time) {
 	if w.b.cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / w.b.cfg.Rate)
 	}
-	if !loadgen.Sleep(ctx, time.Until(due)) {
+	if !clock.Sleep(ctx, time.Until(due)) {
 		return
 	}
 	if w.b.cfg.Transport == transportPush {

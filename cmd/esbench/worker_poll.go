@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/goeventstream/eventstream/internal/loadgen"
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/pkg/esclient"
 )
 
@@ -24,7 +24,7 @@ func (w *worker) poll(ctx, reqCtx context.Context, due time.Time, interval time.
 		from := time.Now()
 		if interval > 0 {
 			if d := due.Sub(from); d > 0 {
-				if !loadgen.Sleep(ctx, d) {
+				if !clock.Sleep(ctx, d) {
 					return
 				}
 				from = time.Now()

@@ -7,7 +7,10 @@
 // All implementations are safe for concurrent use.
 package clock
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Clock tells the time and makes tickers.
 type Clock interface {
@@ -65,3 +68,17 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time   { return r.t.C }
 func (r realTimer) Reset(d time.Duration) { r.t.Reset(d) }
 func (r realTimer) Stop()                 { r.t.Stop() }
+
+// Sleep waits for d of real time, and reports false if ctx ended first.
+// It is for clients and tools that pace themselves in real time; code
+// that a test must drive takes a Clock instead.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -8,7 +8,6 @@
 package loadgen
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,18 +81,6 @@ func OwnCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// Sleep waits for d, and reports false if ctx ended first.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Latency is a distribution of latencies, in milliseconds.

@@ -57,6 +57,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/protocol"
 )
 
@@ -586,7 +587,7 @@ func (c *Client) runPoll(ctx context.Context, fn func(Update)) error {
 			c.log.Warn("sync failed; retrying", slog.String("stream", c.cfg.Stream),
 				slog.Int("failures", failures), slog.Duration("wait", wait), slog.Any("error", err))
 		}
-		if !sleepCtx(ctx, wait) {
+		if !clock.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/protocol"
 )
 
@@ -105,20 +106,9 @@ func (c *Client) runPush(ctx context.Context, fn func(Update), auto bool) error 
 		}
 		c.log.Warn("push connection ended; reconnecting", slog.String("stream", c.cfg.Stream),
 			slog.Int("failures", failures), slog.Duration("wait", wait), slog.Any("error", err))
-		if !sleepCtx(ctx, wait) {
+		if !clock.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

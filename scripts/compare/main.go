@@ -40,7 +40,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/goeventstream/eventstream/internal/loadgen"
+	"github.com/goeventstream/eventstream/internal/clock"
 )
 
 // centrifugoVersion is the Centrifugo compared with.
@@ -345,7 +345,7 @@ func profile(ctx context.Context, cfg config, port int, l load, n int) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if !loadgen.Sleep(ctx, cfg.Warmup+time.Second) {
+		if !clock.Sleep(ctx, cfg.Warmup+time.Second) {
 			return
 		}
 		secs := int(cfg.Duration.Seconds()) - 2
@@ -446,7 +446,7 @@ func waitReady(ctx context.Context, url string) error {
 		if time.Now().After(deadline) {
 			return err
 		}
-		if !loadgen.Sleep(ctx, 100*time.Millisecond) {
+		if !clock.Sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/centrifugal/centrifuge-go"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/loadgen"
 )
 
@@ -191,14 +192,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(pubCtx, start) }()
 	}
-	if !loadgen.Sleep(ctx, cfg.Warmup) {
+	if !clock.Sleep(ctx, cfg.Warmup) {
 		return ctx.Err()
 	}
 	srv0, srvErr := serverCPU(cfg.ServerPID)
 	own0 := loadgen.OwnCPU()
 	l.recording.Store(true)
 	t0 := time.Now()
-	if !loadgen.Sleep(ctx, cfg.Duration) {
+	if !clock.Sleep(ctx, cfg.Duration) {
 		return ctx.Err()
 	}
 	l.recording.Store(false)
@@ -272,7 +273,7 @@ func (w *worker) run(ctx context.Context, start time.Time) {
 	cfg := w.l.cfg
 	rng := rand.New(rand.NewPCG(uint64(w.idx), uint64(time.Now().UnixNano())))
 	if ramp := cfg.Warmup / 2; ramp > 0 {
-		if !loadgen.Sleep(ctx, time.Until(start.Add(time.Duration(rng.Int64N(int64(ramp)))))) {
+		if !clock.Sleep(ctx, time.Until(start.Add(time.Duration(rng.Int64N(int64(ramp)))))) {
 			return
 		}
 	}
@@ -408,7 +409,7 @@ func (w *worker) check(ctx context.Context, v *loadgen.Verification, ref []seen,
 		n := len(w.seen)
 		done := n > 0 && w.seen[n-1].offset >= top || w.subbed && w.from >= top
 		w.mu.Unlock()
-		if done || !loadgen.Sleep(ctx, 10*time.Millisecond) {
+		if done || !clock.Sleep(ctx, 10*time.Millisecond) {
 			break
 		}
 	}
