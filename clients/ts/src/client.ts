@@ -129,9 +129,18 @@ export interface ClientConfig {
   storageKey?: string;
   /** The fetch to use; globalThis.fetch by default. */
   fetch?: FetchLike;
-  /** The WebSocket constructor to push with; globalThis.WebSocket by default. Without one, run polls. */
+  /**
+   * The WebSocket constructor to push with; globalThis.WebSocket by default
+   * (browsers, Node 22; Node 20 has none without --experimental-websocket:
+   * pass the ws package's). Without one, "auto" polls and "push" is refused.
+   */
   WebSocket?: WebSocketConstructor | null;
-  /** "auto" (the default: push, polling while push fails), "poll" or "push". */
+  /**
+   * "auto" (the default: push, polling while push fails, and polling alone
+   * when there is no WebSocket), "poll" or "push" (push only: the
+   * constructor throws an EventStreamError of code "no_websocket" when
+   * there is no WebSocket).
+   */
   transport?: Transport;
   /** Time between syncs when polling, in ms; 200 by default. */
   syncIntervalMs?: number;
@@ -297,6 +306,9 @@ export class EventStreamClient {
     this.#prefix = `${this.#baseUrl}/${cfg.stream}/${id}/`;
     this.#fetch = fetchFn;
     const ws = cfg.WebSocket === undefined ? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null : cfg.WebSocket;
+    if (!ws && cfg.transport === "push") {
+      throw new EventStreamError(0, LocalCode.NoWebSocket, 'transport "push" needs a WebSocket and there is none: pass ClientConfig.WebSocket (on Node 20, the ws package\'s, or run node --experimental-websocket), or use transport "auto", which polls without one');
+    }
     this.#WebSocket = ws;
     this.transport = ws ? cfg.transport ?? "auto" : "poll";
     this.#syncInterval = cfg.syncIntervalMs || DefaultSyncIntervalMs;

@@ -5,6 +5,8 @@
 export const LocalCode = {
   /** Nothing could be exchanged with the server (network, timeout, a reply that is not the protocol's). */
   Network: "network",
+  /** transport "push" where there is no WebSocket (Node 20 without --experimental-websocket, and no ClientConfig.WebSocket). */
+  NoWebSocket: "no_websocket",
   /** send: the queue already holds ClientConfig.maxQueue events. */
   QueueFull: "queue_full",
   /** spawn/destroy outside the processing of a tick. */

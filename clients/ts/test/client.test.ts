@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { EventStreamClient, EventStreamError, type Update, type WebSocketConstructor } from "../src/index.js";
+import { EventStreamClient, EventStreamError, LocalCode, type Update, type WebSocketConstructor } from "../src/index.js";
 import { startServer, type Server } from "./server.js";
 
 const WS = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -54,6 +54,16 @@ test("a poll sync creates the stream and sends a batch once", async () => {
   const us = await collect(c, (us) => us.flatMap((u) => u.events).filter((e) => e.origin === "1").length >= 2);
   const mine = us.flatMap((u) => u.events).filter((e) => e.origin === "1");
   assert.deepEqual(mine.map((e) => [e.type, e.body]), [["move", "left"], ["chat", 'quote " and é']]);
+});
+
+test("without a WebSocket, transport push is refused with a typed error, and auto polls", () => {
+  assert.throws(
+    () => new EventStreamClient({ baseUrl: srv.url, stream: "nows", privateId: "p", WebSocket: null, transport: "push" }),
+    (e: unknown) => e instanceof EventStreamError && e.status === 0 && e.code === LocalCode.NoWebSocket && /ClientConfig\.WebSocket/.test(e.message),
+  );
+  assert.equal(new EventStreamClient({ baseUrl: srv.url, stream: "nows", privateId: "p", WebSocket: null, transport: "auto" }).transport, "poll");
+  assert.equal(new EventStreamClient({ baseUrl: srv.url, stream: "nows", privateId: "p", WebSocket: null }).transport, "poll");
+  assert.equal(new EventStreamClient({ baseUrl: srv.url, stream: "nows", privateId: "p", WebSocket: null, transport: "poll" }).transport, "poll");
 });
 
 test("the private id is kept in storage: a second client is the same player", async () => {
