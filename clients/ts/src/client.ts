@@ -277,6 +277,7 @@ export class EventStreamClient {
   #publicId = "";
   #wake: (() => void) | null = null; // wakes the push connection: something to send
   #syncing = false;
+  #lastError: EventStreamError | null = null; // what run retries after, until the next update
 
   constructor(cfg: ClientConfig) {
     let base: URL;
@@ -333,6 +334,17 @@ export class EventStreamClient {
   /** The tick the next sync asks from: the t of the last reply. */
   get lastT(): number {
     return this.#lastT;
+  }
+
+  /**
+   * The error run is retrying after (the server unreachable, a 503, a push
+   * connection that dropped), or null: set when an exchange with the
+   * server fails and run will try again, cleared by the next update. For
+   * a page to say why nothing arrives; run rejects with the errors it
+   * does not retry.
+   */
+  get lastError(): EventStreamError | null {
+    return this.#lastError;
   }
 
   /** How many events are queued or in flight. */
@@ -469,13 +481,17 @@ export class EventStreamClient {
   async run(onUpdate: (u: Update) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
     if (this.#syncing) throw new EventStreamError(0, "bad_request", "a sync is already running: sync and run must not run at once");
     const sig = signal ?? new AbortController().signal;
+    const deliver = (u: Update): void | Promise<void> => {
+      this.#lastError = null;
+      return onUpdate(u);
+    };
     switch (this.transport) {
       case "poll":
-        return this.#runPoll(onUpdate, sig, Infinity);
+        return this.#runPoll(deliver, sig, Infinity);
       case "push":
-        return this.#runPush(onUpdate, sig, false);
+        return this.#runPush(deliver, sig, false);
       default:
-        return this.#runPush(onUpdate, sig, true);
+        return this.#runPush(deliver, sig, true);
     }
   }
 
@@ -493,6 +509,7 @@ export class EventStreamClient {
         if (signal.aborted) return;
         const se = asError(e, this.privateId);
         if (!se.retryable) throw se;
+        this.#lastError = se;
         failures++;
         wait = se.retryAfterMs > 0 ? se.retryAfterMs : this.#backoff(failures, restarting(se));
       }
@@ -512,6 +529,7 @@ export class EventStreamClient {
       if (signal.aborted) return;
       if (r.err === rewound) continue; // at once, from the new cursor
       if (!r.err.retryable) throw r.err; // the server will refuse this client however it comes
+      this.#lastError = r.err;
       let refused = false;
       if (!r.opened) {
         // A page cannot see why an upgrade failed: a sync says (and makes progress).
@@ -525,6 +543,7 @@ export class EventStreamClient {
           if (signal.aborted) return;
           const se = asError(e, this.privateId);
           if (!se.retryable) throw se;
+          this.#lastError = se; // says more than a failed upgrade
         }
       }
       if (r.livedMs >= pushLivedLongMs) failures = 0;

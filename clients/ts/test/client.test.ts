@@ -66,6 +66,29 @@ test("without a WebSocket, transport push is refused with a typed error, and aut
   assert.equal(new EventStreamClient({ baseUrl: srv.url, stream: "nows", privateId: "p", WebSocket: null, transport: "poll" }).transport, "poll");
 });
 
+test("lastError says what run retries after, until the next update", async () => {
+  let down = true;
+  const fetchFn = (input: string, init: RequestInit): Promise<Response> => (down ? Promise.reject(new TypeError("fetch failed")) : fetch(input, init));
+  const c = new EventStreamClient({ baseUrl: srv.url, stream: "lasterr", privateId: "p", WebSocket: null, fetch: fetchFn, maxBackoffMs: 50 });
+  assert.equal(c.lastError, null);
+  const ctl = new AbortController();
+  const seen: (string | null)[] = [];
+  const running = c.run(() => {
+    seen.push(c.lastError?.code ?? null);
+    ctl.abort();
+  }, ctl.signal);
+  const deadline = Date.now() + 10_000;
+  while ((c.lastError as EventStreamError | null) === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const err = c.lastError as EventStreamError | null;
+  assert.ok(err instanceof EventStreamError, "a failed sync is recorded");
+  assert.equal(err.code, LocalCode.Network);
+  assert.match(err.message, /fetch failed/);
+  down = false;
+  await running;
+  assert.deepEqual(seen, [null], "the update cleared it before it was delivered");
+  assert.equal(c.lastError as EventStreamError | null, null);
+});
+
 test("the private id is kept in storage: a second client is the same player", async () => {
   const storage = memoryStorage();
   const a = new EventStreamClient({ baseUrl: srv.url, stream: "keep", storage, WebSocket: null });

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -77,6 +78,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err != nil {
 		return err
 	}
+	if err := checkServer(ctx, cfg.ServerURL); err != nil {
+		fmt.Fprintf(out, "WARNING: %v: is `make run` running? The page cannot play until it answers (EVENTSTREAMD_URL or -eventstreamd-url say where it is)\n", err)
+	}
 	srv := &http.Server{Handler: handler(cfg), ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintf(out, "Gem Rush on http://%s/ (playing on %s): open it in two tabs\n", l.Addr(), cfg.ServerURL)
 	errc := make(chan error, 1)
@@ -95,6 +99,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 		return nil
 	}
+}
+
+// checkServer asks the eventstreamd at serverURL for /healthz, so that a
+// demo started without one says so at once rather than a page waiting
+// for it forever. The demo serves the page either way: the server may
+// come up later, and the page says when it cannot reach it.
+func checkServer(ctx context.Context, serverURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	url := strings.TrimRight(serverURL, "/") + "/healthz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("cannot reach eventstreamd at %s: %w", serverURL, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach eventstreamd at %s: %w", serverURL, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cannot reach eventstreamd at %s: GET %s answered %s", serverURL, url, resp.Status)
+	}
+	return nil
 }
 
 // handler serves the page's files and /config.js.

@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -70,4 +74,66 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 	err := run(context.Background(), []string{"-demo-addr", "127.0.0.1:0"}, getenv, io.Discard)
 	require.ErrorContains(t, err, "not an http(s) URL")
+}
+
+// deadURL returns the URL of a loopback port nothing listens on.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + l.Addr().String()
+	require.NoError(t, l.Close())
+	return url
+}
+
+func TestCheckServer(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer up.Close()
+	notEventstreamd := httptest.NewServer(http.NotFoundHandler())
+	defer notEventstreamd.Close()
+	dead := deadURL(t)
+
+	require.NoError(t, checkServer(context.Background(), up.URL))
+	require.NoError(t, checkServer(context.Background(), up.URL+"/"))
+	assert.ErrorContains(t, checkServer(context.Background(), dead), "cannot reach eventstreamd at "+dead)
+	assert.ErrorContains(t, checkServer(context.Background(), notEventstreamd.URL), "answered 404")
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRunWarnsWithoutEventstreamd: a demo started with no eventstreamd at
+// EVENTSTREAMD_URL says so before it serves the page.
+func TestRunWarnsWithoutEventstreamd(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "index.html"), []byte("<!doctype html>"), 0o644))
+	dead := deadURL(t)
+	getenv := func(k string) string { return map[string]string{"EVENTSTREAMD_URL": dead, "DEMO_DIR": dir}[k] }
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-demo-addr", "127.0.0.1:0"}, getenv, &out) }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Gem Rush on") }, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Contains(t, out.String(), "WARNING: cannot reach eventstreamd at "+dead)
+	assert.Contains(t, out.String(), "is `make run` running?")
 }

@@ -4,7 +4,7 @@
 // state except through events, and the X key, which breaks this tab's
 // state on purpose to show the server catch and heal a desync.
 
-import { EventStreamClient, EventStreamError, SimDriver, hashOf, type ByteWriter, type Desync, type PrivateIdStorage, type Reset } from "../../../clients/ts/src/index.js";
+import { EventStreamClient, EventStreamError, LocalCode, SimDriver, hashOf, type ByteWriter, type Desync, type PrivateIdStorage, type Reset } from "../../../clients/ts/src/index.js";
 import { draw, displayName, hue, Positions } from "./render.js";
 import { DOWN, formatInput, LEFT, RIGHT, TYPE_INPUT, TYPE_NAME, UP, World } from "./sim.js";
 
@@ -202,6 +202,7 @@ function start(): void {
   });
   addEventListener("blur", () => held.clear());
 
+  let troubleSince = -1; // when client.lastError was first seen set, -1 while it is null
   const pos = new Positions();
   const ctx = ui.canvas.getContext("2d")!;
   const frame = (now: number, drawing: boolean) => {
@@ -225,9 +226,15 @@ function start(): void {
       if (input !== sentInput && send(TYPE_INPUT, formatInput(input))) sentInput = input;
     }
     if (d.err) probe.error = String((d.err as Error).message ?? d.err);
+    // What the client retries after, once it has lasted a second (a push
+    // connection that drops and comes back at once is no news).
+    const retrying = client.lastError;
+    if (!retrying) troubleSince = -1;
+    else if (troubleSince < 0) troubleSince = now;
+    const trouble = retrying && now - troubleSince >= 1000 ? troubleText(retrying, server) : "";
     if (drawing) {
       draw(ctx, world, d.publicId, pos, now, 50);
-      hud(ui, world, d, stream, probe.error);
+      hud(ui, world, d, stream, probe.error, trouble);
       ui.tick(now);
     }
   };
@@ -243,7 +250,14 @@ function start(): void {
   }, 100);
 }
 
-function hud(ui: Ui, world: World, d: SimDriver, stream: string, error: string): void {
+/** troubleText says why nothing arrives from eventstreamd while the client retries. */
+function troubleText(e: EventStreamError, server: string): string {
+  return e.code === LocalCode.Network && e.status === 0
+    ? `Cannot reach eventstreamd at ${server}: is \`make run\` running? (${e.message}; retrying)`
+    : `eventstreamd at ${server} answers ${e.code || e.status}: ${e.message} (retrying)`;
+}
+
+function hud(ui: Ui, world: World, d: SimDriver, stream: string, error: string, trouble: string): void {
   const secs = Math.ceil(world.clock / 20);
   ui.clock.textContent = world.pause > 0 ? `round ${world.round + 1} starts soon` : `round ${world.round + 1} · ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
   const shown = world.players.filter((p) => p.online).sort((a, b) => b.score - a.score || a.id.localeCompare(b.id));
@@ -254,9 +268,8 @@ function hud(ui: Ui, world: World, d: SimDriver, stream: string, error: string):
   }
   ui.status.textContent = error
     ? `Trouble: ${error}`
-    : d.publicId
-      ? `stream “${stream}” · you are player ${d.publicId} · tick ${Math.max(d.tick, 0)}`
-      : `joining stream “${stream}”…`;
+    : trouble ||
+      (d.publicId ? `stream “${stream}” · you are player ${d.publicId} · tick ${Math.max(d.tick, 0)}` : `joining stream “${stream}”…`);
 }
 
 /** scoreRow is the scoreboard's line of a player. */

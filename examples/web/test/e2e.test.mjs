@@ -224,6 +224,18 @@ test("two tabs and a Go bot play Gem Rush in one stream", { timeout: 240_000 }, 
     return agreed([a.checkpoints, b.checkpoints], lp.tick + 1);
   });
 
+  // A page whose eventstreamd is not there says so, and why, on the page.
+  const nowhere = `http://127.0.0.1:${await freePort()}`;
+  const lost = await browser.newPage();
+  lost.on("pageerror", (e) => errors.push(`the lost tab: ${e.message}`));
+  await lost.goto(`${demo}/?stream=${stream}&server=${encodeURIComponent(nowhere)}`);
+  const status = await until("the lost tab to say it cannot reach eventstreamd", 20_000, async () => {
+    const text = await lost.evaluate(() => document.getElementById("status").textContent);
+    return text.startsWith(`Cannot reach eventstreamd at ${nowhere}: is \`make run\` running?`) ? text : null;
+  });
+  console.log(`# the lost tab: ${status}`);
+  await lost.close();
+
   mkdirSync(artifacts, { recursive: true });
   for (const [label, t] of [["tab1", one], ["tab2", two], ["late", late]]) {
     const path = join(artifacts, `gemrush-${label}.png`);
