@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -9,9 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -103,23 +102,6 @@ func TestCheckServer(t *testing.T) {
 	assert.ErrorContains(t, checkServer(context.Background(), notEventstreamd.URL), "answered 404")
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRunWarnsWithoutEventstreamd: a demo started with no eventstreamd at
 // EVENTSTREAMD_URL says so before it serves the page.
 func TestRunWarnsWithoutEventstreamd(t *testing.T) {
@@ -128,12 +110,19 @@ func TestRunWarnsWithoutEventstreamd(t *testing.T) {
 	dead := deadURL(t)
 	getenv := func(k string) string { return map[string]string{"EVENTSTREAMD_URL": dead, "DEMO_DIR": dir}[k] }
 	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
+	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-demo-addr", "127.0.0.1:0"}, getenv, &out) }()
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Gem Rush on") }, 10*time.Second, 10*time.Millisecond)
+	go func() { done <- run(ctx, []string{"-demo-addr", "127.0.0.1:0"}, getenv, pw) }()
+	var lines []string
+	for sc := bufio.NewScanner(pr); sc.Scan(); {
+		lines = append(lines, sc.Text())
+		if strings.HasPrefix(sc.Text(), "Gem Rush on") {
+			break // serving
+		}
+	}
 	cancel()
 	require.NoError(t, <-done)
-	assert.Contains(t, out.String(), "WARNING: cannot reach eventstreamd at "+dead)
-	assert.Contains(t, out.String(), "is `make run` running?")
+	require.Len(t, lines, 2, "a warning, then the page's address")
+	assert.Contains(t, lines[0], "WARNING: cannot reach eventstreamd at "+dead)
+	assert.Contains(t, lines[0], "is `make run` running?")
 }
