@@ -368,8 +368,9 @@ func testSpectatorPushNewEpoch(t *testing.T, store redisURL) {
 	assert.Empty(t, fresh.ID, "a spectator's id in the new stream")
 	require.NotEmpty(t, fresh.Events)
 	assert.Equal(t, protocol.TypeReset, fresh.Events[0].Type, "the new stream from its start")
+	h.sync("/s/bob/0", `{"events":[{"type":"m"}]}`) // a tick with events is pushed at once
 	advance(t, h, 50*time.Millisecond)
-	later := next(t, c, func(r protocol.SyncReply) bool { return r.T > fresh.T })
+	later := next(t, c, func(r protocol.SyncReply) bool { return r.T > fresh.T && len(r.Events) > 0 })
 	assert.Empty(t, later.ID)
 
 	var connects []string
