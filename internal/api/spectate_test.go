@@ -276,7 +276,7 @@ func testSpectatorPush(t *testing.T, url redisURL) {
 	assert.Equal(t, before, h.read("s"), "a spectator's message changed the stream")
 
 	h.sync("/s/bob/0", `{"events":[{"type":"m","body":"live"}]}`)
-	h.clock.Advance(100 * time.Millisecond)
+	advance(t, h, 100*time.Millisecond) // once the loop waits on its timer
 	want = h.all("s", "alice")
 	collect(len(want))
 	assert.Equal(t, want, got, "live pushes")
