@@ -148,6 +148,7 @@ type Client struct {
 	queue    []pending    // events not yet in a batch
 	inflight *batch       // the batch being sent until a reply confirms it
 	probe    bool         // a sync failed: ask for the epoch before sending events
+	postErr  *Error       // the stream is full: posting stopped, reading goes on (stopPosting)
 	hashes   []HashReport // to report with the next syncs
 	lastT    int64
 	rewinds  int // Rewind calls: a push connection from before one is stale
@@ -258,6 +259,9 @@ func (c *Client) Send(typ, body string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.postErr != nil {
+		return c.postErr
+	}
 	if len(c.queue) >= c.cfg.MaxQueue {
 		return ErrQueueFull
 	}
@@ -312,6 +316,9 @@ func (c *Client) Sync(ctx context.Context) (Update, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
+		if sent != nil && c.stopPosting(err) {
+			return Update{}, err // the next sync reads on, without events
+		}
 		c.probe = true
 		return Update{}, err
 	}
@@ -370,12 +377,45 @@ func (c *Client) received(reply *wireReply) Update {
 	}
 	if c.epoch != "" && reply.Epoch != c.epoch {
 		c.hashes = c.hashes[:0] // of a game that is gone
+		c.postErr = nil         // a new stream has room
 		if !c.cfg.KeepQueueOnReset {
 			u.Dropped = c.dropQueue()
 		}
 	}
 	c.lastT, c.epoch, c.publicID = reply.T, reply.Epoch, reply.ID
 	return u
+}
+
+// stopPosting takes in err, the refusal of a request that carried a
+// batch, and reports whether it is the stream's refusal of any more events
+// (stream_full): the batch and the queue are dropped, Send returns the
+// error from then on, and the client goes on reading the stream, so that
+// a game keeps showing it (docs/protocol.md, "Trust model"). A new epoch
+// lifts it. c.mu must be held.
+func (c *Client) stopPosting(err error) bool {
+	var se *Error
+	if !errors.As(err, &se) || se.Code != protocol.CodeStreamFull {
+		return false
+	}
+	if c.postErr == nil {
+		c.log.Warn("the stream is full: sending stopped, reading goes on",
+			slog.String("stream", c.cfg.Stream), slog.Int("dropped", c.dropQueue()))
+	}
+	c.postErr = se
+	c.dropQueue()
+	return true
+}
+
+// PostErr returns the error that stopped the client's posting (a full
+// stream: code stream_full), or nil. While it is set, Send returns it and
+// the client only reads; a new epoch clears it.
+func (c *Client) PostErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.postErr == nil {
+		return nil
+	}
+	return c.postErr
 }
 
 // dropQueue drops every event queued or in flight and returns how many.
@@ -542,9 +582,11 @@ func redact(err error, secret string) error {
 // calling fn with every Update on Run's goroutine. Network errors and
 // retryable server errors are retried with capped exponential backoff and
 // jitter, or after the server's Retry-After when it gives one; queued
-// events are never dropped. Run returns ctx's error when ctx
-// ends, or an *Error when the server refuses the requests in a way that
-// retrying cannot change (such as a bad stream name or a full stream).
+// events are never dropped, except when the stream refuses more events
+// (stream_full): then posting stops, Run reads on, and Send returns that
+// error (PostErr). Run returns ctx's error when ctx ends, or an *Error
+// when the server refuses the requests in a way that retrying cannot
+// change (such as a bad stream name, or no room for another client).
 func (c *Client) Run(ctx context.Context, fn func(Update)) error {
 	switch c.cfg.Transport {
 	case Poll:
@@ -576,7 +618,7 @@ func (c *Client) runPoll(ctx context.Context, fn func(Update)) error {
 			return ctx.Err()
 		default:
 			var se *Error
-			if (errors.As(err, &se) && !se.Retryable() && !c.waits(se)) || errors.Is(err, ErrNotSpectating) {
+			if (errors.As(err, &se) && !se.Retryable() && !c.waits(se) && !c.posting(se)) || errors.Is(err, ErrNotSpectating) {
 				return err
 			}
 			failures++
@@ -597,6 +639,14 @@ func (c *Client) runPoll(ctx context.Context, fn func(Update)) error {
 // does not exist yet (a spectator creates none).
 func (c *Client) waits(se *Error) bool {
 	return c.cfg.Spectate && se.Code == protocol.CodeNotFound
+}
+
+// posting reports whether se is the refusal that stopped the client's
+// posting (stopPosting): the client reads on.
+func (c *Client) posting(se *Error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.postErr == se
 }
 
 // backoff returns the wait after the given number of consecutive failures:

@@ -162,6 +162,13 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 			if m.err != nil {
 				var se *Error
 				if errors.As(m.err, &se) {
+					c.mu.Lock()
+					stopped := sent != nil && c.stopPosting(se)
+					c.mu.Unlock()
+					if stopped {
+						sent = nil // dropped: the connection reads on
+						continue
+					}
 					if se.Retryable() {
 						retryAt = time.Now().Add(max(se.RetryAfter, c.cfg.SyncInterval))
 						sent = nil // sent again after the wait, with its id

@@ -415,7 +415,8 @@ func isNil(e Entity) bool {
 // esclient.Config.Spectate: a replay viewer, a tournament screen) sends
 // nothing and returns esclient.ErrSpectator; it snapshots its checkpoints
 // as a player's does (a game may show their hashes), but reports no hash
-// and uploads nothing.
+// and uploads nothing. Once the stream refuses more events (stream_full),
+// it returns that *esclient.Error, and the game goes on showing the stream.
 func (d *Driver) SendEvent(typ, body string) error {
 	switch {
 	case d.client == nil:

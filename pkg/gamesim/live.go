@@ -136,8 +136,10 @@ func (d *Driver) Close() error {
 }
 
 // Err returns the error that stopped the network goroutine, if any: an
-// *esclient.Error the server will answer to every retry (a bad stream name
-// or a full stream, say).
+// *esclient.Error the server will answer to every retry (a bad stream name,
+// or a stream with no room for another client, say). A stream that is full
+// of events stops only the posting: the Driver plays on, and SendEvent
+// returns the server's stream_full error.
 func (d *Driver) Err() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
