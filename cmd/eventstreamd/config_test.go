@@ -36,6 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 1000, cfg.Stream.MaxClientsPerStream)
 	assert.Equal(t, 1_000_000, cfg.Stream.MaxEventsPerStream)
 	assert.Equal(t, 4096, cfg.Stream.PageEvents)
+	assert.Equal(t, 30*time.Second, cfg.Stream.VoterTenure)
 	assert.Equal(t, int64(64<<10), cfg.Limits.MaxBodyBytes)
 	assert.Equal(t, 256, cfg.Limits.MaxEventsPerSync)
 	assert.Equal(t, 16<<10, cfg.Limits.MaxEventBodyBytes)
@@ -103,6 +104,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "ping slower than half the client timeout", args: []string{"-ws-ping-interval", "20s"}, env: env(), want: "-ws-ping-interval 20s is more than half -client-timeout 10s: a push client would be disconnected between two pings; set at most 5s"},
 		{name: "ping from the environment", args: []string{"-client-timeout", "4s"}, env: env("EVENTSTREAMD_WS_PING_INTERVAL", "3s"), want: "set at most 2s"},
 		{name: "pages smaller than an event", args: []string{"-page-bytes", "1000"}, env: env(), want: "page bytes must hold"},
+		{name: "negative voter tenure", args: []string{"-checkpoint-voter-tenure", "-1s"}, env: env(), want: "voter tenure must not be negative"},
 		{name: "log format", args: []string{"-log-format", "xml"}, env: env(), want: "log format"},
 		{name: "slow sweeps", args: []string{"-sweep-interval", "5s"}, env: env(), want: "sweep interval"},
 		{name: "unknown flag", args: []string{"-colour"}, env: env(), want: "colour"},

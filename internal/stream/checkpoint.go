@@ -177,8 +177,9 @@ func pubLess(a, b string) int {
 }
 
 // The checkpoint rule's durations in ticks of the stream's rate.
-func (c Config) judgeTicks() int64 { return durationTicks(judgeAfter, c.TickRate) }
-func (c Config) keepTicks() int64  { return durationTicks(keepVerdicts, c.TickRate) }
+func (c Config) judgeTicks() int64  { return durationTicks(judgeAfter, c.TickRate) }
+func (c Config) keepTicks() int64   { return durationTicks(keepVerdicts, c.TickRate) }
+func (c Config) tenureTicks() int64 { return durationTicks(c.VoterTenure, c.TickRate) }
 func (c Config) retainTicks() int64 {
 	return durationTicks(c.HistoryRetain, c.TickRate)
 }
@@ -220,11 +221,23 @@ func (c Config) judgeAt(ck int64) int64 { return ck + 1 + c.judgeTicks() }
 func (c Config) askAgainAt(t int64) int64 { return t + c.judgeTicks() }
 
 // voter reports whether a client connected at tick joined (its latest
-// "_c") votes on checkpoint ck: only if it was in the stream at the end of
-// tick ck. A report from a client that connected later is ignored, so ids
-// minted after a checkpoint cannot outvote the players that reached it.
+// "_c") votes on checkpoint ck: only if it was in the stream VoterTenure
+// before ck, so that ids minted shortly before a checkpoint cannot
+// outvote the players that reached it; the stream's founders (those
+// connected within its first VoterTenure) vote on every checkpoint they
+// were in the stream at, so a game whose players all join at its start
+// is judged at once. A report from any other client is ignored. The
+// voters are the clients that joined at or before voterUntil: a client
+// that votes on ck joined no later than every one that does not.
 // Mirrored in ck_voter (lua/checkpoint.lua).
-func voter(joined, ck int64) bool { return joined <= ck }
+func (c Config) voter(joined, ck int64) bool { return joined <= c.voterUntil(ck) }
+
+// voterUntil returns the latest tick of a "_c" that votes on checkpoint
+// ck (Config.voter). Mirrored in ck_voter_until (lua/checkpoint.lua).
+func (c Config) voterUntil(ck int64) int64 {
+	tenure := c.tenureTicks()
+	return max(ck-tenure, min(tenure, ck))
+}
 
 // reportable reports whether a report of checkpoint ck, made at tick t,
 // is one the store considers: a sealed checkpoint still kept.

@@ -59,6 +59,12 @@ type Config struct {
 	// ticks clients report state hashes for are its multiples. Zero turns
 	// checkpoints, desync detection, snapshots and compaction off.
 	CheckpointInterval int64
+	// VoterTenure is how long a client must have been connected (since
+	// its latest "_c") before it votes on a checkpoint, except the
+	// stream's founders: clients that connected within the stream's first
+	// VoterTenure vote from the start (Config.voter). Zero: every client
+	// connected at a checkpoint's tick votes on it.
+	VoterTenure time.Duration
 	// CheckpointQuorum is the fewest clients that must agree on a hash for
 	// it to be canonical; when fewer clients are connected, all of them.
 	CheckpointQuorum int
@@ -103,6 +109,7 @@ func DefaultConfig() Config {
 		MaxJoinsPerSecond:       20,
 		CheckpointInterval:      20,
 		CheckpointQuorum:        2,
+		VoterTenure:             30 * time.Second,
 		SnapshotEvery:           10_000,
 		MaxSnapshotBytes:        4 << 20,
 		MaxCheckpointBytes:      1 << 30,
@@ -139,6 +146,8 @@ func (c Config) Validate() error {
 		return errors.New("the event burst must be at least 1")
 	case c.CheckpointInterval < 0:
 		return errors.New("the checkpoint interval must not be negative")
+	case c.VoterTenure < 0:
+		return errors.New("the checkpoint voter tenure must not be negative")
 	case c.CheckpointInterval > 0 && c.CheckpointQuorum < 1:
 		return errors.New("the checkpoint quorum must be at least 1")
 	case c.SnapshotEvery < 0:

@@ -96,7 +96,7 @@ func (s *memStream) judgeDue(cfg *Config, t int64, c *memClient, hashes []protoc
 	}
 	s.ck.due = noTick
 	for _, r := range s.ck.records {
-		if !r.judged && (t >= cfg.judgeAt(r.t) || (reports && len(r.votes) >= s.eligible(r.t))) {
+		if !r.judged && (t >= cfg.judgeAt(r.t) || (reports && len(r.votes) >= s.eligible(cfg, r.t))) {
 			s.judge(cfg, t, r, res)
 		}
 		if !r.judged {
@@ -136,7 +136,7 @@ func (s *memStream) voteOf(ck int64, pub string) string {
 
 // report records client c's report h at tick t.
 func (s *memStream) report(cfg *Config, t int64, c *memClient, h protocol.HashReport, res *SyncResult) {
-	if !cfg.reportable(h.T, t) || !voter(c.joined, h.T) {
+	if !cfg.reportable(h.T, t) || !cfg.voter(c.joined, h.T) {
 		return
 	}
 	r := s.record(h.T)
@@ -160,18 +160,18 @@ func (s *memStream) report(cfg *Config, t int64, c *memClient, h protocol.HashRe
 	}
 	r.votes[c.publicID] = h.H
 	if r.judged && r.canonical != "" && h.H != r.canonical {
-		s.desync(t, r, []string{c.publicID}, true, res) // a late report that differs
+		s.desync(cfg, t, r, []string{c.publicID}, true, res) // a late report that differs
 	}
 }
 
 // judge judges the open checkpoint r at tick t. Mirrored in judge
 // (lua/sync.lua).
 func (s *memStream) judge(cfg *Config, t int64, r *ckRecord, res *SyncResult) {
-	canonical, diverged := judge(s.votes(r), s.eligible(r.t), cfg.CheckpointQuorum)
+	canonical, diverged := judge(s.votes(cfg, r), s.eligible(cfg, r.t), cfg.CheckpointQuorum)
 	r.judged, r.canonical = true, canonical
 	res.Judged++
 	if len(diverged) > 0 {
-		s.desync(t, r, diverged, false, res)
+		s.desync(cfg, t, r, diverged, false, res)
 	}
 	if canonical != "" && cfg.SnapshotEvery > 0 && s.ck.sinceSnap >= cfg.SnapshotEvery &&
 		(s.ck.snap == nil || r.t > s.ck.snap.T) && r.t > s.ck.want {
@@ -182,10 +182,10 @@ func (s *memStream) judge(cfg *Config, t int64, r *ckRecord, res *SyncResult) {
 // votes returns the votes for checkpoint r of its voters still connected
 // (Config.voter), in ascending public id order. Mirrored in
 // connected_votes (lua/sync.lua).
-func (s *memStream) votes(r *ckRecord) []vote {
+func (s *memStream) votes(cfg *Config, r *ckRecord) []vote {
 	out := make([]vote, 0, len(r.votes))
 	for pub, h := range r.votes {
-		if c := s.clientByPub(pub); c.connected && voter(c.joined, r.t) {
+		if c := s.clientByPub(pub); c.connected && cfg.voter(c.joined, r.t) {
 			out = append(out, vote{pub: pub, hash: h})
 		}
 	}
@@ -194,15 +194,15 @@ func (s *memStream) votes(r *ckRecord) []vote {
 }
 
 // eligible returns how many connected clients vote on checkpoint ck
-// (Config.voter): all of them unless one connected after ck. Mirrored in
+// (Config.voter): all of them unless one connected too late. Mirrored in
 // eligible (lua/sync.lua).
-func (s *memStream) eligible(ck int64) int {
-	if voter(s.lastJoin, ck) {
+func (s *memStream) eligible(cfg *Config, ck int64) int {
+	if cfg.voter(s.lastJoin, ck) {
 		return s.connected
 	}
 	n := 0
 	for _, c := range s.clients {
-		if c.connected && voter(c.joined, ck) {
+		if c.connected && cfg.voter(c.joined, ck) {
 			n++
 		}
 	}
@@ -213,7 +213,7 @@ func (s *memStream) eligible(ck int64) int {
 // checkpoint r, and records who is to be asked for a dump; late says a
 // late report, not a verdict, named them. Mirrored in desync
 // (lua/sync.lua).
-func (s *memStream) desync(t int64, r *ckRecord, diverged []string, late bool, res *SyncResult) {
+func (s *memStream) desync(cfg *Config, t int64, r *ckRecord, diverged []string, late bool, res *SyncResult) {
 	s.lastT = t
 	s.append(t, protocol.TypeDesync, desyncBody(r.t, diverged), serverOrigin)
 	res.Diverged += len(diverged)
@@ -236,7 +236,7 @@ func (s *memStream) desync(t int64, r *ckRecord, diverged []string, late bool, r
 				return // every report kept is a verdict's
 			}
 		}
-		for _, v := range s.votes(r) { // the canonical hash is never "" here: a tie names nobody
+		for _, v := range s.votes(cfg, r) { // the canonical hash is never "" here: a tie names nobody
 			if v.hash == r.canonical {
 				s.askDump(rep, v.pub, v.hash)
 				break

@@ -505,7 +505,7 @@ func (r *RedisStore) syncReplicated(ctx context.Context, schedule rueidis.Comple
 // syncArgs returns the ARGV of lua/sync.lua, in the order its header gives.
 func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []string {
 	c := &r.conf
-	args := make([]string, 0, 40+2*len(req.Events)+2*len(req.Hashes))
+	args := make([]string, 0, 41+2*len(req.Events)+2*len(req.Hashes))
 	args = append(args,
 		r.nowArg(),                               // 1
 		r.hashID(req.PrivateID),                  // 2
@@ -547,6 +547,7 @@ func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []s
 		c.joinRate,                    // 38
 		c.joinBurst,                   // 39
 		flag(req.KnownOnly),           // 40
+		c.tenureTicks,                 // 41
 	)
 	for _, e := range req.Events {
 		args = append(args, string(protocol.AppendString(nil, e.Type)), string(e.Body))
@@ -560,12 +561,12 @@ func (r *RedisStore) syncArgs(req *SyncRequest, mayCreate bool, hit tailHit) []s
 // scriptConf is the configuration as the sync script's arguments, formatted
 // once.
 type scriptConf struct {
-	tickRate, maxClients, maxEvents, maxBytes, pageEvents, pageBytes, batchMemory string
-	syncRate, syncBurst, eventRate, eventBurst                                    string
-	checkpoint, quorum, snapshotEvery, judgeTicks, keepTicks, retainTicks         string
-	maxCheckpoints, maxDesyncReports, maxDumpsPerReport                           string
-	maxKnownClients                                                               string
-	streamByteRate, streamByteBurst, joinRate, joinBurst                          string
+	tickRate, maxClients, maxEvents, maxBytes, pageEvents, pageBytes, batchMemory      string
+	syncRate, syncBurst, eventRate, eventBurst                                         string
+	checkpoint, quorum, snapshotEvery, judgeTicks, keepTicks, retainTicks, tenureTicks string
+	maxCheckpoints, maxDesyncReports, maxDumpsPerReport                                string
+	maxKnownClients                                                                    string
+	streamByteRate, streamByteBurst, joinRate, joinBurst                               string
 }
 
 func newScriptConf(c Config) scriptConf {
@@ -580,6 +581,7 @@ func newScriptConf(c Config) scriptConf {
 		checkpoint: strconv.FormatInt(c.CheckpointInterval, 10), quorum: strconv.Itoa(c.CheckpointQuorum),
 		snapshotEvery: strconv.FormatInt(c.SnapshotEvery, 10), judgeTicks: strconv.FormatInt(c.judgeTicks(), 10),
 		keepTicks: strconv.FormatInt(c.keepTicks(), 10), retainTicks: strconv.FormatInt(c.retainTicks(), 10),
+		tenureTicks:    strconv.FormatInt(c.tenureTicks(), 10),
 		maxCheckpoints: strconv.Itoa(maxCheckpoints), maxDesyncReports: strconv.Itoa(maxDesyncReports),
 		maxDumpsPerReport: strconv.Itoa(maxDumpsPerReport),
 		maxKnownClients:   strconv.Itoa(knownPerSlot * c.MaxClientsPerStream),

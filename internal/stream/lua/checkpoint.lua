@@ -30,9 +30,16 @@ local function ck_reportable(ck, t, keep_ticks) return ck < t and ck_kept(ck, t,
 -- ck is judged without waiting for more reports.
 local function ck_judge_at(ck, judge_ticks) return ck + 1 + judge_ticks end
 
--- ck_voter mirrors voter (checkpoint.go): a client connected at tick
--- joined votes on checkpoint ck only if it was in the stream at ck.
-local function ck_voter(joined, ck) return joined <= ck end
+-- ck_voter_until mirrors Config.voterUntil (checkpoint.go): the latest
+-- tick of a "_c" that votes on checkpoint ck, tenure the voter tenure in
+-- ticks.
+local function ck_voter_until(ck, tenure) return math.max(ck - tenure, math.min(tenure, ck)) end
+
+-- ck_voter mirrors Config.voter (checkpoint.go): a client connected at
+-- tick joined votes on checkpoint ck only if it was in the stream tenure
+-- before ck, or is one of the stream's founders (joined within its first
+-- tenure) and was in it at ck.
+local function ck_voter(joined, ck, tenure) return joined <= ck_voter_until(ck, tenure) end
 
 -- snap_asked mirrors memCheckpoints.asked (store_memory_checkpoint.go):
 -- client pub may upload its snapshot of checkpoint ck if it was asked

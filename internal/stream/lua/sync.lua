@@ -28,6 +28,7 @@
 --   (admission.go); 36 bytes a second all of a stream's clients may post,
 --   37 their burst; 38 new ids a second a stream takes, 39 their burst
 --   (ratelimit.go); 40 "1" if only a known id may sync (SyncRequest.KnownOnly);
+--   41 the ticks of the checkpoint voter tenure (Config.voter);
 --   then per event its type and its body, both JSON string
 --   literals; then per hash report its tick and its hash.
 -- Returns {"err", code} (scriptErrors in store_redis.go), {"err", "rate_limited",
@@ -68,7 +69,7 @@ if ARGV[5] ~= "" and not isNew then
   batches = redis.call("HGET", KEYS[5], pub)
   if batches and string.find("," .. batches .. ",", "," .. ARGV[5] .. ",", 1, true) then rep = true end
 end
-local EV = 41 -- the first event's ARGV
+local EV = 42 -- the first event's ARGV
 
 -- The fair-use buckets (ratelimit.go): a new client's are full.
 local srate, sburst, erate, eburst = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
@@ -197,17 +198,18 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   local quorum, snap_every = tonumber(ARGV[26]), tonumber(ARGV[27])
   local judge_ticks, keep_ticks = tonumber(ARGV[28]), tonumber(ARGV[29])
   local max_checkpoints, max_reports, max_dumps = tonumber(ARGV[32]), tonumber(ARGV[33]), tonumber(ARGV[34])
+  local tenure = tonumber(ARGV[41])
   local open = cks_load(m.cks)
   local was = {m.ck_j, m.ck_due, m.ck_want, m.dumps}
   local reps = nil -- the desync reports, loaded when needed
 
   -- voters returns the connected clients that vote on checkpoint ck
-  -- (ck_voter): all of them but those that joined after ck.
+  -- (ck_voter): all of them but those that joined too late.
   local function voters(ck)
     local pubs = redis.call("ZRANGE", KEYS[4], 0, -1)
-    if ck_voter(m.last_join, ck) or #pubs == 0 then return pubs end
+    if ck_voter(m.last_join, ck, tenure) or #pubs == 0 then return pubs end
     local late, out = {}, {}
-    for _, p in ipairs(redis.call("ZRANGEBYSCORE", KEYS[7], "(" .. ck, "+inf")) do late[p] = true end
+    for _, p in ipairs(redis.call("ZRANGEBYSCORE", KEYS[7], "(" .. ck_voter_until(ck, tenure), "+inf")) do late[p] = true end
     for _, p in ipairs(pubs) do
       if not late[p] then out[#out + 1] = p end
     end
@@ -216,8 +218,8 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
   -- eligible mirrors memStream.eligible: how many clients vote on ck, in
   -- O(log n) (a report of each client asks).
   local function eligible(ck)
-    if ck_voter(m.last_join, ck) then return m.connected end
-    return m.connected - redis.call("ZCOUNT", KEYS[7], "(" .. ck, "+inf")
+    if ck_voter(m.last_join, ck, tenure) then return m.connected end
+    return m.connected - redis.call("ZCOUNT", KEYS[7], "(" .. ck_voter_until(ck, tenure), "+inf")
   end
   -- connected_votes mirrors memStream.votes: {public id, hash} in order,
   -- and how many voters there are.
@@ -307,7 +309,7 @@ if N > 0 and (reports or (m.ck_due >= 0 and t >= m.ck_due)) then
       local r = ck_find(open, ck)
       local verdict = nil
       if not r then verdict = ck_verdict(KEYS[1], ck) end
-      local ok = ck_reportable(ck, t, keep_ticks) and ck_voter(joined, ck)
+      local ok = ck_reportable(ck, t, keep_ticks) and ck_voter(joined, ck, tenure)
       if ok and not r and not verdict then
         if kept() >= max_checkpoints then
           local oldest = ck_first(m.ck_j)

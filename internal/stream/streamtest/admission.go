@@ -19,6 +19,7 @@ import (
 // attacks of issue 17) to Run.
 func runAdmission(t *testing.T, newStore Factory) {
 	t.Run("FreshIDsCannotJudge", func(t *testing.T) { testFreshIDsCannotJudge(t, newStore) })
+	t.Run("VoterTenure", func(t *testing.T) { testVoterTenure(t, newStore) })
 	t.Run("LateReportsKeepVerdicts", func(t *testing.T) { testLateReportsKeepVerdicts(t, newStore) })
 	t.Run("UploadRefusals", func(t *testing.T) { testUploadRefusals(t, newStore) })
 	t.Run("StreamByteRate", func(t *testing.T) { testStreamByteRate(t, newStore) })
@@ -74,26 +75,7 @@ func testFreshIDsCannotJudge(t *testing.T, newStore Factory) {
 	for _, x := range e.all("s", "a") {
 		st.apply(x)
 	}
-	forged := []byte("the attacker's state")
-	for _, x := range []string{"x", "y", "z"} {
-		r := e.report("s", x, 0, 20, sha256Hex(forged))
-		assert.Zero(t, r.Judged, "%s joined at 21: its report of 20 is ignored", x)
-		assert.Nil(t, r.Snap)
-	}
-	e.report("s", "a", 21, 20, st.hash())
-	r := e.report("s", "b", 21, 20, st.hash())
-	assert.Equal(t, 1, r.Judged, "judged once both voters reported")
-	assert.Zero(t, r.Diverged)
-	require.NotNil(t, r.Snap, "b agreed: it is asked for the snapshot")
-
-	for _, x := range []string{"x", "y", "z"} {
-		before := e.view("s")
-		_, _, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: x, T: 20, Data: forged})
-		require.ErrorIs(t, err, stream.ErrForbidden)
-		_, _, err = e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: x, T: 20, Data: st.bytes()})
-		require.ErrorIs(t, err, stream.ErrForbidden, "not even the right one: %s was not asked", x)
-		assert.Equal(t, before, e.view("s"), "a refused upload changes nothing")
-	}
+	e.ignoredAttack(20, st.hash(), []byte("the attacker's state"), st.bytes())
 	e.at(30)
 	assert.Empty(t, e.desyncs("s"), "nobody was named")
 	_, stored, err := e.store.PutSnapshot(ctx, &stream.Upload{Stream: "s", PrivateID: "b", T: 20, Data: st.bytes()})
@@ -103,8 +85,9 @@ func testFreshIDsCannotJudge(t *testing.T, newStore Factory) {
 	require.NoError(t, err)
 	assert.Equal(t, st.bytes(), snap.Data, "the players' state")
 
-	// Present at the next checkpoint, three are a majority of five: the
-	// trust model's limit, which the join rates keep from coming in seconds.
+	// Joined within the stream's first voter tenure, they are founders and
+	// vote on the next checkpoint: three are a majority of five, the trust
+	// model's limit (testVoterTenure: ids that join a running game wait).
 	e.at(41)
 	for _, x := range []string{"x", "y", "z"} {
 		e.report("s", x, 41, 40, "ee")
@@ -112,9 +95,77 @@ func testFreshIDsCannotJudge(t *testing.T, newStore Factory) {
 	e.report("s", "a", 41, 40, "aa")
 	e.report("s", "b", 41, 40, "aa")
 	e.at(81) // judged 2 s after it was sealed: the reader that read the desyncs at 30 is a voter too, silent
-	r = e.poll("s", "a", 81)
+	r := e.poll("s", "a", 81)
 	assert.Equal(t, 1, r.Judged)
 	assert.Equal(t, 2, r.Diverged, "a majority of the players present decides")
+}
+
+// ignoredAttack runs, at tick ck+1 of stream "s", the attack of issue 17
+// on checkpoint ck, which x, y and z may not vote on: they report the hash
+// of forged, the players a and b report h. It requires that only a and b
+// were judged, that b was asked for the snapshot, and that uploads of
+// forged (and of honest, unless nil) by x, y and z are refused and change
+// nothing.
+func (e *env) ignoredAttack(ck int64, h string, forged, honest []byte) {
+	t := e.t
+	t.Helper()
+	for _, x := range []string{"x", "y", "z"} {
+		r := e.report("s", x, ck+1, ck, sha256Hex(forged))
+		assert.Zero(t, r.Judged, "%s may not vote on %d: its report is ignored", x, ck)
+		assert.Nil(t, r.Snap, "%s is not asked for the snapshot", x)
+	}
+	e.report("s", "a", ck+1, ck, h)
+	r := e.report("s", "b", ck+1, ck, h)
+	assert.Equal(t, 1, r.Judged, "judged once both voters reported")
+	assert.Zero(t, r.Diverged)
+	require.NotNil(t, r.Snap, "b agreed: it is asked for the snapshot")
+	for _, x := range []string{"x", "y", "z"} {
+		for _, data := range [][]byte{forged, honest} {
+			if data == nil {
+				continue
+			}
+			before := e.view("s")
+			_, _, err := e.store.PutSnapshot(context.Background(), &stream.Upload{Stream: "s", PrivateID: x, T: ck, Data: data})
+			require.ErrorIs(t, err, stream.ErrForbidden, "%s was not asked, whatever it uploads", x)
+			assert.Equal(t, before, e.view("s"), "a refused upload changes nothing")
+		}
+	}
+}
+
+// testVoterTenure: ids that join a running game shortly before a
+// checkpoint have no say on it until they have been in the stream for
+// VoterTenure; the founders vote from the start. Three of them, joined 2 s
+// before a checkpoint, named both honest players of an open stream and
+// were asked for its snapshot.
+func testVoterTenure(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, func(c *stream.Config) {
+		c.SnapshotEvery = 1
+		c.VoterTenure = 3 * time.Second // 60 ticks: a and b, joined at 0, are founders
+	})
+	e.poll("s", "a", 0)
+	e.poll("s", "b", 0)
+
+	e.at(100) // 2 s before checkpoint 140
+	for _, x := range []string{"x", "y", "z"} {
+		e.poll("s", x, 0)
+	}
+	e.post("s", "a", 100, "1", "2")
+	e.at(141)
+	e.ignoredAttack(140, "bb", []byte("the attacker's state"), nil)
+	assert.Empty(t, e.desyncs("s"), "nobody was named")
+
+	// In the stream since 100, they vote from checkpoint 160 on: on an open
+	// stream a majority that stays long enough decides (tokens are the
+	// defence; docs/protocol.md, Trust model).
+	e.at(161)
+	e.post("s", "a", 161, "3")
+	for _, x := range []string{"x", "y", "z"} {
+		e.report("s", x, 161, 160, "ee")
+	}
+	e.report("s", "a", 161, 160, "cc")
+	r := e.report("s", "b", 161, 160, "cc")
+	assert.Equal(t, 1, r.Judged, "judged once all five voters reported")
+	assert.Equal(t, 2, r.Diverged, "the majority, in the stream for the tenure, decides")
 }
 
 // testLateReportsKeepVerdicts: a client's late reports that differ are
