@@ -268,6 +268,7 @@ export class EventStreamClient {
   #tokenGetting: Promise<string> | null = null; // one tokenFn call at a time
 
   #queue: Pending[] = []; // events not yet in a batch
+  #postError: EventStreamError | null = null; // the stream is full: posting stopped, reading goes on (#stopPosting)
   #inflight: Batch | null = null; // the batch being sent until a reply confirms it
   #probe = false; // a sync failed: ask for the epoch before sending events
   #hashes: HashReport[] = []; // to report with the next syncs
@@ -367,6 +368,7 @@ export class EventStreamClient {
     if (/\p{Surrogate}/u.test(body)) throw new EventStreamError(0, "bad_request", "an event body must be valid Unicode (no lone surrogate)");
     const size = utf8.encode(JSON.stringify(body)).length - 2;
     if (size > MaxBodyLen) throw new EventStreamError(0, "too_large", `an event body must be at most ${MaxBodyLen} bytes encoded`);
+    if (this.#postError) throw this.#postError;
     if (this.#queue.length >= this.#maxQueue) throw new EventStreamError(0, LocalCode.QueueFull, "the send queue is full");
     this.#queue.push({ type, body, size: typeLen + size });
     this.#wake?.();
@@ -418,6 +420,7 @@ export class EventStreamClient {
       const resp = body === null ? await this.#request("GET", target, null, undefined, signal) : await this.#request("POST", target, body, "application/json", signal);
       reply = parseReply(await resp.text());
     } catch (e) {
+      if (sent && this.#stopPosting(e)) throw e; // the next sync reads on, without events
       this.#probe = true;
       throw e;
     }
@@ -425,6 +428,27 @@ export class EventStreamClient {
     if (sent) this.#inflight = null; // the server has it
     this.#hashes = this.#hashes.filter((h) => !hashes.includes(h));
     return this.#received(reply);
+  }
+
+  /**
+   * postError is the error that stopped the client's posting (a full stream: code stream_full), or null. While it is set,
+   * send throws it and the client only reads; a new epoch clears it. Esclient's PostErr.
+   */
+  get postError(): EventStreamError | null {
+    return this.#postError;
+  }
+
+  /**
+   * stopPosting takes in e, the refusal of a request that carried a batch, and reports whether it is the stream's refusal
+   * of any more events (stream_full): the batch and the queue are dropped, send throws the error from then on, and the
+   * client goes on reading, so that a game keeps showing the stream (docs/protocol.md, "Client guidance"). Esclient's stopPosting.
+   */
+  #stopPosting(e: unknown): boolean {
+    if (!(e instanceof EventStreamError) || e.code !== "stream_full") return false;
+    this.#postError = e;
+    this.#queue = [];
+    this.#inflight = null;
+    return true;
   }
 
   /** received takes a reply in: the cursor, the epoch, the public id. */
@@ -445,6 +469,7 @@ export class EventStreamClient {
     if (reply.dump !== undefined) u.dump = reply.dump;
     if (this.#epoch && reply.epoch !== this.#epoch) {
       this.#hashes = []; // of a game that is gone
+      this.#postError = null; // a new stream has room
       if (!this.#keepQueueOnReset) {
         u.dropped = this.pending;
         this.#queue = [];
@@ -508,7 +533,7 @@ export class EventStreamClient {
       } catch (e) {
         if (signal.aborted) return;
         const se = asError(e, this.privateId);
-        if (!se.retryable) throw se;
+        if (!se.retryable && se !== this.#postError) throw se;
         this.#lastError = se;
         failures++;
         wait = se.retryAfterMs > 0 ? se.retryAfterMs : this.#backoff(failures, restarting(se));
@@ -657,6 +682,10 @@ export class EventStreamClient {
           const code = typeof wire.error?.code === "string" ? wire.error.code : "";
           const ra = typeof wire.error?.retryAfter === "number" ? Math.min(wire.error.retryAfter, 3600) * 1000 : 0;
           const se = new EventStreamError(statusOf(code), code, typeof wire.error?.message === "string" ? wire.error.message : data, ra);
+          if (sent && this.#stopPosting(se)) {
+            sent = null; // dropped: the connection reads on
+            return;
+          }
           if (!se.retryable) {
             finish(se);
             return;
