@@ -35,7 +35,7 @@ var (
 func TestDesyncEndToEnd(t *testing.T) {
 	url := apitest.StartBinary(t, nil, "-snapshot-every", "30", "-history-retain", "1s").URL()
 
-	var outs [2]lockedBuffer
+	var outs [2]apitest.Output
 	var wg sync.WaitGroup
 	for i, run1 := range [][]string{
 		{"-n", "5", "-desync-at", "60", "-duration", "8s"},
@@ -52,7 +52,7 @@ func TestDesyncEndToEnd(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	lines := strings.Split(strings.TrimSpace(outs[0].b.String()+outs[1].b.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(outs[0].String()+outs[1].String()), "\n")
 
 	var broken string
 	var brokeAt int64

@@ -15,17 +15,6 @@ import (
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 var line = regexp.MustCompile(`^player \d+ id=\d+ tick=(\d+) checkpoint hash=([0-9a-f]{64})$`)
 
 // TestTwoRunsAgree plays two runs of the example on one stream, the second
@@ -36,7 +25,7 @@ func TestTwoRunsAgree(t *testing.T) {
 	}
 	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), nil)
 
-	var outs [2]lockedBuffer
+	var outs [2]apitest.Output
 	var wg sync.WaitGroup
 	for i, delay := range []time.Duration{0, time.Second} {
 		wg.Add(1)
@@ -52,7 +41,7 @@ func TestTwoRunsAgree(t *testing.T) {
 	hashes := map[string]string{} // tick → hash
 	common := 0
 	for i := range outs {
-		lines := strings.Split(strings.TrimSpace(outs[i].b.String()), "\n")
+		lines := strings.Split(strings.TrimSpace(outs[i].String()), "\n")
 		require.NotEmpty(t, lines)
 		for _, l := range lines {
 			m := line.FindStringSubmatch(l)

@@ -34,7 +34,7 @@ func TestSpectatorsEndToEnd(t *testing.T) {
 	}
 	url := apitest.StartBinary(t, nil, "-snapshot-every", "10", "-history-retain", "1s").URL()
 
-	var outs [2]lockedBuffer
+	var outs [2]apitest.Output
 	var wg sync.WaitGroup
 	for i, args := range [][]string{
 		{"-n", "2", "-spectators", "2", "-duration", "8s"},
@@ -64,7 +64,7 @@ func TestSpectatorsEndToEnd(t *testing.T) {
 	spectators := map[string][]string{} // run/spectator/tick -> hashes
 	loaded := map[string]bool{}         // run/spectator that started from the snapshot
 	for run := range outs {
-		for _, l := range strings.Split(strings.TrimSpace(outs[run].b.String()), "\n") {
+		for _, l := range strings.Split(strings.TrimSpace(outs[run].String()), "\n") {
 			if m := loadedSpectator.FindStringSubmatch(l); m != nil {
 				loaded[fmt.Sprintf("%d/%s", run, m[1])] = true
 			}
@@ -100,7 +100,7 @@ func TestSpectatorsEndToEnd(t *testing.T) {
 	for _, who := range []string{"0/1", "0/2", "1/1", "1/2"} {
 		assert.Greater(t, compared[who], 1, "spectator %s (run/spectator) shared ticks with the players: %v", who, compared)
 	}
-	assert.True(t, loaded["1/1"] && loaded["1/2"], "the late spectators started from the snapshot: %v\n%s", loaded, outs[1].b.String())
+	assert.True(t, loaded["1/1"] && loaded["1/2"], "the late spectators started from the snapshot: %v\n%s", loaded, outs[1].String())
 
 	// What the stream retains names the two players only.
 	reader, err := esclient.New(esclient.Config{BaseURL: url, Stream: "watched", Spectate: true, Transport: esclient.Poll})

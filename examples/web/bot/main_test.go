@@ -18,23 +18,6 @@ import (
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var (
 	checkpointLine = regexp.MustCompile(`^checkpoint (\d+) ([0-9a-f]{64})$`)
 	idLine         = regexp.MustCompile(`^public id (\d+)$`)
@@ -51,7 +34,7 @@ func TestBotsAgree(t *testing.T) {
 	srv, _ := apitest.NewServer(t, stream.DefaultConfig(), nil)
 	idFile := filepath.Join(t.TempDir(), "bot-id")
 
-	var outs [3]lockedBuffer
+	var outs [3]apitest.Output
 	var wg sync.WaitGroup
 	for i, give := range []struct {
 		delay, duration time.Duration
