@@ -147,7 +147,7 @@ func (m *MemoryStore) sweepClient(s *memStream, c *memClient, now time.Time, res
 	t := s.tickAt(now)
 	s.lastT = t
 	s.append(t, protocol.TypeDisconnect, protocol.AppendString(nil, c.publicID), serverOrigin)
-	c.connected = false
+	c.connected, c.left = false, t
 	s.connected--
 	res.Disconnected = append(res.Disconnected, Disconnect{Stream: s.name, PublicID: c.publicID, T: t})
 	if s.connected == 0 {
@@ -251,6 +251,7 @@ type memClient struct {
 	lastSeen  time.Time
 	connected bool
 	joined    int64 // the tick of its latest "_c" (Config.voter)
+	left      int64 // the tick of its latest "_d" (forgetLess)
 	queued    bool
 	batches   *batchRing
 	// The client's fair-use buckets (ratelimit.go), as of refilled (ms).
@@ -299,6 +300,24 @@ func (s *memStream) drop(n int) {
 	s.base = cut
 }
 
+// forgettable returns, when look, the private id and the client the
+// stream forgets first (forgetLess) if a new id takes its place, or nil
+// when every client is connected. Mirrored in the admission part of
+// lua/sync.lua.
+func (s *memStream) forgettable(look bool) (string, *memClient) {
+	if !look {
+		return "", nil
+	}
+	var priv string
+	var first *memClient
+	for p, c := range s.clients {
+		if !c.connected && (first == nil || forgetLess(c.left, c.publicID, first.left, first.publicID)) {
+			priv, first = p, c
+		}
+	}
+	return priv, first
+}
+
 // sync applies req at now. s.mu must be held. Every check comes before the
 // first change, so a request that fails changes nothing.
 func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*SyncResult, error) {
@@ -311,7 +330,9 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 		return nil, ErrNewClient
 	}
 	connect := c == nil || !c.connected
-	if err := m.cfg.admit(c == nil, connect, len(s.clients), s.connected); err != nil {
+	forgetPriv, forgetC := s.forgettable(c == nil && len(s.clients) >= knownPerSlot*m.cfg.MaxClientsPerStream)
+	forget, err := m.cfg.admit(c == nil, connect, forgetC != nil, len(s.clients), s.connected)
+	if err != nil {
 		return nil, err
 	}
 	repeat := req.Batch != "" && c != nil && c.batches.contains(req.Batch)
@@ -369,6 +390,10 @@ func (s *memStream) sync(m *MemoryStore, now time.Time, req *SyncRequest) (*Sync
 	s.joinTokens, s.bucketsAt = joins, nowMs
 	if c == nil {
 		s.joinTokens = spend(joins, 1, m.cfg.MaxJoinsPerSecond)
+		if forget {
+			delete(s.clients, forgetPriv)
+			delete(s.byPub, forgetC.publicID)
+		}
 		s.nextID++
 		c = &memClient{publicID: pub}
 		s.clients[strings.Clone(req.PrivateID)] = c

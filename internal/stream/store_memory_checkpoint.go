@@ -180,12 +180,13 @@ func (s *memStream) judge(cfg *Config, t int64, r *ckRecord, res *SyncResult) {
 }
 
 // votes returns the votes for checkpoint r of its voters still connected
-// (Config.voter), in ascending public id order. Mirrored in
-// connected_votes (lua/sync.lua).
+// (Config.voter), in ascending public id order; a voter the stream forgot
+// (admission.go) is not connected. Mirrored in connected_votes
+// (lua/sync.lua).
 func (s *memStream) votes(cfg *Config, r *ckRecord) []vote {
 	out := make([]vote, 0, len(r.votes))
 	for pub, h := range r.votes {
-		if c := s.clientByPub(pub); c.connected && cfg.voter(c.joined, r.t) {
+		if c := s.byPub[pub]; c != nil && c.connected && cfg.voter(c.joined, r.t) {
 			out = append(out, vote{pub: pub, hash: h})
 		}
 	}

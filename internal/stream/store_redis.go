@@ -306,18 +306,20 @@ type streamKeys struct {
 	ids     string // hash: keyed hash of a private id -> public id
 	seen    string // zset: public id -> last heard from (ms), connected clients only
 	clients string // hash: public id -> its last batch hashes; "r:" + public id -> its fair-use buckets;
+	// "k:" + public id -> the keyed hash of its private id (to forget it, admission.go);
 	// "v:" + public id -> its hash reports; "d:" + public id -> the dump it owes and when to ask
 	desyncs string // hash: "r" -> the desync reports; "d:<tick>:<public id>" -> a dump
 	joined  string // zset: public id -> the tick of its latest "_c", connected clients only
+	left    string // zset: public id -> the tick of its latest "_d", disconnected clients only (admission.go)
 }
 
 func (r *RedisStore) keys(stream string) streamKeys {
 	tag := r.cfg.Prefix + "{" + stream + "}:"
-	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", clients: tag + "b", desyncs: tag + "x", joined: tag + "j"}
+	return streamKeys{meta: tag + "m", log: tag + "l", ids: tag + "i", seen: tag + "s", clients: tag + "b", desyncs: tag + "x", joined: tag + "j", left: tag + "g"}
 }
 
 func (k streamKeys) all() []string {
-	return []string{k.meta, k.log, k.ids, k.seen, k.clients, k.desyncs, k.joined}
+	return []string{k.meta, k.log, k.ids, k.seen, k.clients, k.desyncs, k.joined, k.left}
 }
 
 // nowArg is the time argument of the scripts: "" lets Redis use its clock.

@@ -23,6 +23,7 @@ if #silent > 0 then
     log_append(KEYS[2], m, t, encode_event(t, '"_d"', "_", '"' .. pub .. '"'))
     redis.call("ZREM", KEYS[4], pub)
     redis.call("ZREM", KEYS[7], pub)
+    redis.call("ZADD", KEYS[8], t, pub) -- admission.go: forgetLess
     m.connected = m.connected - 1
     out[#out + 1] = pub
   end

@@ -9,7 +9,10 @@
 --   6 desyncs (hash: the desync reports and dumps, lua/checkpoint.lua),
 --   7 joined (zset: public id -> the tick of its latest "_c"; connected
 --     clients only; one of a stream older than the key is not in it, and
---     counts as joined at 0).
+--     counts as joined at 0),
+--   8 left (zset: public id -> the tick of its latest "_d"; disconnected
+--     clients only, the ones a new id may take the place of, admission.go).
+--   KEYS[5] also holds "k:" .. public id -> the keyed hash of its private id.
 -- ARGV: syncArgs (store_redis.go), in this order:
 --   1 now in ms, or ""; 2 keyed hash of the private id; 3 last known tick;
 --   4 epoch the client gave, or ""; 5 batch hash, or ""; 6 epoch for a new stream;
@@ -61,8 +64,18 @@ if isNew and ARGV[40] == "1" then return {"err", "new_client"} end
 local connect = isNew or not redis.call("ZSCORE", KEYS[4], pub)
 -- Admission (Config.admit, admission.go): the cap counts the clients
 -- connected now; the ids a stream knows are bounded too.
+-- A new id that finds the most ids remembered takes the place of the one
+-- disconnected longest (forgetLess; memStream.forgettable), or is refused
+-- when every one is connected.
 if connect and m.connected >= tonumber(ARGV[8]) then return {"err", "client_cap"} end
-if isNew and m.next_id >= tonumber(ARGV[35]) then return {"err", "client_cap"} end
+local forget = false
+if isNew and redis.call("HLEN", KEYS[3]) >= tonumber(ARGV[35]) then
+  local first = redis.call("ZRANGE", KEYS[8], 0, 0, "WITHSCORES")
+  if #first == 0 then return {"err", "client_cap"} end
+  for _, p in ipairs(redis.call("ZRANGEBYSCORE", KEYS[8], first[2], first[2])) do
+    if not forget or pub_less(p, forget) then forget = p end
+  end
+end
 local batches = false
 local rep = false
 if ARGV[5] ~= "" and not isNew then
@@ -150,6 +163,18 @@ if #adds > 0 and in_tick > tonumber(ARGV[12]) + 1 then return {"err", "tick_full
 
 -- Every check is done: from here on, the request takes effect.
 if created then redis.call("HSET", KEYS[1], "epoch", m.epoch, "created", m.created, "rate", m.rate) end
+if forget then
+  -- The forgotten id's mapping and its state (KEYS[5]); its votes are
+  -- moot, as it is not connected (connected_votes).
+  local priv = redis.call("HGET", KEYS[5], "k:" .. forget)
+  if priv then redis.call("HDEL", KEYS[3], priv) end
+  redis.call("HDEL", KEYS[5], forget, "r:" .. forget, "k:" .. forget)
+  if redis.call("HDEL", KEYS[5], "d:" .. forget) == 1 then
+    m.dumps = m.dumps - 1
+    redis.call("HSET", KEYS[1], "dumps", m.dumps)
+  end
+  redis.call("ZREM", KEYS[8], forget)
+end
 if isNew then
   m.next_id = m.next_id + 1
   pub = who
@@ -160,7 +185,7 @@ redis.call("ZADD", KEYS[4], now, pub)
 -- What the buckets hold now; one that is off is not spent (spend, ratelimit.go).
 if srate > 0 then syncs = syncs - 1 end
 if erate > 0 then evs = evs - posted end
-redis.call("HSET", KEYS[5], "r:" .. pub, string.format("%.17g %.17g %d", syncs, evs, now))
+redis.call("HSET", KEYS[5], "r:" .. pub, string.format("%.17g %.17g %d", syncs, evs, now), "k:" .. pub, ARGV[2])
 -- The stream's, written when spent: refilled later, an older state gives
 -- the same tokens.
 if (brate > 0 and posted_bytes > 0) or (jrate > 0 and isNew) then
@@ -173,6 +198,7 @@ if connect then
   m.last_join = t
   redis.call("HSET", KEYS[1], "last_join", t)
   redis.call("ZADD", KEYS[7], t, pub)
+  if not isNew then redis.call("ZREM", KEYS[8], pub) end
   if m.connected == 1 then
     for _, k in ipairs(KEYS) do redis.call("PERSIST", k) end
     redis.call("HDEL", KEYS[1], "empty_since")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ func runAdmission(t *testing.T, newStore Factory) {
 	t.Run("StreamByteRate", func(t *testing.T) { testStreamByteRate(t, newStore) })
 	t.Run("JoinRate", func(t *testing.T) { testJoinRate(t, newStore) })
 	t.Run("FloodCannotLockOut", func(t *testing.T) { testFloodCannotLockOut(t, newStore) })
+	t.Run("FloodIsForgotten", func(t *testing.T) { testFloodIsForgotten(t, newStore) })
+	t.Run("ForgottenVoter", func(t *testing.T) { testForgottenVoter(t, newStore) })
 	t.Run("KnownOnly", func(t *testing.T) { testKnownOnly(t, newStore) })
 	t.Run("CheckpointBudget", func(t *testing.T) { testCheckpointBudget(t, newStore) })
 }
@@ -380,6 +383,86 @@ func testFloodCannotLockOut(t *testing.T, newStore Factory) {
 	e.clock.Advance(5 * time.Second)
 	require.Len(t, e.sweep().Disconnected, 19)
 	e.poll("s", "newcomer", 0)
+}
+
+// testFloodIsForgotten: ids that joined and went silent cannot lock new
+// players out for the stream's life. With a cap of 3 clients, a stream
+// remembers 24 ids; a new id that finds 24 remembered takes the place of
+// the one disconnected longest (the earliest "_d", then the smallest
+// public id), which, if it returns, is a new client. A new id refused by
+// the client cap forgets nobody.
+func testFloodIsForgotten(t *testing.T, newStore Factory) {
+	ctx := context.Background()
+	const slots = 3
+	e := newEnv(t, newStore, func(c *stream.Config) { c.MaxClientsPerStream, c.MaxJoinsPerSecond = slots, 0 })
+	id := func(i int) string { return fmt.Sprint("id", i) }
+	for g := range 8 { // 8 groups of 3 ids, each disconnected at its own tick
+		for i := range slots {
+			assert.Equal(t, fmt.Sprint(g*slots+i+1), e.poll("s", id(g*slots+i), 0).PublicID)
+		}
+		e.clock.Advance(11 * time.Second)
+		require.Len(t, e.sweep().Disconnected, slots)
+	}
+
+	// Three slots taken, 21 ids disconnected: the client cap refuses a new
+	// id, and it forgets nobody.
+	for i := range slots {
+		assert.Equal(t, fmt.Sprint(i+1), e.poll("s", id(i), 0).PublicID, "%s is remembered", id(i))
+	}
+	before := e.view("s")
+	_, err := e.store.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "new", Events: Moves("x")})
+	require.ErrorIs(t, err, stream.ErrClientCap)
+	assert.Equal(t, before, e.view("s"), "a refusal changes nothing")
+	e.clock.Advance(11 * time.Second)
+	require.Len(t, e.sweep().Disconnected, slots)
+	// id0, id1 and id2 left last now; id3 (public id 4) left first.
+
+	r := e.poll("s", "new", 0)
+	assert.Equal(t, "25", r.PublicID, "24 remembered, all disconnected: the new id is admitted")
+	r = e.poll("s", id(3), 0)
+	assert.Equal(t, "26", r.PublicID, "id3, disconnected longest, was forgotten: it is a new client")
+	e.clock.Advance(tick)
+	assert.True(t, slices.ContainsFunc(e.view("s").events, func(x protocol.Event) bool {
+		return x.Type == protocol.TypeConnect && x.Body == "26"
+	}), "a new \"_c\"")
+	// id3 took the place of id4 (public id 5, the same "_d" as 4, the next
+	// public id); id5 (6) is still remembered.
+	assert.Equal(t, "6", e.poll("s", id(5), 0).PublicID, "id5 is remembered")
+	e.clock.Advance(11 * time.Second)
+	require.Len(t, e.sweep().Disconnected, slots)
+	assert.Equal(t, "27", e.poll("s", id(4), 0).PublicID, "id4 was forgotten")
+	assert.Equal(t, "1", e.poll("s", id(0), 0).PublicID, "id0 left late: it is remembered")
+}
+
+// testForgottenVoter: a voter forgotten before its checkpoint is judged
+// has no say on it, like any voter that left.
+func testForgottenVoter(t *testing.T, newStore Factory) {
+	e := newEnv(t, newStore, func(c *stream.Config) {
+		c.MaxClientsPerStream, c.MaxJoinsPerSecond, c.ClientTimeout = 2, 0, 60*time.Millisecond
+	})
+	e.poll("s", "a", 0)
+	e.poll("s", "b", 0)
+	e.at(21)
+	e.report("s", "a", 21, 20, "aa")
+	e.poll("s", "b", 21)
+	e.at(24)
+	require.Len(t, e.sweep().Disconnected, 2)
+	for i := range 14 { // 16 remembered, all disconnected
+		e.poll("s", fmt.Sprint("id", i), 0)
+		if i%2 == 1 {
+			e.clock.Advance(70 * time.Millisecond)
+			require.Len(t, e.sweep().Disconnected, 2)
+		}
+	}
+	assert.Equal(t, "17", e.poll("s", "x", 0).PublicID, "x takes a's place")
+	assert.Equal(t, "18", e.poll("s", "y", 0).PublicID, "y takes b's place")
+	e.at(61) // checkpoint 20 is due
+	r := e.poll("s", "x", 0)
+	assert.Equal(t, 1, r.Judged)
+	assert.Zero(t, r.Diverged)
+	d, err := e.store.Desyncs(context.Background(), "s")
+	require.NoError(t, err)
+	assert.Empty(t, d)
 }
 
 // testKnownOnly: a request with KnownOnly from an id the stream does not
