@@ -13,9 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
+	"github.com/stretchr/testify/require"
 
 	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/clock"
+	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/redistest"
 	"github.com/goeventstream/eventstream/internal/stream"
 	"github.com/goeventstream/eventstream/internal/stream/streamtest"
@@ -244,4 +248,122 @@ func scriptTime(tb testing.TB, url redisURL) int64 {
 		}
 	}
 	return total
+}
+
+// pollServer is a Server as eventstreamd builds it for esbench's load
+// (scripts/floor.sh): the memory store behind the store metrics, new ids
+// limited by address, no debug log. Its stream "s" has a client "c" whose
+// last sync answered tick t of epoch.
+func pollServer(tb testing.TB) (srv *api.Server, fake *clock.Fake, t int64, epoch string) {
+	tb.Helper()
+	fake = clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	scfg := stream.DefaultConfig()
+	scfg.Clock = fake
+	scfg.MaxSyncsPerSecond, scfg.MaxEventsPerSecond = 0, 0 // a clock that stands still refills nothing
+	store := newStore(tb, scfg, "")
+	m, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), Streams: store, MaxStreamSeries: 1000, Version: "test"})
+	require.NoError(tb, err)
+	acfg := api.Config{Store: m.InstrumentStore(store), Metrics: m, Limits: api.DefaultLimits(), Clock: fake}
+	acfg.Admission.NewClientsPerAddressPerMinute = 1200
+	srv, err = api.New(acfg)
+	require.NoError(tb, err)
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/s/c/0", strings.NewReader(`{"events":[{"type":"move","body":"left"}]}`)))
+	require.Equal(tb, http.StatusOK, rec.Code, rec.Body.String())
+	var reply struct {
+		T     int64  `json:"t"`
+		Epoch string `json:"epoch"`
+	}
+	require.NoError(tb, json.Unmarshal(rec.Body.Bytes(), &reply))
+	return srv, fake, reply.T, reply.Epoch
+}
+
+// pollRequest returns one of esbench's syncs, from a client that knows
+// tick t: a poll (GET, the epoch in the query) or a post of one event of
+// 64 bytes.
+func pollRequest(post bool, t int64, epoch string) *http.Request {
+	target := "/s/c/" + strconv.FormatInt(t, 10) + "?epoch=" + epoch
+	if post {
+		return httptest.NewRequest(http.MethodPost, target, strings.NewReader(pollEvent))
+	}
+	return httptest.NewRequest(http.MethodGet, target, nil)
+}
+
+var pollEvent = `{"events":[{"type":"move","body":"` + strings.Repeat("x", 64) + `"}]}`
+
+// discardWriter is a ResponseWriter that allocates nothing of its own, so
+// that allocations counted are the server's.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+
+func (w *discardWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *discardWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func (w *discardWriter) reset() { clear(w.h); w.status = 0 }
+
+// TestPollAllocations holds the allocations of the syncs of
+// BenchmarkHTTPPoll (the requests' own, built by httptest, are not
+// counted): each was found in a profile of the server under esbench.
+func TestPollAllocations(t *testing.T) {
+	for _, tt := range []struct {
+		give string
+		post bool
+		want float64
+	}{
+		{give: "poll", want: 23},
+		{give: "post", post: true, want: 34},
+	} {
+		t.Run(tt.give, func(t *testing.T) {
+			srv, _, tick, epoch := pollServer(t)
+			w := &discardWriter{h: http.Header{}}
+			build := testing.AllocsPerRun(100, func() { _ = pollRequest(tt.post, tick, epoch) })
+			served := testing.AllocsPerRun(100, func() {
+				w.reset()
+				srv.ServeHTTP(w, pollRequest(tt.post, tick, epoch))
+				if w.status != http.StatusOK {
+					t.Fatalf("status %d", w.status)
+				}
+			})
+			if n := served - build; n > tt.want {
+				t.Errorf("a %s allocates %v times, want at most %v", tt.give, n, tt.want)
+			}
+			t.Logf("%s: %v allocations", tt.give, served-build)
+		})
+	}
+}
+
+// BenchmarkHTTPPoll measures the syncs of esbench's load, in process: a
+// client up to date polling with its epoch, and one posting an event
+// each tick.
+func BenchmarkHTTPPoll(b *testing.B) {
+	for _, post := range []bool{false, true} {
+		b.Run(map[bool]string{false: "poll", true: "post"}[post], func(b *testing.B) {
+			srv, fake, tick, epoch := pollServer(b)
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if post { // a tick each: a tick holds at most a page of events
+					fake.Advance(50 * time.Millisecond)
+					tick++
+				}
+				w.reset()
+				srv.ServeHTTP(w, pollRequest(post, tick, epoch))
+				if w.status != http.StatusOK {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
+	}
 }
