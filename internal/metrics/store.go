@@ -33,49 +33,54 @@ func newStoreMetrics() *storeMetrics {
 // InstrumentStore returns s with every call timed and every failure of the
 // backend counted.
 func (m *Metrics) InstrumentStore(s stream.Store) stream.Store {
-	for _, op := range []string{"sync", "sweep", "stats", "ping"} {
-		m.store.duration.WithLabelValues(op)
-		m.store.errors.WithLabelValues(op)
+	op := func(name string) opObservers { // resolved once: a sync is too busy to look its labels up
+		return opObservers{duration: m.store.duration.WithLabelValues(name), errors: m.store.errors.WithLabelValues(name)}
 	}
-	return &instrumentedStore{Store: s, m: m.store}
+	return &instrumentedStore{Store: s, sync: op("sync"), sweep: op("sweep"), stats: op("stats"), ping: op("ping")}
 }
 
 type instrumentedStore struct {
 	stream.Store
-	m *storeMetrics
+	sync, sweep, stats, ping opObservers
 }
 
-func (s *instrumentedStore) observe(op string, start time.Time, err error) {
-	s.m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+// opObservers are the children of storeMetrics of one operation.
+type opObservers struct {
+	duration prometheus.Observer
+	errors   prometheus.Counter
+}
+
+func (o opObservers) observe(start time.Time, err error) {
+	o.duration.Observe(time.Since(start).Seconds())
 	if errors.Is(err, stream.ErrUnavailable) {
-		s.m.errors.WithLabelValues(op).Inc()
+		o.errors.Inc()
 	}
 }
 
 func (s *instrumentedStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
 	start := time.Now()
 	res, err := s.Store.Sync(ctx, req)
-	s.observe("sync", start, err)
+	s.sync.observe(start, err)
 	return res, err
 }
 
 func (s *instrumentedStore) Sweep(ctx context.Context) (stream.SweepResult, error) {
 	start := time.Now()
 	res, err := s.Store.Sweep(ctx)
-	s.observe("sweep", start, err)
+	s.sweep.observe(start, err)
 	return res, err
 }
 
 func (s *instrumentedStore) Stats(ctx context.Context, limit int) (stream.Stats, error) {
 	start := time.Now()
 	res, err := s.Store.Stats(ctx, limit)
-	s.observe("stats", start, err)
+	s.stats.observe(start, err)
 	return res, err
 }
 
 func (s *instrumentedStore) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := s.Store.Ping(ctx)
-	s.observe("ping", start, err)
+	s.ping.observe(start, err)
 	return err
 }
