@@ -322,8 +322,8 @@ func TestPollAllocations(t *testing.T) {
 		post bool
 		want float64
 	}{
-		{give: "poll", want: 23},
-		{give: "post", post: true, want: 34},
+		{give: "poll", want: 16},
+		{give: "post", post: true, want: 27},
 	} {
 		t.Run(tt.give, func(t *testing.T) {
 			srv, _, tick, epoch := pollServer(t)

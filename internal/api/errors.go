@@ -103,8 +103,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ae.status(), b)
 }
 
+// jsonContentType is the Content-Type header of JSON replies, set without
+// allocating it for each: net/http only reads a reply's header values.
+var jsonContentType = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // the client has gone; nothing to do
 }

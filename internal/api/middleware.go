@@ -2,11 +2,11 @@ package api
 
 import (
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"go.uber.org/zap"
 
 	"github.com/goeventstream/eventstream/internal/protocol"
@@ -17,23 +17,33 @@ func (s *Server) commonHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Date"] = s.date.get()
-		h.Set("Cache-Control", "no-store")
+		h["Cache-Control"] = noStore
 		s.cors.allowOrigin(h, r)
 		next.ServeHTTP(w, r)
 	})
 }
+
+// noStore is the Cache-Control header of every reply, set without
+// allocating it for each (as jsonContentType).
+var noStore = []string{"no-store"}
 
 // instrument counts, times and logs every request by its route pattern. It
 // logs the stream but never the raw path, which holds a private id.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next.ServeHTTP(ww, r)
+		sw := statusWriters.Get().(*statusWriter)
+		sw.ResponseWriter = w
+		next.ServeHTTP(sw, r)
+		status := sw.status
+		*sw = statusWriter{}
+		statusWriters.Put(sw)
 		d := time.Since(start)
 
-		route := routePattern(r)
-		status := ww.Status()
+		route := r.Pattern // chi's route pattern, as it set it on the request it routed
+		if route == "" {
+			route = routePattern(r)
+		}
 		if status == 0 {
 			status = http.StatusOK
 		}
@@ -50,6 +60,40 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// statusWriter keeps the status of a reply for instrument. It is pooled:
+// nothing keeps a ResponseWriter past its handler's return. Hijack and
+// Flush reach the connection's through Unwrap (http.ResponseController).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// WriteHeader passes informational statuses but 101 Switching Protocols,
+// and the first final status, which it keeps; later ones are dropped (as
+// chi's middleware.WrapResponseWriter did).
+func (w *statusWriter) WriteHeader(status int) {
+	switch {
+	case status >= 100 && status <= 199 && status != http.StatusSwitchingProtocols:
+	case w.status != 0:
+		return
+	default:
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap returns the writer of the connection, for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // methodLabel bounds the "method" label to the standard methods: a client
 // may send any token as a method, and labels must stay few and valid UTF-8.

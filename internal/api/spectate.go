@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/protocol"
@@ -26,16 +27,15 @@ const spectateParam = "spectate"
 // role is spectator, or it asks with ?spectate=1 (any client may choose to
 // only watch). A spectator only reads: its POST or PUT is 403 forbidden,
 // before its body is read.
-func spectating(r *http.Request) (bool, error) {
+// query is r's, as requestQuery parsed it.
+func spectating(r *http.Request, query url.Values) (bool, error) {
 	asked := false
-	if r.URL.RawQuery != "" {
-		switch v := r.URL.Query()[spectateParam]; {
-		case len(v) == 0 || (len(v) == 1 && v[0] == ""):
-		case len(v) == 1 && v[0] == "1":
-			asked = true
-		default:
-			return false, errorf(protocol.CodeBadRequest, "spectate must be 1, once, or absent")
-		}
+	switch v := query[spectateParam]; {
+	case len(v) == 0 || (len(v) == 1 && v[0] == ""):
+	case len(v) == 1 && v[0] == "1":
+		asked = true
+	default:
+		return false, errorf(protocol.CodeBadRequest, "spectate must be 1, once, or absent")
 	}
 	g, _ := auth.FromContext(r.Context())
 	if !asked && (g == nil || !g.Spectator()) {
@@ -50,7 +50,7 @@ func spectating(r *http.Request) (bool, error) {
 // playersOnly serves h unless r is a spectator's upload, which it refuses.
 func (s *Server) playersOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, err := spectating(r); err != nil {
+		if _, err := spectating(r, requestQuery(r)); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,14 +28,15 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 		if r = s.admitted(w, r); r == nil {
 			return
 		}
-		spectator, err := spectating(r)
+		query := requestQuery(r)
+		spectator, err := spectating(r, query)
 		switch {
 		case err != nil:
 			s.writeError(w, r, err)
 		case r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
 			s.push.upgrade(w, r, spectator)
 		default:
-			s.sync(w, r, spectator)
+			s.sync(w, r, query, spectator)
 		}
 	case http.MethodOptions:
 		preflight(w, syncMethods)
@@ -48,7 +50,7 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 // sync answers a sync, or a spectator's poll: what a sync would answer,
 // read without a client (Store.Read), with "id":"" (a spectator has no
 // public id; spectate.go).
-func (s *Server) sync(w http.ResponseWriter, r *http.Request, spectator bool) {
+func (s *Server) sync(w http.ResponseWriter, r *http.Request, query url.Values, spectator bool) {
 	// The most this sync may hold, its body and its reply, is reserved
 	// first; what it does not use is given back as soon as it is known.
 	body := s.limits.MaxBodyBytes
@@ -61,7 +63,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, spectator bool) {
 	}
 	defer mem.release()
 
-	req, err := s.parseSync(r)
+	req, err := s.parseSyncQuery(r, query)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -89,18 +91,24 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, spectator bool) {
 func writeReply(w http.ResponseWriter, res *stream.SyncResult) {
 	var headBuf [160]byte
 	head := appendReplyHead(headBuf[:0], res)
-	tail := `]}` + "\n"
+	tail := replyTail
 	if res.More {
-		tail = `],"more":true}` + "\n"
+		tail = replyTailMore
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(head)+len(res.Events)+len(tail)))
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(head) + len(res.Events) + len(tail))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(head)
 	_, _ = w.Write(res.Events)
-	_, _ = io.WriteString(w, tail)
+	_, _ = w.Write(tail)
 }
+
+// The ends of a reply, after its events.
+var (
+	replyTail     = []byte(`]}` + "\n")
+	replyTailMore = []byte(`],"more":true}` + "\n")
+)
 
 // replyBufs holds buffers for the events of replies, so that a busy server
 // does not allocate one per sync.
@@ -168,6 +176,12 @@ var emptyBody = json.RawMessage(`""`)
 // parseSync validates everything about a sync request that can be checked
 // without the store.
 func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
+	return s.parseSyncQuery(r, requestQuery(r))
+}
+
+// parseSyncQuery is parseSync of r whose query, as requestQuery parsed
+// it, is query: a sync's route parses it once.
+func (s *Server) parseSyncQuery(r *http.Request, query url.Values) (*stream.SyncRequest, error) {
 	req := &stream.SyncRequest{
 		Stream:    chi.URLParam(r, "stream"),
 		PrivateID: chi.URLParam(r, "client"),
@@ -181,13 +195,11 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 			"the last known tick must be a non-negative decimal integer below 2^63, digits only")
 	}
 	req.LastKnownTick = tick
-	if r.URL.RawQuery != "" { // most syncs carry no query: parse none
-		if epoch := r.URL.Query().Get("epoch"); epoch != "" {
-			if err := checkEpoch(epoch); err != nil {
-				return nil, err
-			}
-			req.Epoch = epoch
+	if epoch := query.Get("epoch"); epoch != "" {
+		if err := checkEpoch(epoch); err != nil {
+			return nil, err
 		}
+		req.Epoch = epoch
 	}
 	if r.Method != http.MethodPost {
 		return req, nil
@@ -319,6 +331,15 @@ func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 			"events[%d].body must be valid UTF-8", i)
 	}
 	return stream.Event{Type: *e.Type, Body: body}, nil
+}
+
+// requestQuery returns r's query parameters, or nil for the most requests,
+// which carry no query: they parse none.
+func requestQuery(r *http.Request) url.Values {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	return r.URL.Query()
 }
 
 // readBody reads the body of r, at most limit bytes; what names it in
