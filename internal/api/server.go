@@ -172,11 +172,14 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.commonHeaders, s.instrument)
+	r.Use(s.recoverer)
 	if limit := newAddressLimiter(cfg.Admission); limit != nil {
 		s.store = admittingStore{Store: cfg.Store, limit: limit}
 		r.Use(limit.withSource)
 	}
+	// instrument is the last to pass a request on: chi sets the route's
+	// pattern on the request instrument has.
+	r.Use(s.commonHeaders, s.instrument)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(protocol.CodeNotFound,
 			"no such endpoint; a sync is GET or POST /{stream}/{privateId}/{lastKnownTick}"))
