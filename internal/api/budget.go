@@ -56,6 +56,15 @@ func (b *budget) hold(ctx context.Context, n int64) (held, bool) {
 	return held{b, n}, true
 }
 
+// tryHold takes n bytes if they are free now, and reports whether it got
+// them.
+func (b *budget) tryHold(n int64) (held, bool) {
+	if !b.sem.TryAcquire(n) {
+		return held{}, false
+	}
+	return held{b, n}, true
+}
+
 // trim gives back what h holds past used bytes, once they are known.
 func (h *held) trim(used int64) {
 	if used < h.n {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,16 @@ const (
 	// it anew.
 	CloseStreamGone websocket.StatusCode = 4002
 )
+
+// pushQueueSlack is what a push connection's queue holds beyond a page
+// (-max-reply-bytes): the small pushes that follow a page the client is
+// still reading.
+const pushQueueSlack = 64 << 10
+
+// wire makes the pushWire of a push connection's socket.
+func (p *pusher) wire(nc net.Conn) *pushWire {
+	return newPushWire(nc, p.srv.inflight, p.srv.limits.MaxReplyBytes+pushQueueSlack, p.cfg.MaxLag)
+}
 
 // goingAway is the reason of the close that ends a push connection when
 // the server shuts down.

@@ -19,21 +19,23 @@ const (
 	pushWriteBuffer = 1 << 10
 )
 
-// smallBuffers is a ResponseWriter whose Hijack returns the connection
-// with buffers of pushReadBuffer and pushWriteBuffer bytes, and keeps it
-// in conn.
+// smallBuffers is a ResponseWriter whose Hijack returns the connection,
+// as the pushWire that wire makes of it, with buffers of pushReadBuffer
+// and pushWriteBuffer bytes, and keeps it in conn.
 type smallBuffers struct {
 	http.ResponseWriter
-	conn *net.Conn
+	wire func(net.Conn) *pushWire
+	conn **pushWire
 }
 
 func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	hc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	nc := w.wire(hc)
 	*w.conn = nc
 	// What the client sent after its handshake, which net/http has read
 	// already, is moved to the new reader: it is the client's first

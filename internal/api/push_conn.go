@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"net"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -28,15 +26,20 @@ import (
 // pushConn is one push connection; its serving goroutine writes, another
 // reads.
 type pushConn struct {
-	p  *pusher
-	ws *websocket.Conn
-	nc net.Conn // ws's connection, for its write deadline
+	p    *pusher
+	ws   *websocket.Conn
+	wire *pushWire // ws's connection
+	ctx  context.Context
 	// id is its client's public id in the epoch of its cursor, stamped on
 	// every push: set by the upgrade's sync, and by the sync that moves it
 	// to a new epoch (rejoin). Only c's serving goroutine uses it.
 	id        string
 	spectator bool          // reads only: never synced, never present (spectate.go)
 	notify    chan struct{} // cap 1: new slices
+
+	// wmu is held while c is sent what it is owed (catchUp): by its
+	// writer, or by its stream's loop (offer).
+	wmu sync.Mutex
 
 	mu   sync.Mutex
 	auth *auth.Grant        // its token's, renewed by its messages; nil with auth off or on an open stream
@@ -97,26 +100,19 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 	defer putReplyBuf(buf)
 	msg := append(append(append((*buf)[:0], head...), res.Events...), tail...)
 	*buf = msg
-	// A client that takes longer than MaxLag to take one message is too
-	// slow: what it has not read fills the connection. The deadline is the
-	// connection's, not a context's: a context a push cost a timer and two
-	// registrations, a tenth of a push's CPU. The connection's end closes
-	// it, which ends a write in progress too. A deadline is the operating
-	// system's, in its time, not the server's clock.
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.p.cfg.MaxLag))
+	// A write never waits for the client (pushWire): a client that takes
+	// longer than MaxLag to take what is queued for it is cut, and so is
+	// one whose queue outgrows its bounds.
 	if err := c.ws.Write(context.WithoutCancel(ctx), websocket.MessageText, msg); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			c.ws.CloseNow() // no close frame can get through it
-		}
+		c.ws.CloseNow() // broken mid-frame: no close frame can follow
 		return err
 	}
-	_ = c.nc.SetWriteDeadline(time.Time{}) // the other writes have contexts
 	return nil
 }
 
-// write sends c every slice past its cursor, as the loop reads them:
-// from the window when it holds c's cursor, else by a read of its own (c
-// joined, or fell behind the window).
+// write sends c every slice past its cursor, as the loop reads them, when
+// the loop did not (offer): from the window when it holds c's cursor,
+// else by a read of its own (c joined, or fell behind the window).
 func (c *pushConn) write(ctx context.Context, s *pushStream) {
 	ping := c.p.srv.clock.NewTicker(c.p.cfg.PingInterval)
 	defer ping.Stop()
@@ -131,56 +127,95 @@ func (c *pushConn) write(ctx context.Context, s *pushStream) {
 			continue
 		case <-c.notify:
 		}
-		rejoined := false // once a wake: the loop may not have read c's new epoch yet
-		for {
-			req := c.at()
-			res, newest, epoch := s.next(req)
-			var mem held // what res holds, once it is read
-			var err error
-			switch {
-			case epoch != req.Epoch && rejoined:
-				res = nil
-			case epoch != req.Epoch:
-				rejoined = true
-				if res, mem, err = c.readHeld(ctx, c.rejoin); err != nil {
-					c.closeFor(ctx, err)
-					return
+		c.wmu.Lock()
+		open, _ := c.catchUp(ctx, s, true)
+		c.wmu.Unlock()
+		if !open {
+			return
+		}
+	}
+}
+
+// offer sends c what the window holds past its cursor, from the stream's
+// loop, unless c's writer is at it, or c needs more than the window and a
+// write (a read of the store, memory to wait for, a close): then c's
+// writer is woken for it.
+func (c *pushConn) offer(s *pushStream) {
+	if c.wire.nonBlocking() && c.wmu.TryLock() {
+		_, handOff := c.catchUp(c.ctx, s, false)
+		c.wmu.Unlock()
+		if !handOff {
+			return
+		}
+	}
+	select {
+	case c.notify <- struct{}{}:
+	default: // already woken: its next catchUp takes everything
+	}
+}
+
+// catchUp sends c what it is owed, message after message, until it is up
+// to date, and reports whether c is still open. Its stream's loop calls it
+// with mayWait false: then it stops before anything that would wait (a
+// read of the store, in-flight memory that is not free, closing c) and
+// reports handOff, for c's writer to do. c.wmu is held.
+func (c *pushConn) catchUp(ctx context.Context, s *pushStream, mayWait bool) (open, handOff bool) {
+	rejoined := false // once a call: the loop may not have read c's new epoch yet
+	for {
+		req := c.at()
+		res, newest, epoch := s.next(req)
+		var mem held // what res holds, once it is read
+		var err error
+		switch {
+		case epoch != req.Epoch && rejoined:
+			res = nil
+		case !mayWait && (epoch != req.Epoch || newest-req.LastKnownTick > c.p.cfg.lagTicks(s.tickRate()) ||
+			res == nil && newest > req.LastKnownTick):
+			return true, true
+		case epoch != req.Epoch:
+			rejoined = true
+			if res, mem, err = c.readHeld(ctx, c.rejoin); err != nil {
+				c.closeFor(ctx, err)
+				return false, false
+			}
+			if res.Epoch == req.Epoch && res.T == req.LastKnownTick && len(res.Events) == 0 {
+				res = nil // c is ahead of the loop: nothing new
+			}
+		case newest-req.LastKnownTick > c.p.cfg.lagTicks(s.tickRate()):
+			c.ws.Close(CloseTooSlow, "more than -ws-max-lag behind; reconnect")
+			return false, false
+		case res == nil && newest > req.LastKnownTick:
+			if res, mem, err = c.readHeld(ctx, c.readFor); err != nil {
+				c.closeFor(ctx, err)
+				return false, false
+			}
+		}
+		c.mu.Lock()
+		snap, dump := c.snap, c.dump
+		c.mu.Unlock()
+		if res == nil && (snap != nil || dump != nil) {
+			res = &stream.SyncResult{T: req.LastKnownTick, Epoch: req.Epoch, TickRate: s.tickRate()}
+		}
+		if res == nil {
+			mem.release()      // a rejoin that brought nothing
+			return true, false // up to date
+		}
+		if mem.n == 0 { // the window's: the message it is copied into
+			var ok bool
+			if !mayWait {
+				if mem, ok = c.p.srv.inflight.tryHold(pushBytes(res)); !ok {
+					return true, true
 				}
-				if res.Epoch == req.Epoch && res.T == req.LastKnownTick && len(res.Events) == 0 {
-					res = nil // c is ahead of the loop: nothing new
-				}
-			case newest-req.LastKnownTick > c.p.cfg.lagTicks(s.tickRate()):
-				c.ws.Close(CloseTooSlow, "more than -ws-max-lag behind; reconnect")
-				return
-			case res == nil && newest > req.LastKnownTick:
-				if res, mem, err = c.readHeld(ctx, c.readFor); err != nil {
-					c.closeFor(ctx, err)
-					return
-				}
+			} else if mem, ok = c.p.srv.inflight.hold(ctx, pushBytes(res)); !ok {
+				c.closeFor(ctx, errNoMemory)
+				return false, false
 			}
-			c.mu.Lock()
-			snap, dump := c.snap, c.dump
-			c.mu.Unlock()
-			if res == nil && (snap != nil || dump != nil) {
-				res = &stream.SyncResult{T: req.LastKnownTick, Epoch: req.Epoch, TickRate: s.tickRate()}
-			}
-			if res == nil {
-				mem.release() // a rejoin that brought nothing
-				break         // up to date
-			}
-			if mem.n == 0 { // the window's: the message it is copied into
-				var ok bool
-				if mem, ok = c.p.srv.inflight.hold(ctx, pushBytes(res)); !ok {
-					c.closeFor(ctx, errNoMemory)
-					return
-				}
-			}
-			res.Snap, res.Dump = snap, dump
-			err = c.send(ctx, res)
-			mem.release()
-			if err != nil {
-				return
-			}
+		}
+		res.Snap, res.Dump = snap, dump
+		err = c.send(ctx, res)
+		mem.release()
+		if err != nil {
+			return false, false
 		}
 	}
 }

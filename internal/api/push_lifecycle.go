@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/base64"
-	"net"
 	"net/http"
 	"strings"
 
@@ -84,17 +83,17 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request, spectator bool)
 		return
 	}
 	mem.trim(pushBytes(res))
-	var nc net.Conn
+	var wire *pushWire
 	// The handshake and the origin are checked: Accept checks neither
 	// again, and fails only if the connection cannot be taken over.
-	ws, err := websocket.Accept(smallBuffers{w, &nc}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(smallBuffers{w, p.wire, &wire}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		mem.release()
 		done()
 		return // Accept has answered
 	}
 	ws.SetReadLimit(p.srv.limits.MaxBodyBytes)
-	c := &pushConn{p: p, ws: ws, nc: nc, id: res.PublicID, spectator: spectator, notify: make(chan struct{}, 1),
+	c := &pushConn{p: p, ws: ws, wire: wire, id: res.PublicID, spectator: spectator, notify: make(chan struct{}, 1),
 		req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
 	c.auth, _ = auth.FromContext(r.Context())
 	// The connection lives on goroutines of its own, and the handler
@@ -151,6 +150,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	c.ctx = ctx
 	err := c.send(ctx, res)
 	mem.release()
 	for err == nil && res.More { // the history, page by page

@@ -70,7 +70,7 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	quiet := 0
 	quietTicks := int(max(quietPush/tick, 1)) // counted in new ticks read
 	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
-	var notify []*pushConn
+	var offer []*pushConn
 	for {
 		select {
 		case <-ctx.Done():
@@ -107,19 +107,14 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 				continue
 			}
 			quiet = 0
-			// The writers are woken once the window is theirs to read:
-			// woken under the lock, a thousand would wait for it.
-			notify = notify[:0]
+			// The connections are sent the window once it is theirs to
+			// read: under the lock, a thousand writes would wait for it.
+			offer = offer[:0]
 			for c := range s.conns {
-				notify = append(notify, c)
+				offer = append(offer, c)
 			}
 			s.mu.Unlock()
-			for _, c := range notify {
-				select {
-				case c.notify <- struct{}{}:
-				default: // already notified: its next write takes everything
-				}
-			}
+			s.offer(offer)
 		}
 		if !read { // the store failed: the next tick tries again
 			t.Reset(tick)
@@ -129,6 +124,32 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 		prev = start
 		t.Reset(phase.next().Sub(clk.Now()))
 	}
+}
+
+// pushFanout is how many connections of a stream one goroutine is sent a
+// tick on: a stream of more is written on several cores.
+const pushFanout = 64
+
+// offer sends conns what the window holds for them (pushConn.offer): the
+// loop itself the first pushFanout, and a goroutine each further
+// pushFanout, and returns once all are sent.
+func (s *pushStream) offer(conns []*pushConn) {
+	var wg sync.WaitGroup
+	for len(conns) > pushFanout {
+		part := conns[len(conns)-pushFanout:]
+		conns = conns[:len(conns)-pushFanout]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, c := range part {
+				c.offer(s)
+			}
+		}()
+	}
+	for _, c := range conns {
+		c.offer(s)
+	}
+	wg.Wait()
 }
 
 // closeAll closes every connection of the stream.

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// pushWire is the connection a push connection's WebSocket writes to. A
+// write to it never waits for the client: what the socket takes at once
+// is written, and the rest is queued, in order, and written out by a
+// goroutine of its own while the client reads. So a stream's loop can
+// write a tick to every connection of the stream itself, one after the
+// other, without a goroutine woken per connection, and a client that
+// stops reading delays nobody.
+//
+// What is queued is bounded: it holds in-flight memory
+// (-max-inflight-bytes) until it is written, at most maxQueue bytes a
+// connection, and a queue that has waited maxLag to go out is too slow. A
+// write that breaks a bound fails, and the connection is cut: its
+// WebSocket is broken mid-frame, so no close frame can follow.
+//
+// A connection that is not a socket (a pipe, TLS) cannot be written
+// without waiting: each write then waits, up to maxLag, as any
+// connection's would (nonBlocking is false).
+type pushWire struct {
+	net.Conn
+	raw      syscall.RawConn // nil: not a socket
+	budget   *budget
+	maxQueue int
+	maxLag   time.Duration
+
+	mu       sync.Mutex
+	queue    []byte    // what the socket has not taken yet, in order
+	spare    []byte    // the queue's other buffer, while one is written out
+	since    time.Time // when the oldest byte of queue was queued
+	held     int64     // in-flight memory held for queue and what is being written out
+	draining bool      // drain is writing out; queue only grows meanwhile
+	err      error     // the first failure; every write after it fails
+}
+
+// errTooSlow fails a write to a connection whose queue would pass its
+// bounds.
+var errTooSlow = errors.New("push connection too slow: its queue is full")
+
+func newPushWire(nc net.Conn, b *budget, maxQueue int, maxLag time.Duration) *pushWire {
+	w := &pushWire{Conn: nc, budget: b, maxQueue: maxQueue, maxLag: maxLag}
+	if sc, ok := nc.(syscall.Conn); ok && canWriteNow {
+		if raw, err := sc.SyscallConn(); err == nil {
+			w.raw = raw
+		}
+	}
+	return w
+}
+
+// nonBlocking reports whether a write to w never waits for its client.
+func (w *pushWire) nonBlocking() bool { return w.raw != nil }
+
+// Write writes p, or queues what the socket does not take at once.
+func (w *pushWire) Write(p []byte) (int, error) {
+	if w.raw == nil { // waits, at most maxLag, as the operating system's time goes
+		_ = w.Conn.SetWriteDeadline(time.Now().Add(w.maxLag))
+		return w.Conn.Write(p)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := 0
+	if len(w.queue) == 0 && !w.draining {
+		var err error
+		if n, err = writeNow(w.raw, p); err != nil {
+			w.err = err
+			return n, err
+		}
+		if n == len(p) {
+			return n, nil
+		}
+	}
+	rest := p[n:]
+	if len(w.queue)+len(rest) > w.maxQueue || !w.budget.sem.TryAcquire(int64(len(rest))) {
+		w.err = errTooSlow
+		return n, w.err
+	}
+	w.held += int64(len(rest))
+	if len(w.queue) == 0 {
+		w.since = time.Now()
+	}
+	w.queue = append(w.queue, rest...)
+	if !w.draining {
+		w.draining = true
+		go w.drain()
+	}
+	return len(p), nil
+}
+
+// drain writes the queue out, waiting for the client, until it is empty;
+// a queue that is not written within maxLag of being queued cuts the
+// connection.
+func (w *pushWire) drain() {
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 || w.err != nil {
+			w.draining = false
+			w.mu.Unlock()
+			return
+		}
+		out := w.queue
+		w.queue, w.spare = w.spare[:0], nil
+		deadline := w.since.Add(w.maxLag)
+		w.mu.Unlock()
+
+		_ = w.Conn.SetWriteDeadline(deadline)
+		_, err := w.Conn.Write(out)
+		if err == nil { // a write now, once the queue is empty, has no deadline to pass
+			_ = w.Conn.SetWriteDeadline(time.Time{})
+		}
+
+		w.mu.Lock()
+		w.give(int64(len(out)))
+		if cap(out) <= w.maxQueue {
+			w.spare = out[:0]
+		}
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		failed := w.err != nil
+		w.mu.Unlock()
+		if failed {
+			w.Close()
+		}
+	}
+}
+
+// give gives back n bytes of the in-flight memory w holds. w.mu is held.
+func (w *pushWire) give(n int64) {
+	n = min(n, w.held)
+	if n > 0 {
+		w.held -= n
+		w.budget.give(n)
+	}
+}
+
+// Close closes the connection and gives back the memory of what was not
+// written.
+func (w *pushWire) Close() error {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = net.ErrClosed
+	}
+	w.give(int64(len(w.queue)))
+	w.queue = nil
+	w.mu.Unlock()
+	return w.Conn.Close()
+}
