@@ -15,11 +15,14 @@ import (
 // sealed, in the shape of a sync reply, and the client sends sync bodies.
 //
 // One loop per stream with connections on this replica reads the stream's
-// new ticks from the store once per tick (Store.Read) and hands the same
-// bytes to every connection; each connection writes on a goroutine of its
-// own, so a slow reader delays nobody: what it has not sent yet coalesces
-// into its next message, and a connection further behind than MaxLag is
-// closed (it reconnects and catches up by sync).
+// new ticks from the store once per tick (Store.Read) and writes the same
+// events to every connection that is up to date, itself: a write never
+// waits for a client (pushWire queues what its socket does not take), so a
+// slow reader delays nobody. A connection that needs more (a read of its
+// own, after it joined or fell behind the loop's window, or a new epoch)
+// is served by a goroutine of its own; what it has not been sent yet
+// coalesces into its next message, and a connection further behind than
+// MaxLag is closed (it reconnects and catches up by sync).
 
 // PushConfig configures push connections. A zero field takes its
 // default (DefaultPushConfig).
