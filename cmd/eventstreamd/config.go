@@ -133,6 +133,8 @@ func (c config) Validate() error {
 			c.Push.PingInterval, c.Stream.ClientTimeout, c.Stream.ClientTimeout/2)
 	case c.Push.MaxLag <= 0:
 		return errors.New("-ws-max-lag must be positive")
+	case c.Push.QuietInterval <= 0 || c.Push.QuietInterval > api.MaxQuietInterval:
+		return fmt.Errorf("-ws-quiet-interval must be positive and at most %v", api.MaxQuietInterval)
 	case c.Push.MaxSpectatorsPerStream < 1:
 		// Read as its default by api.PushConfig, as -max-ws-connections.
 		return errors.New("-max-spectators-per-stream must be at least 1 (past it, spectators poll)")
@@ -215,6 +217,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&cfg.Push.MaxConnections, "max-ws-connections", cfg.Push.MaxConnections, "most push (WebSocket) connections; past it an upgrade is answered 503 server_full")
 	fs.DurationVar(&cfg.Push.PingInterval, "ws-ping-interval", cfg.Push.PingInterval, "how often a push connection is pinged and its client's presence refreshed; at most half -client-timeout (when not set: the default, or half -client-timeout if that is less)")
 	fs.Int64Var(&cfg.Push.MaxSpectatorsPerStream, "max-spectators-per-stream", cfg.Push.MaxSpectatorsPerStream, "most spectators' push connections to one stream on this server; past it a spectator's upgrade is answered 503 server_full (polling spectators are not counted)")
+	fs.DurationVar(&cfg.Push.QuietInterval, "ws-quiet-interval", cfg.Push.QuietInterval, "the longest a push connection goes without a message while its stream's ticks pass with no events (the bound on t clients pace by); longer sends fewer messages, and a simulation runs further behind the server")
 	fs.DurationVar(&cfg.Push.MaxLag, "ws-max-lag", cfg.Push.MaxLag, "how far behind the newest tick a push connection may fall before it is closed (4001); its client catches up by sync")
 	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
 		cfg.CORSOrigins = nil

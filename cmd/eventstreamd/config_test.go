@@ -100,6 +100,8 @@ func TestBadConfig(t *testing.T) {
 		{name: "replicas of the memory store", args: []string{"-store-wait-replicas", "1"}, env: env(), want: "-store-wait-replicas needs a Redis store"},
 		{name: "negative replicas", args: []string{"-store", "redis://localhost:6379", "-store-secret", "9f86d081884c7d659a2feaa0c55ad015"}, env: env("EVENTSTREAMD_STORE_WAIT_REPLICAS", "-1"), want: "replicas"},
 		{name: "no push connections", args: []string{"-max-ws-connections", "0"}, env: env(), want: "-max-ws-connections must be at least 1"},
+		{name: "no quiet interval", args: []string{"-ws-quiet-interval", "0s"}, env: env(), want: "-ws-quiet-interval must be positive and at most 200ms"},
+		{name: "a quiet interval past pacing", args: []string{"-ws-quiet-interval", "300ms"}, env: env(), want: "-ws-quiet-interval must be positive and at most 200ms"},
 		{name: "no spectators", args: []string{"-max-spectators-per-stream", "0"}, env: env(), want: "-max-spectators-per-stream must be at least 1"},
 		{name: "ping slower than half the client timeout", args: []string{"-ws-ping-interval", "20s"}, env: env(), want: "-ws-ping-interval 20s is more than half -client-timeout 10s: a push client would be disconnected between two pings; set at most 5s"},
 		{name: "ping from the environment", args: []string{"-client-timeout", "4s"}, env: env("EVENTSTREAMD_WS_PING_INTERVAL", "3s"), want: "set at most 2s"},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -42,12 +43,21 @@ type PushConfig struct {
 	// stream on this server; past it a spectator's upgrade is answered 503
 	// server_full (docs/protocol.md, "Spectators").
 	MaxSpectatorsPerStream int64
+	// QuietInterval is the longest a connection goes without a push while
+	// its stream's ticks pass with no events (the bound on t of
+	// docs/protocol.md, "Push"), at most MaxQuietInterval.
+	QuietInterval time.Duration
 }
+
+// MaxQuietInterval is the largest PushConfig.QuietInterval: past four
+// ticks of 20 a second, gamesim's pacing (docs/gamesim-spec.md) no longer
+// keeps a simulation running through a quiet stretch.
+const MaxQuietInterval = 200 * time.Millisecond
 
 // DefaultPushConfig returns the defaults of the flags.
 func DefaultPushConfig() PushConfig {
 	return PushConfig{MaxConnections: 100_000, PingInterval: 5 * time.Second, MaxLag: 5 * time.Second,
-		MaxSpectatorsPerStream: 10_000}
+		MaxSpectatorsPerStream: 10_000, QuietInterval: 100 * time.Millisecond}
 }
 
 // withDefaults returns c with each zero field set to its default.
@@ -65,6 +75,9 @@ func (c PushConfig) withDefaults() PushConfig {
 	if c.MaxSpectatorsPerStream == 0 {
 		c.MaxSpectatorsPerStream = d.MaxSpectatorsPerStream
 	}
+	if c.QuietInterval == 0 {
+		c.QuietInterval = d.QuietInterval
+	}
 	return c
 }
 
@@ -80,6 +93,8 @@ func (c PushConfig) Validate() error {
 		return errors.New("push max lag must not be negative")
 	case c.MaxSpectatorsPerStream < 0:
 		return errors.New("max spectators per stream must not be negative")
+	case c.QuietInterval < 0 || c.QuietInterval > MaxQuietInterval:
+		return fmt.Errorf("push quiet interval must be between 0 and %v", MaxQuietInterval)
 	}
 	return nil
 }

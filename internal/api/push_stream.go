@@ -22,10 +22,6 @@ import (
 // that a connection a little behind is served from memory.
 const pushWindow = 64
 
-// quietPush is the longest a connection goes without a push while ticks
-// pass with no events.
-const quietPush = 100 * time.Millisecond
-
 // pushSlice is one read of a stream: its events of the ticks [from, t).
 type pushSlice struct {
 	epoch    string
@@ -65,10 +61,10 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	phase := newTickPhase(tick, prev)
 	t := clk.NewTimer(0)
 	defer t.Stop()
-	// An empty tick is told at least every quietPush: clients learn that
-	// time moves on, in fewer messages.
+	// An empty tick is told at least every QuietInterval: clients learn
+	// that time moves on, in fewer messages.
 	quiet := 0
-	quietTicks := int(max(quietPush/tick, 1)) // counted in new ticks read
+	quietTicks := int(max(s.p.cfg.QuietInterval/tick, 1)) // counted in new ticks read
 	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
 	var offer []*pushConn
 	for {

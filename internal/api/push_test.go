@@ -549,10 +549,36 @@ func TestPushConfigPartial(t *testing.T) {
 		return slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" })
 	})
 
-	for _, give := range []api.PushConfig{{MaxConnections: -1}, {PingInterval: -time.Second}, {MaxLag: -time.Second}} {
+	for _, give := range []api.PushConfig{{MaxConnections: -1}, {PingInterval: -time.Second}, {MaxLag: -time.Second},
+		{QuietInterval: -time.Second}, {QuietInterval: api.MaxQuietInterval + time.Millisecond}} {
 		assert.Error(t, give.Validate(), "%+v", give)
 	}
 	assert.NoError(t, api.PushConfig{}.Validate(), "zero fields take their defaults")
+}
+
+// TestPushQuietInterval: ticks without events are pushed once
+// QuietInterval has passed since the last push: every 2 ticks of 20 a
+// second by default, every 3 with 150 ms, every 4 with 200 ms.
+func TestPushQuietInterval(t *testing.T) {
+	for _, tc := range []struct {
+		quiet time.Duration
+		ticks int64
+	}{{0, 2}, {150 * time.Millisecond, 3}, {200 * time.Millisecond, 4}} {
+		t.Run(fmt.Sprint(tc.quiet), func(t *testing.T) {
+			h, url := pushHarness(t, func(a *api.Config, _ *stream.Config) { a.Push.QuietInterval = tc.quiet })
+			c := dial(t, url+"/s/alice/0")
+			next(t, c, func(protocol.SyncReply) bool { return true })
+			for range 10 {
+				advance(t, h, 50*time.Millisecond)
+			}
+			joined := next(t, c, func(protocol.SyncReply) bool { return true })
+			require.Len(t, joined.Events, 1, "alice's _c")
+			quiet := next(t, c, func(protocol.SyncReply) bool { return true })
+			assert.Equal(t, joined.T+tc.ticks, quiet.T, "the first quiet push")
+			assert.Empty(t, quiet.Events)
+			assert.Equal(t, joined.T+2*tc.ticks, next(t, c, func(protocol.SyncReply) bool { return true }).T, "the next")
+		})
+	}
 }
 
 // TestPushHistoryPagesCarryTheID: every page of a connection's history
