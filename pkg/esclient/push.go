@@ -135,6 +135,10 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(maxPushMessage)
+	// ctx's end closes the connection, which ends the reader's Read: a
+	// Read given ctx itself would cost coder/websocket a context.AfterFunc
+	// per frame.
+	defer context.AfterFunc(ctx, func() { _ = conn.CloseNow() })()
 	start := time.Now()
 
 	cctx, stop := context.WithCancel(ctx)
@@ -142,11 +146,19 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 	msgs := make(chan pushMessage, 64)
 	go c.readPush(cctx, conn, msgs)
 
+	// The loop wakes for a message, for something to send (c.wake), for a
+	// retry that comes due and, on a connection with a token, every
+	// SyncInterval to renew it; nothing else changes what it would send.
 	ready := false  // the first reply came: the epoch is known
 	var sent *batch // the batch sent on this connection, not acknowledged yet
 	var retryAt time.Time
-	tick := time.NewTicker(c.cfg.SyncInterval)
-	defer tick.Stop()
+	var retry <-chan time.Time // fires at retryAt
+	var renew <-chan time.Time
+	if connTok != "" {
+		tick := time.NewTicker(c.cfg.SyncInterval)
+		defer tick.Stop()
+		renew = tick.C
+	}
 	silence := time.NewTimer(pushSilence)
 	defer silence.Stop()
 	for {
@@ -170,7 +182,8 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 						continue
 					}
 					if se.Retryable() {
-						retryAt = time.Now().Add(max(se.RetryAfter, c.cfg.SyncInterval))
+						wait := max(se.RetryAfter, c.cfg.SyncInterval)
+						retryAt, retry = time.Now().Add(wait), time.After(wait)
 						sent = nil // sent again after the wait, with its id
 						continue
 					}
@@ -200,7 +213,8 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 				sent = nil // acknowledged (or dropped with its epoch)
 			}
 			c.mu.Unlock()
-		case <-tick.C:
+		case <-retry:
+		case <-renew:
 		case <-c.wake:
 		}
 		c.mu.Lock()
@@ -322,14 +336,26 @@ func (c *Client) nextPush(sent *batch) *pushBody {
 }
 
 // readPush reads the connection's messages: replies and errors go to
-// msgs, in order; acknowledgements forget their batch.
+// msgs, in order; acknowledgements forget their batch. Every message is
+// read into the same buffer (what is kept of it is copied: parseReply,
+// decodeError). A Read ends when the connection is closed (pushOnce),
+// not with ctx.
 func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, msgs chan<- pushMessage) {
+	var buf bytes.Buffer
 	for {
-		_, data, err := conn.Read(ctx)
+		_, r, err := conn.Reader(context.Background())
+		if err == nil {
+			if buf.Cap() > 64<<10 {
+				buf = bytes.Buffer{} // a long catch-up's size is not kept
+			}
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			deliver(ctx, msgs, pushMessage{err: redact(err, c.cfg.PrivateID)})
 			return
 		}
+		data := buf.Bytes()
 		switch {
 		case bytes.HasPrefix(data, []byte(`{"batch":`)):
 			var ack struct {
