@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -115,13 +116,6 @@ func (c *Client) runPush(ctx context.Context, fn func(Update), auto bool) error 
 // errRewound ends a push connection whose cursor Rewind moved.
 var errRewound = errors.New("esclient: rewound")
 
-// pushMessage is one message from the server, read on the connection's
-// goroutine.
-type pushMessage struct {
-	reply *wireReply // a sync reply
-	err   error
-}
-
 // pushOnce runs one push connection until it ends, and returns how long
 // it lived and why it ended.
 func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, error) {
@@ -135,117 +129,239 @@ func (c *Client) pushOnce(ctx context.Context, fn func(Update)) (time.Duration, 
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(maxPushMessage)
-	// ctx's end closes the connection, which ends the reader's Read: a
-	// Read given ctx itself would cost coder/websocket a context.AfterFunc
-	// per frame.
+	// ctx's end closes the connection, which ends the Read: a Read given
+	// ctx itself would cost coder/websocket a context.AfterFunc per frame.
 	defer context.AfterFunc(ctx, func() { _ = conn.CloseNow() })()
 	start := time.Now()
 
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	msgs := make(chan pushMessage, 64)
-	go c.readPush(cctx, conn, msgs)
+	p := &pushConn{c: c, conn: conn, gen: gen, tok: connTok, silence: time.NewTimer(pushSilence)}
+	defer p.silence.Stop()
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.wakeups(wctx, connTok != "")
+	}()
+	err = p.read(ctx, fn)
+	stop()
+	wg.Wait()
+	return time.Since(start), err
+}
 
-	// The loop wakes for a message, for something to send (c.wake), for a
-	// retry that comes due and, on a connection with a token, every
-	// SyncInterval to renew it; nothing else changes what it would send.
-	ready := false  // the first reply came: the epoch is known
-	var sent *batch // the batch sent on this connection, not acknowledged yet
-	var retryAt time.Time
-	var retry <-chan time.Time // fires at retryAt
+// pushConn is one push connection. Run's goroutine reads it and hands
+// each Update to fn there (read); a second goroutine wakes when there is
+// something to send between messages, a retry comes due, the token may
+// need renewing, or the connection went silent (wakeups). After every
+// message and every wake, step sends what is due.
+type pushConn struct {
+	c       *Client
+	conn    *websocket.Conn
+	gen     int         // c.rewinds when it was opened: a Rewind since makes it stale
+	silence *time.Timer // reset by every message
+
+	mu      sync.Mutex // held while sending (step); guards the fields below
+	tok     string     // the token the connection holds, "" for none
+	ready   bool       // the first reply came: the epoch is known
+	sent    *batch     // the batch sent on this connection, not acknowledged yet
+	retryAt time.Time  // nothing is sent before
+	ended   error      // why step or wakeups ended the connection
+}
+
+// read reads the connection's messages until it ends, and returns why.
+// Every message is read into the same buffer (what is kept of it is
+// copied: parseReply, decodeError).
+func (p *pushConn) read(ctx context.Context, fn func(Update)) error {
+	c := p.c
+	var buf bytes.Buffer
+	for {
+		_, r, err := p.conn.Reader(context.Background())
+		if err == nil {
+			if buf.Cap() > 64<<10 {
+				buf = bytes.Buffer{} // a long catch-up's size is not kept
+			}
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
+		if err != nil {
+			return p.readFailed(ctx, err)
+		}
+		p.silence.Reset(pushSilence)
+		data := buf.Bytes()
+		switch {
+		case bytes.HasPrefix(data, []byte(`{"batch":`)):
+			var ack struct {
+				Batch string `json:"batch"`
+			}
+			if json.Unmarshal(data, &ack) == nil {
+				c.mu.Lock()
+				if c.inflight != nil && c.inflight.id == ack.Batch {
+					c.inflight = nil // applied
+				}
+				c.mu.Unlock()
+			}
+		case bytes.HasPrefix(data, []byte(`{"error":`)):
+			if err := p.refused(decodeError(0, 0, data)); err != nil {
+				return err
+			}
+			continue // the connection reads on
+		default:
+			reply, err := c.parseReply(data)
+			if err != nil {
+				return err
+			}
+			// The cursor moves when the Update is handed over, not
+			// before: one read but not delivered would be lost.
+			c.mu.Lock()
+			if c.rewinds != p.gen {
+				c.mu.Unlock()
+				p.conn.Close(websocket.StatusNormalClosure, "")
+				return errRewound
+			}
+			u := c.received(reply)
+			c.mu.Unlock()
+			p.mu.Lock()
+			p.ready = true
+			p.mu.Unlock()
+			fn(u)
+		}
+		p.mu.Lock()
+		c.mu.Lock()
+		if p.sent != nil && c.inflight != p.sent {
+			p.sent = nil // acknowledged (or dropped with its epoch)
+		}
+		c.mu.Unlock()
+		p.mu.Unlock()
+		if err := p.step(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// readFailed returns why the connection ended, its Read having failed with
+// err: what ended it (step, wakeups, ctx), or err.
+func (p *pushConn) readFailed(ctx context.Context, err error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.ended != nil:
+		return p.ended
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case websocket.CloseStatus(err) == protocol.CloseTokenExpired:
+		p.c.tokens.expired(p.tok) // reconnect with a new one
+	}
+	return redact(err, p.c.cfg.PrivateID)
+}
+
+// refused takes in an error the server sent as a message, and returns it
+// if it ends the connection. A stream that is full stops the posting, and
+// a retryable refusal has the batch sent again after a wait: in both the
+// connection reads on.
+func (p *pushConn) refused(se *Error) error {
+	c := p.c
+	p.mu.Lock()
+	c.mu.Lock()
+	stopped := p.sent != nil && c.stopPosting(se)
+	c.mu.Unlock()
+	switch {
+	case stopped:
+		p.sent = nil // dropped
+	case se.Retryable():
+		wait := max(se.RetryAfter, c.cfg.SyncInterval)
+		p.retryAt = time.Now().Add(wait)
+		time.AfterFunc(wait, c.signal)
+		p.sent = nil // sent again after the wait, with its id
+	}
+	p.mu.Unlock()
+	if stopped || se.Retryable() {
+		return nil
+	}
+	p.conn.Close(websocket.StatusNormalClosure, "")
+	return se
+}
+
+// wakeups runs step when there is something to send (c.wake, a retry
+// that came due), and with a token every SyncInterval to renew it; it
+// ends the connection when nothing came for pushSilence, or step failed.
+func (p *pushConn) wakeups(ctx context.Context, token bool) {
 	var renew <-chan time.Time
-	if connTok != "" {
-		tick := time.NewTicker(c.cfg.SyncInterval)
+	if token {
+		tick := time.NewTicker(p.c.cfg.SyncInterval)
 		defer tick.Stop()
 		renew = tick.C
 	}
-	silence := time.NewTimer(pushSilence)
-	defer silence.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			conn.Close(websocket.StatusNormalClosure, "")
-			return time.Since(start), ctx.Err()
-		case <-silence.C:
-			conn.Close(websocket.StatusGoingAway, "nothing came")
-			return time.Since(start), errPushSilent
-		case m := <-msgs:
-			silence.Reset(pushSilence)
-			if m.err != nil {
-				var se *Error
-				if errors.As(m.err, &se) {
-					c.mu.Lock()
-					stopped := sent != nil && c.stopPosting(se)
-					c.mu.Unlock()
-					if stopped {
-						sent = nil // dropped: the connection reads on
-						continue
-					}
-					if se.Retryable() {
-						wait := max(se.RetryAfter, c.cfg.SyncInterval)
-						retryAt, retry = time.Now().Add(wait), time.After(wait)
-						sent = nil // sent again after the wait, with its id
-						continue
-					}
-					conn.Close(websocket.StatusNormalClosure, "")
-				}
-				if websocket.CloseStatus(m.err) == protocol.CloseTokenExpired {
-					c.tokens.expired(connTok) // reconnect with a new one
-				}
-				return time.Since(start), m.err
-			}
-			if m.reply != nil {
-				// The cursor moves when the Update is handed over, not
-				// before: one read but not delivered would be lost.
-				c.mu.Lock()
-				if c.rewinds != gen {
-					c.mu.Unlock()
-					conn.Close(websocket.StatusNormalClosure, "")
-					return time.Since(start), errRewound
-				}
-				u := c.received(m.reply)
-				c.mu.Unlock()
-				ready = true
-				fn(u)
-			}
-			c.mu.Lock()
-			if sent != nil && c.inflight != sent {
-				sent = nil // acknowledged (or dropped with its epoch)
-			}
-			c.mu.Unlock()
-		case <-retry:
+			return
+		case <-p.silence.C:
+			p.mu.Lock()
+			p.end(errPushSilent, websocket.StatusGoingAway, "nothing came")
+			p.mu.Unlock()
+			return
 		case <-renew:
-		case <-c.wake:
+		case <-p.c.wake:
 		}
-		c.mu.Lock()
-		rewound := c.rewinds != gen
-		c.mu.Unlock()
-		if rewound { // the cursor moved back: open again from it
-			conn.Close(websocket.StatusNormalClosure, "")
-			return time.Since(start), errRewound
-		}
-		if connTok != "" { // a token nearing its exp is renewed on the connection
-			if err := c.renewPushToken(ctx, conn, &connTok); err != nil {
-				return time.Since(start), err
-			}
-		}
-		if !ready || time.Now().Before(retryAt) {
-			continue
-		}
-		body := c.nextPush(sent)
-		if body == nil {
-			continue
-		}
-		wctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
-		err := conn.Write(wctx, websocket.MessageText, body.data)
-		cancel()
-		if err != nil {
-			return time.Since(start), redact(err, c.cfg.PrivateID)
-		}
-		if body.batch != nil {
-			sent = body.batch
+		if p.step(ctx) != nil {
+			return
 		}
 	}
+}
+
+// step ends a connection the cursor was rewound on, renews a token nearing
+// its exp, and sends what is due. It returns why the connection ended, if
+// it did.
+func (p *pushConn) step(ctx context.Context) error {
+	c := p.c
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended != nil {
+		return p.ended
+	}
+	c.mu.Lock()
+	rewound := c.rewinds != p.gen
+	c.mu.Unlock()
+	if rewound { // the cursor moved back: open again from it
+		return p.end(errRewound, websocket.StatusNormalClosure, "")
+	}
+	if p.tok != "" { // a token nearing its exp is renewed on the connection
+		if err := c.renewPushToken(ctx, p.conn, &p.tok); err != nil {
+			return p.end(err, 0, "")
+		}
+	}
+	if !p.ready || time.Now().Before(p.retryAt) {
+		return nil
+	}
+	body := c.nextPush(p.sent)
+	if body == nil {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
+	err := p.conn.Write(wctx, websocket.MessageText, body.data)
+	cancel()
+	if err != nil {
+		return p.end(redact(err, c.cfg.PrivateID), 0, "")
+	}
+	if body.batch != nil {
+		p.sent = body.batch
+	}
+	return nil
+}
+
+// end records why the connection ends, then closes it, with code and
+// reason (0: at once, without a close handshake), so that a Read it ends
+// returns err. p.mu must be held.
+func (p *pushConn) end(err error, code websocket.StatusCode, reason string) error {
+	if p.ended == nil {
+		p.ended = err
+	}
+	if code == 0 {
+		_ = p.conn.CloseNow()
+	} else {
+		_ = p.conn.Close(code, reason)
+	}
+	return p.ended
 }
 
 // dialPush opens a push connection to target, with the token, and once
@@ -333,64 +449,4 @@ func (c *Client) nextPush(sent *batch) *pushBody {
 	// A message names its batch's epoch: one composed before the client
 	// read the push of a new epoch is refused, not applied to the new game.
 	return &pushBody{data: encodeRequest(b, hashes, c.epoch), batch: b}
-}
-
-// readPush reads the connection's messages: replies and errors go to
-// msgs, in order; acknowledgements forget their batch. Every message is
-// read into the same buffer (what is kept of it is copied: parseReply,
-// decodeError). A Read ends when the connection is closed (pushOnce),
-// not with ctx.
-func (c *Client) readPush(ctx context.Context, conn *websocket.Conn, msgs chan<- pushMessage) {
-	var buf bytes.Buffer
-	for {
-		_, r, err := conn.Reader(context.Background())
-		if err == nil {
-			if buf.Cap() > 64<<10 {
-				buf = bytes.Buffer{} // a long catch-up's size is not kept
-			}
-			buf.Reset()
-			_, err = buf.ReadFrom(r)
-		}
-		if err != nil {
-			deliver(ctx, msgs, pushMessage{err: redact(err, c.cfg.PrivateID)})
-			return
-		}
-		data := buf.Bytes()
-		switch {
-		case bytes.HasPrefix(data, []byte(`{"batch":`)):
-			var ack struct {
-				Batch string `json:"batch"`
-			}
-			if json.Unmarshal(data, &ack) == nil {
-				c.mu.Lock()
-				if c.inflight != nil && c.inflight.id == ack.Batch {
-					c.inflight = nil // applied
-				}
-				c.mu.Unlock()
-			}
-			deliver(ctx, msgs, pushMessage{})
-		case bytes.HasPrefix(data, []byte(`{"error":`)):
-			e := decodeError(0, 0, data)
-			deliver(ctx, msgs, pushMessage{err: e})
-		default:
-			reply, err := c.parseReply(data)
-			if err != nil {
-				deliver(ctx, msgs, pushMessage{err: err})
-				return
-			}
-			if !deliver(ctx, msgs, pushMessage{reply: reply}) {
-				return
-			}
-		}
-	}
-}
-
-// deliver hands m to the connection's loop, unless it has ended.
-func deliver(ctx context.Context, msgs chan<- pushMessage, m pushMessage) bool {
-	select {
-	case msgs <- m:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -2,11 +2,13 @@ package esclient_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -275,4 +277,64 @@ func TestPushErrorHasTheServersStatus(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, http.StatusNotFound, se.Status)
 	assert.Equal(t, "not_found", se.Code)
+}
+
+// TestPushSendsARefusedBatchAgainAfterTheWait: a batch the server refuses
+// on the push connection with a retryable error is sent again, under its
+// id, on the same connection once the wait is over, though nothing else
+// comes on it to wake the client.
+func TestPushSendsARefusedBatchAgainAfterTheWait(t *testing.T) {
+	batches := make(chan string, 4)
+	var conns atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		conns.Add(1)
+		reply := `{"id":"1","t":1,"epoch":"e","tps":20,"ckpt":0,"events":[]}`
+		if conn.Write(r.Context(), websocket.MessageText, []byte(reply)) != nil {
+			return
+		}
+		for {
+			_, data, err := conn.Read(r.Context())
+			if err != nil {
+				return
+			}
+			var msg struct {
+				Batch string `json:"batch"`
+			}
+			if json.Unmarshal(data, &msg) != nil {
+				return
+			}
+			batches <- msg.Batch
+			refusal := `{"error":{"code":"rate_limited","message":"later","batch":` + strconv.Quote(msg.Batch) + `}}`
+			if conn.Write(r.Context(), websocket.MessageText, []byte(refusal)) != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, "player", withHTTP(httpClient(t)), func(c *esclient.Config) {
+		c.Transport = esclient.Push
+		c.SyncInterval = 20 * time.Millisecond // the wait: the refusal names none
+	})
+	require.NoError(t, c.Send("move", "x"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, func(esclient.Update) {}) }()
+	first := <-batches
+	require.NotEmpty(t, first)
+	select {
+	case again := <-batches:
+		assert.Equal(t, first, again, "the same batch, under its id")
+	case err := <-done:
+		t.Fatalf("Run ended: %v", err)
+	}
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	assert.Equal(t, 1, c.Pending(), "the event waits for its batch's acknowledgement")
+	assert.Equal(t, int32(1), conns.Load(), "sent again on the same connection, not after it went silent")
 }
