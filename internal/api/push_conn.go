@@ -38,8 +38,10 @@ type pushConn struct {
 	notify    chan struct{} // cap 1: new slices
 
 	// wmu is held while c is sent what it is owed (catchUp): by its
-	// writer, or by its stream's loop (offer).
-	wmu sync.Mutex
+	// writer, or by its stream's loop (offer); and scratch is the push the
+	// window serves c then.
+	wmu     sync.Mutex
+	scratch stream.SyncResult
 
 	mu   sync.Mutex
 	auth *auth.Grant        // its token's, renewed by its messages; nil with auth off or on an open stream
@@ -79,7 +81,7 @@ func (c *pushConn) at() stream.SyncRequest {
 // moves before the write: the client may answer the push before the write
 // returns, and its hash reports are checked against the cursor (a failed
 // write ends the connection).
-func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
+func (c *pushConn) send(res *stream.SyncResult) error {
 	res.PublicID = c.id
 	c.mu.Lock()
 	c.req.LastKnownTick, c.req.Epoch = res.T, res.Epoch
@@ -100,14 +102,19 @@ func (c *pushConn) send(ctx context.Context, res *stream.SyncResult) error {
 	defer putReplyBuf(buf)
 	msg := append(append(append((*buf)[:0], head...), res.Events...), tail...)
 	*buf = msg
-	// A write never waits for the client (pushWire): a client that takes
-	// longer than MaxLag to take what is queued for it is cut, and so is
-	// one whose queue outgrows its bounds.
-	if err := c.ws.Write(context.WithoutCancel(ctx), websocket.MessageText, msg); err != nil {
-		c.ws.CloseNow() // broken mid-frame: no close frame can follow
-		return err
+	return c.writeText(msg)
+}
+
+// writeText writes msg to c as a text message. A write never waits for
+// the client (pushWire): a client that takes longer than MaxLag to take
+// what is queued for it is cut, and so is one whose queue outgrows its
+// bounds.
+func (c *pushConn) writeText(msg []byte) error {
+	err := c.wire.writeText(msg)
+	if err != nil {
+		c.ws.CloseNow() // maybe broken mid-frame: no close frame can follow
 	}
-	return nil
+	return err
 }
 
 // write sends c every slice past its cursor, as the loop reads them, when
@@ -163,7 +170,11 @@ func (c *pushConn) catchUp(ctx context.Context, s *pushStream, mayWait bool) (op
 	rejoined := false // once a call: the loop may not have read c's new epoch yet
 	for {
 		req := c.at()
-		res, newest, epoch := s.next(req)
+		var res *stream.SyncResult
+		found, newest, epoch := s.next(req, &c.scratch)
+		if found {
+			res = &c.scratch
+		}
 		var mem held // what res holds, once it is read
 		var err error
 		switch {
@@ -212,7 +223,7 @@ func (c *pushConn) catchUp(ctx context.Context, s *pushStream, mayWait bool) (op
 			}
 		}
 		res.Snap, res.Dump = snap, dump
-		err = c.send(ctx, res)
+		err = c.send(res)
 		mem.release()
 		if err != nil {
 			return false, false
@@ -304,7 +315,7 @@ func (c *pushConn) read(ctx context.Context) {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				return
 			}
-			c.sendError(ctx, errBusy(), "")
+			c.sendError(errBusy(), "")
 			continue
 		}
 		body, err := io.ReadAll(r)
@@ -327,23 +338,23 @@ func (c *pushConn) read(ctx context.Context) {
 func (c *pushConn) apply(ctx context.Context, typ websocket.MessageType, body []byte) {
 	req := c.at() // its cursor and epoch: the reply is small
 	if typ != websocket.MessageText {
-		c.sendError(ctx, errorf(protocol.CodeBadRequest, "%s", bodyShape), "")
+		c.sendError(errorf(protocol.CodeBadRequest, "%s", bodyShape), "")
 		return
 	}
 	if err := c.p.srv.parseMessage(body, &req); err != nil {
-		c.sendError(ctx, err, req.Batch)
+		c.sendError(err, req.Batch)
 		return
 	}
 	res, err := c.p.srv.store.Sync(ctx, &req)
 	if err != nil {
-		c.sendError(ctx, err, req.Batch)
+		c.sendError(err, req.Batch)
 		return
 	}
 	c.p.srv.observeSync(req.Stream, res)
 	c.ask(res)
 	if req.Batch != "" { // the client may forget it: it is applied
 		ack := protocol.AppendString(append(make([]byte, 0, 16+len(req.Batch)), `{"batch":`...), req.Batch)
-		_ = c.ws.Write(ctx, websocket.MessageText, append(ack, '}'))
+		_ = c.writeText(append(ack, '}'))
 	}
 }
 
@@ -371,13 +382,13 @@ func (s *Server) parseMessage(body []byte, req *stream.SyncRequest) error {
 
 // sendError sends err to c as an error message, with the batch id of the
 // message refused ("" for none, or one that could not be read).
-func (c *pushConn) sendError(ctx context.Context, err error, batch string) {
+func (c *pushConn) sendError(err error, batch string) {
 	ae := toAPIError(err)
 	c.p.srv.metrics.Rejected(ae.Code)
 	body := ae.ErrorBody
 	body.Batch = batch
 	b := protocol.AppendError(nil, body)
-	_ = c.ws.Write(ctx, websocket.MessageText, b)
+	_ = c.writeText(b)
 }
 
 // keepAlive pings c and refreshes its presence, every PingInterval. A

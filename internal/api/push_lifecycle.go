@@ -151,14 +151,14 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.ctx = ctx
-	err := c.send(ctx, res)
+	err := c.send(res)
 	mem.release()
 	for err == nil && res.More { // the history, page by page
 		if res, mem, err = c.readHeld(ctx, c.readFor); err != nil {
 			c.closeFor(ctx, err)
 			return
 		}
-		err = c.send(ctx, res)
+		err = c.send(res)
 		mem.release()
 	}
 	if err != nil {

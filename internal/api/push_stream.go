@@ -33,8 +33,8 @@ type pushSlice struct {
 }
 
 // result is a push of sl with events (sl's, or their tail).
-func (sl *pushSlice) result(events []byte) *stream.SyncResult {
-	return &stream.SyncResult{T: sl.t, Epoch: sl.epoch, TickRate: sl.tickRate, Events: events,
+func (sl *pushSlice) result(events []byte) stream.SyncResult {
+	return stream.SyncResult{T: sl.t, Epoch: sl.epoch, TickRate: sl.tickRate, Events: events,
 		Checkpoint: sl.ckpt, Base: sl.base}
 }
 
@@ -130,10 +130,23 @@ const pushFanout = 64
 // loop itself the first pushFanout, and a goroutine each further
 // pushFanout, and returns once all are sent.
 func (s *pushStream) offer(conns []*pushConn) {
-	var wg sync.WaitGroup
-	for len(conns) > pushFanout {
-		part := conns[len(conns)-pushFanout:]
-		conns = conns[:len(conns)-pushFanout]
+	var others *sync.WaitGroup
+	if len(conns) > pushFanout {
+		others = s.fanOut(conns[pushFanout:])
+	}
+	for _, c := range conns[:min(len(conns), pushFanout)] {
+		c.offer(s)
+	}
+	if others != nil {
+		others.Wait()
+	}
+}
+
+// fanOut offers the window to conns, pushFanout by pushFanout, each on a
+// goroutine of its own, and returns what waits for them all.
+func (s *pushStream) fanOut(conns []*pushConn) *sync.WaitGroup {
+	wg := new(sync.WaitGroup)
+	for part := range slices.Chunk(conns, pushFanout) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -142,10 +155,7 @@ func (s *pushStream) offer(conns []*pushConn) {
 			}
 		}()
 	}
-	for _, c := range conns {
-		c.offer(s)
-	}
-	wg.Wait()
+	return wg
 }
 
 // closeAll closes every connection of the stream.
@@ -157,32 +167,33 @@ func (s *pushStream) closeAll(code websocket.StatusCode, reason string) {
 	}
 }
 
-// next returns what the window holds for a client at req's cursor, or
-// nil, and the newest tick read and its epoch: a client of another epoch
-// is served nothing from the window (it rejoins). With nothing read yet,
-// they are req's.
-func (s *pushStream) next(req stream.SyncRequest) (res *stream.SyncResult, newest int64, epoch string) {
+// next sets *res to what the window holds for a client at req's cursor,
+// and reports whether it holds anything, and the newest tick read and its
+// epoch: a client of another epoch is served nothing from the window (it
+// rejoins). With nothing read yet, they are req's.
+func (s *pushStream) next(req stream.SyncRequest, res *stream.SyncResult) (found bool, newest int64, epoch string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if len(s.window) == 0 {
-		return nil, req.LastKnownTick, req.Epoch
+		return false, req.LastKnownTick, req.Epoch
 	}
 	last := s.window[len(s.window)-1]
 	newest, epoch = last.t, last.epoch
 	switch {
 	case epoch != req.Epoch:
-		return nil, newest, epoch
+		return false, newest, epoch
 	case last.from <= req.LastKnownTick: // up to date, or one read behind: most clients
 		if req.LastKnownTick >= last.t {
-			return nil, newest, epoch
+			return false, newest, epoch
 		}
-		return last.result(stream.EventsFrom(last.events, req.LastKnownTick)), newest, epoch
+		*res = last.result(stream.EventsFrom(last.events, req.LastKnownTick))
+		return true, newest, epoch
 	}
 	for i, sl := range s.window {
 		if sl.epoch != req.Epoch || sl.from > req.LastKnownTick || req.LastKnownTick >= sl.t {
 			continue
 		}
-		res := sl.result(stream.EventsFrom(sl.events, req.LastKnownTick))
+		*res = sl.result(stream.EventsFrom(sl.events, req.LastKnownTick))
 		// What follows is coalesced into the same message, a page at most.
 		for _, more := range s.window[i+1:] {
 			if more.epoch != res.Epoch || more.from != res.T || len(res.Events)+len(more.events) > s.p.srv.limits.MaxReplyBytes {
@@ -197,9 +208,9 @@ func (s *pushStream) next(req stream.SyncRequest) (res *stream.SyncResult, newes
 			}
 			res.T, res.Checkpoint = more.t, more.ckpt
 		}
-		return res, newest, epoch
+		return true, newest, epoch
 	}
-	return nil, newest, epoch
+	return false, newest, epoch
 }
 
 // tickRate is the stream's ticks per second, as last read.

@@ -43,16 +43,16 @@ func (c *pushConn) admitMessage(ctx context.Context, body []byte) (apply, open b
 		var m tokenMessage
 		if json.Unmarshal(body, &m) == nil && m.Token != nil {
 			if m.Batch != nil || m.Events != nil || m.Hashes != nil {
-				c.sendError(ctx, errorf(protocol.CodeBadRequest,
+				c.sendError(errorf(protocol.CodeBadRequest,
 					`a message that renews the token carries only the token: {"token":"..."}; nothing was applied`), "")
 			} else if err := c.renew(*m.Token); err != nil {
-				c.sendError(ctx, err, "")
+				c.sendError(err, "")
 			}
 			return false, true
 		}
 	}
 	if c.spectator { // by its token's role or ?spectate=1: hash reports and empty messages neither
-		c.sendError(ctx, errSpectatorWrites, "")
+		c.sendError(errSpectatorWrites, "")
 		return false, true
 	}
 	return true, true

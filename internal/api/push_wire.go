@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
@@ -32,13 +33,22 @@ type pushWire struct {
 	maxQueue int
 	maxLag   time.Duration
 
-	mu       sync.Mutex
-	queue    []byte    // what the socket has not taken yet, in order
-	spare    []byte    // the queue's other buffer, while one is written out
-	since    time.Time // when the oldest byte of queue was queued
-	held     int64     // in-flight memory held for queue and what is being written out
-	draining bool      // drain is writing out; queue only grows meanwhile
-	err      error     // the first failure; every write after it fails
+	// writeFn writes out from wrote to the socket without waiting, and
+	// werr is its failure (writeNow): made once, so that a write makes no
+	// closure.
+	writeFn func(fd uintptr) bool
+	out     []byte
+	wrote   int
+	werr    error
+
+	mu        sync.Mutex
+	closeSent bool      // the WebSocket's close frame is written: no message may follow it
+	queue     []byte    // what the socket has not taken yet, in order
+	spare     []byte    // the queue's other buffer, while one is written out
+	since     time.Time // when the oldest byte of queue was queued
+	held      int64     // in-flight memory held for queue and what is being written out
+	draining  bool      // drain is writing out; queue only grows meanwhile
+	err       error     // the first failure; every write after it fails
 }
 
 // errTooSlow fails a write to a connection whose queue would pass its
@@ -50,29 +60,87 @@ func newPushWire(nc net.Conn, b *budget, maxQueue int, maxLag time.Duration) *pu
 	if sc, ok := nc.(syscall.Conn); ok && canWriteNow {
 		if raw, err := sc.SyscallConn(); err == nil {
 			w.raw = raw
+			w.writeFn = w.writeSome
 		}
 	}
 	return w
 }
 
+// writeNow writes what the socket takes of p at once, without waiting for
+// room: n < len(p) when its buffer is full. w.mu is held.
+func (w *pushWire) writeNow(p []byte) (n int, err error) {
+	w.out, w.wrote, w.werr = p, 0, nil
+	err = w.raw.Write(w.writeFn)
+	n, w.out = w.wrote, nil
+	if err == nil {
+		err = w.werr
+	}
+	return n, err
+}
+
 // nonBlocking reports whether a write to w never waits for its client.
 func (w *pushWire) nonBlocking() bool { return w.raw != nil }
 
-// Write writes p, or queues what the socket does not take at once.
+// Write writes p, or queues what the socket does not take at once. The
+// WebSocket writes its control frames with it (pings, pongs, the close
+// frame), each whole in one call: it writes no message (writeText does).
 func (w *pushWire) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if isCloseFrame(p) {
+		w.closeSent = true
+	}
+	return w.write(p)
+}
+
+// writeText writes a text message of payload, framed (RFC 6455, 5.2) in
+// one write, unless the close frame was written.
+func (w *pushWire) writeText(payload []byte) error {
+	buf := replyBufs.Get().(*[]byte)
+	defer putReplyBuf(buf)
+	frame := append(appendFrameHead((*buf)[:0], len(payload)), payload...)
+	*buf = frame
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closeSent {
+		return net.ErrClosed
+	}
+	_, err := w.write(frame)
+	return err
+}
+
+// appendFrameHead appends the head of an unmasked final text frame of n
+// bytes.
+func appendFrameHead(b []byte, n int) []byte {
+	const finText = 0x80 | 0x1
+	switch {
+	case n <= 125:
+		return append(b, finText, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, finText, 126), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
+}
+
+// isCloseFrame reports whether p is one whole unmasked close frame.
+func isCloseFrame(p []byte) bool {
+	return len(p) >= 2 && p[0] == 0x80|0x8 && p[1] <= 125 && len(p) == 2+int(p[1])
+}
+
+// write writes p, or queues what the socket does not take at once. w.mu
+// is held.
+func (w *pushWire) write(p []byte) (int, error) {
 	if w.raw == nil { // waits, at most maxLag, as the operating system's time goes
 		_ = w.Conn.SetWriteDeadline(time.Now().Add(w.maxLag))
 		return w.Conn.Write(p)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.err != nil {
 		return 0, w.err
 	}
 	n := 0
 	if len(w.queue) == 0 && !w.draining {
 		var err error
-		if n, err = writeNow(w.raw, p); err != nil {
+		if n, err = w.writeNow(p); err != nil {
 			w.err = err
 			return n, err
 		}

@@ -131,3 +131,38 @@ func TestPushWireLag(t *testing.T) {
 	require.NoError(t, err, "the client reads what got through, then the end of the connection")
 	require.Eventually(t, func() bool { return free(b, 8<<20) }, 10*time.Second, time.Millisecond)
 }
+
+// TestPushWireFrames: a message is one unmasked final text frame, its
+// length in 7, 16 or 64 bits (RFC 6455, 5.2); once the WebSocket wrote its
+// close frame, no message follows it.
+func TestPushWireFrames(t *testing.T) {
+	b := newBudget(8<<20, 0)
+	w, client := wirePair(t, b, 4<<20, time.Minute)
+	for _, tc := range []struct {
+		n    int
+		head []byte
+	}{
+		{5, []byte{0x81, 5}},
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{70_000, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70}},
+	} {
+		payload := bytes.Repeat([]byte{'x'}, tc.n)
+		require.NoError(t, w.writeText(payload))
+		got := make([]byte, len(tc.head)+tc.n)
+		_, err := io.ReadFull(client, got)
+		require.NoError(t, err)
+		require.Equal(t, tc.head, got[:len(tc.head)], "the head of %d bytes", tc.n)
+		require.Equal(t, payload, got[len(tc.head):])
+	}
+
+	_, err := w.Write([]byte{0x88, 2, 0x03, 0xe8}) // close, 1000
+	require.NoError(t, err)
+	require.ErrorIs(t, w.writeText([]byte("late")), net.ErrClosed, "no message after the close frame")
+	_, err = w.Write([]byte{0x8a, 0}) // a pong still may
+	require.NoError(t, err)
+	got := make([]byte, 6)
+	_, err = io.ReadFull(client, got)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0x88, 2, 0x03, 0xe8, 0x8a, 0}, got)
+}

@@ -2,14 +2,7 @@
 
 package api
 
-import (
-	"errors"
-	"syscall"
-)
-
 // canWriteNow: elsewhere, every write to a push connection waits.
 const canWriteNow = false
 
-func writeNow(syscall.RawConn, []byte) (int, error) {
-	return 0, errors.New("writing without waiting needs a unix socket")
-}
+func (w *pushWire) writeSome(uintptr) bool { return true }

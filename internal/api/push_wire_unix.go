@@ -10,31 +10,26 @@ import (
 // canWriteNow: a socket can be written without waiting (writeNow).
 const canWriteNow = true
 
-// writeNow writes what the socket of raw takes of p at once, without
-// waiting for room: n < len(p) when its buffer is full.
-func writeNow(raw syscall.RawConn, p []byte) (n int, err error) {
-	var failed error
-	if err := raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, err := syscall.Write(int(fd), p[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return true // full: the rest is queued
-			case err != nil:
-				failed = os.NewSyscallError("write", err)
-				return true
-			case m <= 0:
-				return true
-			}
+// writeSome writes w.out from w.wrote to fd until the socket takes no
+// more, and never waits for room (the function of writeNow's
+// RawConn.Write).
+func (w *pushWire) writeSome(fd uintptr) bool {
+	for w.wrote < len(w.out) {
+		m, err := syscall.Write(int(fd), w.out[w.wrote:])
+		if m > 0 {
+			w.wrote += m
 		}
-		return true // never wait for room
-	}); err != nil {
-		return n, err
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true // full: the rest is queued
+		case err != nil:
+			w.werr = os.NewSyscallError("write", err)
+			return true
+		case m <= 0:
+			return true
+		}
 	}
-	return n, failed
+	return true
 }
