@@ -325,8 +325,8 @@ func TestPollAllocations(t *testing.T) {
 		post bool
 		want float64
 	}{
-		{give: "poll", want: 16},
-		{give: "post", post: true, want: 27},
+		{give: "poll", want: 13},
+		{give: "post", post: true, want: 24},
 	} {
 		t.Run(tt.give, func(t *testing.T) {
 			srv, _, tick, epoch := pollServer(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 
 	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/protocol"
@@ -28,9 +27,9 @@ const spectateParam = "spectate"
 // only watch). A spectator only reads: its POST or PUT is 403 forbidden,
 // before its body is read.
 // query is r's, as requestQuery parsed it.
-func spectating(r *http.Request, query url.Values) (bool, error) {
+func spectating(r *http.Request, query syncQuery) (bool, error) {
 	asked := false
-	switch v := query[spectateParam]; {
+	switch v := query.spectate; {
 	case len(v) == 0 || (len(v) == 1 && v[0] == ""):
 	case len(v) == 1 && v[0] == "1":
 		asked = true

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +49,7 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 // sync answers a sync, or a spectator's poll: what a sync would answer,
 // read without a client (Store.Read), with "id":"" (a spectator has no
 // public id; spectate.go).
-func (s *Server) sync(w http.ResponseWriter, r *http.Request, query url.Values, spectator bool) {
+func (s *Server) sync(w http.ResponseWriter, r *http.Request, query syncQuery, spectator bool) {
 	// The most this sync may hold, its body and its reply, is reserved
 	// first; what it does not use is given back as soon as it is known.
 	body := s.limits.MaxBodyBytes
@@ -181,7 +180,7 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 
 // parseSyncQuery is parseSync of r whose query, as requestQuery parsed
 // it, is query: a sync's route parses it once.
-func (s *Server) parseSyncQuery(r *http.Request, query url.Values) (*stream.SyncRequest, error) {
+func (s *Server) parseSyncQuery(r *http.Request, query syncQuery) (*stream.SyncRequest, error) {
 	req := &stream.SyncRequest{
 		Stream:    chi.URLParam(r, "stream"),
 		PrivateID: chi.URLParam(r, "client"),
@@ -195,7 +194,7 @@ func (s *Server) parseSyncQuery(r *http.Request, query url.Values) (*stream.Sync
 			"the last known tick must be a non-negative decimal integer below 2^63, digits only")
 	}
 	req.LastKnownTick = tick
-	if epoch := query.Get("epoch"); epoch != "" {
+	if epoch := query.epoch; epoch != "" {
 		if err := checkEpoch(epoch); err != nil {
 			return nil, err
 		}
@@ -333,13 +332,38 @@ func (s *Server) parseEvent(i int, e wireEvent) (stream.Event, error) {
 	return stream.Event{Type: *e.Type, Body: body}, nil
 }
 
-// requestQuery returns r's query parameters, or nil for the most requests,
-// which carry no query: they parse none.
-func requestQuery(r *http.Request) url.Values {
-	if r.URL.RawQuery == "" {
-		return nil
+// syncQuery is what the query of a sync's route may say.
+type syncQuery struct {
+	epoch    string   // the first epoch, as url.Values.Get
+	spectate []string // every spectate value
+}
+
+// requestQuery parses r's query: nothing for the most requests, which
+// carry none, and without url.ParseQuery's map for the most others, a
+// sole ?epoch= as clients send it, whose value has nothing to unescape.
+func requestQuery(r *http.Request) syncQuery {
+	raw := r.URL.RawQuery
+	if raw == "" {
+		return syncQuery{}
 	}
-	return r.URL.Query()
+	if v, ok := strings.CutPrefix(raw, "epoch="); ok && plainQueryValue(v) {
+		return syncQuery{epoch: v}
+	}
+	q := r.URL.Query()
+	return syncQuery{epoch: q.Get("epoch"), spectate: q[spectateParam]}
+}
+
+// plainQueryValue reports whether url.ParseQuery reads v as itself: only
+// letters, digits and '-', so nothing ends, splits or escapes it.
+func plainQueryValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // readBody reads the body of r, at most limit bytes; what names it in
