@@ -125,7 +125,7 @@ func newApp(cfg config, log *zap.Logger) (*app, error) {
 		log:     log,
 		store:   late,
 		api:     srv,
-		http:    newHTTPServer(withFloor(srv, cfg.BenchFloor), log),
+		http:    newHTTPServer(withFloor(srv, cfg.BenchFloor), srv.ConnContext, log),
 		metrics: metricsHandler,
 		sweeper: &stream.Sweeper{
 			Store:     store,
@@ -181,9 +181,10 @@ func floorHandler(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(floorReply)
 }
 
-func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
+func newHTTPServer(h http.Handler, connContext func(context.Context, net.Conn) context.Context, log *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		ConnContext:       connContext,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      15 * time.Second,

@@ -114,7 +114,7 @@ func (l *addressLimiter) tracked() int {
 // machine is given. It is not valid for a loopback client, which is not
 // limited.
 func (l *addressLimiter) source(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	ap, err := peerAddr(r)
 	if err != nil {
 		return netip.Addr{}
 	}
@@ -136,6 +136,12 @@ func (l *addressLimiter) source(r *http.Request) netip.Addr {
 			}
 		}
 	}
+	return limitKey(addr)
+}
+
+// limitKey returns the address a source is limited by: none for loopback,
+// an IPv6 address's /64.
+func limitKey(addr netip.Addr) netip.Addr {
 	if addr.IsLoopback() {
 		return netip.Addr{}
 	}
@@ -159,9 +165,15 @@ func (l *addressLimiter) isTrusted(addr netip.Addr) bool {
 type sourceKey struct{}
 
 // withSource puts the request's source address, as the limiter keys it,
-// in its context, for admittingStore.
+// in its context, for admittingStore: unless its connection's context
+// holds it already (ConnContext), which it does when the peer is not a
+// proxy.
 func (l *addressLimiter) withSource(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if conn := connOf(r); conn != nil && conn.sourced {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if addr := l.source(r); addr.IsValid() {
 			r = r.WithContext(context.WithValue(r.Context(), sourceKey{}, addr))
 		}

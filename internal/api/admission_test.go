@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -17,22 +18,29 @@ import (
 )
 
 // admissionHarness limits new ids to perMinute per address; the test
-// requests come from 192.0.2.1 (httptest's peer), a trusted proxy.
-func admissionHarness(t *testing.T, perMinute float64, trusted ...string) *harness {
-	return newHarness(t, func(a *api.Config, s *stream.Config) {
+// requests come from 192.0.2.1 (httptest's peer), a trusted proxy, on a
+// connection from it with conn (harness.onConnection).
+func admissionHarness(t *testing.T, conn bool, perMinute float64, trusted ...string) *harness {
+	h := newHarness(t, func(a *api.Config, s *stream.Config) {
 		a.Admission.NewClientsPerAddressPerMinute = perMinute
 		a.Admission.Clock = s.Clock
 		for _, p := range trusted {
 			a.Admission.TrustedProxies = append(a.Admission.TrustedProxies, netip.MustParsePrefix(p))
 		}
 	})
+	if conn {
+		h.onConnection()
+	}
+	return h
 }
 
 // TestNewClientsPerAddress: one address brings at most its rate of ids new
 // to their stream, across streams; ids it brought come back freely, other
 // addresses are not held up, and a refusal leaves the stream as it was.
-func TestNewClientsPerAddress(t *testing.T) {
-	h := admissionHarness(t, 2, "192.0.2.0/24")
+func TestNewClientsPerAddress(t *testing.T) { byConn(t, testNewClientsPerAddress) }
+
+func testNewClientsPerAddress(t *testing.T, conn bool) {
+	h := admissionHarness(t, conn, 2, "192.0.2.0/24")
 	from := func(addr string) []string { return []string{"X-Forwarded-For", addr + ", 192.0.2.7"} }
 	h.sync("/s/a/0", "", from("203.0.113.5")...)
 	h.sync("/t/b/0", "", from("203.0.113.5")...)
@@ -60,8 +68,10 @@ func TestNewClientsPerAddress(t *testing.T) {
 
 // TestNewClientsPerAddressUntrusted: without trusted proxies the peer is
 // the client, whatever X-Forwarded-For says; loopback is not limited.
-func TestNewClientsPerAddressUntrusted(t *testing.T) {
-	h := admissionHarness(t, 1)
+func TestNewClientsPerAddressUntrusted(t *testing.T) { byConn(t, testNewClientsPerAddressUntrusted) }
+
+func testNewClientsPerAddressUntrusted(t *testing.T, conn bool) {
+	h := admissionHarness(t, conn, 1)
 	h.sync("/s/a/0", "", "X-Forwarded-For", "203.0.113.5")
 	assert.Equal(t, http.StatusTooManyRequests, h.do(http.MethodGet, "/s/b/0", "", "X-Forwarded-For", "203.0.113.6").Code,
 		"both come from the peer 192.0.2.1")
@@ -69,6 +79,9 @@ func TestNewClientsPerAddressUntrusted(t *testing.T) {
 	req := func(id string) int {
 		r := httptest.NewRequest(http.MethodGet, "/s/"+id+"/0", nil)
 		r.RemoteAddr = "127.0.0.1:5000"
+		if conn {
+			r = r.WithContext(h.server.ConnContext(context.Background(), tcpConn{addr: r.RemoteAddr}))
+		}
 		rec := httptest.NewRecorder()
 		h.server.ServeHTTP(rec, r)
 		return rec.Code

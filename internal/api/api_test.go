@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/assert"
@@ -39,6 +40,7 @@ type harness struct {
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 	logs    *observer.ObservedLogs
+	conn    context.Context // when set, the context of the connection do's requests come on
 }
 
 type option func(*api.Config, *stream.Config)
@@ -104,6 +106,20 @@ func newHarnessOn(t testing.TB, url redisURL, opts ...option) *harness {
 	return &harness{t: t, server: srv, store: store, clock: fake, reg: reg, metrics: m, logs: logs}
 }
 
+// onConnection makes do's requests come, one at a time, on one connection
+// from 192.0.2.1 (httptest's peer), as eventstreamd serves them
+// (api.Server.ConnContext).
+func (h *harness) onConnection() {
+	h.conn = h.server.ConnContext(context.Background(), tcpConn{addr: "192.0.2.1:1234"})
+}
+
+// byConn runs test for requests that come alone and on a connection.
+func byConn(t *testing.T, test func(t *testing.T, conn bool)) {
+	for _, conn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "requests", true: "connection"}[conn], func(t *testing.T) { test(t, conn) })
+	}
+}
+
 // do serves one request and returns the recorded response.
 func (h *harness) do(method, target, body string, headers ...string) *httptest.ResponseRecorder {
 	h.t.Helper()
@@ -116,6 +132,9 @@ func (h *harness) do(method, target, body string, headers ...string) *httptest.R
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
+	if h.conn != nil {
+		req = req.WithContext(h.conn)
+	}
 	h.server.ServeHTTP(rec, req)
 	return rec
 }
@@ -276,4 +295,21 @@ func TestHealthAndReadiness(t *testing.T) {
 	h.server.Drain()
 	assert.Equal(t, http.StatusServiceUnavailable, h.do(http.MethodGet, "/readyz", "").Code)
 	assert.Equal(t, http.StatusOK, h.do(http.MethodGet, "/healthz", "").Code, "a draining server is alive")
+}
+
+// TestHTTP2RequestsShareNoRoutingContext: the requests of an HTTP/2
+// connection, which come at once, do not use the one routing context its
+// HTTP/1 requests share.
+func TestHTTP2RequestsShareNoRoutingContext(t *testing.T) {
+	h := newHarness(t)
+	h.onConnection()
+	req := httptest.NewRequest(http.MethodGet, "/s/a/0", nil).WithContext(h.conn)
+	req.ProtoMajor, req.ProtoMinor = 2, 0
+	rec := httptest.NewRecorder()
+	h.server.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Empty(t, chi.RouteContext(h.conn).RoutePattern(), "the connection's routing context was not used")
+
+	h.do(http.MethodGet, "/s/a/0", "") // an HTTP/1 request uses it
+	assert.Equal(t, "/{stream}/{client}/{tick}", chi.RouteContext(h.conn).RoutePattern())
 }

@@ -21,8 +21,13 @@ import (
 
 const secret = "s3cr3t-private-id"
 
-func TestMetrics(t *testing.T) {
+func TestMetrics(t *testing.T) { byConn(t, testMetrics) }
+
+func testMetrics(t *testing.T, conn bool) {
 	h := newHarness(t)
+	if conn {
+		h.onConnection() // the requests share the connection's routing context
+	}
 	h.sync("/crowded/"+secret+"/0", `{"events":[{"type":"m"},{"type":"m"}]}`)
 	h.sync("/crowded/b/0", "")
 	h.sync("/quiet/a/0", "")
@@ -231,7 +236,14 @@ eventstreamd_store_sweep_errors_total 101
 // TestRefusedMethodsCountUnderTheirRoute: POST /healthz is a 405 of the
 // route /healthz, not an unmatched request.
 func TestRefusedMethodsCountUnderTheirRoute(t *testing.T) {
+	byConn(t, testRefusedMethodsCountUnderTheirRoute)
+}
+
+func testRefusedMethodsCountUnderTheirRoute(t *testing.T, conn bool) {
 	h := newHarness(t)
+	if conn {
+		h.onConnection()
+	}
 	rec := h.do(http.MethodPost, "/healthz", "")
 	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
 	assert.Equal(t, "GET, HEAD", rec.Header().Get("Allow"))

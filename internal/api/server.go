@@ -133,6 +133,7 @@ type Server struct {
 	push       *pusher
 	auth       *auth.Verifier // nil: auth off
 	openPrefix string
+	limit      *addressLimiter // nil: new ids are not limited by address
 
 	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
 }
@@ -173,9 +174,9 @@ func New(cfg Config) (*Server, error) {
 
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
-	if limit := newAddressLimiter(cfg.Admission); limit != nil {
-		s.store = admittingStore{Store: cfg.Store, limit: limit}
-		r.Use(limit.withSource)
+	if s.limit = newAddressLimiter(cfg.Admission); s.limit != nil {
+		s.store = admittingStore{Store: cfg.Store, limit: s.limit}
+		r.Use(s.limit.withSource)
 	}
 	// instrument is the last to pass a request on: chi sets the route's
 	// pattern on the request instrument has.
@@ -233,7 +234,9 @@ func (s *Server) opsRoute(h http.Handler) http.HandlerFunc {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, s.readyRoute(r))
+}
 
 // Drain makes /readyz answer 503 from now on, so that load balancers stop
 // sending requests before the server shuts down.
