@@ -18,6 +18,9 @@
 // printed with each row: on a shared machine, compare ratios within a
 // run, not numbers across runs. Nothing is left behind but the output.
 //
+// With -quiet 100ms,200ms eventstreamd runs once with each
+// -ws-quiet-interval, in the same round.
+//
 //	cd scripts/compare && go run . -loads 500x4,1000x4 -duration 20s
 package main
 
@@ -35,6 +38,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,6 +60,7 @@ type config struct {
 	Protobuf bool
 	Pprof    string
 	Keep     bool
+	Quiet    []time.Duration // eventstreamd's -ws-quiet-interval, one run each
 }
 
 type load struct{ streams, clients int }
@@ -85,6 +90,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.Protobuf, "protobuf", false, "Centrifugo's clients speak protobuf instead of JSON")
 	fs.StringVar(&c.Pprof, "pprof", "", "write eventstreamd's CPU profile of each measurement into `dir`")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary folder (binaries, configs, outputs) and say where")
+	quiet := fs.String("quiet", "100ms", "comma-separated -ws-quiet-interval values: eventstreamd runs once with each")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -96,6 +102,13 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("-loads: %q is not streams x clients (at least 2 clients, to deliver to another)", s)
 		}
 		c.Loads = append(c.Loads, load{st, cl})
+	}
+	for _, q := range strings.Split(*quiet, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(q))
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("-quiet: %q is not a positive duration", q)
+		}
+		c.Quiet = append(c.Quiet, d)
 	}
 	switch {
 	case c.Rate <= 0:
@@ -126,6 +139,20 @@ type result struct {
 		Events   int      `json:"events"`
 		Problems []string `json:"problems"`
 	} `json:"verify"`
+}
+
+// server is one of the servers compared: Centrifugo, or eventstreamd with
+// a quiet interval.
+type server struct {
+	name  string
+	quiet time.Duration
+}
+
+func (s server) String() string {
+	if s.name == "eventstreamd" && s.quiet != 100*time.Millisecond {
+		return fmt.Sprintf("eventstreamd, quiet %v", s.quiet)
+	}
+	return s.name
 }
 
 // row is one server at one load.
@@ -166,9 +193,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var rows []row
 	for n := range cfg.Runs {
 		for _, l := range cfg.Loads {
-			servers := []string{"centrifugo", "eventstreamd"}
+			servers := []server{{name: "centrifugo"}}
+			for _, q := range cfg.Quiet {
+				servers = append(servers, server{name: "eventstreamd", quiet: q})
+			}
 			if n%2 == 1 {
-				servers[0], servers[1] = servers[1], servers[0]
+				slices.Reverse(servers)
 			}
 			for _, s := range servers {
 				fmt.Fprintf(stderr, "compare: run %d, %s, %s …\n", n+1, s, l)
@@ -220,7 +250,8 @@ func build(ctx context.Context, cfg config, bin string, stderr io.Writer) error 
 }
 
 // measure starts server, waits for it, runs its generator at l, and stops it.
-func measure(ctx context.Context, cfg config, tmp, bin, server string, l load, n int) row {
+func measure(ctx context.Context, cfg config, tmp, bin string, sv server, l load, n int) row {
+	server := sv.String()
 	r := row{run: n, server: server, load: l}
 	port, err := freePort()
 	if err != nil {
@@ -228,10 +259,10 @@ func measure(ctx context.Context, cfg config, tmp, bin, server string, l load, n
 		return r
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	base := filepath.Join(tmp, fmt.Sprintf("%s-%d-%dx%d", server, n, l.streams, l.clients))
+	base := filepath.Join(tmp, fmt.Sprintf("%s-%v-%d-%dx%d", sv.name, sv.quiet, n, l.streams, l.clients))
 	var srv *exec.Cmd
 	var ready string
-	switch server {
+	switch sv.name {
 	case "centrifugo":
 		conf := base + ".json"
 		if err := os.WriteFile(conf, centrifugoConfig(port), 0o600); err != nil {
@@ -241,7 +272,7 @@ func measure(ctx context.Context, cfg config, tmp, bin, server string, l load, n
 		srv = exec.Command(filepath.Join(bin, "centrifugo"), "--config", conf)
 		ready = "http://" + addr + "/health"
 	default:
-		args := []string{"-addr", addr, "-log-level", "warn", "-drain-delay", "0"}
+		args := []string{"-addr", addr, "-log-level", "warn", "-drain-delay", "0", "-ws-quiet-interval", sv.quiet.String()}
 		if cfg.Pprof != "" {
 			dport, err := freePort()
 			if err != nil {
@@ -392,14 +423,14 @@ func printTable(w io.Writer, cfg config, rows []row) {
 	fmt.Fprintln(w)
 	for i, a := range rows {
 		for _, b := range rows[i+1:] {
-			if a.run == b.run && a.load == b.load && a.server != b.server && a.res.ServerCPUPerClientSecond > 0 && b.res.ServerCPUPerClientSecond > 0 {
+			if a.run == b.run && a.load == b.load && (a.server == "centrifugo") != (b.server == "centrifugo") &&
+				a.res.ServerCPUPerClientSecond > 0 && b.res.ServerCPUPerClientSecond > 0 {
 				es, ce := a, b
-				if es.server != "eventstreamd" {
+				if es.server == "centrifugo" {
 					es, ce = b, a
 				}
-				fmt.Fprintf(w, "run %d, %s: eventstreamd's CPU per client-second is %.2f× Centrifugo's\n", a.run+1, a.load,
+				fmt.Fprintf(w, "run %d, %s: %s's CPU per client-second is %.2f× Centrifugo's\n", a.run+1, a.load, es.server,
 					es.res.ServerCPUPerClientSecond/ce.res.ServerCPUPerClientSecond)
-				break
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -29,9 +30,10 @@ import (
 func main() {
 	url := flag.String("url", "http://127.0.0.1:9922", "eventstreamd's address")
 	duration := flag.Duration("duration", 20*time.Second, "how long to measure each transport")
+	every := flag.Duration("every", 100*time.Millisecond, "how often the sender sends, on average (each wait drawn between half and one and a half of it): a second leaves quiet ticks between inputs")
 	flag.Parse()
 	for _, tr := range []esclient.Transport{esclient.Poll, esclient.Push} {
-		lat, err := measure(*url, tr, *duration)
+		lat, err := measure(*url, tr, *duration, *every)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "inputlatency:", err)
 			os.Exit(1)
@@ -71,7 +73,7 @@ func (r *recorder) OnClientEvent(d *gamesim.Driver, e esclient.Event) {
 	r.mu.Unlock()
 }
 
-func measure(url string, tr esclient.Transport, d time.Duration) ([]time.Duration, error) {
+func measure(url string, tr esclient.Transport, d, every time.Duration) ([]time.Duration, error) {
 	stream := "inputlatency-" + uuid.NewString()[:8]
 	ctx, cancel := context.WithTimeout(context.Background(), d+2*time.Second)
 	defer cancel()
@@ -107,7 +109,7 @@ func measure(url string, tr esclient.Transport, d time.Duration) ([]time.Duratio
 	rec.mu.Lock()
 	rec.lat = nil
 	rec.mu.Unlock()
-	input := time.NewTicker(100 * time.Millisecond)
+	input := time.NewTimer(every)
 	defer input.Stop()
 	end := time.After(d)
 loop:
@@ -117,6 +119,7 @@ loop:
 			break loop
 		case <-input.C:
 			_ = sender.SendEvent("input", strconv.FormatInt(time.Now().UnixNano(), 10))
+			input.Reset(every/2 + rand.N(every))
 		}
 	}
 	time.Sleep(time.Second) // the last ones arrive
