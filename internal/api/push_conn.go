@@ -111,7 +111,7 @@ func (c *pushConn) send(res *stream.SyncResult) error {
 // bounds.
 func (c *pushConn) writeText(msg []byte) error {
 	err := c.wire.writeText(msg)
-	if err != nil {
+	if err != nil && !errors.Is(err, errCloseSent) {
 		c.ws.CloseNow() // maybe broken mid-frame: no close frame can follow
 	}
 	return err

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -50,6 +51,10 @@ type pushWire struct {
 	draining  bool      // drain is writing out; queue only grows meanwhile
 	err       error     // the first failure; every write after it fails
 }
+
+// errCloseSent refuses a message after the WebSocket's close frame: the
+// connection is closing, and no message may follow that frame.
+var errCloseSent = fmt.Errorf("push connection closing: %w", net.ErrClosed)
 
 // errTooSlow fails a write to a connection whose queue would pass its
 // bounds.
@@ -103,7 +108,7 @@ func (w *pushWire) writeText(payload []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closeSent {
-		return net.ErrClosed
+		return errCloseSent
 	}
 	_, err := w.write(frame)
 	return err

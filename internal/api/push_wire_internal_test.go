@@ -158,7 +158,7 @@ func TestPushWireFrames(t *testing.T) {
 
 	_, err := w.Write([]byte{0x88, 2, 0x03, 0xe8}) // close, 1000
 	require.NoError(t, err)
-	require.ErrorIs(t, w.writeText([]byte("late")), net.ErrClosed, "no message after the close frame")
+	require.ErrorIs(t, w.writeText([]byte("late")), errCloseSent, "no message after the close frame")
 	_, err = w.Write([]byte{0x8a, 0}) // a pong still may
 	require.NoError(t, err)
 	got := make([]byte, 6)
