@@ -44,6 +44,15 @@ type report struct {
 	// quantile is the upper bound of its bucket; esbench's own queueing
 	// and parsing are not in it).
 	ServerLatency loadgen.Latency `json:"server_sync_latency_ms"`
+	// PushGaps is, over the push clients once up to date, the largest step
+	// of t from one push to the next, in ticks, and the longest wait
+	// between two pushes, in ms: the bound on t of quiet ticks, as kept.
+	PushGaps *pushGaps `json:"push_gaps,omitempty"`
+}
+
+type pushGaps struct {
+	Ticks  int64   `json:"largest_t_step"`
+	WaitMs float64 `json:"longest_wait_ms"`
 }
 
 func (b *bench) report(elapsed time.Duration, bytes int64) *report {
@@ -56,7 +65,14 @@ func (b *bench) report(elapsed time.Duration, bytes int64) *report {
 		join.Merge(h.join)
 	}
 	var errs int64
+	if transport(b.cfg.Transport) == transportPush {
+		rep.PushGaps = &pushGaps{}
+	}
 	for _, w := range b.workers {
+		if g := rep.PushGaps; g != nil {
+			g.Ticks = max(g.Ticks, w.gapTicks)
+			g.WaitMs = max(g.WaitMs, float64(w.gapWait)/float64(time.Millisecond))
+		}
 		rep.Syncs += w.syncs
 		rep.EventsSent += w.sent
 		for k, v := range w.errs {
@@ -115,6 +131,9 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "  reply        %.0f bytes on average\n", r.BytesPerReply)
 		}
 		fmt.Fprintf(w, "  events       %d sent\n", r.EventsSent)
+	}
+	if g := r.PushGaps; g != nil {
+		fmt.Fprintf(w, "  push gaps    t stepped by at most %d ticks from one push to the next; the longest wait %.0f ms\n", g.Ticks, g.WaitMs)
 	}
 	if r.ServerCPUPerSync > 0 {
 		fmt.Fprintf(w, "  server CPU   %.1f µs per %s, %.1f µs per client-second (esbench's own: %.1f)\n",

@@ -174,3 +174,18 @@ func TestServerLatencyPastTheBuckets(t *testing.T) {
 	_, err := json.Marshal(l)
 	require.NoError(t, err)
 }
+
+// TestPushGaps: on a stream where nothing happens, push clients are told
+// the quiet ticks every 100 ms (two ticks), and esbench reports the
+// largest step of t and the longest wait between pushes.
+func TestPushGaps(t *testing.T) {
+	url := server(t, nil)
+	rep, err := runJSON(t, "-url", url, "-streams", "1", "-clients", "2", "-rate", "1", "-event-share", "0",
+		"-transport", "push", "-duration", "1500ms", "-warmup", "300ms")
+	require.NoError(t, err)
+	require.NotNil(t, rep.PushGaps)
+	assert.GreaterOrEqual(t, rep.PushGaps.Ticks, int64(2), "quiet ticks come together")
+	assert.LessOrEqual(t, rep.PushGaps.Ticks, int64(4), "and at least every 100 ms (4: room for a busy machine)")
+	assert.Positive(t, rep.PushGaps.WaitMs)
+	assert.Less(t, rep.PushGaps.WaitMs, 1000.0)
+}

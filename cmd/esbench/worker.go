@@ -34,6 +34,12 @@ type worker struct {
 	hist     *histograms      // shared by a few workers
 	errs     map[string]int64 // by kind
 	syncs    int64
+	// A pusher's largest step of t between two pushes once up to date
+	// (live), and longest wait between them (observeGap).
+	live     bool
+	lastAt   time.Time
+	gapTicks int64
+	gapWait  time.Duration
 }
 
 // run runs the client: it joins when its turn comes, then polls or pushes,

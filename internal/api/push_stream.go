@@ -63,8 +63,8 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	defer t.Stop()
 	// An empty tick is told at least every QuietInterval: clients learn
 	// that time moves on, in fewer messages.
-	quiet := 0
-	quietTicks := int(max(s.p.cfg.QuietInterval/tick, 1)) // counted in new ticks read
+	var quiet int64 // ticks read since the last push
+	quietTicks := int64(max(s.p.cfg.QuietInterval/tick, 1))
 	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
 	var offer []*pushConn
 	for {
@@ -98,7 +98,7 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 			if len(s.window) > pushWindow {
 				s.window = slices.Delete(s.window, 0, len(s.window)-pushWindow)
 			}
-			if quiet++; len(sl.events) == 0 && quiet < quietTicks && !more {
+			if quiet += sl.t - sl.from; len(sl.events) == 0 && quiet < quietTicks && !more {
 				s.mu.Unlock()
 				continue
 			}

@@ -579,6 +579,17 @@ func TestPushQuietInterval(t *testing.T) {
 			assert.Equal(t, joined.T+2*tc.ticks, next(t, c, func(protocol.SyncReply) bool { return true }).T, "the next")
 		})
 	}
+	// A loop that reads late, two ticks at once, counts both: the quiet
+	// interval is of ticks, not of reads (main pushed two reads later).
+	h, url := pushHarness(t)
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	advance(t, h, 50*time.Millisecond)
+	joined := next(t, c, func(protocol.SyncReply) bool { return true })
+	require.Len(t, joined.Events, 1, "alice's _c")
+	advance(t, h, 100*time.Millisecond)
+	advance(t, h, 100*time.Millisecond)
+	assert.Equal(t, joined.T+2, next(t, c, func(protocol.SyncReply) bool { return true }).T, "pushed at the first read past the interval")
 }
 
 // TestPushHistoryPagesCarryTheID: every page of a connection's history

@@ -133,7 +133,11 @@ type result struct {
 		P99 float64 `json:"p99"`
 		N   int64   `json:"count"`
 	} `json:"delivery_latency_ms"`
-	Errors map[string]int64 `json:"errors"`
+	Errors   map[string]int64 `json:"errors"`
+	PushGaps *struct {
+		Ticks  int64   `json:"largest_t_step"`
+		WaitMs float64 `json:"longest_wait_ms"`
+	} `json:"push_gaps"` // esbench: the bound on t, as kept
 	Verify struct {
 		Clients  int      `json:"clients"`
 		Events   int      `json:"events"`
@@ -410,6 +414,9 @@ func printTable(w io.Writer, cfg config, rows []row) {
 			msgs /= clients * res.Duration
 		}
 		verified := fmt.Sprintf("%d clients, %d events exactly once", res.Verify.Clients, res.Verify.Events)
+		if g := res.PushGaps; g != nil {
+			verified += fmt.Sprintf("; t steps ≤ %d ticks, waits ≤ %.0f ms", g.Ticks, g.WaitMs)
+		}
 		switch {
 		case r.err != nil && res.Verify.Clients == 0:
 			verified = "FAILED: " + firstLine(r.err.Error())
