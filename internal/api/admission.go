@@ -113,8 +113,8 @@ func (l *addressLimiter) tracked() int {
 // X-Forwarded-For that is not; an IPv6 address by its /64, the block one
 // machine is given. It is not valid for a loopback client, which is not
 // limited.
-func (l *addressLimiter) source(r *http.Request) netip.Addr {
-	ap, err := peerAddr(r)
+func (l *addressLimiter) source(r *http.Request, conn *connState) netip.Addr {
+	ap, err := peerAddr(r, conn)
 	if err != nil {
 		return netip.Addr{}
 	}
@@ -164,21 +164,14 @@ func (l *addressLimiter) isTrusted(addr netip.Addr) bool {
 // sourceKey is the context key of a request's source address.
 type sourceKey struct{}
 
-// withSource puts the request's source address, as the limiter keys it,
-// in its context, for admittingStore: unless its connection's context
-// holds it already (ConnContext), which it does when the peer is not a
-// proxy.
-func (l *addressLimiter) withSource(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if conn := connOf(r); conn != nil && conn.sourced {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if addr := l.source(r); addr.IsValid() {
-			r = r.WithContext(context.WithValue(r.Context(), sourceKey{}, addr))
-		}
-		next.ServeHTTP(w, r)
-	})
+// withSource returns r with its source address, as the limiter keys it,
+// in its context, for admittingStore; conn is r's connection's state, or
+// nil.
+func (l *addressLimiter) withSource(r *http.Request, conn *connState) *http.Request {
+	if addr := l.source(r, conn); addr.IsValid() {
+		return r.WithContext(context.WithValue(r.Context(), sourceKey{}, addr))
+	}
+	return r
 }
 
 // admittingStore is the store as the handlers see it when new ids are

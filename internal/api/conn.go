@@ -50,10 +50,12 @@ func connOf(r *http.Request) *connState {
 	return c
 }
 
-// readyRoute readies r's connection's routing context for r, as chi readies
-// one of its pool, and returns r. A request of HTTP/2, whose requests on
-// a connection come at once, is given none: chi gives it one of its pool.
-func (s *Server) readyRoute(r *http.Request) *http.Request {
+// ready readies r to be routed. Its connection's routing context is made
+// ready for it, as chi readies one of its pool; a request of HTTP/2,
+// whose requests on a connection come at once, is given none: chi gives
+// it one of its pool. With new ids limited by address, its source is put
+// in its context, unless its connection's holds it already.
+func (s *Server) ready(r *http.Request) *http.Request {
 	conn := connOf(r)
 	switch {
 	case conn == nil:
@@ -63,12 +65,16 @@ func (s *Server) readyRoute(r *http.Request) *http.Request {
 		conn.route.Reset()
 		conn.route.Routes = s.router
 	}
+	if s.limit != nil && (conn == nil || !conn.sourced) {
+		r = s.limit.withSource(r, conn)
+	}
 	return r
 }
 
-// peerAddr returns the address of r's peer.
-func peerAddr(r *http.Request) (netip.AddrPort, error) {
-	if conn := connOf(r); conn != nil && conn.peerKnown {
+// peerAddr returns the address of r's peer; conn is r's connection's
+// state, or nil.
+func peerAddr(r *http.Request, conn *connState) (netip.AddrPort, error) {
+	if conn != nil && conn.peerKnown {
 		return conn.peer, nil
 	}
 	return netip.ParseAddrPort(r.RemoteAddr)

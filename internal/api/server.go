@@ -173,14 +173,12 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	r := chi.NewRouter()
-	r.Use(s.recoverer)
-	if s.limit = newAddressLimiter(cfg.Admission); s.limit != nil {
-		s.store = admittingStore{Store: cfg.Store, limit: s.limit}
-		r.Use(s.limit.withSource)
-	}
 	// instrument is the last to pass a request on: chi sets the route's
 	// pattern on the request instrument has.
-	r.Use(s.commonHeaders, s.instrument)
+	r.Use(s.recoverer, s.commonHeaders, s.instrument)
+	if s.limit = newAddressLimiter(cfg.Admission); s.limit != nil {
+		s.store = admittingStore{Store: cfg.Store, limit: s.limit} // ServeHTTP gives it the source
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(protocol.CodeNotFound,
 			"no such endpoint; a sync is GET or POST /{stream}/{privateId}/{lastKnownTick}"))
@@ -235,7 +233,7 @@ func (s *Server) opsRoute(h http.Handler) http.HandlerFunc {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.router.ServeHTTP(w, s.readyRoute(r))
+	s.router.ServeHTTP(w, s.ready(r))
 }
 
 // Drain makes /readyz answer 503 from now on, so that load balancers stop

@@ -25,9 +25,8 @@ const spectateParam = "spectate"
 // spectating reports whether r, admitted, is a spectator's: its token's
 // role is spectator, or it asks with ?spectate=1 (any client may choose to
 // only watch). A spectator only reads: its POST or PUT is 403 forbidden,
-// before its body is read.
-// query is r's, as requestQuery parsed it.
-func spectating(r *http.Request, query syncQuery) (bool, error) {
+// before its body is read. query is r's, as requestQuery parsed it.
+func (s *Server) spectating(r *http.Request, query syncQuery) (bool, error) {
 	asked := false
 	switch v := query.spectate; {
 	case len(v) == 0 || (len(v) == 1 && v[0] == ""):
@@ -36,8 +35,7 @@ func spectating(r *http.Request, query syncQuery) (bool, error) {
 	default:
 		return false, errorf(protocol.CodeBadRequest, "spectate must be 1, once, or absent")
 	}
-	g, _ := auth.FromContext(r.Context())
-	if !asked && (g == nil || !g.Spectator()) {
+	if !asked && !s.grantsSpectator(r) {
 		return false, nil
 	}
 	if r.Method == http.MethodPost || r.Method == http.MethodPut {
@@ -46,10 +44,20 @@ func spectating(r *http.Request, query syncQuery) (bool, error) {
 	return true, nil
 }
 
+// grantsSpectator reports whether r's token is a spectator's. Without
+// auth no request has one, and its context is not searched for it.
+func (s *Server) grantsSpectator(r *http.Request) bool {
+	if s.auth == nil {
+		return false
+	}
+	g, _ := auth.FromContext(r.Context())
+	return g != nil && g.Spectator()
+}
+
 // playersOnly serves h unless r is a spectator's upload, which it refuses.
 func (s *Server) playersOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, err := spectating(r, requestQuery(r)); err != nil {
+		if _, err := s.spectating(r, requestQuery(r)); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -28,7 +28,7 @@ func (s *Server) syncRoute(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		query := requestQuery(r)
-		spectator, err := spectating(r, query)
+		spectator, err := s.spectating(r, query)
 		switch {
 		case err != nil:
 			s.writeError(w, r, err)
@@ -181,14 +181,15 @@ func (s *Server) parseSync(r *http.Request) (*stream.SyncRequest, error) {
 // parseSyncQuery is parseSync of r whose query, as requestQuery parsed
 // it, is query: a sync's route parses it once.
 func (s *Server) parseSyncQuery(r *http.Request, query syncQuery) (*stream.SyncRequest, error) {
+	route := chi.RouteContext(r.Context()) // looked up once: each look walks the context
 	req := &stream.SyncRequest{
-		Stream:    chi.URLParam(r, "stream"),
-		PrivateID: chi.URLParam(r, "client"),
+		Stream:    route.URLParam("stream"),
+		PrivateID: route.URLParam("client"),
 	}
 	if err := validNames(req.Stream, req.PrivateID); err != nil {
 		return nil, err
 	}
-	tick, ok := parseTick(chi.URLParam(r, "tick"))
+	tick, ok := parseTick(route.URLParam("tick"))
 	if !ok {
 		return nil, errorf(protocol.CodeBadTick,
 			"the last known tick must be a non-negative decimal integer below 2^63, digits only")
