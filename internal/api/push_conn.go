@@ -169,6 +169,9 @@ func (c *pushConn) offer(s *pushStream) {
 func (c *pushConn) catchUp(ctx context.Context, s *pushStream, mayWait bool) (open, handOff bool) {
 	rejoined := false // once a call: the loop may not have read c's new epoch yet
 	for {
+		if mayWait { // one message at a time past what the socket takes: the rest coalesces
+			c.wire.settle(ctx)
+		}
 		req := c.at()
 		var res *stream.SyncResult
 		found, newest, epoch := s.next(req, &c.scratch)

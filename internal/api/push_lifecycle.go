@@ -153,7 +153,8 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
 	c.ctx = ctx
 	err := c.send(res)
 	mem.release()
-	for err == nil && res.More { // the history, page by page
+	for err == nil && res.More { // the history, page by page, as the client takes it
+		c.wire.settle(ctx)
 		if res, mem, err = c.readHeld(ctx, c.readFor); err != nil {
 			c.closeFor(ctx, err)
 			return

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,13 +44,14 @@ type pushWire struct {
 	werr    error
 
 	mu        sync.Mutex
-	closeSent bool      // the WebSocket's close frame is written: no message may follow it
-	queue     []byte    // what the socket has not taken yet, in order
-	spare     []byte    // the queue's other buffer, while one is written out
-	since     time.Time // when the oldest byte of queue was queued
-	held      int64     // in-flight memory held for queue and what is being written out
-	draining  bool      // drain is writing out; queue only grows meanwhile
-	err       error     // the first failure; every write after it fails
+	closeSent bool          // the WebSocket's close frame is written: no message may follow it
+	queue     []byte        // what the socket has not taken yet, in order
+	spare     []byte        // the queue's other buffer, while one is written out
+	since     time.Time     // when the oldest byte of queue was queued
+	held      int64         // in-flight memory held for queue and what is being written out
+	draining  bool          // drain is writing out; queue only grows meanwhile
+	drained   chan struct{} // closed when drain ends: the queue is written out, or w failed
+	err       error         // the first failure; every write after it fails
 }
 
 // errCloseSent refuses a message after the WebSocket's close frame: the
@@ -164,10 +166,28 @@ func (w *pushWire) write(p []byte) (int, error) {
 	}
 	w.queue = append(w.queue, rest...)
 	if !w.draining {
-		w.draining = true
+		w.draining, w.drained = true, make(chan struct{})
 		go w.drain()
 	}
 	return len(p), nil
+}
+
+// settle waits until what is queued is written out, or w fails (a queue
+// not taken within maxLag fails it), or ctx ends. A connection's own
+// writer settles before each message it reads for it: so a client behind
+// (its history, page after page) is sent a page as it takes the one
+// before, instead of a queue of pages that outgrows its bound.
+func (w *pushWire) settle(ctx context.Context) {
+	w.mu.Lock()
+	drained := w.drained
+	w.mu.Unlock()
+	if drained == nil {
+		return
+	}
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	}
 }
 
 // drain writes the queue out, waiting for the client, until it is empty;
@@ -178,6 +198,8 @@ func (w *pushWire) drain() {
 		w.mu.Lock()
 		if len(w.queue) == 0 || w.err != nil {
 			w.draining = false
+			close(w.drained)
+			w.drained = nil
 			w.mu.Unlock()
 			return
 		}
