@@ -47,6 +47,16 @@ func (l *lateStore) Read(ctx context.Context, req *stream.SyncRequest) (*stream.
 	return late(l, func(s stream.Store) (*stream.SyncResult, error) { return s.Read(ctx, req) })
 }
 
+// Newest implements stream.Watcher once the store is open, for a store
+// that is one.
+func (l *lateStore) Newest(name string) (string, int64, bool) {
+	s, err := l.get()
+	if err != nil {
+		return "", 0, false
+	}
+	return stream.NewestOf(s, name)
+}
+
 func (l *lateStore) Sweep(ctx context.Context) (stream.SweepResult, error) {
 	return late(l, func(s stream.Store) (stream.SweepResult, error) { return s.Sweep(ctx) })
 }

@@ -184,6 +184,11 @@ type admittingStore struct {
 	limit *addressLimiter
 }
 
+// Newest implements stream.Watcher for the store it wraps.
+func (s admittingStore) Newest(name string) (string, int64, bool) {
+	return stream.NewestOf(s.Store, name)
+}
+
 // Sync implements stream.Store.
 func (s admittingStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
 	addr, ok := ctx.Value(sourceKey{}).(netip.Addr)

@@ -386,3 +386,45 @@ func testPushMessageOfTheOldEpoch(t *testing.T, store redisURL) {
 	got := next(t, c, func(r protocol.SyncReply) bool { return len(r.Events) > 0 && r.Events[len(r.Events)-1].Type == "move" })
 	assert.Equal(t, `this game`, got.Events[len(got.Events)-1].Body)
 }
+
+// watchedReads is failingReads on a store that tells where a stream's
+// newest event is (stream.Watcher), as the memory store does.
+type watchedReads struct{ failingReads }
+
+func (w *watchedReads) Newest(name string) (string, int64, bool) {
+	return stream.NewestOf(w.Store, name)
+}
+
+// TestPushLoopReadsWhatChanged: on a store that tells where a stream's
+// newest event is, the loop reads the stream only when it has events not
+// read yet, or a quiet push is due: once every two ticks while nothing
+// happens (main read every tick), and a tick with events is still pushed
+// when it ends.
+func TestPushLoopReadsWhatChanged(t *testing.T) {
+	f := &watchedReads{}
+	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { f.Store = s; return f }))
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	advance(t, h, 50*time.Millisecond)
+	joined := next(t, c, func(protocol.SyncReply) bool { return true })
+	require.Len(t, joined.Events, 1, "alice's _c, pushed when its tick ended")
+
+	reads := f.reads.Load()
+	for range 20 {
+		advance(t, h, 50*time.Millisecond)
+	}
+	require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, int64(10), f.reads.Load()-reads, "20 quiet ticks, read once a quiet push")
+	last := joined
+	for range 10 {
+		r := next(t, c, func(protocol.SyncReply) bool { return true })
+		assert.Equal(t, last.T+2, r.T, "a quiet push every two ticks")
+		last = r
+	}
+
+	h.sync("/s/bob/0", `{"events":[{"type":"move"}]}`)
+	advance(t, h, 50*time.Millisecond)
+	r := next(t, c, func(protocol.SyncReply) bool { return true })
+	assert.Equal(t, last.T+1, r.T, "pushed when the tick with events ended, not at the quiet interval")
+	assert.True(t, slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" }))
+}

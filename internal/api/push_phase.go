@@ -33,6 +33,12 @@ func (p *tickPhase) next() time.Time {
 	return p.lo.Add(p.hi.Sub(p.lo) / 2)
 }
 
+// skip moves the window on a tick without a read: the loop let a tick
+// pass unread (nothing changed in the stream).
+func (p *tickPhase) skip() {
+	p.lo, p.hi = p.lo.Add(p.tick), p.hi.Add(p.tick)
+}
+
 // observe takes a read that began at start and ended at end, after one
 // that began at prev, and saw the tick in progress advance, or not. The
 // store looked at its clock somewhere between start and end.

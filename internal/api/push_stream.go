@@ -18,8 +18,10 @@ import (
 // recent reads in a window, and serves each connection from it, what a
 // connection has not been sent yet coalesced into one message (next).
 
-// pushWindow is how many of a stream's recent reads its loop keeps, so
-// that a connection a little behind is served from memory.
+// pushWindow is how many of a stream's recent reads its loop keeps at
+// least, so that a connection a little behind is served from memory. It
+// keeps up to twice as many, and drops the older half at once: dropping
+// one a tick moved the whole window every tick.
 const pushWindow = 64
 
 // pushSlice is one read of a stream: its events of the ticks [from, t).
@@ -65,6 +67,11 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	// that time moves on, in fewer messages.
 	var quiet int64 // ticks read since the last push
 	quietTicks := int64(max(s.p.cfg.QuietInterval/tick, 1))
+	// A store that tells where a stream's newest event is (stream.Watcher)
+	// is read only when the stream has events the last read did not
+	// return, or when a quiet push is due: the ticks between pass unread
+	// (skipped), and the phase moves on by itself.
+	var skipped int64
 	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
 	var offer []*pushConn
 	for {
@@ -73,6 +80,14 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 			return
 		case <-t.C():
 		}
+		if ep, newest, ok := stream.NewestOf(s.p.srv.store, s.name); ok && ep == req.Epoch &&
+			newest < req.LastKnownTick && quiet+skipped+1 < quietTicks {
+			skipped++ // every event is read: the ticks since are quiet
+			phase.skip()
+			t.Reset(phase.next().Sub(clk.Now()))
+			continue
+		}
+		skipped = 0
 		start, read, advanced := clk.Now(), false, false
 		for more := true; more; {
 			res, err := s.p.srv.store.Read(ctx, req)
@@ -95,7 +110,7 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 			req.LastKnownTick, req.Epoch = res.T, res.Epoch
 			s.mu.Lock()
 			s.window = append(s.window, sl)
-			if len(s.window) > pushWindow {
+			if len(s.window) > 2*pushWindow {
 				s.window = slices.Delete(s.window, 0, len(s.window)-pushWindow)
 			}
 			if quiet += sl.t - sl.from; len(sl.events) == 0 && quiet < quietTicks && !more {

@@ -84,3 +84,9 @@ func (s *instrumentedStore) Ping(ctx context.Context) error {
 	s.ping.observe(start, err)
 	return err
 }
+
+// Newest implements stream.Watcher for the store it wraps: looking where
+// a stream's newest event is is not an operation of the store's metrics.
+func (s *instrumentedStore) Newest(name string) (string, int64, bool) {
+	return stream.NewestOf(s.Store, name)
+}

@@ -34,6 +34,27 @@ import (
 	"github.com/goeventstream/eventstream/internal/protocol"
 )
 
+// A Watcher is a Store that can tell, cheaply and without locking the
+// stream, where a stream's newest event is: a push loop then reads a
+// stream only when it has events its last read did not return, or when
+// its quiet interval is due, instead of every tick. The memory store is
+// one: every event of its streams is added in this process.
+type Watcher interface {
+	// Newest returns the stream's epoch ("" while it does not exist) and
+	// the tick of its newest event, and ok false when the store cannot
+	// tell.
+	Newest(stream string) (epoch string, t int64, ok bool)
+}
+
+// NewestOf returns s's Newest of stream, with ok false when s is no
+// Watcher: a store that wraps another forwards it with this.
+func NewestOf(s Store, stream string) (epoch string, t int64, ok bool) {
+	if w, is := s.(Watcher); is {
+		return w.Newest(stream)
+	}
+	return "", 0, false
+}
+
 // Store holds streams. Implementations must be safe for concurrent use and
 // must behave as the conformance suite in package streamtest requires.
 type Store interface {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -239,6 +240,9 @@ type memStream struct {
 	emptySince             time.Time
 	expiryQueued           bool
 	deleted                bool
+
+	// newest is the tick of the newest event (Newest); read without mu.
+	newest atomic.Int64
 }
 
 type eventRef struct {
@@ -284,6 +288,7 @@ func (s *memStream) tickAt(now time.Time) int64 {
 }
 
 func (s *memStream) append(t int64, typ string, body []byte, origin string) {
+	s.newest.Store(t)
 	s.log = appendEvent(s.log, t, typ, origin, body)
 	s.index = append(s.index, eventRef{t: t, end: s.base + int64(len(s.log))})
 	s.ck.sinceSnap++
@@ -470,6 +475,17 @@ func (s *memStream) replyStart(known int64, epoch string, t int64) (from, base i
 		return s.ck.snap.T + 1, s.ck.snap.T, true
 	}
 	return from, 0, false
+}
+
+// Newest implements Watcher.
+func (m *MemoryStore) Newest(stream string) (epoch string, t int64, ok bool) {
+	m.mu.RLock()
+	s := m.streams[stream]
+	m.mu.RUnlock()
+	if s == nil {
+		return "", 0, true
+	}
+	return s.epoch, s.newest.Load(), true
 }
 
 // Read implements Store.
