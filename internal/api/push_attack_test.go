@@ -72,3 +72,54 @@ func TestPushHistoryWaitsForTheClient(t *testing.T) {
 	}
 	require.Equal(t, 4*syncs, got, "every event of the history, once")
 }
+
+// TestPushLoopLeavesABackloggedClientToItsWriter: a client that stops
+// reading for a few ticks, each of a page, and then reads on gets every
+// event: the loop sends it nothing while its socket holds what it did not
+// take yet, and its writer sends what it missed, coalesced, once it takes
+// it (main queued each tick behind the last, and cut the connection
+// mid-frame once its queue passed a page and 64 KiB).
+func TestPushLoopLeavesABackloggedClientToItsWriter(t *testing.T) {
+	h, url := pushHarness(t, func(a *api.Config, s *stream.Config) {
+		a.Push.MaxLag = time.Minute // alice looks away for less, however slow the machine
+		s.MaxSyncsPerSecond, s.MaxEventsPerSecond, s.MaxStreamBytesPerSecond = 0, 0, 0
+	})
+	c := dialSmallWindow(t, url+"/s/alice/0", 128<<10)
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	bob := dial(t, url+"/s/bob/0") // reads all along
+	bob.SetReadLimit(-1)
+	next(t, bob, func(protocol.SyncReply) bool { return true })
+	const ticks, syncs = 12, 15 // 11 MB, about a page a tick, which alice does not read yet
+	bobGot := make(chan int, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		n := 0
+		for n < 4*ticks*syncs {
+			_, b, err := bob.Read(ctx)
+			if err != nil {
+				break
+			}
+			n += strings.Count(string(b), `"type":"big"`)
+		}
+		bobGot <- n
+	}()
+	body := strings.Repeat("x", 15<<10)
+	req := `{"events":[` + strings.Repeat(`{"type":"big","body":"`+body+`"},`, 3) + `{"type":"big","body":"` + body + `"}]}`
+	for range ticks {
+		for range syncs {
+			h.sync("/s/writer/0", req)
+		}
+		advance(t, h, 50*time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := 0
+	for got < 4*ticks*syncs {
+		_, b, err := c.Read(ctx)
+		require.NoError(t, err, "after %d events", got)
+		got += strings.Count(string(b), `"type":"big"`)
+	}
+	require.Equal(t, 4*ticks*syncs, got, "every event, once")
+	require.Equal(t, 4*ticks*syncs, <-bobGot, "bob, who read all along, got every event once")
+}

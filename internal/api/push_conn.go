@@ -164,13 +164,19 @@ func (c *pushConn) offer(s *pushStream) {
 // catchUp sends c what it is owed, message after message, until it is up
 // to date, and reports whether c is still open. Its stream's loop calls it
 // with mayWait false: then it stops before anything that would wait (a
-// read of the store, in-flight memory that is not free, closing c) and
-// reports handOff, for c's writer to do. c.wmu is held.
+// read of the store, in-flight memory that is not free, closing c, a
+// client that has not taken the last message yet) and reports handOff,
+// for c's writer to do. c.wmu is held.
 func (c *pushConn) catchUp(ctx context.Context, s *pushStream, mayWait bool) (open, handOff bool) {
 	rejoined := false // once a call: the loop may not have read c's new epoch yet
 	for {
-		if mayWait { // one message at a time past what the socket takes: the rest coalesces
+		// One message at a time past what the socket takes: while the
+		// client has not taken the last, what follows coalesces in the
+		// window, for c's writer to send once it has.
+		if mayWait {
 			c.wire.settle(ctx)
+		} else if c.wire.backlogged() {
+			return true, true
 		}
 		req := c.at()
 		var res *stream.SyncResult

@@ -172,6 +172,13 @@ func (w *pushWire) write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// backlogged reports whether w holds what its socket has not taken yet.
+func (w *pushWire) backlogged() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.draining
+}
+
 // settle waits until what is queued is written out, or w fails (a queue
 // not taken within maxLag fails it), or ctx ends. A connection's own
 // writer settles before each message it reads for it: so a client behind
