@@ -9,9 +9,11 @@ package metrics
 
 import (
 	"context"
+	"maps"
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,10 +36,11 @@ const (
 // Metrics holds the metrics that are updated as things happen, through its
 // methods: the label names and their order are this package's business.
 type Metrics struct {
-	requests   *prometheus.CounterVec   // by route, method, status
-	duration   *prometheus.HistogramVec // by route, method
-	byRequest  sync.Map                 // requestKey -> requestObservers, resolved once
-	rejections *prometheus.CounterVec   // by code
+	requests   *prometheus.CounterVec                          // by route, method, status
+	duration   *prometheus.HistogramVec                        // by route, method
+	byRequest  atomic.Pointer[map[requestKey]requestObservers] // resolved once: a new key replaces the map, never changes it
+	requestsMu sync.Mutex                                      // adds a key to byRequest
+	rejections *prometheus.CounterVec                          // by code
 
 	events         *prometheus.CounterVec
 	byKind         map[string]prometheus.Counter // events' children, resolved once
@@ -146,6 +149,7 @@ func New(cfg Config) (*Metrics, error) {
 		Namespace: namespace, Subsystem: "spectator", Name: "connections",
 		Help: "Spectators' push connections open on this replica, in all streams (each stream holds at most -max-spectators-per-stream).",
 	})
+	m.byRequest.Store(&map[requestKey]requestObservers{})
 	for _, code := range protocol.ErrorCodes {
 		m.rejections.WithLabelValues(code) // 0, not "no data", until the first
 	}
@@ -189,16 +193,33 @@ func New(cfg Config) (*Metrics, error) {
 // pattern that served it, never the raw path.
 func (m *Metrics) ObserveRequest(route, method string, status int, d time.Duration) {
 	k := requestKey{route, method, status}
-	o, ok := m.byRequest.Load(k)
-	if !ok { // resolved once per route, method and status: labels are few
-		o, _ = m.byRequest.LoadOrStore(k, requestObservers{
-			count:    m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
-			duration: m.duration.WithLabelValues(route, method),
-		})
+	obs, ok := (*m.byRequest.Load())[k]
+	if !ok {
+		obs = m.resolveRequest(k)
 	}
-	obs := o.(requestObservers)
 	obs.count.Inc()
 	obs.duration.Observe(d.Seconds())
+}
+
+// resolveRequest returns the observers of k, resolved once per route,
+// method and status: labels are few, so byRequest is copied to add one.
+// (A typed map hashes a key faster than sync.Map, which hashes it as an
+// interface.)
+func (m *Metrics) resolveRequest(k requestKey) requestObservers {
+	m.requestsMu.Lock()
+	defer m.requestsMu.Unlock()
+	old := *m.byRequest.Load()
+	if obs, ok := old[k]; ok {
+		return obs
+	}
+	obs := requestObservers{
+		count:    m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(k.status)),
+		duration: m.duration.WithLabelValues(k.route, k.method),
+	}
+	resolved := maps.Clone(old)
+	resolved[k] = obs
+	m.byRequest.Store(&resolved)
+	return obs
 }
 
 type requestKey struct {
