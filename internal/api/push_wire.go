@@ -223,7 +223,7 @@ func (w *pushWire) drain() {
 
 		w.mu.Lock()
 		w.give(int64(len(out)))
-		if cap(out) <= w.maxQueue {
+		if cap(out) <= pushQueueSlack { // a larger one is the memory of a moment behind: not kept
 			w.spare = out[:0]
 		}
 		if err != nil && w.err == nil {

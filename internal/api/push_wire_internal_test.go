@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -165,4 +166,25 @@ func TestPushWireFrames(t *testing.T) {
 	_, err = io.ReadFull(client, got)
 	require.NoError(t, err)
 	require.Equal(t, []byte{0x88, 2, 0x03, 0xe8, 0x8a, 0}, got)
+}
+
+// TestPushWireGivesBackItsBuffers: once a connection's queue is written
+// out, it keeps no buffer larger than pushQueueSlack: a client that was
+// behind once (its history's pages) does not keep a page or two of the
+// server's memory, which no budget counts, for as long as it stays (main
+// kept both buffers the queue had grown, up to a page and 64 KiB each).
+func TestPushWireGivesBackItsBuffers(t *testing.T) {
+	b := newBudget(8<<20, 0)
+	w, client := wirePair(t, b, 4<<20, time.Minute)
+	page := bytes.Repeat([]byte{'x'}, 1<<20)
+	for range 3 {
+		require.NoError(t, w.writeText(page))
+	}
+	require.True(t, w.backlogged(), "the socket did not take 3 MiB at once")
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	w.settle(context.Background())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.False(t, w.draining)
+	require.LessOrEqual(t, cap(w.queue)+cap(w.spare), pushQueueSlack, "the buffers a written queue keeps")
 }
