@@ -209,17 +209,34 @@ func (s *pushStream) next(req stream.SyncRequest, res *stream.SyncResult) (found
 			continue
 		}
 		*res = sl.result(stream.EventsFrom(sl.events, req.LastKnownTick))
-		// What follows is coalesced into the same message, a page at most.
+		// What follows is coalesced into the same message, a page at most:
+		// the reads it takes are counted first, then their events copied
+		// once, unless one read alone has any (the window's reads are
+		// never appended to).
+		end, size, joins := i+1, len(res.Events), 0
 		for _, more := range s.window[i+1:] {
-			if more.epoch != res.Epoch || more.from != res.T || len(res.Events)+len(more.events) > s.p.srv.limits.MaxReplyBytes {
+			if more.epoch != res.Epoch || more.from != s.window[end-1].t || size+len(more.events) > s.p.srv.limits.MaxReplyBytes {
 				break
 			}
-			if len(more.events) > 0 {
-				if len(res.Events) > 0 {
-					res.Events = append(append(slices.Clip(res.Events), ','), more.events...)
-				} else {
-					res.Events = more.events
-				}
+			if len(more.events) > 0 && size > 0 {
+				size++ // a comma
+				joins++
+			}
+			size += len(more.events)
+			end++
+		}
+		if joins > 0 {
+			res.Events = append(make([]byte, 0, size), res.Events...)
+		}
+		for _, more := range s.window[i+1 : end] {
+			switch {
+			case len(more.events) == 0:
+			case joins == 0:
+				res.Events = more.events
+			case len(res.Events) > 0:
+				res.Events = append(append(res.Events, ','), more.events...)
+			default:
+				res.Events = append(res.Events, more.events...)
 			}
 			res.T, res.Checkpoint = more.t, more.ckpt
 		}
