@@ -8,7 +8,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@latest
 FUZZTIME    ?= 30s
 BENCHCOUNT  ?= 6
 
-.PHONY: all run run-redis demo build build-static docker test test-ts test-web test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile compare clean
+.PHONY: all run run-redis demo build build-static docker test test-ts test-web test-short lint fmt tidy bench fuzz load sweep-load chaos soak hostile compare floor clean
 
 all: lint test build
 
@@ -127,6 +127,11 @@ load: build
 	run -transport push -streams 1 -clients 1000 -rate 5 -event-share 0.02 -duration 10s -warmup 3s; \
 	echo "== budget 11: 1000 clients of one stream joining at once"; \
 	run -streams 1 -clients 1000 -rate 5 -join burst -duration 5s -warmup 1s
+
+## floor: budget 10 of docs/performance.md: the server's CPU per sync against its HTTP floor, five
+## interleaved pairs of esbench runs (scripts/floor.sh; RUNS, DURATION, PROFILE=dir, SERVER=binary)
+floor:
+	scripts/floor.sh
 
 ## compare: eventstreamd's push beside Centrifugo (installed into a temporary folder) at the same
 ## loads, one run on this machine, both rows printed (scripts/compare; a benchmark, not a test).
