@@ -47,14 +47,14 @@ func (l *lateStore) Read(ctx context.Context, req *stream.SyncRequest) (*stream.
 	return late(l, func(s stream.Store) (*stream.SyncResult, error) { return s.Read(ctx, req) })
 }
 
-// Newest implements stream.Watcher once the store is open, for a store
+// Watch implements stream.Watcher once the store is open, for a store
 // that is one.
-func (l *lateStore) Newest(name string) (string, int64, bool) {
+func (l *lateStore) Watch(name string) (string, int64, <-chan struct{}, bool) {
 	s, err := l.get()
 	if err != nil {
-		return "", 0, false
+		return "", 0, nil, false
 	}
-	return stream.NewestOf(s, name)
+	return stream.WatchOf(s, name)
 }
 
 func (l *lateStore) Sweep(ctx context.Context) (stream.SweepResult, error) {

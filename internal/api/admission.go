@@ -184,9 +184,9 @@ type admittingStore struct {
 	limit *addressLimiter
 }
 
-// Newest implements stream.Watcher for the store it wraps.
-func (s admittingStore) Newest(name string) (string, int64, bool) {
-	return stream.NewestOf(s.Store, name)
+// Watch implements stream.Watcher for the store it wraps.
+func (s admittingStore) Watch(name string) (string, int64, <-chan struct{}, bool) {
+	return stream.WatchOf(s.Store, name)
 }
 
 // Sync implements stream.Store.

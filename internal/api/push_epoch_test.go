@@ -391,8 +391,8 @@ func testPushMessageOfTheOldEpoch(t *testing.T, store redisURL) {
 // newest event is (stream.Watcher), as the memory store does.
 type watchedReads struct{ failingReads }
 
-func (w *watchedReads) Newest(name string) (string, int64, bool) {
-	return stream.NewestOf(w.Store, name)
+func (w *watchedReads) Watch(name string) (string, int64, <-chan struct{}, bool) {
+	return stream.WatchOf(w.Store, name)
 }
 
 // TestPushLoopReadsWhatChanged: on a store that tells where a stream's

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
@@ -67,24 +68,46 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	// that time moves on, in fewer messages.
 	var quiet int64 // ticks read since the last push
 	quietTicks := int64(max(s.p.cfg.QuietInterval/tick, 1))
-	// A store that tells where a stream's newest event is (stream.Watcher)
-	// is read only when the stream has events the last read did not
-	// return, or when a quiet push is due: the ticks between pass unread
-	// (skipped), and the phase moves on by itself.
-	var skipped int64
+	// A store that tells where a stream's newest event is, and when it
+	// gains one (stream.Watcher), is read only when the stream has events
+	// the last read did not return, or when a quiet push is due: the loop
+	// sleeps through the ticks between (skipped, the phase moving on by
+	// itself), and an event wakes it to read once its tick has ended.
+	// phase.next() is where tick req.LastKnownTick+skipped+1 begins, and
+	// the timer is set ahead ticks past it.
+	var skipped, ahead int64
+	var changed <-chan struct{}
 	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
 	var offer []*pushConn
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
+			changed = nil
+			t.Stop()
+			if ep, newest, _, ok := stream.WatchOf(s.p.srv.store, s.name); ok && ep == req.Epoch {
+				ahead = min(ahead, max(newest-req.LastKnownTick-skipped, 0))
+			} else {
+				ahead = 0 // deleted, or created anew: read now
+			}
+			s.wake(t, phase.next().Add(time.Duration(ahead)*tick))
+			continue
 		case <-t.C():
 		}
-		if ep, newest, ok := stream.NewestOf(s.p.srv.store, s.name); ok && ep == req.Epoch &&
-			newest < req.LastKnownTick && quiet+skipped+1 < quietTicks {
-			skipped++ // every event is read: the ticks since are quiet
+		changed = nil
+		for ; ahead > 0; ahead-- { // the ticks slept through
+			skipped++
 			phase.skip()
-			t.Reset(phase.next().Sub(clk.Now()))
+		}
+		if ep, newest, ch, ok := stream.WatchOf(s.p.srv.store, s.name); ok && ep == req.Epoch &&
+			newest < req.LastKnownTick && quiet+skipped+1 < quietTicks {
+			// Every event is read: sleep until the quiet push is due, or
+			// an event comes.
+			skipped++
+			phase.skip()
+			ahead, changed = quietTicks-quiet-skipped-1, ch
+			s.wake(t, phase.next().Add(time.Duration(ahead)*tick))
 			continue
 		}
 		skipped = 0
@@ -171,6 +194,20 @@ func (s *pushStream) fanOut(conns []*pushConn) *sync.WaitGroup {
 		}()
 	}
 	return wg
+}
+
+// wake sets t to fire at at, on the loop's clock: at once if at has
+// passed, even while the clock moves during the call.
+func (s *pushStream) wake(t clock.Timer, at time.Time) {
+	clk := s.p.srv.clock
+	for {
+		d := at.Sub(clk.Now())
+		t.Reset(d)
+		if d <= 0 || clk.Now().Before(at) {
+			return
+		}
+		t.Stop() // the clock passed at between the two looks: fire now
+	}
 }
 
 // closeAll closes every connection of the stream.

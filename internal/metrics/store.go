@@ -85,8 +85,8 @@ func (s *instrumentedStore) Ping(ctx context.Context) error {
 	return err
 }
 
-// Newest implements stream.Watcher for the store it wraps: looking where
-// a stream's newest event is is not an operation of the store's metrics.
-func (s *instrumentedStore) Newest(name string) (string, int64, bool) {
-	return stream.NewestOf(s.Store, name)
+// Watch implements stream.Watcher for the store it wraps: watching a
+// stream is not an operation of the store's metrics.
+func (s *instrumentedStore) Watch(name string) (string, int64, <-chan struct{}, bool) {
+	return stream.WatchOf(s.Store, name)
 }

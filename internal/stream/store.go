@@ -35,24 +35,26 @@ import (
 )
 
 // A Watcher is a Store that can tell, cheaply and without locking the
-// stream, where a stream's newest event is: a push loop then reads a
-// stream only when it has events its last read did not return, or when
-// its quiet interval is due, instead of every tick. The memory store is
-// one: every event of its streams is added in this process.
+// stream for long, where a stream's newest event is, and when it gains
+// one: a push loop then reads a stream only when it has events its last
+// read did not return, or when its quiet interval is due, and sleeps
+// through the ticks between. The memory store is one: every event of its
+// streams is added in this process.
 type Watcher interface {
-	// Newest returns the stream's epoch ("" while it does not exist) and
-	// the tick of its newest event, and ok false when the store cannot
-	// tell.
-	Newest(stream string) (epoch string, t int64, ok bool)
+	// Watch returns the stream's epoch ("" while it does not exist), the
+	// tick of its newest event, and a channel closed once the stream gains
+	// an event after the call or is deleted (nil while it does not exist);
+	// ok is false when the store cannot tell.
+	Watch(stream string) (epoch string, newest int64, changed <-chan struct{}, ok bool)
 }
 
-// NewestOf returns s's Newest of stream, with ok false when s is no
-// Watcher: a store that wraps another forwards it with this.
-func NewestOf(s Store, stream string) (epoch string, t int64, ok bool) {
+// WatchOf returns s's Watch of stream, with ok false when s is no Watcher:
+// a store that wraps another forwards it with this.
+func WatchOf(s Store, stream string) (epoch string, newest int64, changed <-chan struct{}, ok bool) {
 	if w, is := s.(Watcher); is {
-		return w.Newest(stream)
+		return w.Watch(stream)
 	}
-	return "", 0, false
+	return "", 0, nil, false
 }
 
 // Store holds streams. Implementations must be safe for concurrent use and

@@ -175,6 +175,10 @@ func (m *MemoryStore) sweepStream(s *memStream, now time.Time, res *SweepResult)
 		return
 	}
 	s.deleted = true
+	if s.changed != nil { // its watchers read, and find it gone
+		close(s.changed)
+		s.changed = nil
+	}
 	m.budget.forgetStream(s)
 	delete(m.streams, s.name)
 	res.Expired = append(res.Expired, s.name)
@@ -241,8 +245,10 @@ type memStream struct {
 	expiryQueued           bool
 	deleted                bool
 
-	// newest is the tick of the newest event (Newest); read without mu.
-	newest atomic.Int64
+	// newest is the tick of the newest event (Watch); changed, if not nil,
+	// is closed when the next event is added or the stream is deleted.
+	newest  atomic.Int64
+	changed chan struct{}
 }
 
 type eventRef struct {
@@ -289,6 +295,10 @@ func (s *memStream) tickAt(now time.Time) int64 {
 
 func (s *memStream) append(t int64, typ string, body []byte, origin string) {
 	s.newest.Store(t)
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	s.log = appendEvent(s.log, t, typ, origin, body)
 	s.index = append(s.index, eventRef{t: t, end: s.base + int64(len(s.log))})
 	s.ck.sinceSnap++
@@ -477,15 +487,17 @@ func (s *memStream) replyStart(known int64, epoch string, t int64) (from, base i
 	return from, 0, false
 }
 
-// Newest implements Watcher.
-func (m *MemoryStore) Newest(stream string) (epoch string, t int64, ok bool) {
-	m.mu.RLock()
-	s := m.streams[stream]
-	m.mu.RUnlock()
+// Watch implements Watcher.
+func (m *MemoryStore) Watch(stream string) (epoch string, newest int64, changed <-chan struct{}, ok bool) {
+	s := m.lockStream(stream)
 	if s == nil {
-		return "", 0, true
+		return "", 0, nil, true
 	}
-	return s.epoch, s.newest.Load(), true
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.epoch, s.newest.Load(), s.changed, true
 }
 
 // Read implements Store.

@@ -36,10 +36,12 @@ func TestMemoryStoreLongLife(t *testing.T) {
 	streamtest.LongLife(t, memoryFactory, d)
 }
 
-// TestMemoryNewest: the memory store tells where a stream's newest event
-// is (stream.Watcher): the tick of the last event added, whoever added
-// it, and the epoch of the stream it is in ("" once it is gone).
-func TestMemoryNewest(t *testing.T) {
+// TestMemoryWatch: the memory store tells where a stream's newest event
+// is, and when it gains one (stream.Watcher): the tick of the last event
+// added, whoever added it, a channel closed by the next event or the
+// stream's end and not before, and the epoch of the stream ("" once it is
+// gone).
+func TestMemoryWatch(t *testing.T) {
 	clk := clock.NewFake(streamtest.Start)
 	cfg := stream.DefaultConfig()
 	cfg.Clock = clk
@@ -48,33 +50,47 @@ func TestMemoryNewest(t *testing.T) {
 	st, err := stream.NewMemoryStore(cfg)
 	require.NoError(t, err)
 	ctx := context.Background()
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
 
-	ep, newest, ok := stream.NewestOf(st, "s")
+	ep, _, changed, ok := stream.WatchOf(st, "s")
 	require.True(t, ok)
 	require.Empty(t, ep, "no stream yet")
-	require.Zero(t, newest)
+	require.Nil(t, changed)
 	res, err := st.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "alice"})
 	require.NoError(t, err)
-	ep, newest, _ = stream.NewestOf(st, "s")
+	ep, newest, changed, _ := stream.WatchOf(st, "s")
 	require.Equal(t, res.Epoch, ep)
 	require.LessOrEqual(t, newest, int64(1), "_a at tick 0, and alice's _c")
 
 	clk.Advance(500 * time.Millisecond)
+	_, err = st.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "alice", Epoch: res.Epoch})
+	require.NoError(t, err)
+	require.False(t, closed(changed), "a sync that adds no event")
 	moved, err := st.Sync(ctx, &stream.SyncRequest{Stream: "s", PrivateID: "alice", Epoch: res.Epoch,
 		Events: []stream.Event{{Type: "move", Body: []byte(`"x"`)}}})
 	require.NoError(t, err)
-	_, newest, _ = stream.NewestOf(st, "s")
-	require.Equal(t, moved.T, newest, "a client's event, at the tick in progress")
+	require.True(t, closed(changed), "a client's event")
+	_, newest, changed, _ = stream.WatchOf(st, "s")
+	require.Equal(t, moved.T, newest, "at the tick in progress")
+	require.False(t, closed(changed), "a new channel for the next")
 
 	clk.Advance(2 * time.Second)
 	_, err = st.Sweep(ctx)
 	require.NoError(t, err)
-	if ep, newest, _ = stream.NewestOf(st, "s"); ep != "" {
-		require.Greater(t, newest, moved.T, "the sweep's _d")
-	}
+	require.True(t, closed(changed), "the sweep's _d")
+	ep, _, changed, _ = stream.WatchOf(st, "s")
+	require.NotEmpty(t, ep, "the stream lives on for its TTL")
 	clk.Advance(5 * time.Second)
 	_, err = st.Sweep(ctx)
 	require.NoError(t, err)
-	ep, _, _ = stream.NewestOf(st, "s")
+	require.True(t, closed(changed), "the stream's end")
+	ep, _, _, _ = stream.WatchOf(st, "s")
 	require.Empty(t, ep, "the stream expired")
 }
