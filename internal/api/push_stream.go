@@ -156,7 +156,12 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 		}
 		phase.observe(prev, start, clk.Now(), advanced)
 		prev = start
-		t.Reset(phase.next().Sub(clk.Now()))
+		if ep, newest, ch, ok := stream.WatchOf(s.p.srv.store, s.name); ok && ep == req.Epoch && newest < req.LastKnownTick {
+			// Every event is read: sleep until the quiet push is due, or
+			// an event comes.
+			ahead, changed = max(quietTicks-quiet-1, 0), ch
+		}
+		s.wake(t, phase.next().Add(time.Duration(ahead)*tick))
 	}
 }
 
