@@ -80,8 +80,9 @@ func (c *pushConn) at() stream.SyncRequest {
 // message with c's public id, and moves c's cursor past it. The cursor
 // moves before the write: the client may answer the push before the write
 // returns, and its hash reports are checked against the cursor (a failed
-// write ends the connection).
-func (c *pushConn) send(res *stream.SyncResult) error {
+// write ends the connection). mem holds res and the message; what of it
+// the socket does not take at once stays held, by c's queue.
+func (c *pushConn) send(res *stream.SyncResult, mem *held) error {
 	res.PublicID = c.id
 	c.mu.Lock()
 	c.req.LastKnownTick, c.req.Epoch = res.T, res.Epoch
@@ -102,15 +103,15 @@ func (c *pushConn) send(res *stream.SyncResult) error {
 	defer putReplyBuf(buf)
 	msg := append(append(append((*buf)[:0], head...), res.Events...), tail...)
 	*buf = msg
-	return c.writeText(msg)
+	return c.writeText(msg, mem)
 }
 
 // writeText writes msg to c as a text message. A write never waits for
 // the client (pushWire): a client that takes longer than MaxLag to take
 // what is queued for it is cut, and so is one whose queue outgrows its
-// bounds.
-func (c *pushConn) writeText(msg []byte) error {
-	err := c.wire.writeText(msg)
+// bounds. What is queued of msg takes over memory mem holds (nil: none).
+func (c *pushConn) writeText(msg []byte, mem *held) error {
+	err := c.wire.writeText(msg, mem)
 	if err != nil && !errors.Is(err, errCloseSent) {
 		c.ws.CloseNow() // maybe broken mid-frame: no close frame can follow
 	}
@@ -232,7 +233,7 @@ func (c *pushConn) catchUp(ctx context.Context, s *pushStream, mayWait bool) (op
 			}
 		}
 		res.Snap, res.Dump = snap, dump
-		err = c.send(res)
+		err = c.send(res, &mem)
 		mem.release()
 		if err != nil {
 			return false, false
@@ -363,7 +364,7 @@ func (c *pushConn) apply(ctx context.Context, typ websocket.MessageType, body []
 	c.ask(res)
 	if req.Batch != "" { // the client may forget it: it is applied
 		ack := protocol.AppendString(append(make([]byte, 0, 16+len(req.Batch)), `{"batch":`...), req.Batch)
-		_ = c.writeText(append(ack, '}'))
+		_ = c.writeText(append(ack, '}'), nil)
 	}
 }
 
@@ -397,7 +398,7 @@ func (c *pushConn) sendError(err error, batch string) {
 	body := ae.ErrorBody
 	body.Batch = batch
 	b := protocol.AppendError(nil, body)
-	_ = c.writeText(b)
+	_ = c.writeText(b, nil)
 }
 
 // keepAlive pings c and refreshes its presence, every PingInterval. A

@@ -151,7 +151,7 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.ctx = ctx
-	err := c.send(res)
+	err := c.send(res, &mem)
 	mem.release()
 	for err == nil && res.More { // the history, page by page, as the client takes it
 		c.wire.settle(ctx)
@@ -159,7 +159,7 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
 			c.closeFor(ctx, err)
 			return
 		}
-		err = c.send(res)
+		err = c.send(res, &mem)
 		mem.release()
 	}
 	if err != nil {

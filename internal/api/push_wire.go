@@ -97,12 +97,14 @@ func (w *pushWire) Write(p []byte) (int, error) {
 	if isCloseFrame(p) {
 		w.closeSent = true
 	}
-	return w.write(p)
+	return w.write(p, nil)
 }
 
 // writeText writes a text message of payload, framed (RFC 6455, 5.2) in
-// one write, unless the close frame was written.
-func (w *pushWire) writeText(payload []byte) error {
+// one write, unless the close frame was written. What is queued of it
+// takes over the in-flight memory mem holds for it (nil: none), then
+// takes more if it needs.
+func (w *pushWire) writeText(payload []byte, mem *held) error {
 	buf := replyBufs.Get().(*[]byte)
 	defer putReplyBuf(buf)
 	frame := append(appendFrameHead((*buf)[:0], len(payload)), payload...)
@@ -112,7 +114,7 @@ func (w *pushWire) writeText(payload []byte) error {
 	if w.closeSent {
 		return errCloseSent
 	}
-	_, err := w.write(frame)
+	_, err := w.write(frame, mem)
 	return err
 }
 
@@ -134,9 +136,9 @@ func isCloseFrame(p []byte) bool {
 	return len(p) >= 2 && p[0] == 0x80|0x8 && p[1] <= 125 && len(p) == 2+int(p[1])
 }
 
-// write writes p, or queues what the socket does not take at once. w.mu
-// is held.
-func (w *pushWire) write(p []byte) (int, error) {
+// write writes p, or queues what the socket does not take at once, in
+// memory mem holds (nil: none) as far as it goes. w.mu is held.
+func (w *pushWire) write(p []byte, mem *held) (int, error) {
 	if w.raw == nil { // waits, at most maxLag, as the operating system's time goes
 		_ = w.Conn.SetWriteDeadline(time.Now().Add(w.maxLag))
 		return w.Conn.Write(p)
@@ -156,9 +158,16 @@ func (w *pushWire) write(p []byte) (int, error) {
 		}
 	}
 	rest := p[n:]
-	if len(w.queue)+len(rest) > w.maxQueue || !w.budget.sem.TryAcquire(int64(len(rest))) {
+	var adopt int64 // of mem's, which p was made in
+	if mem != nil {
+		adopt = min(int64(len(rest)), mem.n)
+	}
+	if len(w.queue)+len(rest) > w.maxQueue || !w.budget.sem.TryAcquire(int64(len(rest))-adopt) {
 		w.err = errTooSlow
 		return n, w.err
+	}
+	if mem != nil {
+		mem.n -= adopt
 	}
 	w.held += int64(len(rest))
 	if len(w.queue) == 0 {

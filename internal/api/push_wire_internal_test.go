@@ -149,7 +149,7 @@ func TestPushWireFrames(t *testing.T) {
 		{70_000, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70}},
 	} {
 		payload := bytes.Repeat([]byte{'x'}, tc.n)
-		require.NoError(t, w.writeText(payload))
+		require.NoError(t, w.writeText(payload, nil))
 		got := make([]byte, len(tc.head)+tc.n)
 		_, err := io.ReadFull(client, got)
 		require.NoError(t, err)
@@ -159,7 +159,7 @@ func TestPushWireFrames(t *testing.T) {
 
 	_, err := w.Write([]byte{0x88, 2, 0x03, 0xe8}) // close, 1000
 	require.NoError(t, err)
-	require.ErrorIs(t, w.writeText([]byte("late")), errCloseSent, "no message after the close frame")
+	require.ErrorIs(t, w.writeText([]byte("late"), nil), errCloseSent, "no message after the close frame")
 	_, err = w.Write([]byte{0x8a, 0}) // a pong still may
 	require.NoError(t, err)
 	got := make([]byte, 6)
@@ -178,7 +178,7 @@ func TestPushWireGivesBackItsBuffers(t *testing.T) {
 	w, client := wirePair(t, b, 4<<20, time.Minute)
 	page := bytes.Repeat([]byte{'x'}, 1<<20)
 	for range 3 {
-		require.NoError(t, w.writeText(page))
+		require.NoError(t, w.writeText(page, nil))
 	}
 	require.True(t, w.backlogged(), "the socket did not take 3 MiB at once")
 	go func() { _, _ = io.Copy(io.Discard, client) }()
@@ -187,4 +187,23 @@ func TestPushWireGivesBackItsBuffers(t *testing.T) {
 	defer w.mu.Unlock()
 	require.False(t, w.draining)
 	require.LessOrEqual(t, cap(w.queue)+cap(w.spare), pushQueueSlack, "the buffers a written queue keeps")
+}
+
+// TestPushWireQueuesInTheMessagesMemory: what is queued of a message takes
+// over the in-flight memory held for it, so a message that got its memory
+// is never cut for want of more; it is given back once written.
+func TestPushWireQueuesInTheMessagesMemory(t *testing.T) {
+	const total = 3 << 20
+	b := newBudget(total, 0)
+	w, client := wirePair(t, b, 4<<20, time.Minute)
+	mem, ok := b.tryHold(total) // all the server has
+	require.True(t, ok)
+	page := bytes.Repeat([]byte{'x'}, 2<<20)
+	require.NoError(t, w.writeText(page, &mem))
+	require.True(t, w.backlogged(), "the socket did not take 2 MiB at once")
+	require.Less(t, mem.n, int64(total), "the queue holds part of the message's memory")
+	mem.release()
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	w.settle(context.Background())
+	require.True(t, free(b, total), "all of it is given back once written")
 }
