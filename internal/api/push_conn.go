@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -48,6 +49,10 @@ type pushConn struct {
 	req  stream.SyncRequest // the client: stream, private id, its cursor (the t sent last) and epoch
 	// What the syncs of its messages asked of it, for its next push.
 	snap, dump *int64
+	// heard is when a message of its client was last applied (Unix ns on
+	// the server's clock): a sync, so its client was heard from, and a
+	// ping would tell nothing more (keepAlive).
+	heard atomic.Int64
 }
 
 // ask keeps what a sync of c's asked for its next push, and wakes its writer.
@@ -128,8 +133,8 @@ func (c *pushConn) write(ctx context.Context, s *pushStream) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ping.C():
-			if !c.keepAlive(ctx) {
+		case at := <-ping.C():
+			if !c.keepAlive(ctx, at) {
 				return
 			}
 			continue
@@ -360,6 +365,7 @@ func (c *pushConn) apply(ctx context.Context, typ websocket.MessageType, body []
 		c.sendError(err, req.Batch)
 		return
 	}
+	c.heard.Store(c.p.srv.clock.Now().UnixNano())
 	c.p.srv.observeSync(req.Stream, res)
 	c.ask(res)
 	if req.Batch != "" { // the client may forget it: it is applied
@@ -401,10 +407,12 @@ func (c *pushConn) sendError(err error, batch string) {
 	_ = c.writeText(b, nil)
 }
 
-// keepAlive pings c and refreshes its presence, every PingInterval. A
+// keepAlive pings c and refreshes its presence, every PingInterval (at is
+// the ping's tick), unless a message of its client was applied within the
+// interval before: that sync refreshed it, and said the client is there. A
 // client that answers no ping within pongWait is closed. It reports
 // whether c is still open.
-func (c *pushConn) keepAlive(ctx context.Context) bool {
+func (c *pushConn) keepAlive(ctx context.Context, at time.Time) bool {
 	if ctx.Err() != nil || c.tokenExpired() {
 		return false
 	}
@@ -413,6 +421,9 @@ func (c *pushConn) keepAlive(ctx context.Context) bool {
 	c.p.mu.Unlock()
 	if closing {
 		return true // no ping into a close handshake
+	}
+	if heard := c.heard.Load(); heard != 0 && at.Sub(time.Unix(0, heard)) < c.p.cfg.PingInterval {
+		return true // its own message, applied since the last ping, says it is there and refreshed its presence
 	}
 	go func() { // the pong comes through the reader: not waited for here
 		pctx, cancel := context.WithTimeout(ctx, pongWait)

@@ -556,6 +556,42 @@ func TestPushConfigPartial(t *testing.T) {
 	assert.NoError(t, api.PushConfig{}.Validate(), "zero fields take their defaults")
 }
 
+// TestPushMessagesStandInForPings: a client whose message was applied
+// since the last ping is not pinged, and its presence is not refreshed
+// again: the message's sync did it. One that sent nothing for a ping
+// interval is (main pinged and synced every client every interval).
+func TestPushMessagesStandInForPings(t *testing.T) {
+	g := newHoldStore("alice") // never held: it counts alice's syncs
+	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
+		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = time.Second })
+	c := dial(t, url+"/s/alice/0")
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // reads all the time: pongs go out as it does
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	waitTickers(t, h, 1) // alice's pings
+	const rounds = 6
+	start := g.syncs.Load()
+	for i := range rounds { // a ping interval, with a message half way
+		h.clock.Advance(500 * time.Millisecond)
+		syncs := g.syncs.Load()
+		msg := fmt.Sprintf(`{"batch":"b%d","events":[{"type":"move"}]}`, i)
+		require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+		require.Eventually(t, func() bool { return g.syncs.Load() > syncs }, 5*time.Second, time.Millisecond, "applied")
+		h.clock.Advance(500 * time.Millisecond) // the ping
+	}
+	h.clock.Advance(time.Second) // an interval with none
+	require.Eventually(t, func() bool { return g.syncs.Load() > start+rounds }, 5*time.Second, time.Millisecond,
+		"the interval without a message refreshes alice's presence")
+	assert.Equal(t, start+rounds+1, g.syncs.Load(), "a sync a message, and one for the interval without")
+}
+
 // TestPushQuietInterval: ticks without events are pushed once
 // QuietInterval has passed since the last push: every 2 ticks of 20 a
 // second by default, every 3 with 150 ms, every 4 with 200 ms.
