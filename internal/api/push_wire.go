@@ -162,7 +162,9 @@ func (w *pushWire) write(p []byte, mem *held) (int, error) {
 	if mem != nil {
 		adopt = min(int64(len(rest)), mem.n)
 	}
-	if len(w.queue)+len(rest) > w.maxQueue || !w.budget.sem.TryAcquire(int64(len(rest))-adopt) {
+	// (More memory is taken only if needed: a semaphore with waiters
+	// refuses even none.)
+	if need := int64(len(rest)) - adopt; len(w.queue)+len(rest) > w.maxQueue || need > 0 && !w.budget.sem.TryAcquire(need) {
 		w.err = errTooSlow
 		return n, w.err
 	}

@@ -191,13 +191,20 @@ func TestPushWireGivesBackItsBuffers(t *testing.T) {
 
 // TestPushWireQueuesInTheMessagesMemory: what is queued of a message takes
 // over the in-flight memory held for it, so a message that got its memory
-// is never cut for want of more; it is given back once written.
+// is never cut for want of more, even while others wait for memory; it is
+// given back once written.
 func TestPushWireQueuesInTheMessagesMemory(t *testing.T) {
 	const total = 3 << 20
 	b := newBudget(total, 0)
 	w, client := wirePair(t, b, 4<<20, time.Minute)
 	mem, ok := b.tryHold(total) // all the server has
 	require.True(t, ok)
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan error, 1)
+	go func() { waited <- b.sem.Acquire(ctx, 1) }() // a read that waits for memory
+	require.Eventually(t, func() bool { return !b.sem.TryAcquire(0) }, 10*time.Second, time.Millisecond,
+		"the read waits (a semaphore with a waiter refuses even nothing)")
+	defer cancel()
 	page := bytes.Repeat([]byte{'x'}, 2<<20)
 	require.NoError(t, w.writeText(page, &mem))
 	require.True(t, w.backlogged(), "the socket did not take 2 MiB at once")
@@ -205,5 +212,7 @@ func TestPushWireQueuesInTheMessagesMemory(t *testing.T) {
 	mem.release()
 	go func() { _, _ = io.Copy(io.Discard, client) }()
 	w.settle(context.Background())
+	require.NoError(t, <-waited, "the read got its memory once the message's was given back")
+	b.give(1)
 	require.True(t, free(b, total), "all of it is given back once written")
 }
