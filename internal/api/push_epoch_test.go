@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/protocol"
 	"github.com/goeventstream/eventstream/internal/stream"
 )
@@ -427,4 +429,77 @@ func TestPushLoopReadsWhatChanged(t *testing.T) {
 	r := next(t, c, func(protocol.SyncReply) bool { return true })
 	assert.Equal(t, last.T+1, r.T, "pushed when the tick with events ended, not at the quiet interval")
 	assert.True(t, slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" }))
+}
+
+// timedReads records when, on the harness's clock, the push loops read
+// (a store that tells where a stream's newest event is, as the memory
+// store does).
+type timedReads struct {
+	stream.Store
+	clk *clock.Fake
+	mu  sync.Mutex
+	at  []time.Time
+}
+
+func (r *timedReads) Read(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
+	if req.PrivateID == "" {
+		r.mu.Lock()
+		r.at = append(r.at, r.clk.Now())
+		r.mu.Unlock()
+	}
+	return r.Store.Read(ctx, req)
+}
+
+func (r *timedReads) Watch(name string) (string, int64, <-chan struct{}, bool) {
+	return stream.WatchOf(r.Store, name)
+}
+
+func (r *timedReads) reads() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.at)
+}
+
+// TestPushLoopReadsWhenTheTickEnds: a loop that lets quiet ticks pass
+// unread still reads a tick with events right after it ends, once it has
+// learned where ticks begin (it let ticks pass before it had, and read at
+// the middle of its guess: half a tick late, for good).
+func TestPushLoopReadsWhenTheTickEnds(t *testing.T) {
+	r := &timedReads{}
+	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { r.Store = s; return r }))
+	r.clk = h.clock
+	created := h.clock.Now()
+	c := dial(t, url+"/s/alice/0") // creates the stream now: tick k begins at created + k × 50 ms
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	step := func(d time.Duration) {
+		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond, "a push loop waits")
+		h.clock.Advance(d)
+	}
+	for range 2000 { // two seconds, a millisecond at a time
+		step(time.Millisecond)
+	}
+	for i := range 5 {
+		h.sync("/s/bob/0", fmt.Sprintf(`{"events":[{"type":"move","body":"%d"}]}`, i))
+		posted := h.clock.Now().Sub(created)
+		end := created.Add((posted/(50*time.Millisecond) + 1) * 50 * time.Millisecond) // of the tick it lands in
+		reads := r.reads()
+		for h.clock.Now().Before(end.Add(30 * time.Millisecond)) {
+			step(time.Millisecond)
+		}
+		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
+		r.mu.Lock()
+		var first time.Time
+		for _, at := range r.at[reads:] {
+			if !at.Before(end) {
+				first = at
+				break
+			}
+		}
+		r.mu.Unlock()
+		require.False(t, first.IsZero(), "the tick with the move is read")
+		assert.LessOrEqual(t, first.Sub(end), 2*time.Millisecond, "read right after its tick ended (move %d)", i)
+		for range 137 { // to another moment of another tick
+			step(time.Millisecond)
+		}
+	}
 }

@@ -27,11 +27,17 @@ func newTickPhase(tick time.Duration, now time.Time) *tickPhase {
 
 // next returns when to read next.
 func (p *tickPhase) next() time.Time {
-	if p.hi.Sub(p.lo) <= tickPrecision {
+	if p.learned() {
 		return p.hi.Add(tickPrecision / 2)
 	}
 	return p.lo.Add(p.hi.Sub(p.lo) / 2)
 }
+
+// learned reports whether the window is narrow enough to read right after
+// a tick begins: until it is, the loop reads to learn it (a loop that let
+// ticks pass unread before read at the middle of the window, half a tick
+// late).
+func (p *tickPhase) learned() bool { return p.hi.Sub(p.lo) <= tickPrecision }
 
 // skip moves the window on a tick without a read: the loop let a tick
 // pass unread (nothing changed in the stream).

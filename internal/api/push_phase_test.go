@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // phaseRun drives a tickPhase against a store whose ticks begin at
@@ -82,4 +83,27 @@ func TestTickPhaseStoppedClock(t *testing.T) {
 	assert.Empty(t, delays)
 	assert.LessOrEqual(t, reads, 2*200+10)
 	assert.GreaterOrEqual(t, reads, 200, "it keeps looking")
+}
+
+// TestTickPhaseLearned: a phase is learned once its window is narrower
+// than tickPrecision, not before: until then a push loop reads every
+// tick, to learn it, instead of letting quiet ticks pass unread.
+func TestTickPhaseLearned(t *testing.T) {
+	start := time.Unix(0, 0)
+	tick := 50 * time.Millisecond
+	p := newTickPhase(tick, start)
+	require.False(t, p.learned(), "a new phase")
+	boundary := start.Add(37 * time.Millisecond) // where ticks begin, unknown to p
+	prev := start
+	for range 20 {
+		at := p.next()
+		advanced := !at.Before(boundary)
+		p.observe(prev, at, at, advanced)
+		prev = at
+		if advanced {
+			boundary = boundary.Add(tick)
+		}
+	}
+	require.True(t, p.learned(), "after twenty reads")
+	require.InDelta(t, 0, p.next().Sub(boundary).Seconds(), tickPrecision.Seconds(), "it reads right after a tick begins")
 }

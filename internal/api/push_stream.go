@@ -101,7 +101,7 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 			phase.skip()
 		}
 		if ep, newest, ch, ok := stream.WatchOf(s.p.srv.store, s.name); ok && ep == req.Epoch &&
-			newest < req.LastKnownTick && quiet+skipped+1 < quietTicks {
+			newest < req.LastKnownTick && quiet+skipped+1 < quietTicks && phase.learned() {
 			// Every event is read: sleep until the quiet push is due, or
 			// an event comes.
 			skipped++
@@ -156,7 +156,8 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 		}
 		phase.observe(prev, start, clk.Now(), advanced)
 		prev = start
-		if ep, newest, ch, ok := stream.WatchOf(s.p.srv.store, s.name); ok && ep == req.Epoch && newest < req.LastKnownTick {
+		if ep, newest, ch, ok := stream.WatchOf(s.p.srv.store, s.name); ok && ep == req.Epoch &&
+			newest < req.LastKnownTick && phase.learned() {
 			// Every event is read: sleep until the quiet push is due, or
 			// an event comes.
 			ahead, changed = max(quietTicks-quiet-1, 0), ch
