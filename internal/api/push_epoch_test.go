@@ -406,29 +406,73 @@ func TestPushLoopReadsWhatChanged(t *testing.T) {
 	f := &watchedReads{}
 	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { f.Store = s; return f }))
 	c := dial(t, url+"/s/alice/0")
-	next(t, c, func(protocol.SyncReply) bool { return true })
-	advance(t, h, 50*time.Millisecond)
-	joined := next(t, c, func(protocol.SyncReply) bool { return true })
-	require.Len(t, joined.Events, 1, "alice's _c, pushed when its tick ended")
-
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pushes := make(chan protocol.SyncReply, 1000)
+	go func() {
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			var r protocol.SyncReply
+			if json.Unmarshal(b, &r) == nil {
+				pushes <- r
+			}
+		}
+	}()
+	learnPhase(t, h) // the loop reads every tick until it has learned where ticks begin
+	waitPush := func(what string) protocol.SyncReply {
+		t.Helper()
+		select {
+		case r := <-pushes:
+			return r
+		case <-time.After(5 * time.Second):
+			require.FailNow(t, "no push", what)
+			return protocol.SyncReply{}
+		}
+	}
+	var last protocol.SyncReply
+	for len(pushes) > 0 || last.T == 0 {
+		last = waitPush("of the first two seconds")
+	}
+	require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
+	// Every push of the two seconds has arrived: the last one's t is where
+	// the clock is, less a quiet interval at most.
 	reads := f.reads.Load()
-	for range 20 {
-		advance(t, h, 50*time.Millisecond)
+	for range 1000 { // 20 quiet ticks, a millisecond at a time
+		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
+		h.clock.Advance(time.Millisecond)
 	}
 	require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, int64(10), f.reads.Load()-reads, "20 quiet ticks, read once a quiet push")
-	last := joined
-	for range 10 {
-		r := next(t, c, func(protocol.SyncReply) bool { return true })
+	for i := range 10 {
+		r := waitPush(fmt.Sprintf("quiet push %d", i))
 		assert.Equal(t, last.T+2, r.T, "a quiet push every two ticks")
 		last = r
 	}
 
-	h.sync("/s/bob/0", `{"events":[{"type":"move"}]}`)
-	advance(t, h, 50*time.Millisecond)
-	r := next(t, c, func(protocol.SyncReply) bool { return true })
-	assert.Equal(t, last.T+1, r.T, "pushed when the tick with events ended, not at the quiet interval")
-	assert.True(t, slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" }))
+	moved := h.sync("/s/bob/0", `{"events":[{"type":"move"}]}`)
+	for range 60 { // past the end of the move's tick
+		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
+		h.clock.Advance(time.Millisecond)
+	}
+	r := waitPush("the move")
+	for !slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" }) {
+		r = waitPush("the move")
+	}
+	assert.Equal(t, moved.T+1, r.T, "pushed when the tick with events ended, not at the quiet interval")
+}
+
+// learnPhase moves the harness's clock on two seconds, a millisecond at a
+// time, so that its push loops learn where ticks begin (tickPhase): a loop
+// lets quiet ticks pass unread only once it has.
+func learnPhase(t *testing.T, h *harness) {
+	t.Helper()
+	for range 2000 {
+		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond, "a push loop waits")
+		h.clock.Advance(time.Millisecond)
+	}
 }
 
 // timedReads records when, on the harness's clock, the push loops read
@@ -475,9 +519,7 @@ func TestPushLoopReadsWhenTheTickEnds(t *testing.T) {
 		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond, "a push loop waits")
 		h.clock.Advance(d)
 	}
-	for range 2000 { // two seconds, a millisecond at a time
-		step(time.Millisecond)
-	}
+	learnPhase(t, h)
 	for i := range 5 {
 		h.sync("/s/bob/0", fmt.Sprintf(`{"events":[{"type":"move","body":"%d"}]}`, i))
 		posted := h.clock.Now().Sub(created)
