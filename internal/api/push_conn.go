@@ -180,7 +180,9 @@ func (c *pushConn) catchUp(ctx context.Context, s *pushStream, mayWait bool) (op
 		// client has not taken the last, what follows coalesces in the
 		// window, for c's writer to send once it has.
 		if mayWait {
-			c.wire.settle(ctx)
+			if c.wire.settle(ctx) != nil {
+				return false, false // cut, or closing: build nothing more for it
+			}
 		} else if c.wire.backlogged() {
 			return true, true
 		}

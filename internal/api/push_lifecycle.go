@@ -154,7 +154,9 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
 	err := c.send(res, &mem)
 	mem.release()
 	for err == nil && res.More { // the history, page by page, as the client takes it
-		c.wire.settle(ctx)
+		if err = c.wire.settle(ctx); err != nil {
+			break // cut, or closing: no page more
+		}
 		if res, mem, err = c.readHeld(ctx, c.readFor); err != nil {
 			c.closeFor(ctx, err)
 			return

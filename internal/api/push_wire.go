@@ -195,17 +195,23 @@ func (w *pushWire) backlogged() bool {
 // writer settles before each message it reads for it: so a client behind
 // (its history, page after page) is sent a page as it takes the one
 // before, instead of a queue of pages that outgrows its bound.
-func (w *pushWire) settle(ctx context.Context) {
+// It returns why w failed, if it did (or ctx's error): nothing more is
+// worth building for it.
+func (w *pushWire) settle(ctx context.Context) error {
 	w.mu.Lock()
-	drained := w.drained
+	drained, err := w.drained, w.err
 	w.mu.Unlock()
-	if drained == nil {
-		return
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.mu.Lock()
+		err = w.err
+		w.mu.Unlock()
 	}
-	select {
-	case <-drained:
-	case <-ctx.Done():
-	}
+	return err
 }
 
 // drain writes the queue out, waiting for the client, until it is empty;

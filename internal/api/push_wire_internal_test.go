@@ -127,6 +127,7 @@ func TestPushWireLag(t *testing.T) {
 		_, err := w.Write([]byte("x"))
 		return err != nil
 	}, 20*time.Second, 10*time.Millisecond, "the connection is cut after maxLag")
+	require.Error(t, w.settle(context.Background()), "settle says it was cut: nothing more is built for it")
 	require.NoError(t, client.SetReadDeadline(time.Now().Add(20*time.Second)))
 	_, err := io.Copy(io.Discard, client)
 	require.NoError(t, err, "the client reads what got through, then the end of the connection")
