@@ -441,8 +441,7 @@ func TestPushLoopReadsWhatChanged(t *testing.T) {
 	// the clock is, less a quiet interval at most.
 	reads := f.reads.Load()
 	for range 1000 { // 20 quiet ticks, a millisecond at a time
-		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
-		h.clock.Advance(time.Millisecond)
+		advance(t, h, time.Millisecond)
 	}
 	require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, int64(10), f.reads.Load()-reads, "20 quiet ticks, read once a quiet push")
@@ -454,8 +453,7 @@ func TestPushLoopReadsWhatChanged(t *testing.T) {
 
 	moved := h.sync("/s/bob/0", `{"events":[{"type":"move"}]}`)
 	for range 60 { // past the end of the move's tick
-		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
-		h.clock.Advance(time.Millisecond)
+		advance(t, h, time.Millisecond)
 	}
 	r := waitPush("the move")
 	for !slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Type == "move" }) {
@@ -470,8 +468,7 @@ func TestPushLoopReadsWhatChanged(t *testing.T) {
 func learnPhase(t *testing.T, h *harness) {
 	t.Helper()
 	for range 2000 {
-		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond, "a push loop waits")
-		h.clock.Advance(time.Millisecond)
+		advance(t, h, time.Millisecond)
 	}
 }
 
@@ -515,10 +512,6 @@ func TestPushLoopReadsWhenTheTickEnds(t *testing.T) {
 	created := h.clock.Now()
 	c := dial(t, url+"/s/alice/0") // creates the stream now: tick k begins at created + k × 50 ms
 	next(t, c, func(protocol.SyncReply) bool { return true })
-	step := func(d time.Duration) {
-		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond, "a push loop waits")
-		h.clock.Advance(d)
-	}
 	learnPhase(t, h)
 	for i := range 5 {
 		h.sync("/s/bob/0", fmt.Sprintf(`{"events":[{"type":"move","body":"%d"}]}`, i))
@@ -526,7 +519,7 @@ func TestPushLoopReadsWhenTheTickEnds(t *testing.T) {
 		end := created.Add((posted/(50*time.Millisecond) + 1) * 50 * time.Millisecond) // of the tick it lands in
 		reads := r.reads()
 		for h.clock.Now().Before(end.Add(30 * time.Millisecond)) {
-			step(time.Millisecond)
+			advance(t, h, time.Millisecond)
 		}
 		require.Eventually(t, func() bool { return h.clock.Timers() > 0 }, 5*time.Second, time.Millisecond)
 		r.mu.Lock()
@@ -541,7 +534,7 @@ func TestPushLoopReadsWhenTheTickEnds(t *testing.T) {
 		require.False(t, first.IsZero(), "the tick with the move is read")
 		assert.LessOrEqual(t, first.Sub(end), 2*time.Millisecond, "read right after its tick ended (move %d)", i)
 		for range 137 { // to another moment of another tick
-			step(time.Millisecond)
+			advance(t, h, time.Millisecond)
 		}
 	}
 }

@@ -70,12 +70,12 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 	quietTicks := int64(max(s.p.cfg.QuietInterval/tick, 1))
 	// A store that tells where a stream's newest event is, and when it
 	// gains one (stream.Watcher), is read only when the stream has events
-	// the last read did not return, or when a quiet push is due: the loop
-	// sleeps through the ticks between (skipped, the phase moving on by
-	// itself), and an event wakes it to read once its tick has ended.
-	// phase.next() is where tick req.LastKnownTick+skipped+1 begins, and
-	// the timer is set ahead ticks past it.
-	var skipped, ahead int64
+	// the last read did not return, or when a quiet push is due: after
+	// such a read the loop sleeps through the ticks between (the phase
+	// moving on a tick for each), and an event wakes it to read once its
+	// tick has ended. While it sleeps, phase.next() is where tick
+	// req.LastKnownTick+1 begins, and the timer is set ahead ticks past it.
+	var ahead int64
 	var changed <-chan struct{}
 	req := &stream.SyncRequest{Stream: s.name, LastKnownTick: from, Epoch: epoch}
 	var offer []*pushConn
@@ -87,7 +87,7 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 			changed = nil
 			t.Stop()
 			if ep, newest, _, ok := stream.WatchOf(s.p.srv.store, s.name); ok && ep == req.Epoch {
-				ahead = min(ahead, max(newest-req.LastKnownTick-skipped, 0))
+				ahead = min(ahead, max(newest-req.LastKnownTick, 0))
 			} else {
 				ahead = 0 // deleted, or created anew: read now
 			}
@@ -97,20 +97,8 @@ func (s *pushStream) loop(ctx context.Context, from int64, epoch string, tickRat
 		}
 		changed = nil
 		for ; ahead > 0; ahead-- { // the ticks slept through
-			skipped++
 			phase.skip()
 		}
-		if ep, newest, ch, ok := stream.WatchOf(s.p.srv.store, s.name); ok && ep == req.Epoch &&
-			newest < req.LastKnownTick && quiet+skipped+1 < quietTicks && phase.learned() {
-			// Every event is read: sleep until the quiet push is due, or
-			// an event comes.
-			skipped++
-			phase.skip()
-			ahead, changed = quietTicks-quiet-skipped-1, ch
-			s.wake(t, phase.next().Add(time.Duration(ahead)*tick))
-			continue
-		}
-		skipped = 0
 		start, read, advanced := clk.Now(), false, false
 		for more := true; more; {
 			res, err := s.p.srv.store.Read(ctx, req)
