@@ -70,8 +70,10 @@ func TestServerPID(t *testing.T) {
 	assert.Empty(t, rep.Verify.Problems)
 	assert.Positive(t, rep.ServerCPUPerClientSecond)
 	assert.Positive(t, rep.OwnCPUPerClientSecond)
-	// Server and esbench are one process here: /proc counts both, to 10 ms.
-	assert.GreaterOrEqual(t, rep.ServerCPUPerClientSecond, rep.OwnCPUPerClientSecond-10e3/(4*rep.Duration))
+	// Server and esbench are one process here: /proc counts both, its user
+	// and system times each in ticks of 10 ms, so their sum over the run can
+	// be short by two ticks (getrusage counts in µs).
+	assert.GreaterOrEqual(t, rep.ServerCPUPerClientSecond, rep.OwnCPUPerClientSecond-20e3/(4*rep.Duration))
 }
 
 // TestJoinBurst: with -join burst every client joins as the measurement
