@@ -116,7 +116,11 @@ export interface ClientConfig {
   baseUrl: string;
   /** The stream's name: 1 to 128 characters of A-Z a-z 0-9 . _ ~ - */
   stream: string;
-  /** This client's secret id; by default the one kept in storage under storageKey (created there the first time). */
+  /**
+   * This client's secret id; by default the one kept in storage under
+   * storageKey (created there the first time), and for a spectator a new
+   * random one (with a token, pass its sub).
+   */
   privateId?: string;
   /**
    * Where the private id is kept: by default globalThis.localStorage, when
@@ -164,6 +168,19 @@ export interface ClientConfig {
    * browser cannot set. Without it, no token is sent.
    */
   token?: () => string | Promise<string>;
+  /**
+   * Makes the client a spectator (docs/protocol.md, "Spectators"; esclient's
+   * Config.Spectate): a replay viewer, a tournament screen. It reads the
+   * stream as a player does, by poll or push, but never appears in it: no
+   * public id (Update.publicId is ""), no _c or _d. Its requests ask for it
+   * (?spectate=1; with a spectator's token, its role says so too). send,
+   * putSnapshot and putDump throw an EventStreamError of code "spectator",
+   * reportHash reports nothing, and run waits for a stream that does not
+   * exist yet (the server answers not_found) instead of rejecting. A
+   * server that answers with a public id took it for a player: run
+   * rejects with code "not_spectating".
+   */
+  spectate?: boolean;
 }
 
 /** Defaults of ClientConfig. */
@@ -252,6 +269,8 @@ export class EventStreamClient {
   readonly privateId: string;
   /** How run exchanges with the server. */
   readonly transport: Transport;
+  /** Whether the client is a spectator (ClientConfig.spectate). */
+  readonly spectator: boolean;
 
   readonly #baseUrl: string;
   readonly #prefix: string; // baseUrl/stream/privateId/
@@ -293,7 +312,8 @@ export class EventStreamClient {
     if (!namePattern.test(cfg.stream)) {
       throw new EventStreamError(0, "bad_stream", "the stream must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -");
     }
-    const id = cfg.privateId ?? loadOrCreatePrivateId(cfg.storage === undefined ? defaultStorage() : cfg.storage, cfg.storageKey);
+    // A spectator's id is never looked up: only its syntax counts.
+    const id = cfg.privateId ?? (cfg.spectate ? randomUUID() : loadOrCreatePrivateId(cfg.storage === undefined ? defaultStorage() : cfg.storage, cfg.storageKey));
     if (!namePattern.test(id)) {
       throw new EventStreamError(0, "bad_client", "the private id must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -");
     }
@@ -320,6 +340,7 @@ export class EventStreamClient {
     this.#keepQueueOnReset = cfg.keepQueueOnReset ?? false;
     this.#tokenFn = cfg.token;
     this.#lastT = cfg.fromTick ?? 0;
+    this.spectator = cfg.spectate === true;
   }
 
   /** The client's public id, or "" before the first sync. */
@@ -359,6 +380,7 @@ export class EventStreamClient {
    * what the server would refuse with its default limits.
    */
   send(type: string, body = ""): void {
+    if (this.spectator) throw spectatorError();
     const typeLen = utf8.encode(type).length;
     if (typeLen === 0 || typeLen > MaxTypeLen) throw new EventStreamError(0, "bad_request", `an event type must be 1 to ${MaxTypeLen} bytes`);
     if (type.startsWith(ServerOrigin)) throw new EventStreamError(0, "reserved_type", "event types starting with _ are reserved for the server");
@@ -374,8 +396,12 @@ export class EventStreamClient {
     this.#wake?.();
   }
 
-  /** reportHash queues the state hash of checkpoint tick t for the next sync that covers it; at most 16 wait, the newest kept. */
+  /**
+   * reportHash queues the state hash of checkpoint tick t for the next sync that covers it; at most 16 wait, the newest
+   * kept. A spectator reports nothing: it has no vote.
+   */
   reportHash(t: number, hash: string): void {
+    if (this.spectator) return;
     if (this.#hashes.some((h) => h.t === t)) return;
     this.#hashes.push({ t, h: hash });
     if (this.#hashes.length > maxPendingHashes) this.#hashes.splice(0, this.#hashes.length - maxPendingHashes);
@@ -406,8 +432,7 @@ export class EventStreamClient {
 
   async #syncOnce(signal?: AbortSignal): Promise<Update> {
     if (!this.#inflight && this.#queue.length > 0) this.#inflight = this.#takeBatch();
-    let target = this.#prefix + this.#lastT;
-    if (this.#epoch) target += "?epoch=" + encodeURIComponent(this.#epoch);
+    const target = this.#prefix + this.#lastT + queryOf(this.#cursorQuery());
     let sent = this.#inflight;
     if (this.#probe && this.#epoch) sent = null; // the epoch first: the stream may have started anew meanwhile
     let hashes = this.#hashes.filter((h) => h.t < this.#lastT); // later ones wait for a sync that covers them
@@ -418,7 +443,7 @@ export class EventStreamClient {
     try {
       // A GET is a POST with no body, and what a spectator may send.
       const resp = body === null ? await this.#request("GET", target, null, undefined, signal) : await this.#request("POST", target, body, "application/json", signal);
-      reply = parseReply(await resp.text());
+      reply = parseReply(await resp.text(), this.spectator);
     } catch (e) {
       if (sent && this.#stopPosting(e)) throw e; // the next sync reads on, without events
       this.#probe = true;
@@ -482,6 +507,22 @@ export class EventStreamClient {
     return u;
   }
 
+  /**
+   * cursorQuery is the query of the next sync or push upgrade: the epoch the cursor was read in (docs/protocol.md,
+   * "Sync"), and whether the client spectates ("Spectators"). Esclient's syncTarget.
+   */
+  #cursorQuery(): string[] {
+    const q: string[] = [];
+    if (this.#epoch) q.push("epoch=" + encodeURIComponent(this.#epoch));
+    if (this.spectator) q.push("spectate=1");
+    return q;
+  }
+
+  /** waits reports whether a spectator waits for what e says: a stream that does not exist yet (a spectator creates none). */
+  #waits(e: EventStreamError): boolean {
+    return this.spectator && e.code === "not_found";
+  }
+
   /** takeBatch moves the events that fit in one request from the queue into a new batch with a random id. */
   #takeBatch(): Batch {
     let n = 0;
@@ -533,7 +574,7 @@ export class EventStreamClient {
       } catch (e) {
         if (signal.aborted) return;
         const se = asError(e, this.privateId);
-        if (!se.retryable && se !== this.#postError) throw se;
+        if (!se.retryable && se !== this.#postError && !this.#waits(se)) throw se;
         this.#lastError = se;
         failures++;
         wait = se.retryAfterMs > 0 ? se.retryAfterMs : this.#backoff(failures, restarting(se));
@@ -567,7 +608,7 @@ export class EventStreamClient {
         } catch (e) {
           if (signal.aborted) return;
           const se = asError(e, this.privateId);
-          if (!se.retryable) throw se;
+          if (!se.retryable && !this.#waits(se)) throw se;
           this.#lastError = se; // says more than a failed upgrade
         }
       }
@@ -593,11 +634,9 @@ export class EventStreamClient {
     } catch (e) {
       return { livedMs: 0, opened: false, err: asError(e, this.privateId) };
     }
-    let url = "ws" + this.#prefix.slice("http".length) + this.#lastT;
-    const query: string[] = [];
-    if (this.#epoch) query.push("epoch=" + encodeURIComponent(this.#epoch));
+    const query = this.#cursorQuery();
     if (token) query.push("access_token=" + encodeURIComponent(token));
-    if (query.length > 0) url += "?" + query.join("&");
+    const url = "ws" + this.#prefix.slice("http".length) + this.#lastT + queryOf(query);
     const gen = this.#rewinds;
     const WS = this.#WebSocket!;
 
@@ -693,7 +732,7 @@ export class EventStreamClient {
           retryAt = Date.now() + Math.max(se.retryAfterMs, this.#syncInterval);
           sent = null; // sent again after the wait, with its id
         } else {
-          const reply = parseReply(data);
+          const reply = parseReply(data, this.spectator);
           // The cursor moves when the update is handed over, not before.
           if (this.#rewinds !== gen) {
             finish(rewound);
@@ -801,6 +840,7 @@ export class EventStreamClient {
 
   /** putSnapshot uploads this client's snapshot of checkpoint t, as the server asked (Update.snap); it resolves to whether the server stored it. */
   async putSnapshot(t: number, data: Uint8Array, signal?: AbortSignal): Promise<boolean> {
+    if (this.spectator) throw spectatorError();
     const resp = await this.#request("PUT", `${this.#prefix}snapshot/${t}`, data, "application/octet-stream", signal);
     const reply = (await resp.json()) as { stored?: unknown };
     return reply.stored === true;
@@ -808,6 +848,7 @@ export class EventStreamClient {
 
   /** putDump uploads this client's snapshot of checkpoint t for a desync report, as the server asked (Update.dump). */
   async putDump(t: number, data: Uint8Array, signal?: AbortSignal): Promise<void> {
+    if (this.spectator) throw spectatorError();
     await this.#request("PUT", `${this.#prefix}dump/${t}`, data, "application/octet-stream", signal);
   }
 
@@ -864,8 +905,21 @@ function isInt(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** parseReply checks a sync reply's shape: a reply that is not one is a network error. */
-function parseReply(text: string): WireReply {
+/** queryOf returns a URL's query of parts: "" for none. */
+function queryOf(parts: string[]): string {
+  return parts.length > 0 ? "?" + parts.join("&") : "";
+}
+
+/** spectatorError is what a spectator gets for what it may not do. */
+function spectatorError(): EventStreamError {
+  return new EventStreamError(0, LocalCode.Spectator, "a spectator reads the stream: it sends no events and uploads nothing");
+}
+
+/**
+ * parseReply checks a sync reply's shape, pushed or polled: a reply that is not one is a network error. A player's has
+ * its public id; a spectator's has none, and one with an id took the spectator for a player (code not_spectating).
+ */
+function parseReply(text: string, spectate: boolean): WireReply {
   let r: Record<string, unknown>;
   try {
     r = JSON.parse(text) as Record<string, unknown>;
@@ -873,7 +927,7 @@ function parseReply(text: string): WireReply {
     throw new EventStreamError(0, LocalCode.Network, "the reply is not a sync reply");
   }
   const ok =
-    r !== null && typeof r === "object" && typeof r.id === "string" && r.id !== "" && isInt(r.t) &&
+    r !== null && typeof r === "object" && typeof r.id === "string" && (r.id !== "" || spectate) && isInt(r.t) &&
     typeof r.epoch === "string" && r.epoch !== "" && Array.isArray(r.events) &&
     r.events.every((e: unknown) => {
       const ev = e as Record<string, unknown>;
@@ -881,6 +935,7 @@ function parseReply(text: string): WireReply {
     }) &&
     ["base", "snap", "dump", "ckpt", "tps"].every((k) => r[k] === undefined || r[k] === null || isInt(r[k]));
   if (!ok) throw new EventStreamError(0, LocalCode.Network, "the reply is not a sync reply");
+  if (spectate && r.id !== "") throw new EventStreamError(0, LocalCode.NotSpectating, "the server answered a spectator as a player: it does not know spectators");
   const out: WireReply = {
     id: r.id as string,
     t: r.t as number,

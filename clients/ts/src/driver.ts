@@ -304,7 +304,11 @@ export class SimDriver {
   /**
    * sendEvent queues an event for the next sync; act on it when it comes
    * back in onClientEvent. While replaying it sends nothing and throws
-   * (code "replaying"); in a replay it does nothing.
+   * (code "replaying"); in a replay it does nothing. A spectator's driver
+   * (its client's ClientConfig.spectate: a replay viewer, a tournament
+   * screen) sends nothing and throws (code "spectator"); it snapshots its
+   * checkpoints as a player's does (a game may show their hashes), but
+   * reports no hash and uploads nothing (gamesim's SendEvent).
    */
   sendEvent(type: string, body = ""): void {
     if (!this.#client) return;

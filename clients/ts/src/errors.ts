@@ -9,6 +9,10 @@ export const LocalCode = {
   NoWebSocket: "no_websocket",
   /** send: the queue already holds ClientConfig.maxQueue events. */
   QueueFull: "queue_full",
+  /** send, putSnapshot or putDump of a spectator (ClientConfig.spectate), which sends no events and uploads nothing (esclient's ErrSpectator). */
+  Spectator: "spectator",
+  /** A spectator's request was answered as a player's (the reply has a public id): the server does not know spectators, and run stops (esclient's ErrNotSpectating). */
+  NotSpectating: "not_spectating",
   /** spawn/destroy outside the processing of a tick. */
   NotProcessing: "not_processing",
   /** spawn/destroy of null or undefined. */

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { EventStreamClient, EventStreamError, LocalCode, type Update, type WebSocketConstructor } from "../src/index.js";
-import { startServer, type Server } from "./server.js";
+import { EventStreamClient, EventStreamError, LocalCode, type WebSocketConstructor } from "../src/index.js";
+import { collect, startServer, type Server } from "./server.js";
 
 const WS = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
 
@@ -20,20 +20,6 @@ after(async () => {
 export function memoryStorage(): { getItem(k: string): string | null; setItem(k: string, v: string): void; map: Map<string, string> } {
   const map = new Map<string, string>();
   return { map, getItem: (k) => map.get(k) ?? null, setItem: (k, v) => void map.set(k, v) };
-}
-
-/** collect runs c until pred holds for the updates so far, or 10 s pass. */
-async function collect(c: EventStreamClient, pred: (us: Update[]) => boolean): Promise<Update[]> {
-  const us: Update[] = [];
-  const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(), 10_000);
-  await c.run((u) => {
-    us.push(u);
-    if (pred(us)) ctl.abort();
-  }, ctl.signal);
-  clearTimeout(timer);
-  assert.ok(pred(us), "the updates never satisfied the test");
-  return us;
 }
 
 test("a poll sync creates the stream and sends a batch once", async () => {

@@ -1,12 +1,16 @@
 // The real eventstreamd for the tests: built from this repository with
-// `go build`, started on a free loopback port, stopped by the test.
+// `go build`, started on a free loopback port, stopped by the test; and
+// collect, which runs a client against it.
 
+import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+import type { EventStreamClient, Update } from "../src/index.js";
 
 /** The repository's root: build/test/ is three levels below clients/ts. */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../../..");
@@ -65,4 +69,18 @@ export async function startServer(...flags: string[]): Promise<Server> {
       await exited;
     },
   };
+}
+
+/** collect runs c until pred holds for the updates so far, or 10 s pass. */
+export async function collect(c: EventStreamClient, pred: (us: Update[]) => boolean): Promise<Update[]> {
+  const us: Update[] = [];
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 10_000);
+  await c.run((u) => {
+    us.push(u);
+    if (pred(us)) ctl.abort();
+  }, ctl.signal);
+  clearTimeout(timer);
+  assert.ok(pred(us), "the updates never satisfied the test");
+  return us;
 }
