@@ -3,23 +3,34 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/require"
 
 	"github.com/goeventstream/eventstream/internal/api"
+	"github.com/goeventstream/eventstream/internal/auth"
 	"github.com/goeventstream/eventstream/internal/clock"
 	"github.com/goeventstream/eventstream/internal/metrics"
 	"github.com/goeventstream/eventstream/internal/redistest"
@@ -259,13 +270,16 @@ func scriptTime(tb testing.TB, url redisURL) int64 {
 // whose last sync answered tick t of epoch.
 type pollConn struct {
 	srv   *api.Server
+	token string // its Authorization, when set
 	clock *clock.Fake
 	ctx   context.Context // the connection's
 	t     int64
 	epoch string
 }
 
-func newPollConn(tb testing.TB) *pollConn {
+// newPollConn returns a connection whose client has joined stream s, with
+// token when it is not empty, on a server configured by edit.
+func newPollConn(tb testing.TB, token string, edit ...func(*api.Config)) *pollConn {
 	tb.Helper()
 	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	scfg := stream.DefaultConfig()
@@ -276,11 +290,14 @@ func newPollConn(tb testing.TB) *pollConn {
 	require.NoError(tb, err)
 	acfg := api.Config{Store: m.InstrumentStore(store), Metrics: m, Limits: api.DefaultLimits(), Clock: fake}
 	acfg.Admission.NewClientsPerAddressPerMinute = 1200
+	for _, e := range edit {
+		e(&acfg)
+	}
 	srv, err := api.New(acfg)
 	require.NoError(tb, err)
-	p := &pollConn{srv: srv, clock: fake, ctx: srv.ConnContext(context.Background(), tcpConn{addr: "192.0.2.1:1234"})}
+	p := &pollConn{srv: srv, token: token, clock: fake, ctx: srv.ConnContext(context.Background(), tcpConn{addr: "192.0.2.1:1234"})}
 	rec := httptest.NewRecorder()
-	srv.ServeHTTP(rec, httptest.NewRequestWithContext(p.ctx, http.MethodPost, "/s/c/0", strings.NewReader(`{"events":[{"type":"move","body":"left"}]}`)))
+	srv.ServeHTTP(rec, p.authorize(httptest.NewRequestWithContext(p.ctx, http.MethodPost, "/s/c/0", strings.NewReader(`{"events":[{"type":"move","body":"left"}]}`))))
 	require.Equal(tb, http.StatusOK, rec.Code, rec.Body.String())
 	var reply struct {
 		T     int64  `json:"t"`
@@ -296,9 +313,17 @@ func newPollConn(tb testing.TB) *pollConn {
 func (p *pollConn) request(post bool) *http.Request {
 	target := "/s/c/" + strconv.FormatInt(p.t, 10) + "?epoch=" + p.epoch
 	if post {
-		return httptest.NewRequestWithContext(p.ctx, http.MethodPost, target, strings.NewReader(pollEvent))
+		return p.authorize(httptest.NewRequestWithContext(p.ctx, http.MethodPost, target, strings.NewReader(pollEvent)))
 	}
-	return httptest.NewRequestWithContext(p.ctx, http.MethodGet, target, nil)
+	return p.authorize(httptest.NewRequestWithContext(p.ctx, http.MethodGet, target, nil))
+}
+
+// authorize gives r the connection's token, if it has one.
+func (p *pollConn) authorize(r *http.Request) *http.Request {
+	if p.token != "" {
+		r.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	return r
 }
 
 var pollEvent = `{"events":[{"type":"move","body":"` + strings.Repeat("x", 64) + `"}]}`
@@ -351,7 +376,7 @@ func TestPollAllocations(t *testing.T) {
 		{give: "post", post: true, want: 19},
 	} {
 		t.Run(tt.give, func(t *testing.T) {
-			p := newPollConn(t)
+			p := newPollConn(t, "")
 			w := &discardWriter{h: http.Header{}}
 			build := testing.AllocsPerRun(100, func() { _ = p.request(tt.post) })
 			served := testing.AllocsPerRun(100, func() {
@@ -375,7 +400,7 @@ func TestPollAllocations(t *testing.T) {
 func BenchmarkHTTPPoll(b *testing.B) {
 	for _, post := range []bool{false, true} {
 		b.Run(map[bool]string{false: "poll", true: "post"}[post], func(b *testing.B) {
-			p := newPollConn(b)
+			p := newPollConn(b, "")
 			w := &discardWriter{h: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -391,4 +416,83 @@ func BenchmarkHTTPPoll(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkHTTPPollAuth measures what a token adds to BenchmarkHTTPPoll's
+// poll, by algorithm: auth off; the client's valid token (verified once,
+// then from the verifier's cache); and a stranger's bogus one, with a
+// known kid and claims that admit the poll but the signature of another
+// token, as a stranger sends to make the server check signatures.
+func BenchmarkHTTPPollAuth(b *testing.B) {
+	b.Run("auth=off", func(b *testing.B) { benchPollAuth(b, newPollConn(b, ""), http.StatusOK) })
+	keys, file := pollAuthKeys(b)
+	for _, k := range keys {
+		withKeys := func(c *api.Config) {
+			v, err := auth.New(auth.Config{PublicKeys: file, Clock: c.Clock})
+			require.NoError(b, err)
+			c.Auth = v
+		}
+		valid := pollToken(b, k, "1")
+		b.Run("alg="+k.method.Alg()+"/token=valid", func(b *testing.B) {
+			benchPollAuth(b, newPollConn(b, valid, withKeys), http.StatusOK)
+		})
+		b.Run("alg="+k.method.Alg()+"/token=bogus", func(b *testing.B) {
+			p := newPollConn(b, valid, withKeys)
+			other := pollToken(b, k, "2")
+			p.token = valid[:strings.LastIndexByte(valid, '.')] + other[strings.LastIndexByte(other, '.'):]
+			benchPollAuth(b, p, http.StatusUnauthorized)
+		})
+	}
+}
+
+func benchPollAuth(b *testing.B, p *pollConn, want int) {
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.reset()
+		p.srv.ServeHTTP(w, p.request(false))
+		if w.status != want {
+			b.Fatalf("status %d, want %d", w.status, want)
+		}
+	}
+}
+
+// pollAuthKey is a key stream tokens are signed with.
+type pollAuthKey struct {
+	method jwt.SigningMethod
+	key    crypto.Signer
+	kid    string
+}
+
+// pollAuthKeys returns a key of each asymmetric algorithm, and the file
+// of their public keys, by kid.
+func pollAuthKeys(tb testing.TB) ([]pollAuthKey, string) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(tb, err)
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(tb, err)
+	keys := []pollAuthKey{
+		{method: jwt.SigningMethodRS256, key: testRSA, kid: "r"},
+		{method: jwt.SigningMethodES256, key: ec, kid: "e"},
+		{method: jwt.SigningMethodEdDSA, key: ed, kid: "d"},
+	}
+	var file []byte
+	for _, k := range keys {
+		der, err := x509.MarshalPKIXPublicKey(k.key.Public())
+		require.NoError(tb, err)
+		file = append(file, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"kid": k.kid}, Bytes: der})...)
+	}
+	path := filepath.Join(tb.TempDir(), "keys.pem")
+	require.NoError(tb, os.WriteFile(path, file, 0o600))
+	return keys, path
+}
+
+// pollToken signs a token of k for pollConn's client, told apart by jti.
+func pollToken(tb testing.TB, k pollAuthKey, jti string) string {
+	tok := jwt.NewWithClaims(k.method, jwt.MapClaims{"sub": "c", "stream": "s", "jti": jti,
+		"exp": time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC).Unix()})
+	tok.Header["kid"] = k.kid
+	s, err := tok.SignedString(k.key)
+	require.NoError(tb, err)
+	return s
 }
