@@ -219,6 +219,84 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestRefusedUnchecked: a token whose header or claims Verify refuses is
+// refused without its signature checked, as Inspect refuses it: a stranger
+// who forges tokens, with another key, costs a signature check only with
+// a known kid of the token's algorithm and claims that could admit.
+func TestRefusedUnchecked(t *testing.T) {
+	k, forger := newKeys(t), newKeys(t)
+	file := filepath.Join(t.TempDir(), "keys.pem")
+	writeFile(t, file, pemOf(t, k.rsa, "r")+pemOf(t, k.ec, "e")+pemOf(t, k.ed, "d"))
+	v, err := auth.New(auth.Config{PublicKeys: file, Audience: "game", Clock: clock.NewFake(start)})
+	require.NoError(t, err)
+	forged := func(edit ...func(jwt.MapClaims)) jwt.MapClaims {
+		return claims(append([]func(jwt.MapClaims){func(c jwt.MapClaims) { c["aud"] = "game" }}, edit...)...)
+	}
+	tests := []struct {
+		name string
+		give string
+		want error
+	}{
+		{name: "expired", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["exp"] = start.Add(-time.Minute).Unix() }), "e"), want: auth.ErrExpired},
+		{name: "not yet valid", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["nbf"] = start.Add(time.Minute).Unix() }), "e"), want: auth.ErrInvalid},
+		{name: "issued in the future", give: sign(t, jwt.SigningMethodEdDSA, forger.ed, forged(func(c jwt.MapClaims) { c["iat"] = start.Add(time.Minute).Unix() }), "d"), want: auth.ErrInvalid},
+		{name: "no exp", give: sign(t, jwt.SigningMethodRS256, forger.rsa, forged(func(c jwt.MapClaims) { delete(c, "exp") }), "r"), want: auth.ErrInvalid},
+		{name: "another audience", give: sign(t, jwt.SigningMethodRS256, forger.rsa, forged(func(c jwt.MapClaims) { c["aud"] = "other" }), "r"), want: auth.ErrInvalid},
+		{name: "sub not a private id", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["sub"] = "a/b" }), "e"), want: auth.ErrInvalid},
+		{name: "role admin", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["role"] = "admin" }), "e"), want: auth.ErrInvalid},
+		{name: "no stream", give: sign(t, jwt.SigningMethodEdDSA, forger.ed, forged(func(c jwt.MapClaims) { delete(c, "stream") }), "d"), want: auth.ErrInvalid},
+		{name: "unknown kid", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(), "e2"), want: auth.ErrInvalid},
+		{name: "kid of another algorithm", give: sign(t, jwt.SigningMethodEdDSA, forger.ed, forged(), "e"), want: auth.ErrInvalid},
+		{name: "an algorithm not accepted", give: sign(t, jwt.SigningMethodHS256, secret, forged(), ""), want: auth.ErrInvalid},
+		{name: "PS256", give: sign(t, jwt.SigningMethodPS256, forger.rsa, forged(), "r"), want: auth.ErrInvalid},
+		{name: "a crit header", give: signHeader(t, jwt.SigningMethodEdDSA, forger.ed, "crit", []string{"exp"}), want: auth.ErrInvalid},
+		{name: "claims not JSON", give: "eyJhbGciOiJFUzI1NiIsImtpZCI6ImUifQ.bm90IGpzb24.c2ln", want: auth.ErrInvalid},
+		{name: "too long", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("p", auth.MaxTokenLen) }), "e"), want: auth.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := v.SignatureChecks()
+			g, verified, err := v.Inspect(tt.give)
+			require.ErrorIs(t, err, tt.want)
+			assert.Nil(t, g)
+			assert.False(t, verified)
+			g, err = v.Verify(tt.give)
+			require.ErrorIs(t, err, tt.want)
+			assert.Nil(t, g)
+			assert.Equal(t, before, v.SignatureChecks(), "a signature was checked")
+		})
+	}
+
+	// Claims that could admit: Inspect tells what, Verify checks the
+	// signature, each time for a forgery, once for a valid token.
+	for _, tt := range []struct {
+		name   string
+		key    any
+		want   error
+		checks int64
+	}{
+		{name: "forged", key: forger.ec, want: auth.ErrInvalid, checks: 3},
+		{name: "valid", key: k.ec, checks: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := sign(t, jwt.SigningMethodES256, tt.key, forged(), "e")
+			g, verified, err := v.Inspect(tok)
+			require.NoError(t, err)
+			assert.False(t, verified, "not verified yet")
+			assert.Equal(t, "s", g.Stream)
+			before := v.SignatureChecks()
+			for range 3 {
+				_, err = v.Verify(tok)
+				assert.Equal(t, tt.want, err)
+			}
+			assert.Equal(t, tt.checks, v.SignatureChecks()-before)
+			_, verified, err = v.Inspect(tok)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want == nil, verified, "verified once valid")
+		})
+	}
+}
+
 func TestGrant(t *testing.T) {
 	v, err := auth.New(auth.Config{Secret: secret, Clock: clock.NewFake(start)})
 	require.NoError(t, err)
