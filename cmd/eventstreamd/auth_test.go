@@ -55,7 +55,8 @@ func TestBinaryAuth(t *testing.T) {
 	jwks(t, keys, map[string]*ecdsa.PrivateKey{"k1": oldKey})
 
 	r := apitest.StartBinary(t, nil, "-auth-public-keys", keys, "-auth-audience", "my-game",
-		"-auth-open-prefix", "lobby-", "-log-level", "debug")
+		"-auth-open-prefix", "lobby-", "-log-level", "debug",
+		"-trusted-proxies", "127.0.0.1/32", "-max-bad-signatures-per-address-per-minute", "2")
 	sign := func(k *ecdsa.PrivateKey, kid, sub, streamClaim string) string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
 			"sub": sub, "stream": streamClaim, "aud": "my-game", "exp": time.Now().Add(time.Hour).Unix(),
@@ -66,11 +67,15 @@ func TestBinaryAuth(t *testing.T) {
 		return s
 	}
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	post := func(path, tok string) (int, string) {
+	// postFrom posts as the client at addr, behind a proxy on loopback.
+	postFrom := func(addr, path, tok string) (int, string) {
 		req, err := http.NewRequest(http.MethodPost, "http://"+r.Addr+path, strings.NewReader("{}"))
 		require.NoError(t, err)
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if addr != "" {
+			req.Header.Set("X-Forwarded-For", addr)
 		}
 		resp, err := client.Do(req)
 		require.NoError(t, err)
@@ -79,6 +84,7 @@ func TestBinaryAuth(t *testing.T) {
 		require.NoError(t, err)
 		return resp.StatusCode, string(b)
 	}
+	post := func(path, tok string) (int, string) { return postFrom("", path, tok) }
 	code := func(body string) string {
 		var e protocol.ErrorReply
 		require.NoError(t, json.Unmarshal([]byte(body), &e), body)
@@ -122,6 +128,15 @@ func TestBinaryAuth(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(r.Logs(), `"keys":1`) }, 10*time.Second, 10*time.Millisecond)
 	status, _ = post("/match-1/alice/1", alice)
 	assert.Equal(t, http.StatusUnauthorized, status, "the retired key admits nobody")
+
+	// A stranger's tokens with the published kid and a wrong signature:
+	// two are checked, then its address is refused unchecked.
+	for i, want := range []int{http.StatusUnauthorized, http.StatusUnauthorized, http.StatusTooManyRequests} {
+		status, body = postFrom("203.0.113.5", "/match-1/dave/0", sign(oldKey, "k2", "dave", "match-1"))
+		assert.Equal(t, want, status, "forgery %d: %s", i, body)
+	}
+	status, body = postFrom("203.0.113.6", "/match-1/erin/0", sign(newKey, "k2", "erin", "match-1"))
+	assert.Equal(t, http.StatusOK, status, "another address: %s", body)
 
 	resp, err = client.Get("http://" + r.Addr + "/metrics")
 	require.NoError(t, err)

@@ -15,16 +15,24 @@ import (
 	"github.com/goeventstream/eventstream/internal/stream"
 )
 
-// AdmissionConfig limits the private ids new to their stream that one
-// source address brings (docs/protocol.md, "Trust model"), so that one
-// machine cannot mint ids faster than players join: the stores limit each
-// stream's new ids, this limits each address's across all streams.
+// AdmissionConfig limits what one source address may make the server do
+// (docs/protocol.md, "Trust model"). The private ids new to their stream
+// it brings: so that one machine cannot mint ids faster than players join
+// (the stores limit each stream's new ids, this each address's across all
+// streams). And the tokens with a wrong signature it sends: so that a
+// stranger cannot keep the server's cores checking signatures.
 type AdmissionConfig struct {
 	// NewClientsPerAddressPerMinute is how many ids new to their stream
 	// one source address may bring a minute, with a burst of as many; 0
 	// means no limit. Loopback addresses are not limited (a load test, a
 	// bot on the same machine).
 	NewClientsPerAddressPerMinute float64
+	// BadSignaturesPerAddressPerMinute is how many tokens whose signature
+	// is wrong one source address may send a minute, with a burst of as
+	// many; past it, a token not verified before is refused without its
+	// signature checked, until its bucket holds one again. 0 means no
+	// limit; loopback is not limited.
+	BadSignaturesPerAddressPerMinute float64
 	// TrustedProxies are the networks of the load balancers in front of
 	// the server: a request from one of them comes from the address its
 	// X-Forwarded-For names, the last one not itself trusted. Without
@@ -41,14 +49,13 @@ type AdmissionConfig struct {
 // stream's own join rate still holds).
 const maxTrackedAddresses = 1 << 16
 
-// addressLimiter is a token bucket per source address, of ids new to
-// their stream. An address's bucket, full after a minute, is forgotten
+// addressLimiter is a token bucket per source address: of ids new to
+// their stream, or of tokens with a wrong signature. An address's bucket, full after a minute, is forgotten
 // after one to two minutes of silence: two generations of maps, the older
 // dropped each minute, hold the addresses heard from since.
 type addressLimiter struct {
 	perMs, burst float64
 	clock        clock.Clock
-	trusted      []netip.Prefix
 
 	mu        sync.Mutex
 	cur, prev map[netip.Addr]addressBucket
@@ -60,20 +67,20 @@ type addressBucket struct {
 	at     int64 // Unix ms
 }
 
-// newAddressLimiter returns the limiter of cfg, or nil when it is off.
-func newAddressLimiter(cfg AdmissionConfig) *addressLimiter {
-	if cfg.NewClientsPerAddressPerMinute <= 0 {
+// newAddressLimiter returns a limiter of perMinute, on clk (nil: the real
+// clock), or nil when perMinute is 0: no limit.
+func newAddressLimiter(perMinute float64, clk clock.Clock) *addressLimiter {
+	if perMinute <= 0 {
 		return nil
 	}
-	clk := cfg.Clock
 	if clk == nil {
 		clk = clock.Real()
 	}
-	return &addressLimiter{perMs: cfg.NewClientsPerAddressPerMinute / 60_000, burst: cfg.NewClientsPerAddressPerMinute,
-		clock: clk, trusted: cfg.TrustedProxies, cur: map[netip.Addr]addressBucket{}, rotated: clk.Now().UnixMilli()}
+	return &addressLimiter{perMs: perMinute / 60_000, burst: perMinute,
+		clock: clk, cur: map[netip.Addr]addressBucket{}, rotated: clk.Now().UnixMilli()}
 }
 
-// take spends one new id of addr's bucket and returns 0, or returns how
+// take spends one token of addr's bucket and returns 0, or returns how
 // long until the bucket holds one.
 func (l *addressLimiter) take(addr netip.Addr) time.Duration {
 	now := l.clock.Now().UnixMilli()
@@ -101,6 +108,26 @@ func (l *addressLimiter) take(addr netip.Addr) time.Duration {
 	return 0
 }
 
+// give gives back the token take spent for addr, when what it was spent
+// for proved not to count (a signature found right). One spent before the
+// older generation was dropped is not given back.
+func (l *addressLimiter) give(addr netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.cur[addr]; ok {
+		b.tokens = math.Min(l.burst, b.tokens+1)
+		l.cur[addr] = b
+	}
+}
+
+// retryAfter returns the 429 rate_limited of a limit of what an address
+// may do, with the wait take returned.
+func retryAfter(wait time.Duration, format string) *apiError {
+	ae := errorf(protocol.CodeRateLimited, format, wait.Round(time.Millisecond))
+	ae.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
+	return ae
+}
+
 // tracked returns the number of addresses remembered.
 func (l *addressLimiter) tracked() int {
 	l.mu.Lock()
@@ -108,12 +135,16 @@ func (l *addressLimiter) tracked() int {
 	return len(l.cur) + len(l.prev)
 }
 
-// source returns the address a request comes from, as the limiter keys
+// proxies are the trusted proxies (AdmissionConfig.TrustedProxies), which
+// tell the address a request comes from.
+type proxies []netip.Prefix
+
+// source returns the address a request comes from, as the limiters key
 // it: the peer's, or when the peer is a trusted proxy the last address of
 // X-Forwarded-For that is not; an IPv6 address by its /64, the block one
 // machine is given. It is not valid for a loopback client, which is not
 // limited.
-func (l *addressLimiter) source(r *http.Request, conn *connState) netip.Addr {
+func (l proxies) source(r *http.Request, conn *connState) netip.Addr {
 	ap, err := peerAddr(r, conn)
 	if err != nil {
 		return netip.Addr{}
@@ -152,8 +183,8 @@ func limitKey(addr netip.Addr) netip.Addr {
 	return addr
 }
 
-func (l *addressLimiter) isTrusted(addr netip.Addr) bool {
-	for _, p := range l.trusted {
+func (l proxies) isTrusted(addr netip.Addr) bool {
+	for _, p := range l {
 		if p.Contains(addr) {
 			return true
 		}
@@ -164,10 +195,10 @@ func (l *addressLimiter) isTrusted(addr netip.Addr) bool {
 // sourceKey is the context key of a request's source address.
 type sourceKey struct{}
 
-// withSource returns r with its source address, as the limiter keys it,
-// in its context, for admittingStore; conn is r's connection's state, or
-// nil.
-func (l *addressLimiter) withSource(r *http.Request, conn *connState) *http.Request {
+// withSource returns r with its source address, as the limiters key it,
+// in its context, for admittingStore and checkSignature; conn is r's
+// connection's state, or nil.
+func (l proxies) withSource(r *http.Request, conn *connState) *http.Request {
 	if addr := l.source(r, conn); addr.IsValid() {
 		return r.WithContext(context.WithValue(r.Context(), sourceKey{}, addr))
 	}
@@ -202,11 +233,8 @@ func (s admittingStore) Sync(ctx context.Context, req *stream.SyncRequest) (*str
 		return res, err
 	}
 	if wait := s.limit.take(addr); wait > 0 {
-		ae := errorf(protocol.CodeRateLimited,
-			"too many private ids new to their stream come from this address (-max-new-clients-per-address-per-minute); nothing was applied, retry in %v",
-			wait.Round(time.Millisecond))
-		ae.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
-		return nil, ae
+		return nil, retryAfter(wait,
+			"too many private ids new to their stream come from this address (-max-new-clients-per-address-per-minute); nothing was applied, retry in %v")
 	}
 	return s.Store.Sync(ctx, req)
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -61,7 +62,10 @@ func (s *Server) admitted(w http.ResponseWriter, r *http.Request) *http.Request 
 // admit checks r's token against its path: the stream it admits to, the
 // private id (the token's sub) and, for a POST or PUT, a player's role
 // (a spectator that asks by ?spectate=1 is refused by spectating). It
-// returns nil, nil for an open stream.
+// returns nil, nil for an open stream. A token not verified before is
+// refused by what its claims, read unverified, would admit before its
+// signature is checked (checkSignature); a request is admitted only by
+// what a verified token admits.
 func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	name := chi.URLParam(r, "stream")
 	if s.openPrefix != "" && strings.HasPrefix(name, s.openPrefix) {
@@ -71,30 +75,65 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := s.verify(tok)
-	if err != nil {
-		return nil, err
+	client, write := chi.URLParam(r, "client"), r.Method == http.MethodPost || r.Method == http.MethodPut
+	g, verified, err := s.auth.Inspect(tok)
+	if err == nil && !verified {
+		if err = admits(g, name, client, write); err == nil {
+			g, err = s.checkSignature(r, tok)
+		}
 	}
-	write := r.Method == http.MethodPost || r.Method == http.MethodPut
-	if err := admits(g, name, chi.URLParam(r, "client"), write); err != nil {
+	if err != nil {
+		return nil, refusal(err)
+	}
+	if err := admits(g, name, client, write); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
+// checkSignature verifies tok, a token of r not verified before, unless
+// r's source address has sent its limit of tokens with a wrong signature
+// (-max-bad-signatures-per-address-per-minute): a signature costs the
+// server tens to hundreds of microseconds (BenchmarkHTTPPollAuth), what a
+// stranger would make it spend. A signature found right spends nothing.
+func (s *Server) checkSignature(r *http.Request, tok string) (*auth.Grant, error) {
+	addr, limited := r.Context().Value(sourceKey{}).(netip.Addr)
+	if !limited || s.badSigs == nil {
+		return s.auth.Verify(tok)
+	}
+	if wait := s.badSigs.take(addr); wait > 0 {
+		return nil, retryAfter(wait,
+			"too many tokens with a wrong signature come from this address (-max-bad-signatures-per-address-per-minute); a token it sent before and was valid still admits, a new one is checked again in %v")
+	}
+	g, err := s.auth.Verify(tok)
+	if err == nil {
+		s.badSigs.give(addr)
+	}
+	return g, err
+}
+
 // verify verifies a token, and answers why it is refused.
 func (s *Server) verify(tok string) (*auth.Grant, error) {
 	g, err := s.auth.Verify(tok)
+	if err != nil {
+		return nil, refusal(err)
+	}
+	return g, nil
+}
+
+// refusal returns the answer to a token refused by err: auth's errors as
+// the protocol answers them, any other as it is.
+func refusal(err error) error {
 	switch {
 	case errors.Is(err, auth.ErrExpired):
 		ae := errorf(protocol.CodeTokenExpired, "the token has expired; get a new one from the game's backend")
 		ae.challenge = challengeInvalid
-		return nil, ae
-	case err != nil:
-		return nil, unauthorized(challengeInvalid,
+		return ae
+	case errors.Is(err, auth.ErrInvalid):
+		return unauthorized(challengeInvalid,
 			"the token is not valid: its signature, algorithm, key id, audience, times or claims (sub, stream, role, exp) are not accepted")
 	}
-	return g, nil
+	return err
 }
 
 // admits reports why g does not admit its holder to the stream name, as

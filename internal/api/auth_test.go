@@ -8,8 +8,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,15 +43,19 @@ const testAudience = "eventstream-test"
 
 // withAuth turns auth on in the harness, with the test secret and the
 // test RSA key, on the harness's clock; open is the open prefix.
-func withAuth(t testing.TB, open string) option {
+func withAuth(t testing.TB, open string) option { return withVerifier(t, open, new(*auth.Verifier)) }
+
+// withVerifier is withAuth, and keeps the verifier in *v.
+func withVerifier(t testing.TB, open string, v **auth.Verifier) option {
 	der, err := x509.MarshalPKIXPublicKey(&testRSA.PublicKey)
 	require.NoError(t, err)
 	file := filepath.Join(t.TempDir(), "keys.pem")
 	require.NoError(t, os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
 	return func(a *api.Config, s *stream.Config) {
-		v, err := auth.New(auth.Config{Secret: testSecret, PublicKeys: file, Audience: testAudience, Clock: s.Clock})
+		var err error
+		*v, err = auth.New(auth.Config{Secret: testSecret, PublicKeys: file, Audience: testAudience, Clock: s.Clock})
 		require.NoError(t, err)
-		a.Auth, a.OpenPrefix = v, open
+		a.Auth, a.OpenPrefix = *v, open
 	}
 }
 
@@ -123,7 +129,11 @@ func testAuthRefusals(t *testing.T, url redisURL) {
 		{name: "twice in the query", give: "/s/p1/0?access_token=" + token(t, "p1", "s") + "&access_token=" + token(t, "p1", "s"), wantCode: protocol.CodeUnauthorized, challenge: true},
 		{name: "expired", give: "/s/p1/0", headers: bearer(token(t, "p1", "s", func(c jwt.MapClaims) { c["exp"] = time.Date(2025, 12, 31, 23, 0, 0, 0, time.UTC).Unix() })), wantCode: protocol.CodeTokenExpired, challenge: true},
 		{name: "expired, in the query", give: "/s/p1/0?access_token=" + token(t, "p1", "s", func(c jwt.MapClaims) { c["exp"] = 1 }), wantCode: protocol.CodeTokenExpired, challenge: true},
+		{name: "expired, its signature wrong", give: "/s/p1/0", headers: bearer(forged(t, "p1", "s", 0, func(c jwt.MapClaims) { c["exp"] = 1 })), wantCode: protocol.CodeTokenExpired, challenge: true},
 		{name: "another stream", give: "/s/p1/0", headers: bearer(token(t, "p1", "s2")), wantCode: protocol.CodeForbidden},
+		{name: "another stream, its signature wrong", give: "/s/p1/0", headers: bearer(forged(t, "p1", "s2", 0)), wantCode: protocol.CodeForbidden},
+		{name: "another player's id, its signature wrong", give: "/s/p1/0", headers: bearer(forged(t, "owner", "s", 0)), wantCode: protocol.CodeForbidden},
+		{name: "its signature wrong", give: "/s/p1/0", headers: bearer(forged(t, "p1", "s", 0)), wantCode: protocol.CodeUnauthorized, challenge: true},
 		{name: "another stream by the query", give: "/s/p1/0?access_token=" + token(t, "p1", "other"), wantCode: protocol.CodeForbidden},
 		{name: "a prefix of other streams", give: "/s/p1/0", headers: bearer(token(t, "p1", "t*")), wantCode: protocol.CodeForbidden},
 		{name: "a new stream of another name", give: "/new/p1/0", headers: bearer(token(t, "p1", "s")), wantCode: protocol.CodeForbidden},
@@ -292,4 +302,119 @@ func TestAuthOffIgnoresTokens(t *testing.T) {
 	h := newHarness(t)
 	assert.Equal(t, "1", h.sync("/foo/me/0", "{}", bearer("garbage")...).ID)
 	assert.Equal(t, "2", h.sync("/foo/you/0?access_token=garbage", "{}").ID)
+}
+
+// rsaToken signs an RS256 token for sub on stream with the test RSA key,
+// valid for an hour from the harness's start; edit changes its claims.
+func rsaToken(t testing.TB, sub, streamClaim string, edit ...func(jwt.MapClaims)) string {
+	t.Helper()
+	c := jwt.MapClaims{"sub": sub, "stream": streamClaim, "aud": testAudience,
+		"exp": time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC).Unix()}
+	for _, e := range edit {
+		e(c)
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodRS256, c).SignedString(testRSA)
+	require.NoError(t, err)
+	return s
+}
+
+// forged is a stranger's token for sub on stream: RS256, told apart by
+// jti, with the signature of another token; edit changes its claims.
+func forged(t testing.TB, sub, streamClaim string, jti int, edit ...func(jwt.MapClaims)) string {
+	t.Helper()
+	tok := rsaToken(t, sub, streamClaim, append(edit, func(c jwt.MapClaims) { c["jti"] = strconv.Itoa(jti) })...)
+	other := rsaToken(t, sub, streamClaim, func(c jwt.MapClaims) { c["jti"] = "other" })
+	return tok[:strings.LastIndexByte(tok, '.')] + other[strings.LastIndexByte(other, '.'):]
+}
+
+// TestBadSignaturesPerAddress: a stranger whose tokens name the server's
+// key and claims that admit, but carry a wrong signature, makes the
+// server check at most its address's limit of signatures
+// (-max-bad-signatures-per-address-per-minute), however it varies its
+// tokens, streams and ids; past it, it is refused 429 unchecked, and its
+// refusals leave the streams as they were. A token verified before still
+// admits from that address; a new one waits for the bucket. Another
+// address is not held up, loopback is not limited, and valid or expired
+// tokens spend nothing.
+func TestBadSignaturesPerAddress(t *testing.T) {
+	byConn(t, func(t *testing.T, conn bool) { testBadSignatures(t, "", conn) })
+}
+
+// TestBadSignaturesPerAddressRedis: the same on the Redis store.
+func TestBadSignaturesPerAddressRedis(t *testing.T) {
+	testBadSignatures(t, redisURL(redistest.Start(t).URL()), true)
+}
+
+func testBadSignatures(t *testing.T, url redisURL, conn bool) {
+	var v *auth.Verifier
+	h := newHarnessOn(t, url, withVerifier(t, "", &v), func(a *api.Config, s *stream.Config) {
+		a.Admission.BadSignaturesPerAddressPerMinute = 3
+		a.Admission.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+		a.Admission.Clock = s.Clock
+	})
+	if conn {
+		h.onConnection()
+	}
+	with := func(addr, tok string) []string {
+		return append([]string{"X-Forwarded-For", addr + ", 192.0.2.7"}, bearer(tok)...)
+	}
+	checked := func() int64 { return v.SignatureChecks() }
+	const stranger = "203.0.113.5"
+	p1 := rsaToken(t, "p1", "s")
+	h.sync("/s/p1/0", "", with(stranger, p1)...) // a player behind the stranger's address
+	before := h.read("s")
+	stats, err := h.store.Stats(context.Background(), 10)
+	require.NoError(t, err)
+
+	start := checked()
+	for i := range 10 { // a new token, stream and id each time
+		name, sub := fmt.Sprintf("s%d", i%3), fmt.Sprintf("x%d", i)
+		rec := h.do(http.MethodPost, "/"+name+"/"+sub+"/0", "", with(stranger, forged(t, sub, name, i))...)
+		if i < 3 {
+			require.Equal(t, http.StatusUnauthorized, rec.Code, rec.Body.String())
+			continue
+		}
+		require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
+		assert.Equal(t, protocol.CodeRateLimited, errorCode(t, rec).Code)
+		assert.Equal(t, "20", rec.Header().Get("Retry-After"), "3 a minute: one more in 20 s")
+	}
+	rec := h.do(http.MethodGet, "/s/x/0", "", append(with(stranger, forged(t, "x", "s", 10)), "Upgrade", "websocket", "Connection", "Upgrade")...)
+	assert.Equal(t, http.StatusTooManyRequests, rec.Code, "a push upgrade too")
+	assert.Equal(t, int64(3), checked()-start, "signatures checked")
+	assert.Equal(t, before, h.read("s"), "a refused request changed the stream")
+	after, err := h.store.Stats(context.Background(), 10)
+	require.NoError(t, err)
+	assert.Equal(t, stats.Streams, after.Streams, "a refused request created a stream")
+	assert.Equal(t, stats.Clients, after.Clients, "a refused request connected a client")
+
+	// What the limited address may still do.
+	start = checked()
+	h.sync("/s/p1/0", "", with(stranger, p1)...)
+	assert.Equal(t, int64(0), checked()-start, "a token verified before admits, unchecked")
+	for i := range 5 { // expired en masse: each refused by its exp alone
+		rec := h.do(http.MethodGet, "/s/p1/0", "", with(stranger, rsaToken(t, "p1", "s", func(c jwt.MapClaims) { c["exp"] = 1; c["jti"] = strconv.Itoa(i) }))...)
+		assert.Equal(t, protocol.CodeTokenExpired, errorCode(t, rec).Code)
+	}
+	rec = h.do(http.MethodGet, "/s/p1/0", "", with(stranger, forged(t, "p1", "t", 11))...)
+	assert.Equal(t, http.StatusForbidden, rec.Code, "a token for another stream")
+	assert.Equal(t, int64(0), checked()-start, "expired tokens and tokens for another stream are refused unchecked")
+	p2 := rsaToken(t, "p2", "s")
+	rec = h.do(http.MethodPost, "/s/p2/0", "", with(stranger, p2)...)
+	assert.Equal(t, http.StatusTooManyRequests, rec.Code, "a new token waits for the bucket, valid or not")
+
+	// Another address, and loopback.
+	h.sync("/s/p3/0", "", with("203.0.113.6", rsaToken(t, "p3", "s"))...)
+	assert.Equal(t, http.StatusUnauthorized, h.do(http.MethodPost, "/s/x/0", "", with("203.0.113.6", forged(t, "x", "s", 12))...).Code)
+	for i := range 5 {
+		assert.Equal(t, http.StatusUnauthorized, h.do(http.MethodPost, "/s/x/0", "", with("127.0.0.1", forged(t, "x", "s", 20+i))...).Code,
+			"loopback is not limited")
+	}
+
+	// 20 s later, the stranger's address has one check again; valid
+	// tokens give theirs back.
+	h.clock.Advance(20 * time.Second)
+	h.sync("/s/p2/0", "", with(stranger, p2)...)
+	h.sync("/s/p4/0", "", with(stranger, rsaToken(t, "p4", "s"))...)
+	assert.Equal(t, http.StatusUnauthorized, h.do(http.MethodPost, "/s/x/0", "", with(stranger, forged(t, "x", "s", 30))...).Code)
+	assert.Equal(t, http.StatusTooManyRequests, h.do(http.MethodPost, "/s/x/0", "", with(stranger, forged(t, "x", "s", 31))...).Code)
 }

@@ -422,7 +422,9 @@ func BenchmarkHTTPPoll(b *testing.B) {
 // poll, by algorithm: auth off; the client's valid token (verified once,
 // then from the verifier's cache); and a stranger's bogus one, with a
 // known kid and claims that admit the poll but the signature of another
-// token, as a stranger sends to make the server check signatures.
+// token, as a stranger sends to make the server check signatures: with
+// bad signatures not limited (each is checked), and once its address has
+// sent its limit of them (each is refused unchecked).
 func BenchmarkHTTPPollAuth(b *testing.B) {
 	b.Run("auth=off", func(b *testing.B) { benchPollAuth(b, newPollConn(b, ""), http.StatusOK) })
 	keys, file := pollAuthKeys(b)
@@ -436,11 +438,24 @@ func BenchmarkHTTPPollAuth(b *testing.B) {
 		b.Run("alg="+k.method.Alg()+"/token=valid", func(b *testing.B) {
 			benchPollAuth(b, newPollConn(b, valid, withKeys), http.StatusOK)
 		})
+		other := pollToken(b, k, "2")
+		bogus := valid[:strings.LastIndexByte(valid, '.')] + other[strings.LastIndexByte(other, '.'):]
 		b.Run("alg="+k.method.Alg()+"/token=bogus", func(b *testing.B) {
 			p := newPollConn(b, valid, withKeys)
-			other := pollToken(b, k, "2")
-			p.token = valid[:strings.LastIndexByte(valid, '.')] + other[strings.LastIndexByte(other, '.'):]
+			p.token = bogus
 			benchPollAuth(b, p, http.StatusUnauthorized)
+		})
+		b.Run("alg="+k.method.Alg()+"/token=bogus-limited", func(b *testing.B) {
+			const limit = 60
+			p := newPollConn(b, valid, withKeys, func(c *api.Config) { c.Admission.BadSignaturesPerAddressPerMinute = limit })
+			p.token = bogus
+			w := &discardWriter{h: http.Header{}}
+			for range limit { // the clock stands still: nothing refills
+				w.reset()
+				p.srv.ServeHTTP(w, p.request(false))
+				require.Equal(b, http.StatusUnauthorized, w.status)
+			}
+			benchPollAuth(b, p, http.StatusTooManyRequests)
 		})
 	}
 }

@@ -14,14 +14,14 @@ import (
 // an HTTP/1 connection come one at a time, so they share one chi routing
 // context, made ready for each as chi readies those of its pool (chi then
 // puts none in each request's context); and the peer's address is parsed
-// once, for the address limiter, which keys the requests of a peer that
+// once, for the address limiters, which key the requests of a peer that
 // is not a trusted proxy by it. A Server serves requests without it as
 // well.
 func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	conn := &connState{route: chi.NewRouteContext()}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		conn.peer, conn.peerKnown = a.AddrPort(), true
-		if addr := conn.peer.Addr().Unmap(); s.limit != nil && !s.limit.isTrusted(addr) {
+		if addr := conn.peer.Addr().Unmap(); s.bySource && !s.proxies.isTrusted(addr) {
 			// Its requests come from the peer, whatever they say.
 			conn.sourced = true
 			if src := limitKey(addr); src.IsValid() {
@@ -53,8 +53,8 @@ func connOf(r *http.Request) *connState {
 // ready readies r to be routed. Its connection's routing context is made
 // ready for it, as chi readies one of its pool; a request of HTTP/2,
 // whose requests on a connection come at once, is given none: chi gives
-// it one of its pool. With new ids limited by address, its source is put
-// in its context, unless its connection's holds it already.
+// it one of its pool. With a limit by address, its source is put in its
+// context, unless its connection's holds it already.
 func (s *Server) ready(r *http.Request) *http.Request {
 	conn := connOf(r)
 	switch {
@@ -65,8 +65,8 @@ func (s *Server) ready(r *http.Request) *http.Request {
 		conn.route.Reset()
 		conn.route.Routes = s.router
 	}
-	if s.limit != nil && (conn == nil || !conn.sourced) {
-		r = s.limit.withSource(r, conn)
+	if s.bySource && (conn == nil || !conn.sourced) {
+		r = s.proxies.withSource(r, conn)
 	}
 	return r
 }

@@ -109,8 +109,8 @@ type Config struct {
 	// OpenPrefix, with Auth, keeps the streams whose name starts with it
 	// open: they need no token. Empty keeps none open.
 	OpenPrefix string
-	// Admission limits the ids new to their stream per source address.
-	// The zero value limits none.
+	// Admission limits the ids new to their stream, and the tokens with a
+	// wrong signature, per source address. The zero value limits none.
 	Admission AdmissionConfig
 	// Clock tells the time of push connections: when their streams are
 	// read and they are pinged. Nil means clock.Real(); tests pass the
@@ -133,7 +133,10 @@ type Server struct {
 	push       *pusher
 	auth       *auth.Verifier // nil: auth off
 	openPrefix string
+	proxies    proxies         // where requests come from, when bySource
+	bySource   bool            // a limit needs the source address of requests
 	limit      *addressLimiter // nil: new ids are not limited by address
+	badSigs    *addressLimiter // nil: tokens with a wrong signature are not limited by address
 
 	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
 }
@@ -176,9 +179,14 @@ func New(cfg Config) (*Server, error) {
 	// instrument is the last to pass a request on: chi sets the route's
 	// pattern on the request instrument has.
 	r.Use(s.recoverer, s.commonHeaders, s.instrument)
-	if s.limit = newAddressLimiter(cfg.Admission); s.limit != nil {
+	s.proxies = cfg.Admission.TrustedProxies
+	if s.limit = newAddressLimiter(cfg.Admission.NewClientsPerAddressPerMinute, cfg.Admission.Clock); s.limit != nil {
 		s.store = admittingStore{Store: cfg.Store, limit: s.limit} // ServeHTTP gives it the source
 	}
+	if s.auth != nil {
+		s.badSigs = newAddressLimiter(cfg.Admission.BadSignaturesPerAddressPerMinute, cfg.Admission.Clock)
+	}
+	s.bySource = s.limit != nil || s.badSigs != nil
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(protocol.CodeNotFound,
 			"no such endpoint; a sync is GET or POST /{stream}/{privateId}/{lastKnownTick}"))
