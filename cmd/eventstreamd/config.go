@@ -75,8 +75,10 @@ func defaultConfig() config {
 		// 1200 a minute: a 1000-player burst join from one network fits.
 		// 60 bad signatures a minute: past a burst of 60, an address
 		// costs at most a signature check a second (0.1-0.2 ms of CPU);
-		// an honest client sends none.
-		Admission:            api.AdmissionConfig{NewClientsPerAddressPerMinute: 1200, BadSignaturesPerAddressPerMinute: 60},
+		// an honest client sends none. 1000 a second from all: at most
+		// 0.1-0.2 of a core, however many addresses a stranger has.
+		Admission: api.AdmissionConfig{NewClientsPerAddressPerMinute: 1200,
+			BadSignaturesPerAddressPerMinute: 60, BadSignaturesPerSecond: 1000},
 		CORSOrigins:          []string{"*"},
 		MetricsMaxStreams:    1000,
 		LogFormat:            "json",
@@ -165,6 +167,8 @@ func (c config) Validate() error {
 		return errors.New("-max-new-clients-per-address-per-minute must not be negative")
 	case c.Admission.BadSignaturesPerAddressPerMinute < 0:
 		return errors.New("-max-bad-signatures-per-address-per-minute must not be negative")
+	case c.Admission.BadSignaturesPerSecond < 0:
+		return errors.New("-max-bad-signatures-per-second must not be negative")
 	case len(c.CORSOrigins) == 0:
 		return errors.New("cors origins must name at least one origin, or *")
 	}
@@ -260,6 +264,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.AuthAudience, "auth-audience", cfg.AuthAudience, "the aud a stream token must name; empty refuses tokens that name one")
 	fs.StringVar(&cfg.AuthOpenPrefix, "auth-open-prefix", cfg.AuthOpenPrefix, "with auth on, streams whose name starts with this `prefix` need no token (public lobbies); empty keeps none open")
 	fs.Float64Var(&cfg.Admission.BadSignaturesPerAddressPerMinute, "max-bad-signatures-per-address-per-minute", cfg.Admission.BadSignaturesPerAddressPerMinute, "with auth on, tokens with a wrong signature one source address may send a minute, with a burst of as many; past it a token not verified before is refused (429 rate_limited) without its signature checked; loopback is not limited; 0 for no limit")
+	fs.Float64Var(&cfg.Admission.BadSignaturesPerSecond, "max-bad-signatures-per-second", cfg.Admission.BadSignaturesPerSecond, "with auth on, tokens with a wrong signature all source addresses together may send a second, with a burst of as many; past it a token not verified before is refused (429 rate_limited) without its signature checked; loopback counts; 0 for no limit")
 	fs.BoolVar(&cfg.MetricsPublic, "metrics-public", cfg.MetricsPublic, "with auth on, still serve /metrics on -addr (by default it is served only on -metrics-addr)")
 	fs.BoolVar(&cfg.MetricsStreamLabels, "metrics-stream-labels", cfg.MetricsStreamLabels, "with auth on, give streams per-stream series labelled with their names (by default none: names are what an attacker needs)")
 	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")

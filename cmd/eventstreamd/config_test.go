@@ -43,6 +43,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, []string{"*"}, cfg.CORSOrigins)
 	assert.Equal(t, 1000, cfg.MetricsMaxStreams)
 	assert.Equal(t, 60.0, cfg.Admission.BadSignaturesPerAddressPerMinute)
+	assert.Equal(t, 1000.0, cfg.Admission.BadSignaturesPerSecond)
 	assert.Equal(t, 15*time.Second, cfg.ShutdownTimeout)
 	assert.Equal(t, 5*time.Second, cfg.DrainDelay)
 	assert.Equal(t, "json", cfg.LogFormat)
@@ -108,6 +109,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "ping from the environment", args: []string{"-client-timeout", "4s"}, env: env("EVENTSTREAMD_WS_PING_INTERVAL", "3s"), want: "set at most 2s"},
 		{name: "pages smaller than an event", args: []string{"-page-bytes", "1000"}, env: env(), want: "page bytes must hold"},
 		{name: "negative bad signatures", args: []string{"-max-bad-signatures-per-address-per-minute", "-1"}, env: env(), want: "-max-bad-signatures-per-address-per-minute must not be negative"},
+		{name: "negative bad signatures of all", args: []string{"-max-bad-signatures-per-second", "-1"}, env: env(), want: "-max-bad-signatures-per-second must not be negative"},
 		{name: "negative voter tenure", args: []string{"-checkpoint-voter-tenure", "-1s"}, env: env(), want: "voter tenure must not be negative"},
 		{name: "log format", args: []string{"-log-format", "xml"}, env: env(), want: "log format"},
 		{name: "slow sweeps", args: []string{"-sweep-interval", "5s"}, env: env(), want: "sweep interval"},

@@ -33,6 +33,13 @@ type AdmissionConfig struct {
 	// signature checked, until its bucket holds one again. 0 means no
 	// limit; loopback is not limited.
 	BadSignaturesPerAddressPerMinute float64
+	// BadSignaturesPerSecond is the same for all source addresses
+	// together, with a burst of a second's worth, for a stranger with
+	// many: it bounds the CPU forged tokens take, at the cost of refusing
+	// new tokens (not those verified before) while they come. 0 means no
+	// limit. Loopback counts: a proxy on the same host without
+	// TrustedProxies makes every request loopback.
+	BadSignaturesPerSecond float64
 	// TrustedProxies are the networks of the load balancers in front of
 	// the server: a request from one of them comes from the address its
 	// X-Forwarded-For names, the last one not itself trusted. Without
@@ -67,22 +74,28 @@ type addressBucket struct {
 	at     int64 // Unix ms
 }
 
-// newAddressLimiter returns a limiter of perMinute, on clk (nil: the real
-// clock), or nil when perMinute is 0: no limit.
-func newAddressLimiter(perMinute float64, clk clock.Clock) *addressLimiter {
-	if perMinute <= 0 {
+// newAddressLimiter returns a limiter of rate a period, with a burst of
+// as many, on clk (nil: the real clock), or nil when rate is 0: no limit.
+func newAddressLimiter(rate float64, period time.Duration, clk clock.Clock) *addressLimiter {
+	if rate <= 0 {
 		return nil
 	}
 	if clk == nil {
 		clk = clock.Real()
 	}
-	return &addressLimiter{perMs: perMinute / 60_000, burst: perMinute,
+	return &addressLimiter{perMs: rate / float64(period.Milliseconds()), burst: rate,
 		clock: clk, cur: map[netip.Addr]addressBucket{}, rotated: clk.Now().UnixMilli()}
 }
 
+// anyAddress keys the one bucket of a limiter of all addresses together.
+var anyAddress netip.Addr
+
 // take spends one token of addr's bucket and returns 0, or returns how
-// long until the bucket holds one.
+// long until the bucket holds one. A nil limiter limits nothing.
 func (l *addressLimiter) take(addr netip.Addr) time.Duration {
+	if l == nil {
+		return 0
+	}
 	now := l.clock.Now().UnixMilli()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -112,6 +125,9 @@ func (l *addressLimiter) take(addr netip.Addr) time.Duration {
 // for proved not to count (a signature found right). One spent before the
 // older generation was dropped is not given back.
 func (l *addressLimiter) give(addr netip.Addr) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if b, ok := l.cur[addr]; ok {

@@ -16,7 +16,7 @@ import (
 // full again by then).
 func TestAddressLimiterBounded(t *testing.T) {
 	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := newAddressLimiter(1, fake)
+	l := newAddressLimiter(1, time.Minute, fake)
 	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
 	for i := range maxTrackedAddresses + 1000 {
 		assert.Zero(t, l.take(addr(i)))

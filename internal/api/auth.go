@@ -93,21 +93,29 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 
 // checkSignature verifies tok, a token of r not verified before, unless
 // r's source address has sent its limit of tokens with a wrong signature
-// (-max-bad-signatures-per-address-per-minute): a signature costs the
-// server tens to hundreds of microseconds (BenchmarkHTTPPollAuth), what a
+// (-max-bad-signatures-per-address-per-minute), or all addresses together
+// theirs (-max-bad-signatures-per-second): a signature costs the server
+// tens to hundreds of microseconds (BenchmarkHTTPPollAuth), what a
 // stranger would make it spend. A signature found right spends nothing.
 func (s *Server) checkSignature(r *http.Request, tok string) (*auth.Grant, error) {
-	addr, limited := r.Context().Value(sourceKey{}).(netip.Addr)
-	if !limited || s.badSigs == nil {
-		return s.auth.Verify(tok)
+	addr, sourced := r.Context().Value(sourceKey{}).(netip.Addr) // not for loopback
+	byAddr := s.badSigs
+	if !sourced {
+		byAddr = nil
 	}
-	if wait := s.badSigs.take(addr); wait > 0 {
+	if wait := byAddr.take(addr); wait > 0 {
 		return nil, retryAfter(wait,
 			"too many tokens with a wrong signature come from this address (-max-bad-signatures-per-address-per-minute); a token it sent before and was valid still admits, a new one is checked again in %v")
 	}
+	if wait := s.allBadSigs.take(anyAddress); wait > 0 {
+		byAddr.give(addr)
+		return nil, retryAfter(wait,
+			"too many tokens with a wrong signature reach the server (-max-bad-signatures-per-second); a token sent before and valid still admits, a new one is checked again in %v")
+	}
 	g, err := s.auth.Verify(tok)
 	if err == nil {
-		s.badSigs.give(addr)
+		byAddr.give(addr)
+		s.allBadSigs.give(anyAddress)
 	}
 	return g, err
 }

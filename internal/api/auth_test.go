@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -367,17 +368,11 @@ func testBadSignatures(t *testing.T, url redisURL, conn bool) {
 	require.NoError(t, err)
 
 	start := checked()
-	for i := range 10 { // a new token, stream and id each time
+	// A new token, stream and id each time; 3 a minute: one more in 20 s.
+	threeChecked(t, "20", func(i int) *httptest.ResponseRecorder {
 		name, sub := fmt.Sprintf("s%d", i%3), fmt.Sprintf("x%d", i)
-		rec := h.do(http.MethodPost, "/"+name+"/"+sub+"/0", "", with(stranger, forged(t, sub, name, i))...)
-		if i < 3 {
-			require.Equal(t, http.StatusUnauthorized, rec.Code, rec.Body.String())
-			continue
-		}
-		require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
-		assert.Equal(t, protocol.CodeRateLimited, errorCode(t, rec).Code)
-		assert.Equal(t, "20", rec.Header().Get("Retry-After"), "3 a minute: one more in 20 s")
-	}
+		return h.do(http.MethodPost, "/"+name+"/"+sub+"/0", "", with(stranger, forged(t, sub, name, i))...)
+	})
 	rec := h.do(http.MethodGet, "/s/x/0", "", append(with(stranger, forged(t, "x", "s", 10)), "Upgrade", "websocket", "Connection", "Upgrade")...)
 	assert.Equal(t, http.StatusTooManyRequests, rec.Code, "a push upgrade too")
 	assert.Equal(t, int64(3), checked()-start, "signatures checked")
@@ -417,4 +412,61 @@ func testBadSignatures(t *testing.T, url redisURL, conn bool) {
 	h.sync("/s/p4/0", "", with(stranger, rsaToken(t, "p4", "s"))...)
 	assert.Equal(t, http.StatusUnauthorized, h.do(http.MethodPost, "/s/x/0", "", with(stranger, forged(t, "x", "s", 30))...).Code)
 	assert.Equal(t, http.StatusTooManyRequests, h.do(http.MethodPost, "/s/x/0", "", with(stranger, forged(t, "x", "s", 31))...).Code)
+}
+
+// threeChecked sends ten forged tokens, the i-th by send(i), and requires
+// the first three refused by their signature (401) and the others before
+// it, 429 with Retry-After wait.
+func threeChecked(t *testing.T, wait string, send func(i int) *httptest.ResponseRecorder) {
+	t.Helper()
+	for i := range 10 {
+		rec := send(i)
+		if i < 3 {
+			require.Equal(t, http.StatusUnauthorized, rec.Code, rec.Body.String())
+			continue
+		}
+		require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
+		assert.Equal(t, protocol.CodeRateLimited, errorCode(t, rec).Code)
+		assert.Equal(t, wait, rec.Header().Get("Retry-After"))
+	}
+}
+
+// TestBadSignaturesAllAddresses: a stranger with many addresses makes the
+// server check at most -max-bad-signatures-per-second signatures of all
+// of them together, loopback too; past it, a token verified before still
+// admits, and a new one waits for the bucket.
+func TestBadSignaturesAllAddresses(t *testing.T) {
+	var v *auth.Verifier
+	h := newHarness(t, withVerifier(t, "", &v), func(a *api.Config, s *stream.Config) {
+		a.Admission.BadSignaturesPerAddressPerMinute = 100
+		a.Admission.BadSignaturesPerSecond = 3
+		a.Admission.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+		a.Admission.Clock = s.Clock
+	})
+	h.onConnection()
+	with := func(addr, tok string) []string {
+		return append([]string{"X-Forwarded-For", addr + ", 192.0.2.7"}, bearer(tok)...)
+	}
+	p1 := rsaToken(t, "p1", "s")
+	h.sync("/s/p1/0", "", with("198.51.100.1", p1)...)
+
+	start := v.SignatureChecks()
+	threeChecked(t, "1", func(i int) *httptest.ResponseRecorder { // 3 a second: one more in 334 ms
+		addr := fmt.Sprintf("203.0.113.%d", i)
+		if i == 2 {
+			addr = "127.0.0.1"
+		}
+		return h.do(http.MethodPost, "/s/x/0", "", with(addr, forged(t, "x", "s", i))...)
+	})
+	assert.Equal(t, int64(3), v.SignatureChecks()-start, "signatures checked")
+	h.sync("/s/p1/0", "", with("198.51.100.1", p1)...) // verified before
+	p2 := rsaToken(t, "p2", "s")
+	assert.Equal(t, http.StatusTooManyRequests, h.do(http.MethodPost, "/s/p2/0", "", with("198.51.100.2", p2)...).Code,
+		"a new token waits, from any address")
+
+	h.clock.Advance(334 * time.Millisecond)
+	h.sync("/s/p2/0", "", with("198.51.100.2", p2)...)
+	h.sync("/s/p3/0", "", with("198.51.100.3", rsaToken(t, "p3", "s"))...) // p2's check gave its token back
+	assert.Equal(t, http.StatusUnauthorized, h.do(http.MethodPost, "/s/x/0", "", with("203.0.113.50", forged(t, "x", "s", 30))...).Code)
+	assert.Equal(t, http.StatusTooManyRequests, h.do(http.MethodPost, "/s/x/0", "", with("203.0.113.51", forged(t, "x", "s", 31))...).Code)
 }

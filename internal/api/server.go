@@ -137,6 +137,7 @@ type Server struct {
 	bySource   bool            // a limit needs the source address of requests
 	limit      *addressLimiter // nil: new ids are not limited by address
 	badSigs    *addressLimiter // nil: tokens with a wrong signature are not limited by address
+	allBadSigs *addressLimiter // nil: nor all together (its one key is anyAddress)
 
 	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
 }
@@ -180,11 +181,12 @@ func New(cfg Config) (*Server, error) {
 	// pattern on the request instrument has.
 	r.Use(s.recoverer, s.commonHeaders, s.instrument)
 	s.proxies = cfg.Admission.TrustedProxies
-	if s.limit = newAddressLimiter(cfg.Admission.NewClientsPerAddressPerMinute, cfg.Admission.Clock); s.limit != nil {
+	if s.limit = newAddressLimiter(cfg.Admission.NewClientsPerAddressPerMinute, time.Minute, cfg.Admission.Clock); s.limit != nil {
 		s.store = admittingStore{Store: cfg.Store, limit: s.limit} // ServeHTTP gives it the source
 	}
 	if s.auth != nil {
-		s.badSigs = newAddressLimiter(cfg.Admission.BadSignaturesPerAddressPerMinute, cfg.Admission.Clock)
+		s.badSigs = newAddressLimiter(cfg.Admission.BadSignaturesPerAddressPerMinute, time.Minute, cfg.Admission.Clock)
+		s.allBadSigs = newAddressLimiter(cfg.Admission.BadSignaturesPerSecond, time.Second, cfg.Admission.Clock)
 	}
 	s.bySource = s.limit != nil || s.badSigs != nil
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
