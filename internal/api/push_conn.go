@@ -104,19 +104,18 @@ func (c *pushConn) send(res *stream.SyncResult, mem *held) error {
 	if res.More {
 		tail = `],"more":true}`
 	}
-	buf := replyBufs.Get().(*[]byte) // written before Write returns: reused
-	defer putReplyBuf(buf)
-	msg := append(append(append((*buf)[:0], head...), res.Events...), tail...)
-	*buf = msg
-	return c.writeText(msg, mem)
+	buf := messageBuf(len(head) + len(res.Events) + len(tail))
+	*buf = append(append(append(*buf, head...), res.Events...), tail...)
+	return c.writeText(buf, mem)
 }
 
-// writeText writes msg to c as a text message. A write never waits for
-// the client (pushWire): a client that takes longer than MaxLag to take
-// what is queued for it is cut, and so is one whose queue outgrows its
-// bounds. What is queued of msg takes over memory mem holds (nil: none).
-func (c *pushConn) writeText(msg []byte, mem *held) error {
-	err := c.wire.writeText(msg, mem)
+// writeText writes the message in buf (messageBuf) to c as a text
+// message, and takes buf. A write never waits for the client (pushWire): a
+// client that takes longer than MaxLag to take what is queued for it is
+// cut, and so is one whose queue outgrows its bounds. What is queued of
+// the message takes over memory mem holds (nil: none).
+func (c *pushConn) writeText(buf *[]byte, mem *held) error {
+	err := c.wire.writeText(buf, mem)
 	if err != nil && !errors.Is(err, errCloseSent) {
 		c.ws.CloseNow() // maybe broken mid-frame: no close frame can follow
 	}
@@ -282,7 +281,8 @@ func (c *pushConn) rejoin(ctx context.Context) (*stream.SyncResult, error) {
 var errNoMemory = errors.New("no in-flight memory for a push")
 
 // pushBytes is the in-flight memory a push of res holds until it is
-// written: its events, and the message they are copied into (send).
+// written: its events, and the message they are copied into (send), which
+// is framed and queued where it is (pushWire.writeText).
 func pushBytes(res *stream.SyncResult) int64 { return 2*int64(len(res.Events)) + 256 }
 
 // readHeld calls read for c, holding a page of in-flight memory while it
@@ -371,8 +371,9 @@ func (c *pushConn) apply(ctx context.Context, typ websocket.MessageType, body []
 	c.p.srv.observeSync(req.Stream, res)
 	c.ask(res)
 	if req.Batch != "" { // the client may forget it: it is applied
-		ack := protocol.AppendString(append(make([]byte, 0, 16+len(req.Batch)), `{"batch":`...), req.Batch)
-		_ = c.writeText(append(ack, '}'), nil)
+		ack := messageBuf(16 + len(req.Batch))
+		*ack = append(protocol.AppendString(append(*ack, `{"batch":`...), req.Batch), '}')
+		_ = c.writeText(ack, nil)
 	}
 }
 
@@ -405,7 +406,8 @@ func (c *pushConn) sendError(err error, batch string) {
 	c.p.srv.metrics.Rejected(ae.Code)
 	body := ae.ErrorBody
 	body.Batch = batch
-	b := protocol.AppendError(nil, body)
+	b := messageBuf(256)
+	*b = protocol.AppendError(*b, body)
 	_ = c.writeText(b, nil)
 }
 

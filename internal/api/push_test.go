@@ -323,18 +323,45 @@ func TestPushSlowReaderIsClosed(t *testing.T) {
 // connection with a reader positioned after the server's 101.
 func rawUpgrade(t *testing.T, wsURL, path string, extra []byte) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	nc, err := net.Dial("tcp", strings.TrimPrefix(wsURL, "ws://"))
+	nc, br, status, err := upgradeRaw(wsURL, path, extra, 0)
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
+	require.Equal(t, http.StatusSwitchingProtocols, status)
+	return nc, br
+}
+
+// upgradeRaw sends a WebSocket handshake for path, and extra in the same
+// write, on a new TCP connection whose receive buffer is rcvBuf bytes (0:
+// the system's), and returns the connection with a reader positioned
+// after the server's answer, and its status. On any status but 101 the
+// connection is closed. Safe off the test's goroutine.
+func upgradeRaw(wsURL, path string, extra []byte, rcvBuf int) (net.Conn, *bufio.Reader, int, error) {
+	nc, err := net.Dial("tcp", strings.TrimPrefix(wsURL, "ws://"))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if rcvBuf > 0 {
+		if err := nc.(*net.TCPConn).SetReadBuffer(rcvBuf); err != nil {
+			nc.Close()
+			return nil, nil, 0, err
+		}
+	}
 	req := "GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	_, err = nc.Write(append([]byte(req), extra...))
-	require.NoError(t, err)
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	return nc, br
+	br := bufio.NewReaderSize(nc, 512)
+	var resp *http.Response
+	if _, err = nc.Write(append([]byte(req), extra...)); err == nil {
+		resp, err = http.ReadResponse(br, nil)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, 0, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		nc.Close()
+	}
+	return nc, br, resp.StatusCode, nil
 }
 
 // maskedText is a client's text frame.
@@ -350,25 +377,34 @@ func maskedText(payload string) []byte {
 	return b
 }
 
-// readText reads the server's next text frame.
-func readText(t *testing.T, br *bufio.Reader) string {
-	t.Helper()
+// readFrameHead reads the head of the server's next frame (unmasked), and
+// returns its first byte (FIN and opcode) and its payload's length.
+func readFrameHead(br *bufio.Reader) (byte, int64, error) {
 	var head [2]byte
-	_, err := io.ReadFull(br, head[:])
-	require.NoError(t, err)
-	require.Equal(t, byte(0x81), head[0], "a final text frame")
-	n := int(head[1] & 0x7f)
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		return 0, 0, err
+	}
+	n := int64(head[1] & 0x7f)
+	var err error
 	switch n {
 	case 126:
 		var ext [2]byte
 		_, err = io.ReadFull(br, ext[:])
-		n = int(binary.BigEndian.Uint16(ext[:]))
+		n = int64(binary.BigEndian.Uint16(ext[:]))
 	case 127:
 		var ext [8]byte
 		_, err = io.ReadFull(br, ext[:])
-		n = int(binary.BigEndian.Uint64(ext[:]))
+		n = int64(binary.BigEndian.Uint64(ext[:]))
 	}
+	return head[0], n, err
+}
+
+// readText reads the server's next text frame.
+func readText(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	first, n, err := readFrameHead(br)
 	require.NoError(t, err)
+	require.Equal(t, byte(0x81), first, "a final text frame")
 	payload := make([]byte, n)
 	_, err = io.ReadFull(br, payload)
 	require.NoError(t, err)

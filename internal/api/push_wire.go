@@ -45,10 +45,10 @@ type pushWire struct {
 
 	mu        sync.Mutex
 	closeSent bool          // the WebSocket's close frame is written: no message may follow it
-	queue     []byte        // what the socket has not taken yet, in order
-	spare     []byte        // the queue's other buffer, while one is written out
+	queue     net.Buffers   // what the socket has not taken yet, in order
+	queued    int           // the bytes of queue
+	held      int64         // in-flight memory held for queue: its bytes, and all of a message's buffer it took over
 	since     time.Time     // when the oldest byte of queue was queued
-	held      int64         // in-flight memory held for queue and what is being written out
 	draining  bool          // drain is writing out; queue only grows meanwhile
 	drained   chan struct{} // closed when drain ends: the queue is written out, or w failed
 	err       error         // the first failure; every write after it fails
@@ -88,34 +88,71 @@ func (w *pushWire) writeNow(p []byte) (n int, err error) {
 // nonBlocking reports whether a write to w never waits for its client.
 func (w *pushWire) nonBlocking() bool { return w.raw != nil }
 
-// Write writes p, or queues what the socket does not take at once. The
-// WebSocket writes its control frames with it (pings, pongs, the close
-// frame), each whole in one call: it writes no message (writeText does).
+// Write writes p, or queues a copy of what the socket does not take at
+// once. The WebSocket writes its control frames with it (pings, pongs,
+// the close frame), each whole in one call: it writes no message
+// (writeText does).
 func (w *pushWire) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if isCloseFrame(p) {
 		w.closeSent = true
 	}
-	return w.write(p, nil)
+	return w.write(p, nil, nil)
 }
 
-// writeText writes a text message of payload, framed (RFC 6455, 5.2) in
-// one write, unless the close frame was written. What is queued of it
-// takes over the in-flight memory mem holds for it (nil: none), then
-// takes more if it needs.
-func (w *pushWire) writeText(payload []byte, mem *held) error {
+// frameRoom is the room a message's buffer leaves before its payload, for
+// the head of its frame (appendFrameHead's longest): the message is framed
+// where it is built, not copied.
+const frameRoom = 10
+
+// messageBuf returns a buffer for a message of n bytes: frameRoom bytes,
+// room for n more, and no more room than that past maxPooledBuf (a page
+// is not copied again to grow). writeText takes it.
+func messageBuf(n int) *[]byte {
+	if frameRoom+n > maxPooledBuf {
+		b := make([]byte, frameRoom, frameRoom+n)
+		return &b
+	}
 	buf := replyBufs.Get().(*[]byte)
-	defer putReplyBuf(buf)
-	frame := append(appendFrameHead((*buf)[:0], len(payload)), payload...)
-	*buf = frame
+	if cap(*buf) < frameRoom+n {
+		*buf = make([]byte, 0, frameRoom+n)
+	}
+	*buf = (*buf)[:frameRoom]
+	return buf
+}
+
+// writeText writes the message that follows frameRoom in buf
+// (messageBuf), framed (RFC 6455, 5.2) in place, in one write, unless the
+// close frame was written. It takes buf: what the socket does not take at
+// once is queued in buf itself, not copied, when buf is larger than a
+// pooled buffer, and takes over the in-flight memory mem holds for it
+// (nil: none), then more if it needs.
+func (w *pushWire) writeText(buf *[]byte, mem *held) error {
+	payload := len(*buf) - frameRoom
+	start := frameRoom - frameHeadLen(payload)
+	appendFrameHead((*buf)[start:start], payload)
+	frame := (*buf)[start:]
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closeSent {
+		putReplyBuf(buf)
 		return errCloseSent
 	}
-	_, err := w.write(frame, mem)
+	_, err := w.write(frame, mem, buf)
 	return err
+}
+
+// frameHeadLen is the length of the head appendFrameHead appends for n
+// bytes.
+func frameHeadLen(n int) int {
+	switch {
+	case n <= 125:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
 }
 
 // appendFrameHead appends the head of an unmasked final text frame of n
@@ -137,8 +174,16 @@ func isCloseFrame(p []byte) bool {
 }
 
 // write writes p, or queues what the socket does not take at once, in
-// memory mem holds (nil: none) as far as it goes. w.mu is held.
-func (w *pushWire) write(p []byte, mem *held) (int, error) {
+// memory mem holds (nil: none) as far as it goes. p is in buf, which write
+// takes (nil: p is the caller's, and what is queued of it is copied): a
+// buffer of a page's size is queued itself, and what it holds counted
+// whole, while a pooled one goes back to its pool, and what is queued of
+// it is copied. w.mu is held.
+func (w *pushWire) write(p []byte, mem *held, buf *[]byte) (int, error) {
+	if buf != nil && cap(*buf) <= maxPooledBuf {
+		defer putReplyBuf(buf) // what is queued of p is copied first
+		buf = nil
+	}
 	if w.raw == nil { // waits, at most maxLag, as the operating system's time goes
 		_ = w.Conn.SetWriteDeadline(time.Now().Add(w.maxLag))
 		return w.Conn.Write(p)
@@ -158,24 +203,32 @@ func (w *pushWire) write(p []byte, mem *held) (int, error) {
 		}
 	}
 	rest := p[n:]
+	size := int64(len(rest)) // the memory it holds once queued
+	if buf != nil {
+		size = int64(cap(*buf))
+	}
 	var adopt int64 // of mem's, which p was made in
 	if mem != nil {
-		adopt = min(int64(len(rest)), mem.n)
+		adopt = min(size, mem.n)
 	}
 	// (More memory is taken only if needed: a semaphore with waiters
 	// refuses even none.)
-	if need := int64(len(rest)) - adopt; len(w.queue)+len(rest) > w.maxQueue || need > 0 && !w.budget.sem.TryAcquire(need) {
+	if need := size - adopt; w.queued+len(rest) > w.maxQueue || need > 0 && !w.budget.sem.TryAcquire(need) {
 		w.err = errTooSlow
 		return n, w.err
 	}
 	if mem != nil {
 		mem.n -= adopt
 	}
-	w.held += int64(len(rest))
-	if len(w.queue) == 0 {
+	if buf == nil {
+		rest = append([]byte(nil), rest...)
+	}
+	w.held += size
+	if w.queued == 0 {
 		w.since = time.Now()
 	}
-	w.queue = append(w.queue, rest...)
+	w.queue = append(w.queue, rest)
+	w.queued += len(rest)
 	if !w.draining {
 		w.draining, w.drained = true, make(chan struct{})
 		go w.drain()
@@ -220,29 +273,28 @@ func (w *pushWire) settle(ctx context.Context) error {
 func (w *pushWire) drain() {
 	for {
 		w.mu.Lock()
-		if len(w.queue) == 0 || w.err != nil {
+		if w.queued == 0 || w.err != nil {
 			w.draining = false
 			close(w.drained)
 			w.drained = nil
 			w.mu.Unlock()
 			return
 		}
-		out := w.queue
-		w.queue, w.spare = w.spare[:0], nil
+		out, held := w.queue, w.held
+		w.queue, w.queued, w.held = nil, 0, 0
 		deadline := w.since.Add(w.maxLag)
 		w.mu.Unlock()
 
 		_ = w.Conn.SetWriteDeadline(deadline)
-		_, err := w.Conn.Write(out)
+		_, err := out.WriteTo(w.Conn)
 		if err == nil { // a write now, once the queue is empty, has no deadline to pass
 			_ = w.Conn.SetWriteDeadline(time.Time{})
 		}
 
-		w.mu.Lock()
-		w.give(int64(len(out)))
-		if cap(out) <= pushQueueSlack { // a larger one is the memory of a moment behind: not kept
-			w.spare = out[:0]
+		if held > 0 {
+			w.budget.give(held)
 		}
+		w.mu.Lock()
 		if err != nil && w.err == nil {
 			w.err = err
 		}
@@ -254,15 +306,6 @@ func (w *pushWire) drain() {
 	}
 }
 
-// give gives back n bytes of the in-flight memory w holds. w.mu is held.
-func (w *pushWire) give(n int64) {
-	n = min(n, w.held)
-	if n > 0 {
-		w.held -= n
-		w.budget.give(n)
-	}
-}
-
 // Close closes the connection and gives back the memory of what was not
 // written.
 func (w *pushWire) Close() error {
@@ -270,8 +313,10 @@ func (w *pushWire) Close() error {
 	if w.err == nil {
 		w.err = net.ErrClosed
 	}
-	w.give(int64(len(w.queue)))
-	w.queue = nil
+	if w.held > 0 {
+		w.budget.give(w.held)
+	}
+	w.queue, w.queued, w.held = nil, 0, 0
 	w.mu.Unlock()
 	return w.Conn.Close()
 }

@@ -30,6 +30,13 @@ func wirePair(t *testing.T, b *budget, maxQueue int, maxLag time.Duration) (*pus
 	return w, client
 }
 
+// message is a message of payload, as push connections build them.
+func message(payload []byte) *[]byte {
+	b := messageBuf(len(payload))
+	*b = append(*b, payload...)
+	return b
+}
+
 // free reports whether all of b's n bytes are free.
 func free(b *budget, n int64) bool {
 	if !b.sem.TryAcquire(n) {
@@ -150,7 +157,7 @@ func TestPushWireFrames(t *testing.T) {
 		{70_000, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70}},
 	} {
 		payload := bytes.Repeat([]byte{'x'}, tc.n)
-		require.NoError(t, w.writeText(payload, nil))
+		require.NoError(t, w.writeText(message(payload), nil))
 		got := make([]byte, len(tc.head)+tc.n)
 		_, err := io.ReadFull(client, got)
 		require.NoError(t, err)
@@ -160,7 +167,7 @@ func TestPushWireFrames(t *testing.T) {
 
 	_, err := w.Write([]byte{0x88, 2, 0x03, 0xe8}) // close, 1000
 	require.NoError(t, err)
-	require.ErrorIs(t, w.writeText([]byte("late"), nil), errCloseSent, "no message after the close frame")
+	require.ErrorIs(t, w.writeText(message([]byte("late")), nil), errCloseSent, "no message after the close frame")
 	_, err = w.Write([]byte{0x8a, 0}) // a pong still may
 	require.NoError(t, err)
 	got := make([]byte, 6)
@@ -170,16 +177,16 @@ func TestPushWireFrames(t *testing.T) {
 }
 
 // TestPushWireGivesBackItsBuffers: once a connection's queue is written
-// out, it keeps no buffer larger than pushQueueSlack: a client that was
+// out, it keeps no buffer of it, and holds no memory: a client that was
 // behind once (its history's pages) does not keep a page or two of the
-// server's memory, which no budget counts, for as long as it stays (main
-// kept both buffers the queue had grown, up to a page and 64 KiB each).
+// server's memory for as long as it stays (a version kept both buffers the
+// queue had grown, up to a page and 64 KiB each).
 func TestPushWireGivesBackItsBuffers(t *testing.T) {
 	b := newBudget(8<<20, 0)
 	w, client := wirePair(t, b, 4<<20, time.Minute)
 	page := bytes.Repeat([]byte{'x'}, 1<<20)
 	for range 3 {
-		require.NoError(t, w.writeText(page, nil))
+		require.NoError(t, w.writeText(message(page), nil))
 	}
 	require.True(t, w.backlogged(), "the socket did not take 3 MiB at once")
 	go func() { _, _ = io.Copy(io.Discard, client) }()
@@ -187,7 +194,9 @@ func TestPushWireGivesBackItsBuffers(t *testing.T) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	require.False(t, w.draining)
-	require.LessOrEqual(t, cap(w.queue)+cap(w.spare), pushQueueSlack, "the buffers a written queue keeps")
+	require.Nil(t, w.queue, "the buffers a written queue keeps")
+	require.Zero(t, w.held)
+	require.True(t, free(b, 8<<20))
 }
 
 // TestPushWireQueuesInTheMessagesMemory: what is queued of a message takes
@@ -207,7 +216,7 @@ func TestPushWireQueuesInTheMessagesMemory(t *testing.T) {
 		"the read waits (a semaphore with a waiter refuses even nothing)")
 	defer cancel()
 	page := bytes.Repeat([]byte{'x'}, 2<<20)
-	require.NoError(t, w.writeText(page, &mem))
+	require.NoError(t, w.writeText(message(page), &mem))
 	require.True(t, w.backlogged(), "the socket did not take 2 MiB at once")
 	require.Less(t, mem.n, int64(total), "the queue holds part of the message's memory")
 	mem.release()
