@@ -71,6 +71,46 @@ func (c *Client) Rewind(t int64) {
 	c.signal()
 }
 
+// Checkpoint is a checkpoint the server judged: its tick, of an epoch,
+// and its canonical hash.
+type Checkpoint struct {
+	T     int64
+	Hash  string
+	Epoch string
+}
+
+// LastCheckpoint returns the latest checkpoint of the stream's current
+// epoch whose canonical hash the server has told this client, and whether
+// there is one (docs/gamesim-spec.md, "The last checkpoint"). The server
+// tells it with the stream's snapshot, which it stores only when the
+// snapshot hashes to the canonical hash of its tick: the snapshot that
+// Snapshot fetched, or the one PutSnapshot uploaded and the server stored.
+// It tells no client the hash of the other checkpoints it judges (an "_x"
+// names the clients that diverged, not the hash), so this is the stream's
+// latest verified state as far as this client has seen it, not every
+// verdict. It moves only forward, and a new epoch clears it.
+func (c *Client) LastCheckpoint() (Checkpoint, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastCkpt, c.lastCkpt.Hash != ""
+}
+
+// judged takes in a checkpoint the server said the canonical hash of, of
+// the client's epoch when cp.Epoch is "": it becomes LastCheckpoint when
+// it is of the client's epoch and later than the one held.
+func (c *Client) judged(cp Checkpoint) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cp.Epoch == "" {
+		cp.Epoch = c.epoch
+	}
+	last := c.lastCkpt
+	if (c.epoch != "" && cp.Epoch != c.epoch) || (last.Hash != "" && last.Epoch == cp.Epoch && last.T >= cp.T) {
+		return
+	}
+	c.lastCkpt = cp
+}
+
 // Snapshot is a stream's verified state at the end of a checkpoint tick.
 type Snapshot struct {
 	T     int64
@@ -109,12 +149,14 @@ func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if HashOf(data) != snap.Hash {
 		return nil, fmt.Errorf("esclient: the snapshot of tick %d does not have its hash", t)
 	}
+	c.judged(Checkpoint{T: snap.T, Hash: snap.Hash, Epoch: snap.Epoch})
 	return snap, nil
 }
 
 // PutSnapshot uploads this client's snapshot of checkpoint tick t, as the
 // server asked (Update.Snap). It reports whether the server stored it (it
-// keeps one of that tick or a later one otherwise); an *Error with code
+// keeps one of that tick or a later one otherwise): then its hash is the
+// canonical hash of t (LastCheckpoint). An *Error with code
 // snapshot_mismatch means the bytes do not hash to the canonical hash.
 func (c *Client) PutSnapshot(ctx context.Context, t int64, data []byte) (bool, error) {
 	if c.cfg.Spectate {
@@ -130,10 +172,14 @@ func (c *Client) PutSnapshot(ctx context.Context, t int64, data []byte) (bool, e
 		return false, err
 	}
 	var reply struct {
-		Stored bool `json:"stored"`
+		T      *int64 `json:"t"`
+		Stored bool   `json:"stored"`
 	}
 	if err := json.Unmarshal(body, &reply); err != nil {
 		return false, fmt.Errorf("esclient: the reply to a snapshot: %w", err)
+	}
+	if reply.Stored && reply.T != nil {
+		c.judged(Checkpoint{T: *reply.T, Hash: HashOf(data)})
 	}
 	return reply.Stored, nil
 }

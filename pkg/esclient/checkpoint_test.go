@@ -116,3 +116,90 @@ func TestParseDesync(t *testing.T) {
 	assert.Error(t, err)
 	assert.False(t, errors.Is(err, esclient.ErrNoSnapshot))
 }
+
+// TestLastCheckpoint: a client learns a checkpoint's canonical hash from
+// the server's snapshot, the one it uploaded and the server stored or the
+// one it fetched, and from nothing else; a new epoch forgets it.
+func TestLastCheckpoint(t *testing.T) {
+	srv := newServer(t, func(c *stream.Config) { c.SnapshotEvery = 1 })
+	ctx := context.Background()
+	a, b := newClient(t, srv.URL, "a-secret"), newClient(t, srv.URL, "b-secret")
+	none := func(c *esclient.Client, msg string) {
+		t.Helper()
+		_, ok := c.LastCheckpoint()
+		assert.False(t, ok, msg)
+	}
+	// judge has a and b report state for checkpoint ck, once it is sealed,
+	// and returns the one the server asks for its snapshot.
+	judge := func(ck int64, state []byte) (asked, other *esclient.Client) {
+		t.Helper()
+		for _, c := range []*esclient.Client{a, b} {
+			require.NoError(t, c.Send("move", "x")) // events since the last snapshot: one is asked for
+			_, err := c.Sync(ctx)
+			require.NoError(t, err)
+		}
+		srv.clock.Advance(time.Second) // ck+2: sealed
+		for _, c := range []*esclient.Client{a, b} {
+			_, err := c.Sync(ctx)
+			require.NoError(t, err)
+			c.ReportHash(ck, esclient.HashOf(state))
+		}
+		for _, c := range []*esclient.Client{a, b} {
+			u, err := c.Sync(ctx)
+			require.NoError(t, err)
+			if u.Snap != nil && *u.Snap == ck {
+				asked = c
+			}
+		}
+		require.NotNil(t, asked, "nobody was asked for the snapshot of %d", ck)
+		if asked == a {
+			return a, b
+		}
+		return b, a
+	}
+
+	none(a, "before any checkpoint")
+	_, err := a.Sync(ctx)
+	require.NoError(t, err)
+	srv.clock.Advance(50 * time.Millisecond)
+	state := []byte("state at 20")
+	asked, other := judge(20, state)
+	none(asked, "judged: the server asks for the snapshot, but says no hash")
+	none(other, "judged: the server says nothing to the other")
+	_, err = asked.PutSnapshot(ctx, 20, []byte("another state"))
+	require.Error(t, err)
+	none(asked, "a snapshot the server refused")
+	stored, err := asked.PutSnapshot(ctx, 20, state)
+	require.NoError(t, err)
+	require.True(t, stored)
+	want := esclient.Checkpoint{T: 20, Hash: esclient.HashOf(state), Epoch: asked.Epoch()}
+	got, ok := asked.LastCheckpoint()
+	assert.True(t, ok)
+	assert.Equal(t, want, got, "the snapshot it uploaded, stored")
+	none(other, "the other did not fetch the snapshot")
+	_, err = other.Snapshot(ctx)
+	require.NoError(t, err)
+	got, _ = other.LastCheckpoint()
+	assert.Equal(t, want, got, "the snapshot it fetched")
+
+	state = []byte("state at 40")
+	asked, other = judge(40, state)
+	stored, err = asked.PutSnapshot(ctx, 40, state)
+	require.NoError(t, err)
+	require.True(t, stored)
+	want = esclient.Checkpoint{T: 40, Hash: esclient.HashOf(state), Epoch: asked.Epoch()}
+	got, _ = asked.LastCheckpoint()
+	assert.Equal(t, want, got)
+	got, _ = other.LastCheckpoint()
+	assert.EqualValues(t, 20, got.T, "until it fetches the stream's snapshot")
+	_, err = other.Snapshot(ctx)
+	require.NoError(t, err)
+	got, _ = other.LastCheckpoint()
+	assert.Equal(t, want, got)
+
+	srv.expire(t)
+	u, err := a.Sync(ctx)
+	require.NoError(t, err)
+	require.True(t, u.Reset)
+	none(a, "a checkpoint of the epoch that ended")
+}

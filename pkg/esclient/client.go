@@ -33,7 +33,8 @@
 // "_" other than TypeReset, TypeConnect and TypeDisconnect) are passed on
 // in Update.Events; programs ignore those they do not know.
 //
-// Send, Pending, PublicID and Epoch are safe to call from any goroutine;
+// Send, Pending, PublicID, Epoch and LastCheckpoint are safe to call from
+// any goroutine;
 // Sync and Run may not run at the same time as each other.
 package esclient
 
@@ -154,6 +155,7 @@ type Client struct {
 	rewinds  int // Rewind calls: a push connection from before one is stale
 	epoch    string
 	publicID string
+	lastCkpt Checkpoint // LastCheckpoint; no Hash for none
 }
 
 type pending struct {
@@ -381,6 +383,9 @@ func (c *Client) received(reply *wireReply) Update {
 		if !c.cfg.KeepQueueOnReset {
 			u.Dropped = c.dropQueue()
 		}
+	}
+	if c.lastCkpt.Epoch != reply.Epoch {
+		c.lastCkpt = Checkpoint{} // of a game that is gone
 	}
 	c.lastT, c.epoch, c.publicID = reply.T, reply.Epoch, reply.ID
 	return u

@@ -46,6 +46,40 @@ type DesyncHandler interface {
 	OnDesync(d *Driver, x Desync)
 }
 
+// CheckpointHandler is a Sim told when the Driver learns of a later
+// checkpoint whose canonical hash the server told it (LastCheckpoint), so
+// that a game may show the stream's verified state. It is told in Update,
+// between ticks. What OnCheckpoint does is for the player, never
+// simulation state: Drivers learn of checkpoints at different times.
+type CheckpointHandler interface {
+	OnCheckpoint(d *Driver, c esclient.Checkpoint)
+}
+
+// LastCheckpoint returns the latest checkpoint of the epoch whose
+// canonical hash the server told this Driver's client, and whether there
+// is one: the stream's snapshot, when the Driver joined or resynced from
+// it or uploaded it (esclient's Client.LastCheckpoint says which
+// checkpoints the server tells of). None in a Replay.
+func (d *Driver) LastCheckpoint() (esclient.Checkpoint, bool) {
+	if d.client == nil {
+		return esclient.Checkpoint{}, false
+	}
+	return d.client.LastCheckpoint()
+}
+
+// tellCheckpoint calls the Sim's OnCheckpoint when LastCheckpoint moved
+// since it was last told.
+func (d *Driver) tellCheckpoint() {
+	h, ok := d.sim.(CheckpointHandler)
+	if !ok {
+		return
+	}
+	if c, ok := d.LastCheckpoint(); ok && c != d.toldCkpt {
+		d.toldCkpt = c
+		h.OnCheckpoint(d, c)
+	}
+}
+
 // Desync is a desync the server found.
 type Desync struct {
 	// Checkpoint is the checkpoint tick at which the clients diverged.

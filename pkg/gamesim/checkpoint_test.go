@@ -108,39 +108,49 @@ func (s *counters) seen() []gamesim.Desync {
 	return append([]gamesim.Desync(nil), s.desyncs...)
 }
 
+// playCounters runs a Driver of each sim in stream "c" of a real server
+// (with -snapshot-every snapshotEvery) at url, each sending an event every
+// 150 ms, until stop, which waits for them.
+func playCounters(t *testing.T, snapshotEvery int64, sims ...gamesim.Sim) (url string, drivers []*gamesim.Driver, stop func()) {
+	t.Helper()
+	cfg := stream.DefaultConfig()
+	cfg.SnapshotEvery = snapshotEvery
+	srv, _ := apitest.NewServer(t, cfg, nil)
+	url = srv.URL
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i, sim := range sims {
+		c, err := esclient.New(esclient.Config{BaseURL: url, Stream: "c", PrivateID: "p" + string(rune('a'+i)),
+			HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}})
+		require.NoError(t, err)
+		d := gamesim.New(c, sim, gamesim.Config{RecordHashes: 1 << 16})
+		drivers = append(drivers, d)
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = d.Run(ctx) }()
+		go func() { // input
+			defer wg.Done()
+			for ctx.Err() == nil {
+				_ = d.SendEvent("x", "")
+				time.Sleep(150 * time.Millisecond)
+			}
+		}()
+	}
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
+	return url, drivers, stop
+}
+
 // TestResyncFromTickZero: with no snapshot (-snapshot-every 0), a client
 // the server names in "_x" replays the stream from tick 0 and agrees again.
 func TestResyncFromTickZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plays for seconds of real time; skipped with -short")
 	}
-	cfg := stream.DefaultConfig()
-	cfg.SnapshotEvery = 0
-	srv, _ := apitest.NewServer(t, cfg, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	sims := []*counters{{breakAt: 30}, {}, {}}
-	drivers := make([]*gamesim.Driver, len(sims))
-	var wg sync.WaitGroup
-	for i, sim := range sims {
-		c, err := esclient.New(esclient.Config{BaseURL: srv.URL, Stream: "c", PrivateID: "p" + string(rune('a'+i)),
-			HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}})
-		require.NoError(t, err)
-		drivers[i] = gamesim.New(c, sim, gamesim.Config{RecordHashes: 1 << 16})
-		wg.Add(2)
-		go func() { defer wg.Done(); _ = drivers[i].Run(ctx) }()
-		go func() { // input
-			defer wg.Done()
-			for ctx.Err() == nil {
-				_ = drivers[i].SendEvent("x", "")
-				time.Sleep(150 * time.Millisecond)
-			}
-		}()
-	}
+	_, drivers, stop := playCounters(t, 0, sims[0], sims[1], sims[2])
 	require.Eventually(t, func() bool { return drivers[0].Resyncs() == 1 }, 15*time.Second, 20*time.Millisecond)
 	time.Sleep(3 * time.Second) // plays on; nothing is timed by it
-	cancel()
-	wg.Wait()
+	stop()
 	assert.Equal(t, 1, drivers[0].Resyncs(), "it agreed after one resync")
 
 	for _, s := range sims {
@@ -165,6 +175,58 @@ func TestResyncFromTickZero(t *testing.T) {
 		}
 	}
 	assert.Positive(t, compared)
+}
+
+// TestLastCheckpointIsTheVerifiedState: on a real server that asks for
+// snapshots, the Driver asked uploads its checkpoint's snapshot; from then
+// on its LastCheckpoint, told to its Sim, is a checkpoint whose hash is
+// that of a Replay of the stream to that tick.
+func TestLastCheckpointIsTheVerifiedState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays for a second or two of real time; skipped with -short")
+	}
+	sims := []*toldCheckpoints{{counters: &counters{}}, {counters: &counters{}}}
+	url, drivers, stop := playCounters(t, 1, sims[0], sims[1])
+	var told []esclient.Checkpoint
+	var who int
+	require.Eventually(t, func() bool {
+		for i, sim := range sims {
+			if told, _ = sim.checkpoints(); len(told) > 0 {
+				who = i
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 10*time.Millisecond, "no Driver was told of a checkpoint")
+	stop()
+	cp, ok := drivers[who].LastCheckpoint()
+	require.True(t, ok)
+	assert.GreaterOrEqual(t, cp.T, told[0].T)
+	assert.Zero(t, cp.T%20, "a checkpoint tick")
+
+	reader, err := esclient.New(esclient.Config{BaseURL: url, Stream: "c", Spectate: true,
+		HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}})
+	require.NoError(t, err)
+	var upTo []esclient.Event
+	for {
+		u, err := reader.Sync(context.Background())
+		require.NoError(t, err)
+		for _, e := range u.Events {
+			if e.T <= cp.T {
+				upTo = append(upTo, e)
+			}
+		}
+		if !u.More {
+			require.Greater(t, u.T, cp.T)
+			break
+		}
+	}
+	assert.Equal(t, upTo[0].Body, cp.Epoch)
+	replay, err := gamesim.Replay(&counters{}, upTo, cp.T+1, gamesim.Config{})
+	require.NoError(t, err)
+	snap, err := gamesim.SnapshotOf(replay)
+	require.NoError(t, err)
+	assert.Equal(t, esclient.HashOf(snap), cp.Hash, "the hash of the state after tick %d", cp.T)
 }
 
 // TestReplayFromASnapshot: a snapshot taken at a tick of a Replay, restored

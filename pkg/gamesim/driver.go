@@ -52,8 +52,8 @@
 // Network I/O runs on a goroutine of its own. Every callback runs on the
 // goroutine that calls Update or Run, never concurrently. Spawn, Destroy,
 // Rand, Tick, Epoch, Replaying, Entities and Hashes may be called only from
-// callbacks or from that goroutine; SendEvent and PublicID from any
-// goroutine.
+// callbacks or from that goroutine; SendEvent, PublicID and LastCheckpoint
+// from any goroutine.
 package gamesim
 
 import (
@@ -195,6 +195,8 @@ type Driver struct {
 	told       map[string]int64 // public id -> the tick of the "_x" that first named it
 	reloadedAt int64            // the last tick played with a state a resync replaced; -1 for none
 	reloading  bool             // an "_x" named this client: no reports until the reload
+
+	toldCkpt esclient.Checkpoint // the LastCheckpoint OnCheckpoint was told last
 
 	ckMu      sync.Mutex   // kept, shared with uploads
 	kept      []checkpoint // the snapshots of the last checkpoints, oldest first

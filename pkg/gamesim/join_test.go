@@ -2,6 +2,7 @@ package gamesim_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -111,7 +112,8 @@ func joinFromSnapshot(t *testing.T, events []esclient.Event, ref *gamesim.Driver
 	c, err := esclient.New(esclient.Config{BaseURL: srv.URL, Stream: "s", PrivateID: "p",
 		Transport: esclient.Poll, SyncInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
-	d := gamesim.New(c, &counters{}, gamesim.Config{RecordHashes: 100})
+	sim := &toldCheckpoints{counters: &counters{}}
+	d := gamesim.New(c, sim, gamesim.Config{RecordHashes: 100})
 	t.Cleanup(func() { _ = d.Close() })
 	now := time.Unix(0, 0)
 	require.Eventually(t, func() bool {
@@ -136,4 +138,45 @@ func joinFromSnapshot(t *testing.T, events []esclient.Event, ref *gamesim.Driver
 		assert.Equal(t, 2, gets, "the older snapshot was not used")
 		mu.Unlock()
 	}
+
+	// The snapshot it joined from is the stream's verified state: the
+	// Driver says so, and told the Sim, between ticks, once per checkpoint.
+	verified := esclient.Checkpoint{T: 60, Hash: esclient.HashOf(snap), Epoch: epoch}
+	last, ok := d.LastCheckpoint()
+	require.True(t, ok)
+	assert.Equal(t, verified, last)
+	told, inTick := sim.checkpoints()
+	require.NotEmpty(t, told)
+	assert.Equal(t, verified, told[len(told)-1])
+	assert.False(t, inTick, "told while a tick was processed")
+	for i := 1; i < len(told); i++ {
+		assert.Greater(t, told[i].T, told[i-1].T, "told of %v after %v", told[i], told[i-1])
+	}
+	_, ok = ref.LastCheckpoint()
+	assert.False(t, ok, "a Replay hears from no server")
+}
+
+// toldCheckpoints is counters that keeps what OnCheckpoint was told
+// (gamesim.CheckpointHandler).
+type toldCheckpoints struct {
+	*counters
+	mu     sync.Mutex
+	told   []esclient.Checkpoint
+	inTick bool // told while a tick was processed
+}
+
+func (s *toldCheckpoints) OnCheckpoint(d *gamesim.Driver, c esclient.Checkpoint) {
+	inTick := !errors.Is(d.Spawn(nil), gamesim.ErrNotProcessing)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.told = append(s.told, c)
+	s.inTick = s.inTick || inTick
+}
+
+// checkpoints returns what OnCheckpoint was told, and whether it was told
+// while a tick was processed.
+func (s *toldCheckpoints) checkpoints() ([]esclient.Checkpoint, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]esclient.Checkpoint(nil), s.told...), s.inTick
 }

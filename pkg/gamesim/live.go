@@ -57,6 +57,7 @@ func (d *Driver) Update(now time.Time) int {
 	d.mu.Unlock()
 
 	d.processUntil(end, events)
+	d.tellCheckpoint()
 	return n
 }
 

@@ -74,6 +74,13 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
+/** A checkpoint the server judged: its tick, of an epoch, and its canonical hash (esclient's Checkpoint). */
+export interface Checkpoint {
+  t: number;
+  hash: string;
+  epoch: string;
+}
+
 /** The state hash of a checkpoint tick, as a sync reports it. */
 export interface HashReport {
   t: number;
@@ -295,6 +302,7 @@ export class EventStreamClient {
   #rewinds = 0; // rewind calls: a push connection from before one is stale
   #epoch = "";
   #publicId = "";
+  #lastCheckpoint: Checkpoint | null = null;
   #wake: (() => void) | null = null; // wakes the push connection: something to send
   #syncing = false;
   #lastError: EventStreamError | null = null; // what run retries after, until the next update
@@ -367,6 +375,29 @@ export class EventStreamClient {
    */
   get lastError(): EventStreamError | null {
     return this.#lastError;
+  }
+
+  /**
+   * The latest checkpoint of the stream's current epoch whose canonical hash the server has told this client, or null
+   * (docs/gamesim-spec.md, "The last checkpoint"; esclient's LastCheckpoint). The server tells it with the stream's
+   * snapshot, which it stores only when the snapshot hashes to the canonical hash of its tick: the snapshot that
+   * snapshot() fetched, or the one putSnapshot uploaded and the server stored. It tells no client the hash of the other
+   * checkpoints it judges (an "_x" names the clients that diverged, not the hash), so this is the stream's latest
+   * verified state as far as this client has seen it, not every verdict. It moves only forward; a new epoch clears it.
+   */
+  get lastCheckpoint(): Checkpoint | null {
+    return this.#lastCheckpoint;
+  }
+
+  /**
+   * judged takes in a checkpoint the server said the canonical hash of, of the client's epoch when cp.epoch is "": it
+   * becomes lastCheckpoint when it is of the client's epoch and later than the one held. Esclient's judged.
+   */
+  #judged(cp: Checkpoint): void {
+    const c = { ...cp, epoch: cp.epoch || this.#epoch };
+    const last = this.#lastCheckpoint;
+    if ((this.#epoch && c.epoch !== this.#epoch) || (last && last.epoch === c.epoch && last.t >= c.t)) return;
+    this.#lastCheckpoint = c;
   }
 
   /** How many events are queued or in flight. */
@@ -501,6 +532,7 @@ export class EventStreamClient {
         this.#inflight = null;
       }
     }
+    if (this.#lastCheckpoint && this.#lastCheckpoint.epoch !== reply.epoch) this.#lastCheckpoint = null; // of a game that is gone
     this.#lastT = reply.t;
     this.#epoch = reply.epoch;
     this.#publicId = reply.id;
@@ -835,15 +867,22 @@ export class EventStreamClient {
     if (!Number.isSafeInteger(t) || t < 0) throw new EventStreamError(0, LocalCode.Network, "a snapshot without its tick (is Eventstream-Tick exposed to this page?)");
     const snap: Snapshot = { t, hash: resp.headers.get("Eventstream-Hash") ?? "", epoch: resp.headers.get("Eventstream-Epoch") ?? "", data };
     if (hashOf(data) !== snap.hash) throw new EventStreamError(0, LocalCode.Network, `the snapshot of tick ${t} does not have its hash`);
+    this.#judged({ t, hash: snap.hash, epoch: snap.epoch });
     return snap;
   }
 
-  /** putSnapshot uploads this client's snapshot of checkpoint t, as the server asked (Update.snap); it resolves to whether the server stored it. */
+  /**
+   * putSnapshot uploads this client's snapshot of checkpoint t, as the server asked (Update.snap); it resolves to whether
+   * the server stored it: then its hash is the canonical hash of t (lastCheckpoint). It rejects with code
+   * snapshot_mismatch when the bytes do not hash to the canonical hash.
+   */
   async putSnapshot(t: number, data: Uint8Array, signal?: AbortSignal): Promise<boolean> {
     if (this.spectator) throw spectatorError();
     const resp = await this.#request("PUT", `${this.#prefix}snapshot/${t}`, data, "application/octet-stream", signal);
-    const reply = (await resp.json()) as { stored?: unknown };
-    return reply.stored === true;
+    const reply = (await resp.json()) as { t?: unknown; stored?: unknown };
+    if (reply.stored !== true) return false;
+    if (isInt(reply.t)) this.#judged({ t: reply.t, hash: hashOf(data), epoch: "" });
+    return true;
   }
 
   /** putDump uploads this client's snapshot of checkpoint t for a desync report, as the server asked (Update.dump). */

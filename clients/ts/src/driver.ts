@@ -19,7 +19,7 @@
 // update (or run's frames), never while another runs.
 
 import { ByteWriter } from "./bytes.js";
-import { EventStreamClient, sleep, TypeConnect, TypeDesync, TypeDisconnect, TypeReset, ServerOrigin, type Event, type Snapshot, type Update } from "./client.js";
+import { EventStreamClient, sleep, TypeConnect, TypeDesync, TypeDisconnect, TypeReset, ServerOrigin, type Checkpoint, type Event, type Snapshot, type Update } from "./client.js";
 import { EventStreamError, LocalCode } from "./errors.js";
 import { Rand, seedOf } from "./rand.js";
 import { hashOf } from "./sha256.js";
@@ -37,6 +37,12 @@ export interface Sim {
   onClientEvent(d: SimDriver, e: Event): void;
   /** Optional (gamesim's DesyncHandler): the server named clients whose state diverged. */
   onDesync?(d: SimDriver, x: Desync): void;
+  /**
+   * Optional (gamesim's CheckpointHandler): the driver learned of a later checkpoint whose canonical hash the server
+   * told it (lastCheckpoint), for a game to show the stream's verified state. Called in update, between ticks; for the
+   * player, never simulation state (drivers learn of checkpoints at different times).
+   */
+  onCheckpoint?(d: SimDriver, c: Checkpoint): void;
   /** Optional (gamesim's StateHasher): a hash of the state, recorded after every tick when DriverConfig.recordHashes is set. */
   stateHash?(d: SimDriver): bigint;
   /**
@@ -107,7 +113,8 @@ interface EntityOp {
   spawn: boolean;
 }
 
-interface Checkpoint {
+/** Kept is the snapshot of a checkpoint tick this driver simulated. */
+interface Kept {
   tick: number;
   epoch: string;
   data: Uint8Array;
@@ -167,7 +174,8 @@ export class SimDriver {
   #told = new Map<string, number>(); // public id -> the tick of the "_x" that first named it
   #reloadedAt = -1; // the last tick played with a state a resync replaced; -1 for none
   #reloading = false; // an "_x" named this client: no reports until the reload
-  #kept: Checkpoint[] = [];
+  #kept: Kept[] = [];
+  #toldCheckpoint: Checkpoint | null = null; // the lastCheckpoint onCheckpoint was told last
   #uploading = new Set<string>(); // uploads under way: kind, epoch, tick
 
   // From the network.
@@ -261,6 +269,24 @@ export class SimDriver {
   /** This client's public id ("" before the first sync and in a replay): for local decisions, never for state. */
   get publicId(): string {
     return this.#client?.publicId ?? "";
+  }
+
+  /**
+   * The latest checkpoint of the epoch whose canonical hash the server told this driver's client, or null: the stream's
+   * snapshot, when the driver joined or resynced from it or uploaded it (EventStreamClient.lastCheckpoint says which
+   * checkpoints the server tells of). Null in a replay. Gamesim's LastCheckpoint.
+   */
+  get lastCheckpoint(): Checkpoint | null {
+    return this.#client?.lastCheckpoint ?? null;
+  }
+
+  /** tellCheckpoint calls the sim's onCheckpoint when lastCheckpoint moved since it was last told. */
+  #tellCheckpoint(): void {
+    const c = this.lastCheckpoint;
+    const told = this.#toldCheckpoint;
+    if (!this.#sim.onCheckpoint || !c || (told && told.t === c.t && told.hash === c.hash && told.epoch === c.epoch)) return;
+    this.#toldCheckpoint = c;
+    this.#sim.onCheckpoint(this, c);
   }
 
   /** How many times this driver reloaded its state after the server named it in a desync. */
@@ -553,6 +579,7 @@ export class SimDriver {
     while (k < this.#buf.length && this.#buf[k]!.t < end) k++;
     const events = this.#buf.splice(0, k);
     this.#processUntil(end, events);
+    this.#tellCheckpoint();
     return n;
   }
 

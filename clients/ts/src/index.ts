@@ -21,6 +21,7 @@ export {
   TypeReset,
   loadOrCreatePrivateId,
   randomUUID,
+  type Checkpoint,
   type ClientConfig,
   type Event,
   type FetchLike,

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ByteReader, ByteWriter, EventStreamClient, SimDriver, hashOf, type Desync, type Entity, type Event, type FetchLike, type Sim } from "../src/index.js";
+import { ByteReader, ByteWriter, EventStreamClient, EventStreamError, LocalCode, SimDriver, hashOf, type Checkpoint, type Desync, type Entity, type Event, type FetchLike, type Sim } from "../src/index.js";
 
 const epoch = "0f4c2b8e-1d3a-4e5b-9c6d-7e8f9a0b1c2d";
 const ev = (t: number, type: string, origin: string, body = ""): Event => ({ t, type, origin, body });
@@ -122,6 +122,21 @@ async function eventually(what: string, f: () => boolean): Promise<void> {
   for (const start = Date.now(); !f(); ) {
     assert.ok(Date.now() - start < 10_000, what);
     await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/** ToldCheckpoints is Counters that keeps what onCheckpoint was told (gamesim's CheckpointHandler). */
+class ToldCheckpoints extends Counters {
+  told: Checkpoint[] = [];
+  inTick = false; // told while a tick was processed
+  onCheckpoint(d: SimDriver, c: Checkpoint): void {
+    this.told.push(c);
+    try {
+      d.spawn(new Counter("probe", 0n));
+      this.inTick = true;
+    } catch (e) {
+      this.inTick ||= !(e instanceof EventStreamError && e.code === LocalCode.NotProcessing);
+    }
   }
 }
 
@@ -246,9 +261,17 @@ test("a driver joins from a snapshot newer than the reply's base, and drops the 
     return new Response(JSON.stringify(reply), { status: 200, headers: { "Content-Type": "application/json" } });
   };
   const c = new EventStreamClient({ baseUrl: "http://scripted.invalid", stream: "s", privateId: "p", WebSocket: null, fetch, syncIntervalMs: 5 });
-  const d = new SimDriver(c, new Counters(), { recordHashes: 100 });
+  const sim = new ToldCheckpoints();
+  const d = new SimDriver(c, sim, { recordHashes: 100 });
   await playTo(d, 69);
   await d.close();
+
+  // The snapshot it joined from is the stream's verified state: the driver says so, and told the sim, between ticks, once.
+  const verified: Checkpoint = { t: 60, hash: hashOf(snap), epoch: ep };
+  assert.deepEqual(d.lastCheckpoint, verified);
+  assert.deepEqual(sim.told, [verified]);
+  assert.equal(sim.inTick, false, "told while a tick was processed");
+  assert.equal(ref.lastCheckpoint, null, "a replay hears from no server");
 
   const want = new Map(ref.hashes().map((h) => [h.tick, h.hash]));
   const got = d.hashes();

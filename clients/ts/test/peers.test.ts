@@ -173,6 +173,11 @@ test("a TypeScript client joins a compacted stream from a Go client's snapshot",
     assert.equal(ts.peer.resets, 0, "the TS client started from tick 0, not from the snapshot");
     assert.ok(Math.min(...ts.peer.hashes.keys()) > snap, "the TS client hashed a checkpoint at or before the snapshot");
     agree(ts.peer.hashes, gr.hashes, 2);
+    // The snapshot it joined from is a checkpoint the server verified: the hash the Go client reported of it.
+    const last = ts.driver.lastCheckpoint;
+    assert.ok(last && last.t >= snap, `lastCheckpoint ${JSON.stringify(last)}, joined from ${snap}`);
+    assert.equal(last.epoch, ts.client.epoch);
+    assert.equal(last.hash, gr.hashes.get(last.t), `the Go client's hash of checkpoint ${last.t}`);
     assert.equal(gr.resets, 1);
   } finally {
     await srv.stop();
@@ -192,6 +197,10 @@ test("a Go client joins a compacted stream from a TypeScript client's snapshot",
     const gr = await go!.stop(0);
     assert.equal(gr.resets, 0, "the Go client started from tick 0, not from the snapshot");
     agree(ts.peer.hashes, gr.hashes, 2);
+    // The TS client uploaded the stream's first snapshot: a checkpoint the server verified, of the hash it reported.
+    const last = ts.driver.lastCheckpoint;
+    assert.ok(last && last.t >= snap, `lastCheckpoint ${JSON.stringify(last)}, the first snapshot ${snap}`);
+    assert.equal(last.hash, ts.peer.hashes.get(last.t), `the TS client's hash of checkpoint ${last.t}`);
     assert.equal(ts.peer.resets, 1);
   } finally {
     await srv.stop();

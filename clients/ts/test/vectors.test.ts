@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { ByteReader, ByteWriter, Rand, SimDriver, fromHex, hashOf, parseSnapshot, seedOf, type Event } from "../src/index.js";
+import { ByteReader, ByteWriter, EventStreamClient, Rand, SimDriver, fromHex, hashOf, parseSnapshot, seedOf, type Checkpoint, type Event, type FetchLike } from "../src/index.js";
 import { RefSim } from "./refsim.js";
 
 // build/test/ → the repository's pkg/gamesim/testdata/vectors
@@ -251,4 +251,36 @@ test("Rand's bounded draws on doubles agree with the bigint reference, rejection
     }
   }
   assert.ok(rejected >= 5, `only ${rejected} rejections: the test does not reach the loop`);
+});
+
+interface CheckpointStep {
+  do: "sync" | "snapshot" | "put";
+  t?: number;
+  epoch?: string;
+  data?: string;
+  stored?: boolean;
+  want: Checkpoint | null;
+}
+
+test("lastCheckpoint keeps what Go's LastCheckpoint keeps, step by step", async () => {
+  const v = load<{ steps: CheckpointStep[] }>("checkpoints.json");
+  const utf8 = new TextEncoder();
+  let step = v.steps[0]!;
+  const fetch: FetchLike = async (url, init) => {
+    const s = step;
+    if (new URL(url).pathname === "/s/snapshot") {
+      return new Response(s.data!, { status: 200, headers: { "Eventstream-Tick": String(s.t), "Eventstream-Hash": hashOf(utf8.encode(s.data!)), "Eventstream-Epoch": s.epoch! } });
+    }
+    const reply = init.method === "PUT" ? { t: s.t, stored: s.stored === true } : { id: "1", t: 200, epoch: s.epoch, tps: 20, ckpt: 20, events: [] };
+    return new Response(JSON.stringify(reply), { status: 200, headers: { "Content-Type": "application/json" } });
+  };
+  const c = new EventStreamClient({ baseUrl: "http://vectors.invalid", stream: "s", privateId: "p", WebSocket: null, fetch });
+  assert.ok(v.steps.length > 10);
+  for (const [i, s] of v.steps.entries()) {
+    step = s;
+    if (s.do === "sync") await c.sync();
+    else if (s.do === "snapshot") await c.snapshot();
+    else await c.putSnapshot(s.t!, utf8.encode(s.data!));
+    assert.deepEqual(c.lastCheckpoint, s.want, `after step ${i}: ${JSON.stringify(s)}`);
+  }
 });
