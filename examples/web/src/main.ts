@@ -4,7 +4,7 @@
 // state except through events, and the X key, which breaks this tab's
 // state on purpose to show the server catch and heal a desync.
 
-import { EventStreamClient, EventStreamError, LocalCode, SimDriver, hashOf, type ByteWriter, type Desync, type PrivateIdStorage, type Reset } from "../../../clients/ts/src/index.js";
+import { EventStreamClient, EventStreamError, LocalCode, SimDriver, hashOf, type ByteWriter, type Checkpoint, type Desync, type PrivateIdStorage, type Reset } from "../../../clients/ts/src/index.js";
 import { draw, displayName, hue, Positions } from "./render.js";
 import { DOWN, formatInput, LEFT, RIGHT, TYPE_INPUT, TYPE_NAME, UP, World } from "./sim.js";
 
@@ -13,8 +13,12 @@ interface Probe {
   stream: string;
   publicId: string;
   tick: number;
-  /** Every checkpoint this page reported: [tick, hex SHA-256]. */
+  /** Every checkpoint this page reported (or, spectating, hashed): [tick, hex SHA-256]. */
   checkpoints: [number, string][];
+  /** The latest checkpoint the server verified, as this page learned it (SimDriver.lastCheckpoint): [tick, hash], or null. */
+  verified: [number, string] | null;
+  /** The page watches (?spectate=1): it is not in the game. */
+  spectator: boolean;
   desyncs: Desync[];
   resyncs: number;
   /** The ticks whose snapshot this page loaded (a late join, a resync). */
@@ -63,6 +67,12 @@ class PageWorld extends World {
     this.probe.restoredFrom.push(d.tick);
   }
 
+  // The stream's verified state: the snapshot this page loaded or uploaded.
+  onCheckpoint(_d: SimDriver, c: Checkpoint): void {
+    this.probe.verified = [c.t, c.hash];
+    this.ui.verified.textContent = `${c.t} ${c.hash}`;
+  }
+
   onDesync(d: SimDriver, x: Desync): void {
     if (d.replaying) return; // told already
     this.probe.desyncs.push(x);
@@ -88,6 +98,7 @@ class PageWorld extends World {
 class Ui {
   readonly canvas = element<HTMLCanvasElement>("arena");
   readonly checkpoint = element("checkpoint");
+  readonly verified = element("verified");
   readonly scores = element("scores");
   readonly clock = element("clock");
   readonly status = element("status");
@@ -148,16 +159,20 @@ function start(): void {
   const query = new URLSearchParams(location.search);
   const stream = query.get("stream") || "demo";
   const server = query.get("server") || globalThis.gemRushConfig?.server || "http://localhost:9922";
-  const probe: Probe = { stream, publicId: "", tick: -1, checkpoints: [], desyncs: [], resyncs: 0, restoredFrom: [], resets: 0, world: new World(), error: "" };
+  // ?spectate=1 watches the game: a spectator is not in it, and sends nothing.
+  const spectate = query.get("spectate") === "1";
+  const probe: Probe = { stream, publicId: "", tick: -1, checkpoints: [], verified: null, spectator: spectate, desyncs: [], resyncs: 0, restoredFrom: [], resets: 0, world: new World(), error: "" };
   globalThis.gemRush = probe;
 
   let client: EventStreamClient;
-  const slot = tabSlot(stream);
+  const slot = spectate ? null : tabSlot(stream);
   try {
     client = new EventStreamClient(
-      slot === null
-        ? { baseUrl: server, stream, storage: null }
-        : { baseUrl: server, stream, storage: localStorage as PrivateIdStorage, storageKey: `gemrush.${stream}.privateId.${slot}` },
+      spectate
+        ? { baseUrl: server, stream, spectate }
+        : slot === null
+          ? { baseUrl: server, stream, storage: null }
+          : { baseUrl: server, stream, storage: localStorage as PrivateIdStorage, storageKey: `gemrush.${stream}.privateId.${slot}` },
     );
   } catch (e) {
     probe.error = String(e);
@@ -234,7 +249,7 @@ function start(): void {
     const trouble = retrying && now - troubleSince >= 1000 ? troubleText(retrying, server) : "";
     if (drawing) {
       draw(ctx, world, d.publicId, pos, now, 50);
-      hud(ui, world, d, stream, probe.error, trouble);
+      hud(ui, world, d, stream, spectate, probe.error, trouble);
       ui.tick(now);
     }
   };
@@ -257,7 +272,7 @@ function troubleText(e: EventStreamError, server: string): string {
     : `eventstreamd at ${server} answers ${e.code || e.status}: ${e.message} (retrying)`;
 }
 
-function hud(ui: Ui, world: World, d: SimDriver, stream: string, error: string, trouble: string): void {
+function hud(ui: Ui, world: World, d: SimDriver, stream: string, spectate: boolean, error: string, trouble: string): void {
   const secs = Math.ceil(world.clock / 20);
   ui.clock.textContent = world.pause > 0 ? `round ${world.round + 1} starts soon` : `round ${world.round + 1} · ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
   const shown = world.players.filter((p) => p.online).sort((a, b) => b.score - a.score || a.id.localeCompare(b.id));
@@ -269,7 +284,9 @@ function hud(ui: Ui, world: World, d: SimDriver, stream: string, error: string, 
   ui.status.textContent = error
     ? `Trouble: ${error}`
     : trouble ||
-      (d.publicId ? `stream “${stream}” · you are player ${d.publicId} · tick ${Math.max(d.tick, 0)}` : `joining stream “${stream}”…`);
+      (spectate
+        ? d.tick >= 0 ? `stream “${stream}” · watching · tick ${d.tick}` : `waiting for stream “${stream}”…`
+        : d.publicId ? `stream “${stream}” · you are player ${d.publicId} · tick ${Math.max(d.tick, 0)}` : `joining stream “${stream}”…`);
 }
 
 /** scoreRow is the scoreboard's line of a player. */

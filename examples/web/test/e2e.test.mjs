@@ -89,7 +89,7 @@ function probe(page) {
     const g = globalThis.gemRush;
     if (!g) return null;
     const players = g.world.players.map((p) => ({ id: p.id, x: p.x, y: p.y, input: p.input, score: p.score, online: p.online }));
-    return { publicId: g.publicId, tick: g.tick, checkpoints: g.checkpoints, desyncs: g.desyncs, resyncs: g.resyncs, restoredFrom: g.restoredFrom, resets: g.resets, error: g.error, players, checkpointText: document.getElementById("checkpoint").textContent };
+    return { publicId: g.publicId, spectator: g.spectator, tick: g.tick, checkpoints: g.checkpoints, verified: g.verified, desyncs: g.desyncs, resyncs: g.resyncs, restoredFrom: g.restoredFrom, resets: g.resets, error: g.error, players, checkpointText: document.getElementById("checkpoint").textContent };
   });
 }
 
@@ -188,6 +188,27 @@ test("two tabs and a Go bot play Gem Rush in one stream", { timeout: 240_000 }, 
   for (const t of [one, two]) assert.deepEqual((await probe(t.page)).desyncs, []);
   console.log(`# checkpoint ${common}: tab 1, tab 2 and the Go bot agree`);
 
+  // A spectator's tab (?spectate=1) watches the same game, state for state,
+  // and is in nobody's game.
+  const watcher = await browser.newPage();
+  watcher.on("pageerror", (e) => errors.push(`the spectator: ${e.message}`));
+  await watcher.goto(`${demo}/?stream=${stream}&spectate=1`);
+  const players = [one.id, two.id, botId].sort();
+  const watched = await until("the spectator to see the game", 20_000, async () => {
+    const w = await probe(watcher);
+    return w && w.tick > joinedAt && players.every((id) => w.players.some((q) => q.id === id)) ? w : null;
+  });
+  assert.equal(watched.spectator, true);
+  assert.equal(watched.publicId, "", "a spectator has no public id");
+  await until("the spectator's checkpoints to agree with the players'", 30_000, async () => {
+    const [w, b] = [await probe(watcher), await probe(two.page)];
+    return agreed([w.checkpoints, b.checkpoints, botCheckpoints(bot.lines)], watched.tick + 1);
+  });
+  for (const p of [await probe(watcher), await probe(two.page)]) {
+    assert.deepEqual(p.players.map((q) => q.id).sort(), players, "the spectator appeared in the game");
+  }
+  console.log(`# the spectator watched from tick ${watched.tick}, in nobody's game`);
+
   // A reload rejoins as the same player.
   await two.page.reload();
   const again = await until("tab 2 to rejoin", 20_000, async () => (await probe(two.page))?.publicId);
@@ -219,6 +240,11 @@ test("two tabs and a Go bot play Gem Rush in one stream", { timeout: 240_000 }, 
   const lp = await probe(late.page);
   assert.equal(lp.resets, 0, "the late tab never saw the stream's _a: its start was compacted");
   assert.ok(lp.restoredFrom.length > 0 && lp.restoredFrom[0] >= snap, `the late tab started from the snapshot of tick ${snap}: ${JSON.stringify(lp.restoredFrom)}`);
+  // The snapshot it started from is the verified state it shows: the hash the players reported of that checkpoint.
+  const [vt, vh] = await until("the late tab to show the verified checkpoint", 10_000, async () => (await probe(late.page)).verified);
+  assert.ok(vt >= lp.restoredFrom[0], `verified ${vt}, started from ${lp.restoredFrom[0]}`);
+  assert.equal(vh, new Map((await probe(two.page)).checkpoints).get(vt), `tab 2's hash of checkpoint ${vt}`);
+  assert.equal(await late.page.evaluate(() => document.getElementById("verified").textContent), `${vt} ${vh}`);
   await until("the late tab to agree", 30_000, async () => {
     const [a, b] = [await probe(late.page), await probe(two.page)];
     return agreed([a.checkpoints, b.checkpoints], lp.tick + 1);
@@ -237,7 +263,7 @@ test("two tabs and a Go bot play Gem Rush in one stream", { timeout: 240_000 }, 
   await lost.close();
 
   mkdirSync(artifacts, { recursive: true });
-  for (const [label, t] of [["tab1", one], ["tab2", two], ["late", late]]) {
+  for (const [label, t] of [["tab1", one], ["tab2", two], ["late", late], ["spectator", { page: watcher }]]) {
     const path = join(artifacts, `gemrush-${label}.png`);
     await t.page.bringToFront();
     await t.page.screenshot({ path });
