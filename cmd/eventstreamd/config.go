@@ -140,6 +140,8 @@ func (c config) Validate() error {
 		return errors.New("-ws-max-lag must be positive")
 	case c.Push.QuietInterval <= 0 || c.Push.QuietInterval > api.MaxQuietInterval:
 		return fmt.Errorf("-ws-quiet-interval must be positive and at most %v", api.MaxQuietInterval)
+	case c.Push.WriteBuffer < api.MinWriteBuffer:
+		return fmt.Errorf("-ws-write-buffer must be at least %d bytes", api.MinWriteBuffer)
 	case c.Push.MaxSpectatorsPerStream < 1:
 		// Read as its default by api.PushConfig, as -max-ws-connections.
 		return errors.New("-max-spectators-per-stream must be at least 1 (past it, spectators poll)")
@@ -228,6 +230,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&cfg.Push.MaxSpectatorsPerStream, "max-spectators-per-stream", cfg.Push.MaxSpectatorsPerStream, "most spectators' push connections to one stream on this server; past it a spectator's upgrade is answered 503 server_full (polling spectators are not counted)")
 	fs.DurationVar(&cfg.Push.QuietInterval, "ws-quiet-interval", cfg.Push.QuietInterval, "the longest a push connection goes without a message while its stream's ticks pass with no events (the bound on t clients pace by); longer sends fewer messages, and a simulation runs further behind the server")
 	fs.DurationVar(&cfg.Push.MaxLag, "ws-max-lag", cfg.Push.MaxLag, "how far behind the newest tick a push connection may fall before it is closed (4001); its client catches up by sync")
+	fs.IntVar(&cfg.Push.WriteBuffer, "ws-write-buffer", cfg.Push.WriteBuffer, "the kernel's send buffer of each push connection, in bytes (SO_SNDBUF; Linux doubles it and caps it at net.core.wmem_max): the kernel memory a client that stops reading holds before what it does not take queues, and is cut after -ws-max-lag; a client gets at most about this much per round trip")
 	fs.Func("cors-origins", "comma-separated `origins` browsers may call from, or * for any (default *)", func(s string) error {
 		cfg.CORSOrigins = nil
 		for _, o := range strings.Split(s, ",") {

@@ -105,6 +105,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "no quiet interval", args: []string{"-ws-quiet-interval", "0s"}, env: env(), want: "-ws-quiet-interval must be positive and at most 200ms"},
 		{name: "a quiet interval past pacing", args: []string{"-ws-quiet-interval", "300ms"}, env: env(), want: "-ws-quiet-interval must be positive and at most 200ms"},
 		{name: "no spectators", args: []string{"-max-spectators-per-stream", "0"}, env: env(), want: "-max-spectators-per-stream must be at least 1"},
+		{name: "a write buffer of less than a few segments", args: []string{"-ws-write-buffer", "4096"}, env: env(), want: "-ws-write-buffer must be at least 8192 bytes"},
 		{name: "ping slower than half the client timeout", args: []string{"-ws-ping-interval", "20s"}, env: env(), want: "-ws-ping-interval 20s is more than half -client-timeout 10s: a push client would be disconnected between two pings; set at most 5s"},
 		{name: "ping from the environment", args: []string{"-client-timeout", "4s"}, env: env("EVENTSTREAMD_WS_PING_INTERVAL", "3s"), want: "set at most 2s"},
 		{name: "pages smaller than an event", args: []string{"-page-bytes", "1000"}, env: env(), want: "page bytes must hold"},

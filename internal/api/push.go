@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"go.uber.org/zap"
 )
 
 // Push (docs/protocol.md, "Push"): a GET of a sync path with a WebSocket
@@ -47,6 +48,14 @@ type PushConfig struct {
 	// its stream's ticks pass with no events (the bound on t of
 	// docs/protocol.md, "Push"), at most MaxQuietInterval.
 	QuietInterval time.Duration
+	// WriteBuffer is the kernel's send buffer of each connection's socket,
+	// in bytes (SO_SNDBUF; Linux doubles it for its bookkeeping, caps it at
+	// net.core.wmem_max, and no longer grows it itself). It bounds the
+	// kernel memory a client that stops reading holds, and how much the
+	// kernel takes before what is not taken queues, and is cut once it
+	// has waited MaxLag; and it bounds a client's throughput to about
+	// WriteBuffer per round trip (docs/operations.md, "Push connections").
+	WriteBuffer int
 }
 
 // MaxQuietInterval is the largest PushConfig.QuietInterval: past four
@@ -57,7 +66,7 @@ const MaxQuietInterval = 200 * time.Millisecond
 // DefaultPushConfig returns the defaults of the flags.
 func DefaultPushConfig() PushConfig {
 	return PushConfig{MaxConnections: 100_000, PingInterval: 5 * time.Second, MaxLag: 5 * time.Second,
-		MaxSpectatorsPerStream: 10_000, QuietInterval: 100 * time.Millisecond}
+		MaxSpectatorsPerStream: 10_000, QuietInterval: 100 * time.Millisecond, WriteBuffer: 256 << 10}
 }
 
 // withDefaults returns c with each zero field set to its default.
@@ -78,6 +87,9 @@ func (c PushConfig) withDefaults() PushConfig {
 	if c.QuietInterval == 0 {
 		c.QuietInterval = d.QuietInterval
 	}
+	if c.WriteBuffer == 0 {
+		c.WriteBuffer = d.WriteBuffer
+	}
 	return c
 }
 
@@ -95,9 +107,15 @@ func (c PushConfig) Validate() error {
 		return errors.New("max spectators per stream must not be negative")
 	case c.QuietInterval < 0 || c.QuietInterval > MaxQuietInterval:
 		return fmt.Errorf("push quiet interval must be between 0 and %v", MaxQuietInterval)
+	case c.WriteBuffer != 0 && c.WriteBuffer < MinWriteBuffer:
+		return fmt.Errorf("push write buffer must be at least %d bytes", MinWriteBuffer)
 	}
 	return nil
 }
+
+// MinWriteBuffer is the smallest PushConfig.WriteBuffer: a few segments,
+// below which a connection is written a segment at a time.
+const MinWriteBuffer = 8 << 10
 
 // lagTicks is MaxLag in ticks of a stream of tickRate ticks a second.
 func (c PushConfig) lagTicks(tickRate int) int64 {
@@ -120,8 +138,14 @@ const (
 // still reading.
 const pushQueueSlack = 64 << 10
 
-// wire makes the pushWire of a push connection's socket.
+// wire makes the pushWire of a push connection's socket, whose send
+// buffer it sets to WriteBuffer.
 func (p *pusher) wire(nc net.Conn) *pushWire {
+	if sc, ok := nc.(interface{ SetWriteBuffer(int) error }); ok {
+		if err := sc.SetWriteBuffer(p.cfg.WriteBuffer); err != nil {
+			p.srv.log.Debug("push write buffer", zap.Error(err))
+		}
+	}
 	return newPushWire(nc, p.srv.inflight, p.srv.limits.MaxReplyBytes+pushQueueSlack, p.cfg.MaxLag)
 }
 

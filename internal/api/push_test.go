@@ -586,7 +586,8 @@ func TestPushConfigPartial(t *testing.T) {
 	})
 
 	for _, give := range []api.PushConfig{{MaxConnections: -1}, {PingInterval: -time.Second}, {MaxLag: -time.Second},
-		{QuietInterval: -time.Second}, {QuietInterval: api.MaxQuietInterval + time.Millisecond}} {
+		{QuietInterval: -time.Second}, {QuietInterval: api.MaxQuietInterval + time.Millisecond},
+		{WriteBuffer: -1}, {WriteBuffer: api.MinWriteBuffer - 1}} {
 		assert.Error(t, give.Validate(), "%+v", give)
 	}
 	assert.NoError(t, api.PushConfig{}.Validate(), "zero fields take their defaults")
