@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -79,7 +80,7 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	g, verified, err := s.auth.Inspect(tok)
 	if err == nil && !verified {
 		if err = admits(g, name, client, write); err == nil {
-			g, err = s.checkSignature(r, tok)
+			g, err = s.checkSignature(r.Context(), tok)
 		}
 	}
 	if err != nil {
@@ -91,14 +92,15 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	return g, nil
 }
 
-// checkSignature verifies tok, a token of r not verified before, unless
-// r's source address has sent its limit of tokens with a wrong signature
-// (-max-bad-signatures-per-address-per-minute), or all addresses together
-// theirs (-max-bad-signatures-per-second): a signature costs the server
-// tens to hundreds of microseconds (BenchmarkHTTPPollAuth), what a
-// stranger would make it spend. A signature found right spends nothing.
-func (s *Server) checkSignature(r *http.Request, tok string) (*auth.Grant, error) {
-	addr, sourced := r.Context().Value(sourceKey{}).(netip.Addr) // not for loopback
+// checkSignature verifies tok, a token not verified before of a request
+// whose context is ctx, unless its source address has sent its limit of
+// tokens with a wrong signature (-max-bad-signatures-per-address-per-minute),
+// or all addresses together theirs (-max-bad-signatures-per-second): a
+// signature costs the server tens to hundreds of microseconds
+// (BenchmarkHTTPPollAuth), what a stranger would make it spend. A
+// signature found right spends nothing.
+func (s *Server) checkSignature(ctx context.Context, tok string) (*auth.Grant, error) {
+	addr, sourced := ctx.Value(sourceKey{}).(netip.Addr) // not for loopback
 	byAddr := s.badSigs
 	if !sourced {
 		byAddr = nil
@@ -113,6 +115,7 @@ func (s *Server) checkSignature(r *http.Request, tok string) (*auth.Grant, error
 			"too many tokens with a wrong signature reach the server (-max-bad-signatures-per-second); a token sent before and valid still admits, a new one is checked again in %v")
 	}
 	g, err := s.auth.Verify(tok)
+	s.metrics.SignatureChecked(err == nil)
 	if err == nil {
 		byAddr.give(addr)
 		s.allBadSigs.give(anyAddress)
@@ -120,9 +123,15 @@ func (s *Server) checkSignature(r *http.Request, tok string) (*auth.Grant, error
 	return g, err
 }
 
-// verify verifies a token, and answers why it is refused.
+// verify verifies a token a push connection renews its own with, and
+// answers why it is refused. Its signature, when checked, counts against
+// -max-bad-signatures-per-second; the connection's source address is not
+// known here, so not against its address's limit.
 func (s *Server) verify(tok string) (*auth.Grant, error) {
-	g, err := s.auth.Verify(tok)
+	g, verified, err := s.auth.Inspect(tok)
+	if err == nil && !verified {
+		g, err = s.checkSignature(context.Background(), tok)
+	}
 	if err != nil {
 		return nil, refusal(err)
 	}

@@ -376,6 +376,8 @@ func testBadSignatures(t *testing.T, url redisURL, conn bool) {
 	rec := h.do(http.MethodGet, "/s/x/0", "", append(with(stranger, forged(t, "x", "s", 10)), "Upgrade", "websocket", "Connection", "Upgrade")...)
 	assert.Equal(t, http.StatusTooManyRequests, rec.Code, "a push upgrade too")
 	assert.Equal(t, int64(3), checked()-start, "signatures checked")
+	assert.Equal(t, 3.0, signatureChecks(t, h, "invalid"))
+	assert.Equal(t, 1.0, signatureChecks(t, h, "valid"), "p1's")
 	assert.Equal(t, before, h.read("s"), "a refused request changed the stream")
 	after, err := h.store.Stats(context.Background(), 10)
 	require.NoError(t, err)
@@ -469,4 +471,48 @@ func TestBadSignaturesAllAddresses(t *testing.T) {
 	h.sync("/s/p3/0", "", with("198.51.100.3", rsaToken(t, "p3", "s"))...) // p2's check gave its token back
 	assert.Equal(t, http.StatusUnauthorized, h.do(http.MethodPost, "/s/x/0", "", with("203.0.113.50", forged(t, "x", "s", 30))...).Code)
 	assert.Equal(t, http.StatusTooManyRequests, h.do(http.MethodPost, "/s/x/0", "", with("203.0.113.51", forged(t, "x", "s", 31))...).Code)
+}
+
+// TestBadSignaturesInRenewals: a player that renews its push connection's
+// token with forged ones makes the server check at most
+// -max-bad-signatures-per-second of them; past it, it is answered
+// rate_limited, unchecked, and the connection stays.
+func TestBadSignaturesInRenewals(t *testing.T) {
+	var v *auth.Verifier
+	h, base := pushHarnessOn(t, "", withVerifier(t, "", &v), func(a *api.Config, s *stream.Config) {
+		a.Admission.BadSignaturesPerSecond = 2
+		a.Admission.Clock = s.Clock
+		a.Push.PingInterval, a.Push.MaxLag = time.Hour, 24*time.Hour
+	})
+	c := dial(t, base+"/s/p1/0?access_token="+rsaToken(t, "p1", "s"))
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	start := v.SignatureChecks()
+	for i, want := range []string{protocol.CodeUnauthorized, protocol.CodeUnauthorized, protocol.CodeRateLimited, protocol.CodeRateLimited} {
+		send(t, c, `{"token":"`+forged(t, "p1", "s", i)+`"}`)
+		e := errorMessage(t, c)
+		require.Equal(t, want, e.Code, "renewal %d: %s", i, e.Message)
+	}
+	assert.Equal(t, int64(2), v.SignatureChecks()-start, "signatures checked")
+	assert.Equal(t, 2.0, signatureChecks(t, h, "invalid"))
+	send(t, c, `{"batch":"b1","events":[{"type":"move","body":"still here"}]}`)
+	assert.Equal(t, `{"batch":"b1"}`, nextText(t, c), "the connection stays")
+}
+
+// signatureChecks reads eventstreamd_auth_signature_checks_total{result}.
+func signatureChecks(t *testing.T, h *harness, result string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "eventstreamd_auth_signature_checks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no signature checks of result %s", result)
+	return 0
 }

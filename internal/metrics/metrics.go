@@ -61,6 +61,11 @@ type Metrics struct {
 	// that no stream name is exported by them.
 	spectatorPolls prometheus.Counter
 	spectatorConns prometheus.Gauge
+
+	// Stream tokens' signatures checked, by result (docs/protocol.md,
+	// "Tokens"): those found wrong are forgeries, or a key not published.
+	signatures                     *prometheus.CounterVec
+	signatureValid, signatureWrong prometheus.Counter
 }
 
 // Config configures New.
@@ -149,6 +154,11 @@ func New(cfg Config) (*Metrics, error) {
 		Namespace: namespace, Subsystem: "spectator", Name: "connections",
 		Help: "Spectators' push connections open on this replica, in all streams (each stream holds at most -max-spectators-per-stream).",
 	})
+	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "auth", Name: "signature_checks_total",
+		Help: "Signatures of stream tokens checked, by result: valid, or invalid (a forged token, or one signed with a key not published).",
+	}, []string{"result"})
+	m.signatureValid, m.signatureWrong = m.signatures.WithLabelValues("valid"), m.signatures.WithLabelValues("invalid")
 	m.byRequest.Store(&map[requestKey]requestObservers{})
 	for _, code := range protocol.ErrorCodes {
 		m.rejections.WithLabelValues(code) // 0, not "no data", until the first
@@ -176,7 +186,7 @@ func New(cfg Config) (*Metrics, error) {
 		m.requests, m.duration, m.rejections, m.events,
 		m.streamsCreated, m.streamsExpired, m.sweepErrors, m.sweepFailed, buildInfo, streamCap,
 		m.judged, m.desyncs, m.compacted, m.snapshots, m.snapshotBytes,
-		m.spectatorPolls, m.spectatorConns,
+		m.spectatorPolls, m.spectatorConns, m.signatures,
 		m.store.duration, m.store.errors,
 		newStreamCollector(cfg, timeout),
 		collectors.NewGoCollector(),
@@ -266,6 +276,16 @@ func (m *Metrics) SnapshotStored(size int) {
 
 // SpectatorPolled counts a spectator's poll answered.
 func (m *Metrics) SpectatorPolled() { m.spectatorPolls.Inc() }
+
+// SignatureChecked counts a stream token's signature checked, found valid
+// or not.
+func (m *Metrics) SignatureChecked(valid bool) {
+	if valid {
+		m.signatureValid.Inc()
+	} else {
+		m.signatureWrong.Inc()
+	}
+}
 
 // SpectatorConnections adds delta to the spectators' push connections open.
 func (m *Metrics) SpectatorConnections(delta int) { m.spectatorConns.Add(float64(delta)) }
