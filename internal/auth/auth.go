@@ -8,7 +8,9 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,6 +36,13 @@ const MaxSkew = 30 * time.Second
 // MaxTokenLen is the longest token considered, in bytes; a longer one is
 // refused before it is decoded.
 const MaxTokenLen = 8 << 10
+
+// MaxSigningInputLen is the longest header and claims of a token (its
+// base64url part before the signature), in bytes; a token with longer ones
+// is refused before they are decoded. A stream token needs a few hundred:
+// decoding JSON costs tens of nanoseconds a byte (BenchmarkInspect), spent
+// on a stranger's token before its signature can be checked.
+const MaxSigningInputLen = 2 << 10
 
 // The roles a token may give (its "role" claim; player when absent).
 const (
@@ -244,8 +253,52 @@ func (v *Verifier) Expired(g *Grant) bool {
 // claims are the claims of a stream token.
 type claims struct {
 	jwt.RegisteredClaims
-	Stream *string `json:"stream"`
-	Role   *string `json:"role"`
+	Audience audience `json:"aud"` // in place of RegisteredClaims'
+	Stream   *string  `json:"stream"`
+	Role     *string  `json:"role"`
+}
+
+// GetAudience implements jwt.Claims, with the audience of c.
+func (c claims) GetAudience() (jwt.ClaimStrings, error) { return jwt.ClaimStrings(c.Audience), nil }
+
+// maxAudiences is the most audiences a token may name.
+const maxAudiences = 16
+
+// audience is an "aud" claim: one string, or an array of at most
+// maxAudiences (RFC 7519 §4.1.3). jwt.ClaimStrings decodes each through an
+// interface, what costs a stranger's token of hundreds most
+// (BenchmarkInspect).
+type audience []string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *audience) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	case bytes.Count(b, []byte{','}) >= maxAudiences: // a comma in a name counts too: refused, never admitted
+		return fmt.Errorf("more than %d audiences", maxAudiences)
+	}
+	var list []*string // a null among them is not an audience, as for jwt
+	if err := json.Unmarshal(b, &list); err != nil {
+		return err
+	}
+	if list == nil {
+		*a = nil
+		return nil
+	}
+	*a = make(audience, len(list))
+	for i, s := range list {
+		if s == nil {
+			return errors.New("an audience that is not a string")
+		}
+		(*a)[i] = *s
+	}
+	return nil
 }
 
 // Inspect reads token without checking its signature, which costs tens
@@ -253,12 +306,13 @@ type claims struct {
 // It returns the grant of a token verified before (verified: Verify
 // returns the same), or else what the claims of token would admit, or the
 // error Verify would return for what it can tell without the signature:
-// ErrExpired when its exp has passed, ErrInvalid when it is malformed, of
-// an algorithm or a key not accepted, or its claims break their rules. A
+// ErrExpired when its exp has passed, ErrInvalid when it is malformed or
+// too long, of an algorithm or a key not accepted, or its claims break
+// their rules. A
 // grant not verified admits nothing: the caller may refuse the token by
 // it, before it pays for Verify, never accept it.
 func (v *Verifier) Inspect(token string) (g *Grant, verified bool, err error) {
-	if len(token) > MaxTokenLen {
+	if len(token) > MaxTokenLen || strings.LastIndexByte(token, '.') > MaxSigningInputLen {
 		return nil, false, ErrInvalid
 	}
 	if g, ok := v.cache.get(token, v.keys.Load()); ok {

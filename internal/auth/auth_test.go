@@ -162,9 +162,12 @@ func TestVerify(t *testing.T) {
 		{name: "ES256 without a kid", v: keysOnly, give: sign(t, jwt.SigningMethodES256, k.ec, claims(), "")},
 		{name: "EdDSA", v: keysOnly, give: sign(t, jwt.SigningMethodEdDSA, k.ed, claims(), "")},
 		{name: "audience", v: withAud, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = []string{"x", "game"} }), "")},
+		{name: "16 audiences", v: withAud, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = strings.Split(strings.Repeat("a,", 15)+"game", ",") }), "")},
+		{name: "one audience", v: withAud, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = "game" }), "")},
 		{name: "a stream prefix", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["stream"] = "s*" }), "")},
 		{name: "spectator", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["role"] = "spectator" }), "")},
 		{name: "exp within the skew", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["exp"] = start.Add(-29 * time.Second).Unix() }), "")},
+		{name: "claims of almost 2 KiB", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("p", auth.MaxSigningInputLen*3/4-150) }), "")},
 		{name: "nbf within the skew", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["nbf"] = start.Add(29 * time.Second).Unix() }), "")},
 
 		{name: "alg none", v: both, give: unsigned(t, claims()), want: auth.ErrInvalid},
@@ -199,6 +202,9 @@ func TestVerify(t *testing.T) {
 		{name: "role empty", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["role"] = "" }), ""), want: auth.ErrInvalid},
 		{name: "another audience", v: withAud, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = "other" }), ""), want: auth.ErrInvalid},
 		{name: "no audience where one is required", v: withAud, give: sign(t, jwt.SigningMethodHS256, secret, claims(), ""), want: auth.ErrInvalid},
+		{name: "an audience not a string", v: withAud, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = []any{"game", 1} }), ""), want: auth.ErrInvalid},
+		{name: "an empty audience where one is required", v: withAud, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = []string{} }), ""), want: auth.ErrInvalid},
+		{name: "a list of audiences where none is configured", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = []string{"game"} }), ""), want: auth.ErrInvalid},
 		{name: "an audience where none is configured", v: both, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = "game" }), ""), want: auth.ErrInvalid},
 		{name: "expired and another audience", v: withAud, give: sign(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["aud"] = "other"; c["exp"] = start.Add(-time.Hour).Unix() }), ""), want: auth.ErrInvalid},
 	}
@@ -252,6 +258,9 @@ func TestRefusedUnchecked(t *testing.T) {
 		{name: "a crit header", give: signHeader(t, jwt.SigningMethodEdDSA, forger.ed, "crit", []string{"exp"}), want: auth.ErrInvalid},
 		{name: "claims not JSON", give: "eyJhbGciOiJFUzI1NiIsImtpZCI6ImUifQ.bm90IGpzb24.c2ln", want: auth.ErrInvalid},
 		{name: "too long", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("p", auth.MaxTokenLen) }), "e"), want: auth.ErrInvalid},
+		{name: "claims too long", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("p", auth.MaxSigningInputLen) }), "e"), want: auth.ErrInvalid},
+		{name: "17 audiences", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["aud"] = strings.Split(strings.Repeat("a,", 16)+"game", ",") }), "e"), want: auth.ErrInvalid},
+		{name: "an audience of many", give: sign(t, jwt.SigningMethodES256, forger.ec, forged(func(c jwt.MapClaims) { c["aud"] = strings.Split(strings.Repeat("a,", 500)+"game", ",") }), "e"), want: auth.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -487,6 +496,39 @@ func BenchmarkVerify(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				if _, err := v.Verify(toks[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkInspect is what a stranger's token costs before its signature
+// is checked, by its claims: a stream token's, and the costliest JSON to
+// decode that MaxSigningInputLen lets through.
+func BenchmarkInspect(b *testing.B) {
+	k := newKeys(b)
+	file := filepath.Join(b.TempDir(), "keys.pem")
+	writeFile(b, file, pemOf(b, k.rsa, "r"))
+	v, err := auth.New(auth.Config{PublicKeys: file, Audience: "game", Clock: clock.NewFake(start)})
+	require.NoError(b, err)
+	enc := base64.RawURLEncoding.EncodeToString
+	head := enc([]byte(`{"alg":"RS256","kid":"r","typ":"JWT"}`))
+	for _, tt := range []struct {
+		name, claims string
+		want         error
+	}{
+		{name: "stream-token", claims: `{"sub":"p1","stream":"s","aud":"game","exp":1767229200}`},
+		{name: "audiences", claims: `{"sub":"p1","stream":"s","exp":1767229200,"aud":["` + strings.Repeat(`a","`, 340) + `game"]}`, want: auth.ErrInvalid},
+		{name: "numbers", claims: `{"sub":"p1","stream":"s","aud":"game","exp":1767229200,"x":[` + strings.Repeat(`1e300,`, 225) + `1]}`},
+		{name: "keys", claims: `{"sub":"p1","stream":"s","aud":"game","exp":1767229200,` + strings.Repeat(`"a":1,`, 225) + `"b":1}`},
+	} {
+		tok := head + "." + enc([]byte(tt.claims)) + "." + enc(make([]byte, 256))
+		require.LessOrEqual(b, strings.LastIndexByte(tok, '.'), auth.MaxSigningInputLen)
+		b.Run("claims="+tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := v.Inspect(tok); err != tt.want {
 					b.Fatal(err)
 				}
 			}
