@@ -312,7 +312,7 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 // grant not verified admits nothing: the caller may refuse the token by
 // it, before it pays for Verify, never accept it.
 func (v *Verifier) Inspect(token string) (g *Grant, verified bool, err error) {
-	if len(token) > MaxTokenLen || strings.LastIndexByte(token, '.') > MaxSigningInputLen {
+	if len(token) > MaxTokenLen {
 		return nil, false, ErrInvalid
 	}
 	if g, ok := v.cache.get(token, v.keys.Load()); ok {
@@ -320,6 +320,9 @@ func (v *Verifier) Inspect(token string) (g *Grant, verified bool, err error) {
 			return nil, false, ErrExpired
 		}
 		return &g, true, nil
+	}
+	if strings.LastIndexByte(token, '.') > MaxSigningInputLen {
+		return nil, false, ErrInvalid
 	}
 	var c claims
 	t, _, err := v.parser.ParseUnverified(token, &c)
