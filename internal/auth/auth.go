@@ -146,26 +146,39 @@ type Verifier struct {
 	checks    atomic.Int64 // signatures checked
 }
 
-// maxCachedGrants bounds the grants kept: one per token in use (a client
-// polling five times a second sends the same token until it renews it);
-// tokens longer than maxCachedToken are not kept. At most about 20 MB.
+// The bounds of the grants kept: one per token in use (a client polling
+// five times a second sends the same token until it renews it), at most
+// maxCachedGrants and maxCachedBytes of them, each counting its token, its
+// sub and stream and cachedGrantOverhead; tokens longer than
+// maxCachedToken are not kept. Some 30 000 RS256 tokens fit.
 const (
-	maxCachedGrants = 10_000
-	maxCachedToken  = 2 << 10
+	maxCachedGrants     = 1 << 16
+	maxCachedBytes      = 32 << 20
+	maxCachedToken      = 2 << 10
+	cachedGrantOverhead = 200 // the map's entry, the Grant, the strings' headers
 )
 
 // grantCache keeps the grants of tokens verified, so that a client's next
 // request with the same token costs a map lookup, not a signature check
 // (tens to hundreds of microseconds: BenchmarkVerify). Only valid tokens
-// enter it, so its size follows the tokens the backend signed.
+// enter it, so its size follows the tokens the backend signed. Full, it
+// drops the grants that expired or whose keys were replaced first.
 type grantCache struct {
-	mu sync.Mutex
-	m  map[string]cachedGrant
+	maxGrants, maxBytes int
+
+	mu    sync.Mutex
+	m     map[string]cachedGrant
+	bytes int // of the grants kept, as size counts them
 }
 
 type cachedGrant struct {
 	g    Grant
 	keys *keySet // the keys it was verified with: after a Reload, it is not used
+}
+
+// size is what the grant of token counts against maxCachedBytes.
+func size(token string, g *Grant) int {
+	return len(token) + len(g.Sub) + len(g.Stream) + cachedGrantOverhead
 }
 
 func (c *grantCache) get(token string, keys *keySet) (Grant, bool) {
@@ -178,19 +191,52 @@ func (c *grantCache) get(token string, keys *keySet) (Grant, bool) {
 	return e.g, true
 }
 
-func (c *grantCache) put(token string, keys *keySet, g Grant) {
+// put keeps g, verified with keys, for token; now is the time, by which
+// the grants that expired are the first dropped to make room.
+func (c *grantCache) put(token string, keys *keySet, g Grant, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[string]cachedGrant{}
 	}
-	if len(c.m) >= maxCachedGrants {
-		for k := range c.m { // drop an arbitrary one
-			delete(c.m, k)
+	if old, ok := c.m[token]; ok {
+		c.bytes -= size(token, &old.g)
+		delete(c.m, token)
+	}
+	n := size(token, &g)
+	for len(c.m) > 0 && (len(c.m) >= c.maxGrants || c.bytes+n > c.maxBytes) {
+		c.drop(keys, now)
+	}
+	c.m[token] = cachedGrant{g: g, keys: keys}
+	c.bytes += n
+}
+
+// dropScan is how many grants drop looks at for one no longer of use.
+const dropScan = 16
+
+// drop drops the grants no longer of use (expired, or of keys not in use)
+// among dropScan of them, or else one of them.
+func (c *grantCache) drop(keys *keySet, now time.Time) {
+	var first string
+	dropped, seen := false, 0
+	for token, e := range c.m { // map order: a different start each time
+		if seen == 0 {
+			first = token
+		}
+		if e.keys != keys || !now.Before(e.g.Expires.Add(MaxSkew)) {
+			c.bytes -= size(token, &e.g)
+			delete(c.m, token)
+			dropped = true
+		}
+		if seen++; seen == dropScan {
 			break
 		}
 	}
-	c.m[token] = cachedGrant{g: g, keys: keys}
+	if !dropped {
+		e := c.m[first]
+		c.bytes -= size(first, &e.g)
+		delete(c.m, first)
+	}
 }
 
 // New returns a Verifier for cfg, with the public keys read.
@@ -219,7 +265,8 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	v := &Verifier{cfg: cfg, algs: algs, parser: jwt.NewParser(opts...), validator: jwt.NewValidator(opts...)}
+	v := &Verifier{cfg: cfg, algs: algs, parser: jwt.NewParser(opts...), validator: jwt.NewValidator(opts...),
+		cache: grantCache{maxGrants: maxCachedGrants, maxBytes: maxCachedBytes}}
 	if cfg.PublicKeys != "" {
 		if _, err := v.Reload(); err != nil {
 			return nil, err
@@ -357,7 +404,7 @@ func (v *Verifier) Verify(token string) (*Grant, error) {
 		return nil, err
 	}
 	if len(token) <= maxCachedToken {
-		v.cache.put(token, keys, *g)
+		v.cache.put(token, keys, *g, v.cfg.Clock.Now())
 	}
 	return g, nil
 }
