@@ -49,17 +49,20 @@ type AdmissionConfig struct {
 	Clock clock.Clock
 }
 
-// maxTrackedAddresses bounds the addresses the limiter remembers, in each
+// maxTrackedAddresses bounds the addresses a limiter remembers, in each
 // of its two one-minute generations: about 50 bytes each, some 6.5 MB in
 // all. An address not remembered is not limited (the table is full when
-// more than this many addresses brought new ids within a minute, and each
-// stream's own join rate still holds).
+// more than this many addresses were heard from within a minute; each
+// stream's own join rate still holds, and the limit of bad signatures of
+// all addresses together).
 const maxTrackedAddresses = 1 << 16
 
-// addressLimiter is a token bucket per source address: of ids new to
-// their stream, or of tokens with a wrong signature. An address's bucket, full after a minute, is forgotten
-// after one to two minutes of silence: two generations of maps, the older
-// dropped each minute, hold the addresses heard from since.
+// addressLimiter is a token bucket per source address (of ids new to
+// their stream, or of tokens with a wrong signature), or one of all
+// addresses together, keyed anyAddress. A bucket, full again after its
+// period, is forgotten after one to two minutes of silence: two
+// generations of maps, the older dropped each minute, hold the addresses
+// heard from since.
 type addressLimiter struct {
 	perMs, burst float64
 	clock        clock.Clock
@@ -160,13 +163,13 @@ type proxies []netip.Prefix
 // X-Forwarded-For that is not; an IPv6 address by its /64, the block one
 // machine is given. It is not valid for a loopback client, which is not
 // limited.
-func (l proxies) source(r *http.Request, conn *connState) netip.Addr {
+func (p proxies) source(r *http.Request, conn *connState) netip.Addr {
 	ap, err := peerAddr(r, conn)
 	if err != nil {
 		return netip.Addr{}
 	}
 	addr := ap.Addr().Unmap()
-	if l.isTrusted(addr) {
+	if p.isTrusted(addr) {
 		hops := r.Header.Values("X-Forwarded-For")
 	walk:
 		for i := len(hops) - 1; i >= 0; i-- {
@@ -177,7 +180,7 @@ func (l proxies) source(r *http.Request, conn *connState) netip.Addr {
 					break walk // what precedes a hop that is not an address is not to be believed
 				}
 				addr = hop.Unmap()
-				if !l.isTrusted(addr) {
+				if !p.isTrusted(addr) {
 					break walk
 				}
 			}
@@ -199,9 +202,9 @@ func limitKey(addr netip.Addr) netip.Addr {
 	return addr
 }
 
-func (l proxies) isTrusted(addr netip.Addr) bool {
-	for _, p := range l {
-		if p.Contains(addr) {
+func (p proxies) isTrusted(addr netip.Addr) bool {
+	for _, n := range p {
+		if n.Contains(addr) {
 			return true
 		}
 	}
@@ -214,8 +217,8 @@ type sourceKey struct{}
 // withSource returns r with its source address, as the limiters key it,
 // in its context, for admittingStore and checkSignature; conn is r's
 // connection's state, or nil.
-func (l proxies) withSource(r *http.Request, conn *connState) *http.Request {
-	if addr := l.source(r, conn); addr.IsValid() {
+func (p proxies) withSource(r *http.Request, conn *connState) *http.Request {
+	if addr := p.source(r, conn); addr.IsValid() {
 		return r.WithContext(context.WithValue(r.Context(), sourceKey{}, addr))
 	}
 	return r

@@ -107,12 +107,12 @@ func (s *Server) checkSignature(ctx context.Context, tok string) (*auth.Grant, e
 	}
 	if wait := byAddr.take(addr); wait > 0 {
 		return nil, retryAfter(wait,
-			"too many tokens with a wrong signature come from this address (-max-bad-signatures-per-address-per-minute); a token it sent before and was valid still admits, a new one is checked again in %v")
+			"too many tokens with a wrong signature come from this address (-max-bad-signatures-per-address-per-minute); tokens verified before still admit, a new one is checked again in %v")
 	}
 	if wait := s.allBadSigs.take(anyAddress); wait > 0 {
 		byAddr.give(addr)
 		return nil, retryAfter(wait,
-			"too many tokens with a wrong signature reach the server (-max-bad-signatures-per-second); a token sent before and valid still admits, a new one is checked again in %v")
+			"too many tokens with a wrong signature reach the server (-max-bad-signatures-per-second); tokens verified before still admit, a new one is checked again in %v")
 	}
 	g, err := s.auth.Verify(tok)
 	s.metrics.SignatureChecked(err == nil)
