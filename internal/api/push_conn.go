@@ -53,6 +53,9 @@ type pushConn struct {
 	// the server's clock): a sync, so its client was heard from, and a
 	// ping would tell nothing more (keepAlive).
 	heard atomic.Int64
+	// pinging is set while a ping waits for its pong (keepAlive): one at
+	// a time.
+	pinging atomic.Bool
 }
 
 // ask keeps what a sync of c's asked for its next push, and wakes its writer.
@@ -414,8 +417,9 @@ func (c *pushConn) sendError(err error, batch string) {
 // keepAlive pings c and refreshes its presence, every PingInterval (at is
 // the ping's tick), unless a message of its client was applied within the
 // interval before: that sync refreshed it, and said the client is there. A
-// client that answers no ping within pongWait is closed. It reports
-// whether c is still open.
+// client that answers no ping within pongWait is closed; it is not pinged
+// again meanwhile, so that a connection holds one ping's goroutine at
+// most. It reports whether c is still open.
 func (c *pushConn) keepAlive(ctx context.Context, at time.Time) bool {
 	if ctx.Err() != nil || c.tokenExpired() {
 		return false
@@ -429,15 +433,18 @@ func (c *pushConn) keepAlive(ctx context.Context, at time.Time) bool {
 	if heard := c.heard.Load(); heard != 0 && at.Sub(time.Unix(0, heard)) < c.p.cfg.PingInterval {
 		return true // its own message, applied since the last ping, says it is there and refreshed its presence
 	}
-	go func() { // the pong comes through the reader: not waited for here
-		pctx, cancel := context.WithTimeout(ctx, pongWait)
-		defer cancel()
-		// Only a pong that did not come ends c: a ping that fails because c
-		// is closing must not cut its close handshake short.
-		if err := c.ws.Ping(pctx); errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			c.ws.CloseNow()
-		}
-	}()
+	if c.pinging.CompareAndSwap(false, true) {
+		go func() { // the pong comes through the reader: not waited for here
+			defer c.pinging.Store(false)
+			pctx, cancel := context.WithTimeout(ctx, pongWait)
+			defer cancel()
+			// Only a pong that did not come ends c: a ping that fails
+			// because c is closing must not cut its close handshake short.
+			if err := c.ws.Ping(pctx); errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				c.ws.CloseNow()
+			}
+		}()
+	}
 	if c.spectator {
 		return true // never present: nothing to refresh
 	}

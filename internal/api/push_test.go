@@ -629,6 +629,61 @@ func TestPushMessagesStandInForPings(t *testing.T) {
 	assert.Equal(t, start+rounds+1, g.syncs.Load(), "a sync a message, and one for the interval without")
 }
 
+// TestPushOnePingAtATime: a client that answers no ping is not pinged
+// again while the last ping waits for its pong (pongWait, 10 s): its
+// connection holds one ping's goroutine, and its presence is refreshed
+// every interval all the same. Main started a goroutine every interval,
+// each waiting out its pongWait: two to four a stalled connection, five
+// here.
+func TestPushOnePingAtATime(t *testing.T) {
+	g := newHoldStore("alice") // never held: it counts alice's syncs
+	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
+		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = time.Second })
+	_, br := rawUpgrade(t, url, "/s/alice/0", nil)
+	var pings atomic.Int64
+	go func() { // reads everything, and answers no ping
+		for {
+			op, _, _, err := skipFrame(br)
+			if err != nil {
+				return
+			}
+			if op == 0x9 {
+				pings.Add(1)
+			}
+		}
+	}()
+	waitTickers(t, h, 1) // alice's pings
+	start := g.syncs.Load()
+	for i := range int64(5) {
+		h.clock.Advance(time.Second)
+		require.Eventually(t, func() bool { return g.syncs.Load() > start+i }, 5*time.Second, time.Millisecond,
+			"each interval refreshes alice's presence")
+	}
+	require.Eventually(t, func() bool { return pings.Load() > 0 }, 5*time.Second, time.Millisecond, "alice is pinged")
+	assert.Equal(t, 1, goroutinesIn("(*pushConn).keepAlive.func"), "the goroutines of pings that wait for their pong")
+	assert.EqualValues(t, 1, pings.Load(), "pings sent")
+}
+
+// goroutinesIn counts the goroutines whose stack holds fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			count++
+		}
+	}
+	return count
+}
+
 // TestPushQuietInterval: ticks without events are pushed once
 // QuietInterval has passed since the last push: every 2 ticks of 20 a
 // second by default, every 3 with 150 ms, every 4 with 200 ms.
