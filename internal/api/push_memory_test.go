@@ -133,3 +133,37 @@ func TestPushJoinersHoldWhatTheyCount(t *testing.T) {
 	assert.Less(t, copies, 2.3, "a page's push allocates the two copies it counts")
 	assert.LessOrEqual(t, peakLive, bound, "the live heap passed the in-flight budget")
 }
+
+// TestPushAnswersACloseBehindItsQueue: a client that closes while the
+// server still has a page queued for it gets the rest of the page and then
+// the server's close frame, as RFC 6455 (5.5.1) requires of an endpoint
+// that receives a close (main queued the answer behind the page, and
+// closed the connection at once, dropping both).
+func TestPushAnswersACloseBehindItsQueue(t *testing.T) {
+	h, url := pushHarness(t, func(a *api.Config, s *stream.Config) {
+		a.Push.WriteBuffer = api.MinWriteBuffer // the page queues
+		s.MaxSyncsPerSecond, s.MaxEventsPerSecond, s.MaxStreamBytesPerSecond = 0, 0, 0
+	})
+	fillHistory(t, h, "s", 15, 15) // a page of 900 KiB: the history, whole
+	nc, br, status, err := upgradeRaw(url, "/s/alice/0", nil, 16<<10)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, status)
+	t.Cleanup(func() { nc.Close() })
+	_, err = nc.Write(maskedFrame(0x8, "\x03\xe8")) // close, 1000, while the page is still queued
+	require.NoError(t, err)
+
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(20*time.Second)))
+	var ops []byte
+	for {
+		op, _, payload, err := skipFrame(br)
+		if err != nil {
+			require.ErrorIs(t, err, io.EOF, "the server closes the connection after its close frame")
+			break
+		}
+		ops = append(ops, op)
+		if op == 0x8 {
+			require.Equal(t, []byte{0x03, 0xe8}, payload[:2], "the server's close echoes the client's code")
+		}
+	}
+	require.Equal(t, []byte{0x1, 0x8}, ops, "the page, then the server's close frame")
+}

@@ -365,12 +365,15 @@ func upgradeRaw(wsURL, path string, extra []byte, rcvBuf int) (net.Conn, *bufio.
 }
 
 // maskedText is a client's text frame.
-func maskedText(payload string) []byte {
+func maskedText(payload string) []byte { return maskedFrame(0x1, payload) }
+
+// maskedFrame is a client's final frame of opcode op.
+func maskedFrame(op byte, payload string) []byte {
 	if len(payload) >= 126 {
 		panic("short payloads only")
 	}
 	key := [4]byte{1, 2, 3, 4}
-	b := append([]byte{0x81, 0x80 | byte(len(payload))}, key[:]...)
+	b := append([]byte{0x80 | op, 0x80 | byte(len(payload))}, key[:]...)
 	for i := range len(payload) {
 		b = append(b, payload[i]^key[i%4])
 	}

@@ -50,6 +50,7 @@ type pushWire struct {
 	held      int64         // in-flight memory held for queue: its bytes, and all of a message's buffer it took over
 	since     time.Time     // when the oldest byte of queue was queued
 	draining  bool          // drain is writing out; queue only grows meanwhile
+	closing   bool          // Close waits for drain to write the close frame out, then closes
 	drained   chan struct{} // closed when drain ends: the queue is written out, or w failed
 	err       error         // the first failure; every write after it fails
 }
@@ -191,6 +192,9 @@ func (w *pushWire) write(p []byte, mem *held, buf *[]byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	if w.closing {
+		return 0, net.ErrClosed
+	}
 	n := 0
 	if len(w.queue) == 0 && !w.draining {
 		var err error
@@ -277,7 +281,11 @@ func (w *pushWire) drain() {
 			w.draining = false
 			close(w.drained)
 			w.drained = nil
+			closing := w.closing && w.err == nil // (a failed write closed w)
 			w.mu.Unlock()
+			if closing {
+				w.Close()
+			}
 			return
 		}
 		out, held := w.queue, w.held
@@ -307,9 +315,18 @@ func (w *pushWire) drain() {
 }
 
 // Close closes the connection and gives back the memory of what was not
-// written.
+// written. But the WebSocket's close frame, once written, is sent, and
+// what is queued before it: an endpoint answers a close with a close (RFC
+// 6455, 5.5.1), and the client reads on until it gets it. So while drain
+// writes it out, Close leaves the connection to drain to close, once it
+// is written or has failed (within maxLag), and nothing more is written.
 func (w *pushWire) Close() error {
 	w.mu.Lock()
+	if w.closeSent && w.draining && w.err == nil {
+		w.closing = true
+		w.mu.Unlock()
+		return nil
+	}
 	if w.err == nil {
 		w.err = net.ErrClosed
 	}
