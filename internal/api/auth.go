@@ -176,10 +176,7 @@ var errSpectatorWrites = errorf(protocol.CodeForbidden,
 // (RFC 6750 §2.1), or in the access_token query parameter.
 func bearerToken(r *http.Request) (string, error) {
 	headers := r.Header.Values("Authorization")
-	var params []string
-	if r.URL.RawQuery != "" {
-		params = r.URL.Query()[accessTokenParam]
-	}
+	params := queryTokens(r.URL.RawQuery)
 	switch n := len(headers) + len(params); {
 	case n == 0:
 		return "", unauthorized(challengeMissing,
@@ -194,6 +191,34 @@ func bearerToken(r *http.Request) (string, error) {
 		return "", unauthorized(challengeInvalid, "the Authorization header must be Bearer <token>")
 	}
 	return strings.TrimSpace(tok), nil
+}
+
+// queryTokens returns the access_token parameters of the raw query, as
+// url.ParseQuery reads them, but for a name written escaped (access%5Ftoken),
+// which is not one: a stranger's query, as long as the request line
+// allows, costs a search, not the parse of all its parameters
+// (BenchmarkQueryTokens).
+func queryTokens(raw string) []string {
+	var out []string
+	for i := 0; ; {
+		j := strings.Index(raw[i:], accessTokenParam)
+		if j < 0 {
+			return out
+		}
+		start, end := i+j, i+j+len(accessTokenParam)
+		i = end
+		if start > 0 && raw[start-1] != '&' || end < len(raw) && raw[end] != '=' && raw[end] != '&' {
+			continue // a part of another name, or of a value
+		}
+		pair, _, _ := strings.Cut(raw[start:], "&")
+		if strings.Contains(pair, ";") {
+			continue // url.ParseQuery drops it
+		}
+		_, v, _ := strings.Cut(pair, "=")
+		if v, err := url.QueryUnescape(v); err == nil {
+			out = append(out, v)
+		}
+	}
 }
 
 func unauthorized(challenge, message string) *apiError {
