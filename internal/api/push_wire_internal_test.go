@@ -13,7 +13,7 @@ import (
 
 // wirePair returns a pushWire on the server end of a loopback TCP
 // connection with a small send buffer, and the client's end.
-func wirePair(t *testing.T, b *budget, maxQueue int, maxLag time.Duration) (*pushWire, net.Conn) {
+func wirePair(t testing.TB, b *budget, maxQueue int, maxLag time.Duration) (*pushWire, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
