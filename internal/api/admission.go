@@ -36,9 +36,12 @@ type AdmissionConfig struct {
 	// BadSignaturesPerSecond is the same for all source addresses
 	// together, with a burst of a second's worth, for a stranger with
 	// many: it bounds the CPU forged tokens take, at the cost of refusing
-	// new tokens (not those verified before) while they come. 0 means no
-	// limit. Loopback counts: a proxy on the same host without
-	// TrustedProxies makes every request loopback.
+	// new tokens (not those verified before) while they come. An address
+	// that presented a valid token which has not expired yet is held by
+	// its own limit alone (goodSources), so players renew their tokens
+	// meanwhile; without BadSignaturesPerAddressPerMinute, none is. 0
+	// means no limit. Loopback counts, and is never exempt: a proxy on
+	// the same host without TrustedProxies makes every request loopback.
 	BadSignaturesPerSecond float64
 	// TrustedProxies are the networks of the load balancers in front of
 	// the server: a request from one of them comes from the address its
@@ -139,6 +142,19 @@ func (l *addressLimiter) give(addr netip.Addr) {
 	}
 }
 
+// tracks reports whether addr's bucket is in the current generation, so
+// that take keeps what it spends of it: not when the table was full when
+// addr was first heard from this minute.
+func (l *addressLimiter) tracks(addr netip.Addr) bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.cur[addr]
+	return ok
+}
+
 // retryAfter returns the 429 rate_limited of a limit of what an address
 // may do, with the wait take returned.
 func retryAfter(wait time.Duration, format string) *apiError {
@@ -152,6 +168,67 @@ func (l *addressLimiter) tracked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.cur) + len(l.prev)
+}
+
+// goodSources are the source addresses that presented a valid token
+// lately, each with when the latest such token stops being valid
+// (auth.Grant.ValidUntil). Until then the address is not held by the
+// limit of bad signatures of all addresses together, only by its own:
+// forged tokens from a stranger's many addresses keep new tokens waiting,
+// not the renewals of the players already in. An address gets in only by
+// a token whose signature was checked and found right from it, never by
+// one verified before (a poll costs what it did) nor from loopback, which
+// has no source. At most maxTrackedAddresses, some 50 bytes each: when
+// full, the expired are dropped (at most once a second), and while it
+// stays full a new address is not remembered.
+type goodSources struct {
+	clock clock.Clock
+
+	mu     sync.Mutex
+	until  map[netip.Addr]int64 // Unix ms
+	pruned int64                // Unix ms of the last drop of the expired
+}
+
+// newGoodSources returns an empty set on clk (nil: the real clock).
+func newGoodSources(clk clock.Clock) *goodSources {
+	if clk == nil {
+		clk = clock.Real()
+	}
+	return &goodSources{clock: clk, until: map[netip.Addr]int64{}}
+}
+
+// add remembers that addr presented a token valid until until. A nil set
+// remembers nothing.
+func (g *goodSources) add(addr netip.Addr, until time.Time) {
+	if g == nil {
+		return
+	}
+	ms, now := until.UnixMilli(), g.clock.Now().UnixMilli()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old, ok := g.until[addr]
+	if !ok && len(g.until) >= maxTrackedAddresses && now-g.pruned >= 1000 {
+		g.pruned = now
+		for a, u := range g.until {
+			if u <= now {
+				delete(g.until, a)
+			}
+		}
+	}
+	if ok || len(g.until) < maxTrackedAddresses {
+		g.until[addr] = max(old, ms)
+	}
+}
+
+// holds reports whether addr presented a token that is still valid.
+func (g *goodSources) holds(addr netip.Addr) bool {
+	if g == nil {
+		return false
+	}
+	now := g.clock.Now().UnixMilli()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return now < g.until[addr]
 }
 
 // proxies are the trusted proxies (AdmissionConfig.TrustedProxies), which
@@ -214,9 +291,16 @@ func (p proxies) isTrusted(addr netip.Addr) bool {
 // sourceKey is the context key of a request's source address.
 type sourceKey struct{}
 
+// sourceOf returns the source address withSource, or ConnContext, put in
+// ctx; not valid when there is none (loopback, or no limit by address).
+func sourceOf(ctx context.Context) netip.Addr {
+	addr, _ := ctx.Value(sourceKey{}).(netip.Addr)
+	return addr
+}
+
 // withSource returns r with its source address, as the limiters key it,
-// in its context, for admittingStore and checkSignature; conn is r's
-// connection's state, or nil.
+// in its context, for admittingStore and checkSignature (sourceOf); conn
+// is r's connection's state, or nil.
 func (p proxies) withSource(r *http.Request, conn *connState) *http.Request {
 	if addr := p.source(r, conn); addr.IsValid() {
 		return r.WithContext(context.WithValue(r.Context(), sourceKey{}, addr))
@@ -241,8 +325,8 @@ func (s admittingStore) Watch(name string) (string, int64, <-chan struct{}, bool
 
 // Sync implements stream.Store.
 func (s admittingStore) Sync(ctx context.Context, req *stream.SyncRequest) (*stream.SyncResult, error) {
-	addr, ok := ctx.Value(sourceKey{}).(netip.Addr)
-	if !ok || req.KnownOnly {
+	addr := sourceOf(ctx)
+	if !addr.IsValid() || req.KnownOnly {
 		return s.Store.Sync(ctx, req)
 	}
 	req.KnownOnly = true

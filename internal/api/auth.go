@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -80,7 +79,7 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	g, verified, err := s.auth.Inspect(tok)
 	if err == nil && !verified {
 		if err = admits(g, name, client, write); err == nil {
-			g, err = s.checkSignature(r.Context(), tok)
+			g, err = s.checkSignature(sourceOf(r.Context()), tok)
 		}
 	}
 	if err != nil {
@@ -92,45 +91,51 @@ func (s *Server) admit(r *http.Request) (*auth.Grant, error) {
 	return g, nil
 }
 
-// checkSignature verifies tok, a token not verified before of a request
-// whose context is ctx, unless its source address has sent its limit of
-// tokens with a wrong signature (-max-bad-signatures-per-address-per-minute),
-// or all addresses together theirs (-max-bad-signatures-per-second): a
-// signature costs the server tens to hundreds of microseconds
+// checkSignature verifies tok, a token not verified before from the
+// source address src (not valid for loopback), unless src has sent its
+// limit of tokens with a wrong signature
+// (-max-bad-signatures-per-address-per-minute), or all addresses together
+// theirs (-max-bad-signatures-per-second), which does not hold an address
+// that presented a valid token lately (goodSources) while its own bucket
+// is kept: a signature costs the server tens to hundreds of microseconds
 // (BenchmarkHTTPPollAuth), what a stranger would make it spend. A
-// signature found right spends nothing.
-func (s *Server) checkSignature(ctx context.Context, tok string) (*auth.Grant, error) {
-	addr, sourced := ctx.Value(sourceKey{}).(netip.Addr) // not for loopback
-	byAddr := s.badSigs
-	if !sourced {
+// signature found right spends nothing, and makes src one of goodSources.
+func (s *Server) checkSignature(src netip.Addr, tok string) (*auth.Grant, error) {
+	byAddr, all := s.badSigs, s.allBadSigs
+	if !src.IsValid() {
 		byAddr = nil
 	}
-	if wait := byAddr.take(addr); wait > 0 {
+	if wait := byAddr.take(src); wait > 0 {
 		return nil, retryAfter(wait,
 			"too many tokens with a wrong signature come from this address (-max-bad-signatures-per-address-per-minute); tokens verified before still admit, a new one is checked again in %v")
 	}
-	if wait := s.allBadSigs.take(anyAddress); wait > 0 {
-		byAddr.give(addr)
+	if s.good.holds(src) && byAddr.tracks(src) {
+		all = nil
+	}
+	if wait := all.take(anyAddress); wait > 0 {
+		byAddr.give(src)
 		return nil, retryAfter(wait,
 			"too many tokens with a wrong signature reach the server (-max-bad-signatures-per-second); tokens verified before still admit, a new one is checked again in %v")
 	}
 	g, err := s.auth.Verify(tok)
 	s.metrics.SignatureChecked(err == nil)
 	if err == nil {
-		byAddr.give(addr)
-		s.allBadSigs.give(anyAddress)
+		byAddr.give(src)
+		all.give(anyAddress)
+		if byAddr != nil {
+			s.good.add(src, g.ValidUntil())
+		}
 	}
 	return g, err
 }
 
-// verify verifies a token a push connection renews its own with, and
-// answers why it is refused. Its signature, when checked, counts against
-// -max-bad-signatures-per-second; the connection's source address is not
-// known here, so not against its address's limit.
-func (s *Server) verify(tok string) (*auth.Grant, error) {
+// verify verifies a token a push connection whose source address is src
+// renews its own with, and answers why it is refused. Its signature, when
+// checked, counts as a request's (checkSignature).
+func (s *Server) verify(src netip.Addr, tok string) (*auth.Grant, error) {
 	g, verified, err := s.auth.Inspect(tok)
 	if err == nil && !verified {
-		g, err = s.checkSignature(context.Background(), tok)
+		g, err = s.checkSignature(src, tok)
 	}
 	if err != nil {
 		return nil, refusal(err)

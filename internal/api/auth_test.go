@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -496,6 +497,96 @@ func TestBadSignaturesInRenewals(t *testing.T) {
 	assert.Equal(t, 2.0, signatureChecks(t, h, "invalid"))
 	send(t, c, `{"batch":"b1","events":[{"type":"move","body":"still here"}]}`)
 	assert.Equal(t, `{"batch":"b1"}`, nextText(t, c), "the connection stays")
+}
+
+// TestBadSignaturesSparePlayers: while a stranger's forged tokens from
+// many addresses keep the server at -max-bad-signatures-per-second, an
+// address that presented a valid token is held by its own limit alone
+// until that token expires: its player renews its token by a sync and by
+// a push connection's message, and stays in; what it forges is checked at
+// most its address's limit, by a sync or a renewal. A new address waits,
+// with a valid token too, and so does the player's once its token expired.
+func TestBadSignaturesSparePlayers(t *testing.T) {
+	var v *auth.Verifier
+	h, base := pushHarnessOn(t, "", withVerifier(t, "", &v), func(a *api.Config, s *stream.Config) {
+		a.Admission.BadSignaturesPerAddressPerMinute = 3
+		a.Admission.BadSignaturesPerSecond = 3
+		a.Admission.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("127.0.0.0/8")}
+		a.Admission.Clock = s.Clock
+		a.Push.PingInterval, a.Push.MaxLag = time.Hour, 24*time.Hour
+	})
+	with := func(addr, tok string) []string {
+		return append([]string{"X-Forwarded-For", addr + ", 192.0.2.7"}, bearer(tok)...)
+	}
+	claims := func(jti string, exp time.Time) func(jwt.MapClaims) {
+		return func(c jwt.MapClaims) { c["jti"], c["exp"] = jti, exp.Unix() }
+	}
+	exp := time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC) // rsaToken's
+	const (
+		player  = "198.51.100.1"
+		byAddr  = "-max-bad-signatures-per-address-per-minute"
+		byAll   = "-max-bad-signatures-per-second"
+		refused = http.StatusTooManyRequests
+	)
+	attack := func(from int, exp time.Time) { // until the server-wide bucket is empty
+		t.Helper()
+		for i := from; ; i++ {
+			require.Less(t, i, from+10)
+			rec := h.do(http.MethodPost, "/s/x/0", "", with(fmt.Sprintf("203.0.113.%d", i), forged(t, "x", "s", i, claims(strconv.Itoa(i), exp)))...)
+			if rec.Code == refused {
+				require.Contains(t, errorCode(t, rec).Message, byAll)
+				return
+			}
+			require.Equal(t, http.StatusUnauthorized, rec.Code, rec.Body.String())
+		}
+	}
+
+	p1 := rsaToken(t, "p1", "s")
+	h.sync("/s/p1/0", "", with(player, p1)...) // its signature checked: the player's address is known
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, base+"/s/p1/0?access_token="+p1,
+		&websocket.DialOptions{HTTPHeader: http.Header{"X-Forwarded-For": {player}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.CloseNow() })
+	next(t, c, func(protocol.SyncReply) bool { return true })
+	attack(0, exp)
+
+	// The player renews, by a sync and on its push connection.
+	h.sync("/s/p1/0", "", with(player, rsaToken(t, "p1", "s", claims("r1", exp)))...)
+	send(t, c, `{"token":"`+rsaToken(t, "p1", "s", claims("r2", exp))+`"}`)
+	send(t, c, `{"batch":"b1","events":[{"type":"move","body":"still here"}]}`)
+	assert.Equal(t, `{"batch":"b1"}`, nextText(t, c), "the renewal was taken")
+	assert.Equal(t, 3.0, signatureChecks(t, h, "valid"))
+
+	// A new address waits, valid token or not.
+	rec := h.do(http.MethodPost, "/s/p2/0", "", with("198.51.100.2", rsaToken(t, "p2", "s"))...)
+	require.Equal(t, refused, rec.Code)
+	assert.Contains(t, errorCode(t, rec).Message, byAll)
+
+	// What the player's address forges is checked up to its own limit.
+	start := v.SignatureChecks()
+	for i := range 2 {
+		assert.Equal(t, http.StatusUnauthorized, h.do(http.MethodPost, "/s/p1/0", "", with(player, forged(t, "p1", "s", 100+i))...).Code)
+	}
+	send(t, c, `{"token":"`+forged(t, "p1", "s", 102)+`"}`)
+	assert.Equal(t, protocol.CodeUnauthorized, errorMessage(t, c).Code)
+	rec = h.do(http.MethodPost, "/s/p1/0", "", with(player, forged(t, "p1", "s", 103))...)
+	require.Equal(t, refused, rec.Code)
+	assert.Contains(t, errorCode(t, rec).Message, byAddr)
+	send(t, c, `{"token":"`+forged(t, "p1", "s", 104)+`"}`)
+	e := errorMessage(t, c)
+	assert.Equal(t, protocol.CodeRateLimited, e.Code)
+	assert.Contains(t, e.Message, byAddr, "a renewal counts against its address")
+	assert.Equal(t, int64(3), v.SignatureChecks()-start, "signatures checked")
+
+	// Once the player's tokens expired, its address is one of many.
+	h.clock.Advance(time.Hour + auth.MaxSkew)
+	later := exp.Add(time.Hour)
+	attack(10, later)
+	rec = h.do(http.MethodPost, "/s/p1/0", "", with(player, rsaToken(t, "p1", "s", claims("r3", later)))...)
+	require.Equal(t, refused, rec.Code)
+	assert.Contains(t, errorCode(t, rec).Message, byAll)
 }
 
 // signatureChecks reads eventstreamd_auth_signature_checks_total{result}.

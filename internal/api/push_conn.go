@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ type pushConn struct {
 	// to a new epoch (rejoin). Only c's serving goroutine uses it.
 	id        string
 	spectator bool          // reads only: never synced, never present (spectate.go)
+	src       netip.Addr    // its upgrade's source address (sourceOf): its renewals count against its limits
 	notify    chan struct{} // cap 1: new slices
 
 	// wmu is held while c is sent what it is owed (catchUp): by its

@@ -94,7 +94,7 @@ func (p *pusher) upgrade(w http.ResponseWriter, r *http.Request, spectator bool)
 	}
 	ws.SetReadLimit(p.srv.limits.MaxBodyBytes)
 	c := &pushConn{p: p, ws: ws, wire: wire, id: res.PublicID, spectator: spectator, notify: make(chan struct{}, 1),
-		req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
+		src: sourceOf(r.Context()), req: stream.SyncRequest{Stream: req.Stream, PrivateID: req.PrivateID}}
 	c.auth, _ = auth.FromContext(r.Context())
 	// The connection lives on goroutines of its own, and the handler
 	// returns: net/http then lets go of the request, its buffers and its

@@ -66,7 +66,7 @@ func (c *pushConn) renew(tok string) error {
 	if old == nil {
 		return nil
 	}
-	g, err := c.p.srv.verify(tok)
+	g, err := c.p.srv.verify(c.src, tok)
 	if err != nil {
 		return err
 	}

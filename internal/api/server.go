@@ -138,6 +138,7 @@ type Server struct {
 	limit      *addressLimiter // nil: new ids are not limited by address
 	badSigs    *addressLimiter // nil: tokens with a wrong signature are not limited by address
 	allBadSigs *addressLimiter // nil: nor all together (its one key is anyAddress)
+	good       *goodSources    // nil: no address is exempt from allBadSigs
 
 	sweepFailures atomic.Int64 // in a row, since the last sweep that succeeded
 }
@@ -187,6 +188,9 @@ func New(cfg Config) (*Server, error) {
 	if s.auth != nil {
 		s.badSigs = newAddressLimiter(cfg.Admission.BadSignaturesPerAddressPerMinute, time.Minute, cfg.Admission.Clock)
 		s.allBadSigs = newAddressLimiter(cfg.Admission.BadSignaturesPerSecond, time.Second, cfg.Admission.Clock)
+		if s.badSigs != nil && s.allBadSigs != nil {
+			s.good = newGoodSources(cfg.Admission.Clock)
+		}
 	}
 	s.bySource = s.limit != nil || s.badSigs != nil
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -92,6 +92,10 @@ func (g *Grant) Admits(name string) bool {
 // may not post to it nor upload.
 func (g *Grant) Spectator() bool { return g.Role == RoleSpectator }
 
+// ValidUntil returns when g's token stops being valid: at its exp plus
+// MaxSkew, as jwt's check of exp.
+func (g *Grant) ValidUntil() time.Time { return g.Expires.Add(MaxSkew) }
+
 type grantKey struct{}
 
 // NewContext returns ctx carrying g, for the handlers of the request g
@@ -291,10 +295,10 @@ func (v *Verifier) Reload() (int, error) {
 }
 
 // Expired reports whether g's token has expired by now, as Verify would
-// find: at its exp plus MaxSkew. A push connection, admitted once, is
-// closed then unless its token was renewed.
+// find: at ValidUntil. A push connection, admitted once, is closed then
+// unless its token was renewed.
 func (v *Verifier) Expired(g *Grant) bool {
-	return !v.cfg.Clock.Now().Before(g.Expires.Add(MaxSkew)) // as jwt's check of exp
+	return !v.cfg.Clock.Now().Before(g.ValidUntil())
 }
 
 // claims are the claims of a stream token.
