@@ -24,8 +24,8 @@ func Handler(store stream.Store) (http.Handler, error) { return AuthHandler(stor
 
 // AuthHandler is Handler with auth on: every stream needs a token that v
 // verifies (docs/protocol.md, "Tokens"). A nil v leaves auth off; edit,
-// if not nil, changes the push configuration.
-func AuthHandler(store stream.Store, v *auth.Verifier, edit func(*api.PushConfig)) (http.Handler, error) {
+// if not nil, changes the configuration (its push or admission).
+func AuthHandler(store stream.Store, v *auth.Verifier, edit func(*api.Config)) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{Registerer: reg, Streams: store})
 	if err != nil {
@@ -34,7 +34,7 @@ func AuthHandler(store stream.Store, v *auth.Verifier, edit func(*api.PushConfig
 	cfg := api.Config{Store: store, Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Limits: api.DefaultLimits(), Auth: v, Push: api.DefaultPushConfig()}
 	if edit != nil {
-		edit(&cfg.Push)
+		edit(&cfg)
 	}
 	return api.New(cfg)
 }

@@ -551,6 +551,13 @@ func replyError(resp *http.Response, data []byte) *Error {
 // reply's HTTP status, or 0 for a push message, whose status is its code's
 // (protocol.Status); retry is the Retry-After header's wait, if any.
 func decodeError(status int, retry time.Duration, data []byte) *Error {
+	e, _ := decodeErrorBatch(status, retry, data)
+	return e
+}
+
+// decodeErrorBatch is decodeError, and returns the batch id the error
+// names too: a push message's, "" when the message refused had none.
+func decodeErrorBatch(status int, retry time.Duration, data []byte) (*Error, string) {
 	e := &Error{Status: status, Message: strings.TrimSpace(string(data)), RetryAfter: retry}
 	var wire protocol.ErrorReply
 	if json.Unmarshal(data, &wire) == nil && wire.Error.Code != "" {
@@ -562,7 +569,7 @@ func decodeError(status int, retry time.Duration, data []byte) *Error {
 	if e.Status == 0 {
 		e.Status = protocol.Status(e.Code)
 	}
-	return e
+	return e, wire.Error.Batch
 }
 
 // redactedError hides the private id, which is part of every request URL,

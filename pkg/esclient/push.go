@@ -161,7 +161,10 @@ type pushConn struct {
 	silence *time.Timer // reset by every message
 
 	mu      sync.Mutex // held while sending (step); guards the fields below
-	tok     string     // the token the connection holds, "" for none
+	tok     string     // the token the connection holds, "" for none: the upgrade's, or the last renewal sent
+	renewed bool       // a renewal was sent on this connection
+	resend  bool       // a refusal may have been the last renewal's: send the token again
+	renewAt time.Time  // no renewal is sent before: a refused one waits for its Retry-After
 	ready   bool       // the first reply came: the epoch is known
 	sent    *batch     // the batch sent on this connection, not acknowledged yet
 	retryAt time.Time  // nothing is sent before
@@ -201,7 +204,7 @@ func (p *pushConn) read(ctx context.Context, fn func(Update)) error {
 				c.mu.Unlock()
 			}
 		case bytes.HasPrefix(data, []byte(`{"error":`)):
-			if err := p.refused(decodeError(0, 0, data)); err != nil {
+			if err := p.refused(decodeErrorBatch(0, 0, data)); err != nil {
 				return err
 			}
 			continue // the connection reads on
@@ -254,11 +257,15 @@ func (p *pushConn) readFailed(ctx context.Context, err error) error {
 	return redact(err, p.c.cfg.PrivateID)
 }
 
-// refused takes in an error the server sent as a message, and returns it
-// if it ends the connection. A stream that is full stops the posting, and
-// a retryable refusal has the batch sent again after a wait: in both the
-// connection reads on.
-func (p *pushConn) refused(se *Error) error {
+// refused takes in an error the server sent as a message, of the message
+// whose batch id was batch, and returns it if it ends the connection. A
+// stream that is full stops the posting, and a retryable refusal has the
+// batch sent again after a wait, and the token too when the message
+// refused may have been a renewal (it names no batch: the server answers
+// a renewal only to refuse it, with rate_limited while forged tokens
+// flood it): in both the connection reads on. A token sent again that the
+// server took already costs it a lookup, and is not answered.
+func (p *pushConn) refused(se *Error, batch string) error {
 	c := p.c
 	p.mu.Lock()
 	c.mu.Lock()
@@ -272,6 +279,9 @@ func (p *pushConn) refused(se *Error) error {
 		p.retryAt = time.Now().Add(wait)
 		time.AfterFunc(wait, c.signal)
 		p.sent = nil // sent again after the wait, with its id
+		if batch == "" && p.renewed {
+			p.resend, p.renewAt = true, p.retryAt
+		}
 	}
 	p.mu.Unlock()
 	if stopped || se.Retryable() {
@@ -326,7 +336,7 @@ func (p *pushConn) step(ctx context.Context) error {
 		return p.end(errRewound, websocket.StatusNormalClosure, "")
 	}
 	if p.tok != "" { // a token nearing its exp is renewed on the connection
-		if err := c.renewPushToken(ctx, p.conn, &p.tok); err != nil {
+		if err := p.renew(ctx); err != nil {
 			return p.end(err, 0, "")
 		}
 	}
@@ -401,26 +411,32 @@ type upgradeError struct{ err *Error }
 func (e *upgradeError) Error() string { return e.err.Error() }
 func (e *upgradeError) Unwrap() error { return e.err }
 
-// renewPushToken sends the connection a new token when the one it holds
-// (*held) nears its exp (docs/protocol.md, "Push"). A failure to get one
-// is left for later: the connection lives until the server closes it with
-// 4003, and a reconnection asks again.
-func (c *Client) renewPushToken(ctx context.Context, conn *websocket.Conn, held *string) error {
+// renew sends the connection a new token when the one it holds nears its
+// exp (docs/protocol.md, "Push"), or the token again when a refusal may
+// have been its renewal's (refused), once the refusal's Retry-After has
+// passed: until the token the server holds expires, when it closes the
+// connection with 4003. A failure to get one is left for later: a
+// reconnection asks again. p.mu must be held.
+func (p *pushConn) renew(ctx context.Context) error {
+	c := p.c
+	if time.Now().Before(p.renewAt) {
+		return nil
+	}
 	tok, err := c.tokens.current(ctx)
 	if err != nil {
 		c.log.Warn("renewing the push connection's token failed; trying again", slog.String("stream", c.cfg.Stream), slog.Any("error", err))
 		return nil
 	}
-	if tok == *held {
+	if tok == p.tok && !p.resend {
 		return nil
 	}
 	msg := append(protocol.AppendString([]byte(`{"token":`), tok), '}')
 	wctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
 	defer cancel()
-	if err := conn.Write(wctx, websocket.MessageText, msg); err != nil {
+	if err := p.conn.Write(wctx, websocket.MessageText, msg); err != nil {
 		return redact(err, c.cfg.PrivateID)
 	}
-	*held = tok
+	p.tok, p.renewed, p.resend = tok, true, false
 	return nil
 }
 
