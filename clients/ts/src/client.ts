@@ -689,8 +689,11 @@ export class EventStreamClient {
       let closed: EventStreamError | null = null;
       const inbox: string[] = [];
       let pumping = false;
-      let connToken = token; // the token the connection holds
+      let connToken = token; // the token the connection holds: the upgrade's, or the last renewal sent
       let renewing = false;
+      let renewed = false; // a renewal was sent on this connection
+      let resend = false; // a refusal may have been the last renewal's: send the token again
+      let renewAt = 0; // no renewal is sent before: a refused one waits for its retryAfter
 
       const finish = (err: EventStreamError): void => {
         if (done) return;
@@ -716,15 +719,18 @@ export class EventStreamClient {
           finish(rewound);
           return;
         }
-        if (connToken && !renewing) {
-          // A token nearing its exp is renewed on the connection; a failure
-          // to get one is left for later (the server closes with 4003).
+        if (connToken && !renewing && Date.now() >= renewAt) {
+          // A token nearing its exp is renewed on the connection, and sent
+          // again when a refusal may have been its renewal's; a failure to
+          // get one is left for later (the server closes with 4003).
           renewing = true;
           this.#currentToken()
             .then((tok) => {
-              if (done || tok === connToken) return;
+              if (done || (tok === connToken && !resend)) return;
               ws.send(JSON.stringify({ token: tok }));
               connToken = tok;
+              renewed = true;
+              resend = false;
             })
             .catch(() => {})
             .finally(() => (renewing = false));
@@ -749,7 +755,7 @@ export class EventStreamClient {
           const ack = JSON.parse(data) as { batch?: unknown };
           if (this.#inflight && this.#inflight.id === ack.batch) this.#inflight = null; // applied
         } else if (data.startsWith('{"error":')) {
-          const wire = JSON.parse(data) as { error?: { code?: unknown; message?: unknown; retryAfter?: unknown } };
+          const wire = JSON.parse(data) as { error?: { code?: unknown; message?: unknown; retryAfter?: unknown; batch?: unknown } };
           const code = typeof wire.error?.code === "string" ? wire.error.code : "";
           const ra = typeof wire.error?.retryAfter === "number" ? Math.min(wire.error.retryAfter, 3600) * 1000 : 0;
           const se = new EventStreamError(statusOf(code), code, typeof wire.error?.message === "string" ? wire.error.message : data, ra);
@@ -763,6 +769,13 @@ export class EventStreamClient {
           }
           retryAt = Date.now() + Math.max(se.retryAfterMs, this.#syncInterval);
           sent = null; // sent again after the wait, with its id
+          if (renewed && !wire.error?.batch) {
+            // The server answers a renewal only to refuse it, naming no
+            // batch, like a message without one: the token is sent again
+            // after the wait (one it holds already is taken again, unanswered).
+            resend = true;
+            renewAt = retryAt;
+          }
         } else {
           const reply = parseReply(data, this.spectator);
           // The cursor moves when the update is handed over, not before.

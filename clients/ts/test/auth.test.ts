@@ -14,10 +14,10 @@ import { startServer, type Server } from "./server.js";
 const WS = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
 const secret = "a-test-secret-of-at-least-32-bytes-long";
 
-function jwt(claims: Record<string, unknown>): string {
+function jwt(claims: Record<string, unknown>, key = secret): string {
   const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString("base64url");
   const head = b64({ alg: "HS256", typ: "JWT" }) + "." + b64(claims);
-  return head + "." + createHmac("sha256", secret).update(head).digest("base64url");
+  return head + "." + createHmac("sha256", key).update(head).digest("base64url");
 }
 
 const now = (): number => Math.floor(Date.now() / 1000);
@@ -137,4 +137,69 @@ test("a push connection renews a token nearing its exp on the connection, withou
   assert.equal(opened, 1, "the connection was opened again");
   assert.ok(issued >= 3, `only ${issued} tokens: none renewed`);
   assert.ok(updates > 10);
+});
+
+test("a push connection sends a renewal the server refused with rate_limited again, after its retryAfter", async () => {
+  // One check of a forged token a second, for every address together
+  // (loopback counts): a stranger's flood keeps the server from checking
+  // the renewal's signature, and the refusal says when to send it again.
+  const limited = await startServer("-auth-secret", secret, "-max-bad-signatures-per-second", "1", "-metrics-public");
+  const first = jwt({ sub: "gina", stream: "locked", exp: now() + 25, jti: "1" }); // renewed as soon as the connection is open
+  const renewal = jwt({ sub: "gina", stream: "locked", exp: now() + 3600, jti: "2" });
+  const renewals: string[] = [];
+  let refusals = 0;
+  let opened = 0;
+  const Base = WS as unknown as new (url: string) => EventTarget & { send(data: string): void };
+  class Watching extends Base {
+    constructor(url: string) {
+      super(url);
+      this.addEventListener("open", () => opened++);
+      this.addEventListener("message", (ev) => {
+        if (String((ev as MessageEvent).data).includes('"code":"rate_limited"')) refusals++;
+      });
+    }
+    override send(data: string): void {
+      if (data.startsWith('{"token":')) renewals.push(data);
+      super.send(data);
+    }
+  }
+  const validChecks = async (): Promise<number> => {
+    const text = await (await fetch(limited.url + "/metrics")).text();
+    return Number(/^eventstreamd_auth_signature_checks_total\{result="valid"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  };
+  const until = async (pred: () => boolean | Promise<boolean>, what: string): Promise<void> => {
+    for (const end = Date.now() + 5000; !(await pred()); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > end) assert.fail(what);
+    }
+  };
+  const forged = jwt({ sub: "x", stream: "locked", exp: now() + 3600 }, "a stranger's key, of 32 bytes or more");
+  let attacking = true;
+  const attacker = async (): Promise<void> => {
+    while (attacking) await (await fetch(limited.url + "/locked/x/0", { headers: { Authorization: "Bearer " + forged } })).arrayBuffer();
+  };
+  const ctl = new AbortController();
+  let attack: Promise<unknown> = Promise.resolve();
+  let ran: Promise<void> = Promise.resolve();
+  try {
+    const r = await fetch(limited.url + "/locked/gina/0", { headers: { Authorization: "Bearer " + first } });
+    assert.equal(r.status, 200, "the first token, verified before the flood");
+    attack = Promise.all([attacker(), attacker()]);
+    const c = new EventStreamClient({
+      baseUrl: limited.url, stream: "locked", privateId: "gina", WebSocket: Watching as unknown as WebSocketConstructor, transport: "push",
+      syncIntervalMs: 50, token: () => (renewals.length === 0 && opened === 0 ? first : renewal),
+    });
+    ran = c.run(() => {}, ctl.signal);
+    await until(() => refusals > 0, "the renewal was never refused (taken in the moment the server's bucket refilled: rerun)");
+    attacking = false;
+    await attack;
+    await until(() => renewals.length >= 2, "the refused renewal was not sent again");
+    await until(async () => (await validChecks()) >= 2, "the server never took the renewal");
+    assert.deepEqual(renewals, [renewals[0], renewals[0]], "the same token, sent again once");
+    assert.equal(opened, 1, "the connection was opened again");
+  } finally {
+    attacking = false;
+    ctl.abort();
+    await Promise.allSettled([attack, ran]);
+    await limited.stop();
+  }
 });
