@@ -13,6 +13,8 @@ interface Probe {
   stream: string;
   publicId: string;
   tick: number;
+  /** The driver re-simulates ticks this page did not play live (SimDriver.replaying), as of tick. */
+  replaying: boolean;
   /** Every checkpoint this page reported (or, spectating, hashed): [tick, hex SHA-256]. */
   checkpoints: [number, string][];
   /** The latest checkpoint the server verified, as this page learned it (SimDriver.lastCheckpoint): [tick, hash], or null. */
@@ -161,7 +163,7 @@ function start(): void {
   const server = query.get("server") || globalThis.gemRushConfig?.server || "http://localhost:9922";
   // ?spectate=1 watches the game: a spectator is not in it, and sends nothing.
   const spectate = query.get("spectate") === "1";
-  const probe: Probe = { stream, publicId: "", tick: -1, checkpoints: [], verified: null, spectator: spectate, desyncs: [], resyncs: 0, restoredFrom: [], resets: 0, world: new World(), error: "" };
+  const probe: Probe = { stream, publicId: "", tick: -1, replaying: true, checkpoints: [], verified: null, spectator: spectate, desyncs: [], resyncs: 0, restoredFrom: [], resets: 0, world: new World(), error: "" };
   globalThis.gemRush = probe;
 
   let client: EventStreamClient;
@@ -225,6 +227,7 @@ function start(): void {
     const restores = probe.restoredFrom.length; // a resync's snapshot is loaded by the update that follows it
     if (d.update(now) > 0) pos.moved(before, now);
     probe.tick = d.tick;
+    probe.replaying = d.replaying;
     probe.publicId = d.publicId;
     if (d.resyncs > probe.resyncs) {
       // The server named this tab: the driver reloaded the stream's

@@ -89,7 +89,7 @@ function probe(page) {
     const g = globalThis.gemRush;
     if (!g) return null;
     const players = g.world.players.map((p) => ({ id: p.id, x: p.x, y: p.y, input: p.input, score: p.score, online: p.online }));
-    return { publicId: g.publicId, spectator: g.spectator, tick: g.tick, checkpoints: g.checkpoints, verified: g.verified, desyncs: g.desyncs, resyncs: g.resyncs, restoredFrom: g.restoredFrom, resets: g.resets, error: g.error, players, checkpointText: document.getElementById("checkpoint").textContent };
+    return { publicId: g.publicId, spectator: g.spectator, tick: g.tick, replaying: g.replaying, checkpoints: g.checkpoints, verified: g.verified, desyncs: g.desyncs, resyncs: g.resyncs, restoredFrom: g.restoredFrom, resets: g.resets, error: g.error, players, checkpointText: document.getElementById("checkpoint").textContent };
   });
 }
 
@@ -216,6 +216,15 @@ test("two tabs and a Go bot play Gem Rush in one stream", { timeout: 240_000 }, 
 
   // X breaks tab 1's state: the server names tab 1 alone, everyone is told,
   // tab 1 heals (from the snapshot, or by re-simulating) and agrees again.
+  // A driver is told of a desync only from a checkpoint at or after the
+  // tick it joined at (docs/gamesim-spec.md, "Desyncs"), and tab 1 may
+  // play ticks behind the reloaded tab 2: X waits until tab 1 is past the
+  // tick tab 2 joined at, which is at or before a tick tab 2 played live.
+  const joined = await until("tab 2 to play live", 20_000, async () => {
+    const p = await probe(two.page);
+    return p && p.tick >= 0 && !p.replaying ? p.tick : null;
+  });
+  await until(`tab 1 to reach tick ${joined}`, 10_000, async () => (await probe(one.page)).tick >= joined);
   await one.page.keyboard.press("KeyX");
   const x = await until("the desync to be caught", 20_000, async () => (await probe(one.page)).desyncs.find((x) => x.self));
   assert.deepEqual(x.ids, [one.id]);
