@@ -146,8 +146,11 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // serve sends c its history from res, which holds mem, on, then its
-// pushes until it ends.
+// pushes until it ends, and closes its socket: the WebSocket closes it
+// only when closed itself, and a client gone without a close frame ends
+// c by its reader's error alone.
 func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
+	defer c.ws.CloseNow() // after a close handshake, a no-op
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.ctx = ctx
@@ -165,7 +168,6 @@ func (p *pusher) serve(c *pushConn, res *stream.SyncResult, mem held) {
 		mem.release()
 	}
 	if err != nil {
-		c.ws.CloseNow()
 		return
 	}
 

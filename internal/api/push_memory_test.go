@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime/metrics"
 	"strings"
@@ -166,4 +167,29 @@ func TestPushAnswersACloseBehindItsQueue(t *testing.T) {
 		}
 	}
 	require.Equal(t, []byte{0x1, 0x8}, ops, "the page, then the server's close frame")
+}
+
+// TestPushClosesTheSocketOfAClientGone: a client that goes without a
+// close frame (its end shut, as a dropped tab's or a lost network's) has
+// its socket closed by the server once its connection ends. Main left it
+// open: the WebSocket closes its socket only when closed itself, and a
+// connection that ended on its reader's error was not, so each such
+// client kept a file descriptor until the process ran out of them (a
+// reconnect flood of 50 clients on the binary: accept4 "too many open
+// files" after 21 000 connections, every later client refused).
+func TestPushClosesTheSocketOfAClientGone(t *testing.T) {
+	_, url := pushHarness(t)
+	nc, br := rawUpgrade(t, url, "/s/alice/0", nil)
+	op, _, _, err := skipFrame(br)
+	require.NoError(t, err)
+	require.Equal(t, byte(0x1), op, "the first push")
+	require.NoError(t, nc.(*net.TCPConn).CloseWrite()) // gone: no close frame
+
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
+	for {
+		if _, _, _, err = skipFrame(br); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, io.EOF, "the server closes the socket of a client gone")
 }
