@@ -140,8 +140,8 @@ func (c config) Validate() error {
 		return errors.New("-ws-max-lag must be positive")
 	case c.Push.QuietInterval <= 0 || c.Push.QuietInterval > api.MaxQuietInterval:
 		return fmt.Errorf("-ws-quiet-interval must be positive and at most %v", api.MaxQuietInterval)
-	case c.Push.WriteBuffer < api.MinWriteBuffer:
-		return fmt.Errorf("-ws-write-buffer must be at least %d bytes", api.MinWriteBuffer)
+	case c.Push.WriteBuffer < api.MinWriteBuffer || c.Push.WriteBuffer > api.MaxWriteBuffer:
+		return fmt.Errorf("-ws-write-buffer must be between %d and %d bytes", api.MinWriteBuffer, api.MaxWriteBuffer)
 	case c.Push.MaxSpectatorsPerStream < 1:
 		// Read as its default by api.PushConfig, as -max-ws-connections.
 		return errors.New("-max-spectators-per-stream must be at least 1 (past it, spectators poll)")

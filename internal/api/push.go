@@ -107,8 +107,8 @@ func (c PushConfig) Validate() error {
 		return errors.New("max spectators per stream must not be negative")
 	case c.QuietInterval < 0 || c.QuietInterval > MaxQuietInterval:
 		return fmt.Errorf("push quiet interval must be between 0 and %v", MaxQuietInterval)
-	case c.WriteBuffer != 0 && c.WriteBuffer < MinWriteBuffer:
-		return fmt.Errorf("push write buffer must be at least %d bytes", MinWriteBuffer)
+	case c.WriteBuffer != 0 && (c.WriteBuffer < MinWriteBuffer || c.WriteBuffer > MaxWriteBuffer):
+		return fmt.Errorf("push write buffer must be between %d and %d bytes", MinWriteBuffer, MaxWriteBuffer)
 	}
 	return nil
 }
@@ -116,6 +116,11 @@ func (c PushConfig) Validate() error {
 // MinWriteBuffer is the smallest PushConfig.WriteBuffer: a few segments,
 // below which a connection is written a segment at a time.
 const MinWriteBuffer = 8 << 10
+
+// MaxWriteBuffer is the largest PushConfig.WriteBuffer: SO_SNDBUF is a C
+// int, which a larger value wraps (4 GiB set the kernel's minimum, 4.5
+// KiB), and Linux doubles it.
+const MaxWriteBuffer = 1 << 30
 
 // lagTicks is MaxLag in ticks of a stream of tickRate ticks a second.
 func (c PushConfig) lagTicks(tickRate int) int64 {
