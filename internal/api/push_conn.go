@@ -52,8 +52,8 @@ type pushConn struct {
 	// What the syncs of its messages asked of it, for its next push.
 	snap, dump *int64
 	// heard is when a message of its client was last applied (Unix ns on
-	// the server's clock): a sync, so its client was heard from, and a
-	// ping would tell nothing more (keepAlive).
+	// the server's clock): a sync, so its client was heard from, and its
+	// presence needs no refresh (keepAlive).
 	heard atomic.Int64
 	// pinging is set while a ping waits for its pong (keepAlive): one at
 	// a time.
@@ -417,11 +417,14 @@ func (c *pushConn) sendError(err error, batch string) {
 }
 
 // keepAlive pings c and refreshes its presence, every PingInterval (at is
-// the ping's tick), unless a message of its client was applied within the
-// interval before: that sync refreshed it, and said the client is there. A
-// client that answers no ping within pongWait is closed; it is not pinged
-// again meanwhile, so that a connection holds one ping's goroutine at
-// most. It reports whether c is still open.
+// the ping's tick). A client that answers no ping within pongWait is
+// closed; it is not pinged again meanwhile, so that a connection holds one
+// ping's goroutine at most. A client that sends is pinged all the same:
+// what it sends says nothing of whether it reads, and one that never does
+// would stay connected, and present, with the kernel holding what it does
+// not read. Its presence is not refreshed again when a message of its was
+// applied within the interval before: that sync did it. It reports
+// whether c is still open.
 func (c *pushConn) keepAlive(ctx context.Context, at time.Time) bool {
 	if ctx.Err() != nil || c.tokenExpired() {
 		return false
@@ -431,9 +434,6 @@ func (c *pushConn) keepAlive(ctx context.Context, at time.Time) bool {
 	c.p.mu.Unlock()
 	if closing {
 		return true // no ping into a close handshake
-	}
-	if heard := c.heard.Load(); heard != 0 && at.Sub(time.Unix(0, heard)) < c.p.cfg.PingInterval {
-		return true // its own message, applied since the last ping, says it is there and refreshed its presence
 	}
 	if c.pinging.CompareAndSwap(false, true) {
 		go func() { // the pong comes through the reader: not waited for here
@@ -449,6 +449,9 @@ func (c *pushConn) keepAlive(ctx context.Context, at time.Time) bool {
 	}
 	if c.spectator {
 		return true // never present: nothing to refresh
+	}
+	if heard := c.heard.Load(); heard != 0 && at.Sub(time.Unix(0, heard)) < c.p.cfg.PingInterval {
+		return true // its own message, applied since the last ping, refreshed its presence
 	}
 	mem, ok := c.p.srv.inflight.hold(ctx, int64(c.p.srv.limits.MaxReplyBytes))
 	if !ok {

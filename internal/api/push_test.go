@@ -596,11 +596,11 @@ func TestPushConfigPartial(t *testing.T) {
 	assert.NoError(t, api.PushConfig{}.Validate(), "zero fields take their defaults")
 }
 
-// TestPushMessagesStandInForPings: a client whose message was applied
-// since the last ping is not pinged, and its presence is not refreshed
-// again: the message's sync did it. One that sent nothing for a ping
-// interval is (main pinged and synced every client every interval).
-func TestPushMessagesStandInForPings(t *testing.T) {
+// TestPushMessagesStandInForPresence: a client whose message was applied
+// since the last ping has its presence not refreshed again: the message's
+// sync did it. One that sent nothing for a ping interval has (main synced
+// every client every interval).
+func TestPushMessagesStandInForPresence(t *testing.T) {
 	g := newHoldStore("alice") // never held: it counts alice's syncs
 	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
 		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = time.Second })
@@ -665,6 +665,41 @@ func TestPushOnePingAtATime(t *testing.T) {
 	require.Eventually(t, func() bool { return pings.Load() > 0 }, 5*time.Second, time.Millisecond, "alice is pinged")
 	assert.Equal(t, 1, goroutinesIn("(*pushConn).keepAlive.func"), "the goroutines of pings that wait for their pong")
 	assert.EqualValues(t, 1, pings.Load(), "pings sent")
+}
+
+// TestPushPingsClientsThatSend: a client that sends a message every
+// interval is pinged all the same, though its presence is not refreshed
+// again: what it sends says nothing of whether it reads, and one that
+// never reads was never pinged, so never cut on a quiet stream, and stayed
+// present (main: no ping).
+func TestPushPingsClientsThatSend(t *testing.T) {
+	g := newHoldStore("alice") // never held: it counts alice's syncs
+	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
+		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = time.Second })
+	nc, br := rawUpgrade(t, url, "/s/alice/0", nil)
+	var pings atomic.Int64
+	go func() { // reads what comes, to count the pings, and answers none
+		for {
+			op, _, _, err := skipFrame(br)
+			if err != nil {
+				return
+			}
+			if op == 0x9 {
+				pings.Add(1)
+			}
+		}
+	}()
+	waitTickers(t, h, 1) // alice's pings
+	start := g.syncs.Load()
+	for i := range int64(3) { // a message each interval
+		h.clock.Advance(500 * time.Millisecond)
+		_, err := nc.Write(maskedText(fmt.Sprintf(`{"batch":"b%d"}`, i)))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return g.syncs.Load() > start+i }, 5*time.Second, time.Millisecond, "applied")
+		h.clock.Advance(500 * time.Millisecond) // the ping
+	}
+	require.Eventually(t, func() bool { return pings.Load() > 0 }, 5*time.Second, time.Millisecond, "alice is pinged")
+	assert.Equal(t, start+3, g.syncs.Load(), "a sync a message, and none for presence")
 }
 
 // goroutinesIn counts the goroutines whose stack holds fn.
