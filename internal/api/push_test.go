@@ -639,23 +639,7 @@ func TestPushMessagesStandInForPresence(t *testing.T) {
 // each waiting out its pongWait: two to four a stalled connection, five
 // here.
 func TestPushOnePingAtATime(t *testing.T) {
-	g := newHoldStore("alice") // never held: it counts alice's syncs
-	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
-		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = time.Second })
-	_, br := rawUpgrade(t, url, "/s/alice/0", nil)
-	var pings atomic.Int64
-	go func() { // reads everything, and answers no ping
-		for {
-			op, _, _, err := skipFrame(br)
-			if err != nil {
-				return
-			}
-			if op == 0x9 {
-				pings.Add(1)
-			}
-		}
-	}()
-	waitTickers(t, h, 1) // alice's pings
+	h, g, _, pings := pingedClient(t)
 	start := g.syncs.Load()
 	for i := range int64(5) {
 		h.clock.Advance(time.Second)
@@ -673,12 +657,29 @@ func TestPushOnePingAtATime(t *testing.T) {
 // never reads was never pinged, so never cut on a quiet stream, and stayed
 // present (main: no ping).
 func TestPushPingsClientsThatSend(t *testing.T) {
+	h, g, nc, pings := pingedClient(t)
+	start := g.syncs.Load()
+	for i := range int64(3) { // a message each interval
+		h.clock.Advance(500 * time.Millisecond)
+		_, err := nc.Write(maskedText(fmt.Sprintf(`{"batch":"b%d"}`, i)))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return g.syncs.Load() > start+i }, 5*time.Second, time.Millisecond, "applied")
+		h.clock.Advance(500 * time.Millisecond) // the ping
+	}
+	require.Eventually(t, func() bool { return pings.Load() > 0 }, 5*time.Second, time.Millisecond, "alice is pinged")
+	assert.Equal(t, start+3, g.syncs.Load(), "a sync a message, and none for presence")
+}
+
+// pingedClient connects alice by a raw upgrade to a server that pings
+// every second, and reads all the server sends her, answering no ping:
+// the store that counts her syncs, her connection, and the pings she got.
+func pingedClient(t *testing.T) (*harness, *holdStore, net.Conn, *atomic.Int64) {
 	g := newHoldStore("alice") // never held: it counts alice's syncs
 	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { g.Store = s; return g }),
 		func(a *api.Config, _ *stream.Config) { a.Push.PingInterval = time.Second })
 	nc, br := rawUpgrade(t, url, "/s/alice/0", nil)
-	var pings atomic.Int64
-	go func() { // reads what comes, to count the pings, and answers none
+	pings := new(atomic.Int64)
+	go func() {
 		for {
 			op, _, _, err := skipFrame(br)
 			if err != nil {
@@ -690,16 +691,7 @@ func TestPushPingsClientsThatSend(t *testing.T) {
 		}
 	}()
 	waitTickers(t, h, 1) // alice's pings
-	start := g.syncs.Load()
-	for i := range int64(3) { // a message each interval
-		h.clock.Advance(500 * time.Millisecond)
-		_, err := nc.Write(maskedText(fmt.Sprintf(`{"batch":"b%d"}`, i)))
-		require.NoError(t, err)
-		require.Eventually(t, func() bool { return g.syncs.Load() > start+i }, 5*time.Second, time.Millisecond, "applied")
-		h.clock.Advance(500 * time.Millisecond) // the ping
-	}
-	require.Eventually(t, func() bool { return pings.Load() > 0 }, 5*time.Second, time.Millisecond, "alice is pinged")
-	assert.Equal(t, start+3, g.syncs.Load(), "a sync a message, and none for presence")
+	return h, g, nc, pings
 }
 
 // goroutinesIn counts the goroutines whose stack holds fn.
