@@ -471,11 +471,18 @@ func TestPushUpgradeIsARequest(t *testing.T) {
 	h, url := pushHarness(t)
 	c := dial(t, url+"/s/alice/0")
 	next(t, c, func(protocol.SyncReply) bool { return true })
-	assert.NoError(t, testutil.GatherAndCompare(h.reg, strings.NewReader(`
+	// The handler returns once the connection is accepted, and is counted
+	// then; the connection's goroutine may send its first push before.
+	var err error
+	assert.Eventually(t, func() bool {
+		err = testutil.GatherAndCompare(h.reg, strings.NewReader(`
 # HELP eventstreamd_http_requests_total HTTP requests by route pattern, method and status code.
 # TYPE eventstreamd_http_requests_total counter
 eventstreamd_http_requests_total{method="GET",route="/{stream}/{client}/{tick}",status="101"} 1
-`), "eventstreamd_http_requests_total"), "counted while the connection is open")
+`), "eventstreamd_http_requests_total")
+		return err == nil
+	}, 5*time.Second, time.Millisecond)
+	assert.NoError(t, err, "counted while the connection is open")
 }
 
 // readGate is a store whose first Read waits until the test lets it go.
