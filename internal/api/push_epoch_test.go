@@ -405,22 +405,7 @@ func (w *watchedReads) Watch(name string) (string, int64, <-chan struct{}, bool)
 func TestPushLoopReadsWhatChanged(t *testing.T) {
 	f := &watchedReads{}
 	h, url := pushHarness(t, wrapStore(func(s stream.Store) stream.Store { f.Store = s; return f }))
-	c := dial(t, url+"/s/alice/0")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pushes := make(chan protocol.SyncReply, 1000)
-	go func() {
-		for {
-			_, b, err := c.Read(ctx)
-			if err != nil {
-				return
-			}
-			var r protocol.SyncReply
-			if json.Unmarshal(b, &r) == nil {
-				pushes <- r
-			}
-		}
-	}()
+	pushes := readAll(t, dial(t, url+"/s/alice/0"))
 	learnPhase(t, h) // the loop reads every tick until it has learned where ticks begin
 	waitPush := func(what string) protocol.SyncReply {
 		t.Helper()
